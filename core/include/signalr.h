@@ -1,0 +1,391 @@
+/* signalr.h - lua-signalr's portable C core: the one public header.
+ *
+ * The core parses Azure SignalR Service connection strings, signs and
+ * verifies HS256 JWTs, validates names, builds REST requests and reads their
+ * replies.  It never decides how bytes travel: a transport (the libcurl one
+ * in this library, nginx cosockets, anything else) moves a built
+ * signalr_request and hands the reply back to signalr_reply_read().
+ *
+ * All functions are re-entrant. Distinct handles may be used concurrently
+ * from distinct threads; a single handle must not be used from two threads at
+ * once. The core never calls curl_global_init(); the embedder (or the Lua
+ * binding, once, at load) does, after checking CURL_VERSION_THREADSAFE.
+ *
+ * Memory: every pointer a function returns through an out-parameter is owned
+ * by the caller and released with signalr_free() (never free(), in case the
+ * library and caller use different C runtimes), unless its comment says it
+ * is borrowed.  Secrets (the AccessKey, signed tokens) never appear in an
+ * error message.
+ */
+#ifndef SIGNALR_H
+#define SIGNALR_H
+
+#include <stddef.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define SIGNALR_API __attribute__((visibility("default")))
+#else
+#define SIGNALR_API
+#endif
+
+#define SIGNALR_VERSION "0.1.0"
+
+/* ===== limits (Azure SignalR REST API, "Limitation" section) ===== */
+#define SIGNALR_MAX_BODY        (1024 * 1024) /* request body, bytes */
+#define SIGNALR_MAX_HEADERS     (16 * 1024)   /* request line + headers */
+#define SIGNALR_MAX_HUB         128           /* hub / application name */
+#define SIGNALR_MAX_GROUP       1024          /* group name, bytes */
+#define SIGNALR_MAX_ID          1024          /* user / connection id */
+#define SIGNALR_MAX_CLIENT_TOKEN 4096         /* client token, chars */
+
+/* ===== errors ===== */
+
+/* One table: name, message.  New codes go only at the end: Lua code
+ * matches on the names. */
+#define SIGNALR_ERRORS(X)                                                   \
+    X(OK,           "success")                                              \
+    X(EINVAL,       "invalid argument")                                     \
+    X(ENOMEM,       "out of memory")                                        \
+    X(ECONNSTR,     "malformed connection string")                          \
+    X(ECRYPTO,      "crypto failure")                                       \
+    X(ETOOBIG,      "request exceeds the service limits")                   \
+    X(EUNSUPPORTED, "operation not supported by this API version")          \
+    X(ECONNECT,     "could not connect (request not sent)")                 \
+    X(ETIMEDOUT,    "request timed out")                                    \
+    X(EHTTP,        "HTTP transport failure")                               \
+    X(ESTATUS,      "unexpected HTTP status")                               \
+    X(ETOKEN,       "invalid token")
+
+typedef enum {
+#define SIGNALR_X_(name, msg) SIGNALR_##name,
+    SIGNALR_ERRORS(SIGNALR_X_)
+#undef SIGNALR_X_
+    SIGNALR_ERR_MAX
+} signalr_err;
+
+/* Optional detail of a failure, filled by any function taking one (a NULL
+ * pointer is allowed everywhere).  msg never contains key material. */
+typedef struct {
+    signalr_err code;
+    int status;            /* HTTP status for ESTATUS, else 0 */
+    char service_code[96]; /* x-ms-error-code or ErrorDetail.code, or "" */
+    char msg[512];         /* NUL-terminated, human readable */
+} signalr_error;
+
+/* Message for a code; never NULL ("unknown error" when out of range). */
+SIGNALR_API const char *signalr_strerror(signalr_err e);
+/* Stable name for a code, e.g. "ECONNSTR"; never NULL ("EUNKNOWN"). */
+SIGNALR_API const char *signalr_err_name(signalr_err e);
+
+/* Release memory the core handed to the caller.  NULL is a no-op. */
+SIGNALR_API void signalr_free(void *p);
+
+/* ===== connection strings ===== */
+
+typedef struct signalr_connstr signalr_connstr; /* opaque */
+
+/* Parse "Endpoint=https://x.service.signalr.net;AccessKey=...;Version=1.0;"
+ * (rules of the Azure SDK: keys case-insensitive, each part split on its
+ * first '=', duplicates rejected, Endpoint required and absolute http(s),
+ * Port 1-65535 overrides the endpoint's port, Version 1.x, optional
+ * ClientEndpoint / ServerEndpoint, AccessKey required unless AuthType names
+ * an Entra ID mode).  On success *out owns a new handle, released with
+ * signalr_connstr_free(); on failure *out is NULL and err names the
+ * offending key (never its value when it is the AccessKey). */
+SIGNALR_API signalr_err signalr_connstr_parse(const char *s, size_t len,
+                                              signalr_connstr **out,
+                                              signalr_error *err);
+SIGNALR_API void signalr_connstr_free(signalr_connstr *cs); /* NULL ok */
+
+/* Borrowed strings, valid until signalr_connstr_free().  Endpoints are
+ * "scheme://host[:port]" with the Port override applied and no trailing
+ * slash; client/server endpoint fall back to the endpoint when absent. */
+SIGNALR_API const char *signalr_connstr_endpoint(const signalr_connstr *cs);
+SIGNALR_API const char *signalr_connstr_client_endpoint(
+    const signalr_connstr *cs);
+SIGNALR_API const char *signalr_connstr_server_endpoint(
+    const signalr_connstr *cs);
+/* "scheme://host" of Endpoint, without port: the base of every "aud". */
+SIGNALR_API const char *signalr_connstr_audience_base(
+    const signalr_connstr *cs);
+SIGNALR_API const char *signalr_connstr_version(const signalr_connstr *cs);
+/* Lower-cased AuthType, or "" for access-key authentication. */
+SIGNALR_API const char *signalr_connstr_auth_type(const signalr_connstr *cs);
+/* 1 when an AccessKey is present (the key itself is not exposed). */
+SIGNALR_API int signalr_connstr_has_key(const signalr_connstr *cs);
+
+/* ===== JWT (RFC 7519, HS256 per RFC 7515) ===== */
+
+/* Sign header {"alg":"HS256","typ":"JWT"} and payload_json (any JSON
+ * object text, used as is) with key.  *out receives a NUL-terminated token
+ * (free with signalr_free()), *outlen its length (outlen may be NULL). */
+SIGNALR_API signalr_err signalr_jwt_sign(const char *payload_json,
+                                         size_t payload_len,
+                                         const unsigned char *key,
+                                         size_t keylen, char **out,
+                                         size_t *outlen, signalr_error *err);
+
+/* Verify token's HS256 signature against key (constant-time compare), that
+ * its header says alg HS256, and when now > 0 that it carries a numeric
+ * "exp" later than now.  On success *payload receives the decoded payload
+ * JSON (free with signalr_free()), NUL-terminated, length in *payload_len
+ * (may be NULL).  Failures are ETOKEN with the reason in err->msg. */
+SIGNALR_API signalr_err signalr_jwt_verify(const char *token, size_t len,
+                                           const unsigned char *key,
+                                           size_t keylen, time_t now,
+                                           char **payload,
+                                           size_t *payload_len,
+                                           signalr_error *err);
+
+/* ===== URLs (RFC 3986) ===== */
+
+/* Percent-encode src so that only unreserved characters (A-Z a-z 0-9 - . _
+ * ~) stay literal.  Works like snprintf: returns the length needed
+ * (excluding the NUL) and writes at most dstlen bytes, NUL-terminated when
+ * dstlen > 0. */
+SIGNALR_API size_t signalr_url_encode(char *dst, size_t dstlen,
+                                      const char *src, size_t srclen);
+/* Decode %XX escapes (and '+' to space when plus_is_space) into dst, which
+ * must hold srclen + 1 bytes.  Returns the decoded length, or (size_t)-1 on
+ * a malformed escape.  dst may equal src. */
+SIGNALR_API size_t signalr_url_decode(char *dst, const char *src,
+                                      size_t srclen, int plus_is_space);
+
+/* ===== validation (before any I/O) ===== */
+
+/* Each returns SIGNALR_OK or EINVAL with the reason in err->msg.
+ * Hub / application: ^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$.
+ * Group: 1-1024 bytes, not all white space.  Ids (user, connection) and
+ * targets: 1-1024 bytes.  None may contain a NUL byte (len is the size). */
+SIGNALR_API signalr_err signalr_validate_hub(const char *s, size_t len,
+                                             signalr_error *err);
+SIGNALR_API signalr_err signalr_validate_group(const char *s, size_t len,
+                                               signalr_error *err);
+SIGNALR_API signalr_err signalr_validate_id(const char *what, const char *s,
+                                            size_t len, signalr_error *err);
+
+/* ===== operations: one table drives builder, reader and retry ===== */
+
+#define SIGNALR_OPS(X)                                                      \
+    X(BROADCAST,                    "broadcast")                            \
+    X(SEND_TO_USER,                 "to_user")                              \
+    X(SEND_TO_GROUP,                "to_group")                             \
+    X(SEND_TO_CONNECTION,           "to_connection")                        \
+    X(ADD_CONNECTION_TO_GROUP,      "add_connection_to_group")              \
+    X(REMOVE_CONNECTION_FROM_GROUP, "remove_connection_from_group")         \
+    X(REMOVE_CONNECTION_FROM_ALL_GROUPS,                                    \
+      "remove_connection_from_all_groups")                                  \
+    X(ADD_USER_TO_GROUP,            "add_user_to_group")                    \
+    X(REMOVE_USER_FROM_GROUP,       "remove_user_from_group")               \
+    X(REMOVE_USER_FROM_ALL_GROUPS,  "remove_user_from_all_groups")          \
+    X(CONNECTION_EXISTS,            "connection_exists")                    \
+    X(USER_EXISTS,                  "user_exists")                          \
+    X(GROUP_EXISTS,                 "group_exists")                         \
+    X(USER_IN_GROUP,                "user_in_group")                        \
+    X(CLOSE_CONNECTION,             "close_connection")                     \
+    X(CLOSE_ALL_CONNECTIONS,        "close_all_connections")                \
+    X(CLOSE_GROUP_CONNECTIONS,      "close_group_connections")              \
+    X(CLOSE_USER_CONNECTIONS,       "close_user_connections")               \
+    X(HEALTH,                       "health")
+
+typedef enum {
+#define SIGNALR_X_(name, str) SIGNALR_OP_##name,
+    SIGNALR_OPS(SIGNALR_X_)
+#undef SIGNALR_X_
+    SIGNALR_OP_MAX
+} signalr_op;
+
+/* "broadcast", ... ; NULL when out of range. */
+SIGNALR_API const char *signalr_op_name(signalr_op op);
+/* Look an operation up by name; EINVAL when unknown. */
+SIGNALR_API signalr_err signalr_op_find(const char *name, signalr_op *op);
+/* 1 for operations that are safe to repeat (all but the sends). */
+SIGNALR_API int signalr_op_idempotent(signalr_op op);
+/* 1 for existence checks (their result is a boolean). */
+SIGNALR_API int signalr_op_is_check(signalr_op op);
+
+/* ===== clients and requests ===== */
+
+typedef struct signalr_client signalr_client; /* opaque */
+
+/* Supplies a bearer token for Entra ID (AuthType=azure...) clients.  Write
+ * a NUL-terminated token into buf and return its length, or return 0 on
+ * failure.  aud is the request's audience. */
+typedef size_t (*signalr_token_fn)(void *ud, const char *aud, char *buf,
+                                   size_t buflen);
+
+typedef struct {
+    const char *api_version;  /* NULL: "2022-06-01"; "v1" or a later date */
+    const char *application;  /* NULL: none; validated like a hub name */
+    const char *user_agent;   /* NULL: "lua-signalr/<version>" */
+    long token_lifetime;      /* REST token lifetime, s; <= 0: 3600 */
+    signalr_token_fn token_fn;/* Entra ID clients only */
+    void *token_ud;
+} signalr_client_options;
+
+/* Create a client from a connection string (opts may be NULL).  No I/O.
+ * Release with signalr_client_free().  The options' strings are copied. */
+SIGNALR_API signalr_err signalr_client_new(const char *connstr, size_t len,
+                                           const signalr_client_options *o,
+                                           signalr_client **out,
+                                           signalr_error *err);
+SIGNALR_API void signalr_client_free(signalr_client *c); /* NULL ok */
+/* Borrowed: the parsed connection string, valid while c lives. */
+SIGNALR_API const signalr_connstr *signalr_client_connstr(
+    const signalr_client *c);
+/* 1 when the client speaks the v1 route family. */
+SIGNALR_API int signalr_client_is_v1(const signalr_client *c);
+
+/* What an operation needs; unused fields are ignored.  Strings are
+ * len-delimited by strlen (they must not contain NUL bytes). */
+#define SIGNALR_TTL_NONE (-2147483647L - 1)
+
+typedef struct {
+    const char *hub;          /* always */
+    const char *user;         /* user-scoped operations */
+    const char *group;        /* group-scoped operations */
+    const char *connection;   /* connection-scoped operations */
+    const char *target;       /* sends: the client method name */
+    const char *arguments;    /* sends: JSON array text; NULL means [] */
+    size_t arguments_len;
+    const char *const *excluded; /* broadcast / group send / close-many */
+    size_t excluded_count;
+    const char *reason;       /* close operations; NULL: none */
+    long ttl;                 /* add_user_to_group; SIGNALR_TTL_NONE: unset */
+    const char *bearer;       /* a ready token to use instead of signing */
+} signalr_params;
+
+/* A built request.  Every pointer is owned by the request; release with
+ * signalr_request_clear() (which leaves it zeroed; clearing twice is ok). */
+typedef struct {
+    signalr_op op;
+    const char *method;       /* static string: "POST", "HEAD", ... */
+    char *url;                /* full URL with query */
+    char *host;               /* host name (no brackets, no port) */
+    int port;                 /* effective TCP port */
+    int tls;                  /* 1 for https */
+    char *path;               /* path and query, for the request line */
+    char *authorization;      /* "Bearer ..." or NULL (health) */
+    char *body;               /* NULL when the request has none */
+    size_t body_len;
+    const char *content_type; /* static, NULL without body */
+    const char *user_agent;   /* borrowed from the client */
+    int idempotent;
+} signalr_request;
+
+/* Build the request for op (pure: the same client state, params and now
+ * give the same bytes).  Validates every input first: nothing is built for
+ * a bad input.  Signed tokens are cached in c per audience until 5 minutes
+ * before expiry, so c is modified. */
+SIGNALR_API signalr_err signalr_request_build(signalr_client *c,
+                                              signalr_op op,
+                                              const signalr_params *p,
+                                              time_t now,
+                                              signalr_request *out,
+                                              signalr_error *err);
+SIGNALR_API void signalr_request_clear(signalr_request *r);
+
+/* ===== replies ===== */
+
+typedef struct {
+    int status;               /* HTTP status */
+    const char *error_code;   /* x-ms-error-code header, or NULL */
+    const char *body;         /* may be NULL */
+    size_t body_len;
+} signalr_reply;
+
+/* Turn a reply into the operation's result: SIGNALR_OK with *value = 1
+ * (success / exists) or 0 (an existence check answered "not found"), or
+ * ESTATUS with err->status, err->service_code and a message naming the
+ * status and the service's own message.  Any 2xx is success. */
+SIGNALR_API signalr_err signalr_reply_read(signalr_op op,
+                                           const signalr_reply *r,
+                                           int *value, signalr_error *err);
+
+/* ===== retries ===== */
+
+typedef struct {
+    int max_retries;          /* extra attempts after the first; 0: none */
+    long base_delay_ms;       /* first backoff delay */
+    long max_delay_ms;        /* cap on any delay (and on Retry-After) */
+} signalr_retry_policy;
+
+/* Decide whether attempt number `attempt` (1 = the first) that failed with
+ * `failure` (ECONNECT, ETIMEDOUT, EHTTP or ESTATUS with `status`) is
+ * retried.  Returns the delay in ms before the next attempt, or -1.
+ * Sends retry only on ECONNECT and status > 500; idempotent operations
+ * also on 500, 408, ETIMEDOUT and EHTTP; 429 is retried after Retry-After
+ * seconds (retry_after_s >= 0) or the backoff delay.  Backoff is
+ * base * 2^(attempt-1), capped. */
+SIGNALR_API long signalr_retry_delay(signalr_op op,
+                                     const signalr_retry_policy *policy,
+                                     int attempt, signalr_err failure,
+                                     int status, long retry_after_s);
+
+/* ===== negotiate (client tokens, no I/O) ===== */
+
+/* Produce what a client's negotiate endpoint returns: *url is
+ * "<ClientEndpoint or Endpoint>/client/?hub=<lower hub>" and *token a JWT
+ * with aud "<audience base>/client/?hub=<lower hub>", exp = now + lifetime
+ * (lifetime <= 0: 3600), iat, nbf, and when user_id is given nameid and
+ * asrs.s.uid.  extra_claims, when not NULL, is a JSON object whose members
+ * are added (they must not repeat the claims above).  Both outputs are
+ * freed with signalr_free().  ETOOBIG when the token exceeds 4096 chars. */
+SIGNALR_API signalr_err signalr_client_negotiate(signalr_client *c,
+                                                 const char *hub,
+                                                 const char *user_id,
+                                                 const char *extra_claims,
+                                                 long lifetime, time_t now,
+                                                 char **url, char **token,
+                                                 signalr_error *err);
+
+/* ===== HTTP transport (libcurl easy, blocking, keep-alive) ===== */
+
+typedef struct signalr_http signalr_http; /* opaque; one reusable handle */
+
+typedef struct {
+    long timeout_ms;          /* whole exchange; <= 0: 10000 */
+    long connect_timeout_ms;  /* <= 0: min(timeout, 5000) */
+    int verify_tls;           /* 0 disables certificate checks */
+    const char *ca_file;      /* NULL: the system store */
+} signalr_http_options;
+
+typedef struct {
+    int status;
+    char error_code[96];      /* x-ms-error-code, "" when absent */
+    long retry_after_s;       /* Retry-After in seconds, -1 when absent */
+    const char *body;         /* borrowed: valid until the next perform */
+    size_t body_len;          /* at most the first 64 KiB are kept */
+} signalr_http_reply;
+
+SIGNALR_API signalr_err signalr_http_new(signalr_http **out,
+                                         signalr_error *err);
+SIGNALR_API void signalr_http_free(signalr_http *h); /* NULL ok */
+
+/* Send one built request and wait for the reply.  Transport failures are
+ * ECONNECT (nothing was sent), ETIMEDOUT or EHTTP; any HTTP status is
+ * SIGNALR_OK with the status in *reply (mapping is signalr_reply_read()'s
+ * job). */
+SIGNALR_API signalr_err signalr_http_perform(signalr_http *h,
+                                             const signalr_request *req,
+                                             const signalr_http_options *o,
+                                             signalr_http_reply *reply,
+                                             signalr_error *err);
+
+/* Build, send, read and retry per policy (NULL: no retries), sleeping
+ * between attempts.  *value as in signalr_reply_read(). */
+SIGNALR_API signalr_err signalr_call(signalr_client *c, signalr_http *h,
+                                     signalr_op op, const signalr_params *p,
+                                     const signalr_http_options *o,
+                                     const signalr_retry_policy *policy,
+                                     int *value, signalr_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SIGNALR_H */

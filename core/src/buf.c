@@ -1,0 +1,312 @@
+/* buf.c - growable buffers, base64url and a minimal JSON scanner. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int buf_reserve(sr__buf *b, size_t extra)
+{
+    size_t cap;
+    char *p;
+
+    if (b->oom)
+        return 0;
+    if (b->len + extra + 1 <= b->cap)
+        return 1;
+    cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return 0;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 1;
+}
+
+void sr__buf_add(sr__buf *b, const char *s, size_t n)
+{
+    if (!buf_reserve(b, n))
+        return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void sr__buf_adds(sr__buf *b, const char *s)
+{
+    sr__buf_add(b, s, strlen(s));
+}
+
+void sr__buf_addf(sr__buf *b, const char *fmt, ...)
+{
+    char tmp[64];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    /* Only used for numbers and short literals; longer output is a bug. */
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        b->oom = 1;
+        return;
+    }
+    sr__buf_add(b, tmp, (size_t)n);
+}
+
+void sr__buf_add_escaped(sr__buf *b, const char *s, size_t n)
+{
+    size_t need = signalr_url_encode(NULL, 0, s, n);
+
+    if (!buf_reserve(b, need))
+        return;
+    signalr_url_encode(b->p + b->len, need + 1, s, n);
+    b->len += need;
+}
+
+void sr__buf_add_json_string(sr__buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i, run = 0;
+
+    sr__buf_add(b, "\"", 1);
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        char esc[7];
+
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        sr__buf_add(b, s + run, i - run);
+        run = i + 1;
+        esc[0] = '\\';
+        switch (ch) {
+        case '"': sr__buf_add(b, "\\\"", 2); break;
+        case '\\': sr__buf_add(b, "\\\\", 2); break;
+        case '\n': sr__buf_add(b, "\\n", 2); break;
+        case '\r': sr__buf_add(b, "\\r", 2); break;
+        case '\t': sr__buf_add(b, "\\t", 2); break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            sr__buf_add(b, esc, 6);
+        }
+    }
+    sr__buf_add(b, s + run, n - run);
+    sr__buf_add(b, "\"", 1);
+}
+
+char *sr__buf_take(sr__buf *b, size_t *len)
+{
+    char *p;
+
+    if (!b->oom && !b->p)
+        sr__buf_add(b, "", 0);
+    if (b->oom) {
+        sr__buf_free(b);
+        return NULL;
+    }
+    p = b->p;
+    if (len)
+        *len = b->len;
+    b->p = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+void sr__buf_free(sr__buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
+}
+
+/* ===== base64url (RFC 4648 section 5, no padding) ===== */
+
+static const char B64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t sr__b64url_encode(char *dst, const unsigned char *src, size_t n)
+{
+    size_t i, o = 0;
+
+    for (i = 0; i + 2 < n; i += 3) {
+        unsigned long v = ((unsigned long)src[i] << 16) |
+                          ((unsigned long)src[i + 1] << 8) | src[i + 2];
+        dst[o++] = B64[(v >> 18) & 63];
+        dst[o++] = B64[(v >> 12) & 63];
+        dst[o++] = B64[(v >> 6) & 63];
+        dst[o++] = B64[v & 63];
+    }
+    if (n - i == 1) {
+        unsigned long v = (unsigned long)src[i] << 16;
+        dst[o++] = B64[(v >> 18) & 63];
+        dst[o++] = B64[(v >> 12) & 63];
+    } else if (n - i == 2) {
+        unsigned long v = ((unsigned long)src[i] << 16) |
+                          ((unsigned long)src[i + 1] << 8);
+        dst[o++] = B64[(v >> 18) & 63];
+        dst[o++] = B64[(v >> 12) & 63];
+        dst[o++] = B64[(v >> 6) & 63];
+    }
+    dst[o] = '\0';
+    return o;
+}
+
+static int b64val(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+size_t sr__b64url_decode(unsigned char *dst, const char *src, size_t n)
+{
+    size_t i, o = 0;
+    unsigned long acc = 0;
+    int bits = 0;
+
+    if (n % 4 == 1)
+        return (size_t)-1;
+    for (i = 0; i < n; i++) {
+        int v = b64val(src[i]);
+
+        if (v < 0)
+            return (size_t)-1;
+        acc = (acc << 6) | (unsigned long)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            dst[o++] = (unsigned char)((acc >> bits) & 0xff);
+        }
+    }
+    /* Leftover bits must be zero for a canonical encoding. */
+    if (bits && (acc & ((1UL << bits) - 1)))
+        return (size_t)-1;
+    return o;
+}
+
+/* ===== JSON scanning (enough to find members, not a full parser) ===== */
+
+static size_t skip_ws(const char *s, size_t i, size_t n)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' ||
+                     s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* Index just past the string starting at s[i] == '"', or 0 on error. */
+static size_t skip_string(const char *s, size_t i, size_t n)
+{
+    for (i++; i < n; i++) {
+        if (s[i] == '\\')
+            i++;
+        else if (s[i] == '"')
+            return i + 1;
+        else if ((unsigned char)s[i] < 0x20)
+            return 0;
+    }
+    return 0;
+}
+
+/* Index just past the value starting at s[i], or 0 on error. */
+static size_t skip_value(const char *s, size_t i, size_t n)
+{
+    int depth = 0;
+
+    if (i >= n)
+        return 0;
+    if (s[i] == '"')
+        return skip_string(s, i, n);
+    if (s[i] != '{' && s[i] != '[') {
+        size_t start = i;
+
+        while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' &&
+               s[i] != ' ' && s[i] != '\n' && s[i] != '\r' && s[i] != '\t')
+            i++;
+        return i > start ? i : 0;
+    }
+    for (; i < n; i++) {
+        if (s[i] == '"') {
+            size_t e = skip_string(s, i, n);
+
+            if (!e)
+                return 0;
+            i = e - 1;
+        } else if (s[i] == '{' || s[i] == '[') {
+            depth++;
+        } else if (s[i] == '}' || s[i] == ']') {
+            if (--depth == 0)
+                return i + 1;
+        }
+    }
+    return 0;
+}
+
+int sr__json_is(const char *s, size_t len, char open)
+{
+    size_t i = skip_ws(s, 0, len), e;
+
+    if (i >= len || s[i] != open)
+        return 0;
+    e = skip_value(s, i, len);
+    return e && skip_ws(s, e, len) == len;
+}
+
+int sr__json_member(const char *obj, size_t len, const char *key,
+                    const char **val, size_t *vlen)
+{
+    size_t klen = strlen(key);
+    size_t i = skip_ws(obj, 0, len);
+
+    if (i >= len || obj[i] != '{')
+        return 0;
+    i = skip_ws(obj, i + 1, len);
+    if (i < len && obj[i] == '}')
+        return 0;
+    while (i < len) {
+        size_t ks, ke, ve;
+
+        if (obj[i] != '"')
+            return 0;
+        ks = i + 1;
+        ke = skip_string(obj, i, len);
+        if (!ke)
+            return 0;
+        i = skip_ws(obj, ke, len);
+        if (i >= len || obj[i] != ':')
+            return 0;
+        i = skip_ws(obj, i + 1, len);
+        ve = skip_value(obj, i, len);
+        if (!ve)
+            return 0;
+        /* Keys are compared raw: claim names never need escapes. */
+        if (ke - 1 - ks == klen && !memcmp(obj + ks, key, klen)) {
+            *val = obj + i;
+            *vlen = ve - i;
+            return 1;
+        }
+        i = skip_ws(obj, ve, len);
+        if (i < len && obj[i] == ',')
+            i = skip_ws(obj, i + 1, len);
+        else
+            return 0;
+    }
+    return 0;
+}

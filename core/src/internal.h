@@ -1,0 +1,72 @@
+/* internal.h - private declarations shared by the core's files. */
+#ifndef SIGNALR_INTERNAL_H
+#define SIGNALR_INTERNAL_H
+
+#include "signalr.h"
+
+#include <stdarg.h>
+
+/* Fill err (may be NULL) with code and a printf-style message; returns
+ * code so callers can `return sr__fail(...)`. */
+signalr_err sr__fail(signalr_error *err, signalr_err code, const char *fmt,
+                     ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Reset err to SIGNALR_OK with empty fields (NULL ok). */
+void sr__ok(signalr_error *err);
+
+char *sr__strndup(const char *s, size_t n);
+char *sr__strdup(const char *s);
+
+/* Growable byte buffer; `oom` latches the first allocation failure so a
+ * sequence of appends needs one check at the end. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sr__buf;
+
+void sr__buf_add(sr__buf *b, const char *s, size_t n);
+void sr__buf_adds(sr__buf *b, const char *s);
+void sr__buf_addf(sr__buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Append s percent-encoded (RFC 3986 unreserved kept). */
+void sr__buf_add_escaped(sr__buf *b, const char *s, size_t n);
+/* Append s as a JSON string literal with quotes. */
+void sr__buf_add_json_string(sr__buf *b, const char *s, size_t n);
+/* NUL-terminate and hand over p (NULL after oom); b is reset. */
+char *sr__buf_take(sr__buf *b, size_t *len);
+void sr__buf_free(sr__buf *b);
+
+/* base64url without padding (RFC 7515 section 2). */
+size_t sr__b64url_encode(char *dst, const unsigned char *src, size_t n);
+/* Returns decoded length or (size_t)-1; dst holds n * 3 / 4 + 3 bytes. */
+size_t sr__b64url_decode(unsigned char *dst, const char *src, size_t n);
+
+/* HMAC-SHA256 (the only OpenSSL use, in jwt.c). */
+signalr_err sr__hmac_sha256(const unsigned char *key, size_t keylen,
+                            const char *data, size_t n,
+                            unsigned char out[32]);
+
+/* Find top-level member `key` of JSON object text.  On success *val points
+ * at the value's first byte and *vlen spans the whole value (a string
+ * value includes its quotes).  Returns 0 when absent or malformed. */
+int sr__json_member(const char *obj, size_t len, const char *key,
+                    const char **val, size_t *vlen);
+/* 1 when s (trimmed) is one JSON value of the given bracket kind,
+ * '[' or '{', judged by a structural scan (strings and nesting). */
+int sr__json_is(const char *s, size_t len, char open);
+
+/* The hub-name rule, with `what` naming the thing in messages. */
+signalr_err sr__validate_name(const char *what, const char *s, size_t len,
+                              signalr_error *err);
+
+/* Connection string parts the client needs (connstr.c). */
+const char *sr__connstr_key(const signalr_connstr *cs, size_t *len);
+
+#endif

@@ -1,0 +1,154 @@
+/* jwt.c - HS256 JSON Web Tokens (RFC 7519, RFC 7515 section 3 and A.1).
+ * The only file that calls OpenSSL. */
+#include "internal.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* base64url of {"alg":"HS256","typ":"JWT"} */
+static const char HEADER_B64[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+signalr_err sr__hmac_sha256(const unsigned char *key, size_t keylen,
+                            const char *data, size_t n,
+                            unsigned char out[32])
+{
+    unsigned int outlen = 0;
+    static const unsigned char empty[1] = {0};
+
+    /* HMAC() rejects a NULL key even with length 0. */
+    if (!HMAC(EVP_sha256(), keylen ? key : empty, (int)keylen,
+              (const unsigned char *)data, n, out, &outlen) ||
+        outlen != 32)
+        return SIGNALR_ECRYPTO;
+    return SIGNALR_OK;
+}
+
+signalr_err signalr_jwt_sign(const char *payload_json, size_t payload_len,
+                             const unsigned char *key, size_t keylen,
+                             char **out, size_t *outlen, signalr_error *err)
+{
+    size_t hlen = sizeof(HEADER_B64) - 1;
+    size_t plen = (payload_len + 2) / 3 * 4;
+    size_t cap = hlen + 1 + plen + 1 + 43 + 1, n;
+    unsigned char mac[32];
+    char *tok;
+
+    *out = NULL;
+    sr__ok(err);
+    if (!payload_json || !sr__json_is(payload_json, payload_len, '{'))
+        return sr__fail(err, SIGNALR_EINVAL,
+                        "JWT payload must be a JSON object");
+    tok = malloc(cap);
+    if (!tok)
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    memcpy(tok, HEADER_B64, hlen);
+    tok[hlen] = '.';
+    n = hlen + 1;
+    n += sr__b64url_encode(tok + n, (const unsigned char *)payload_json,
+                           payload_len);
+    if (sr__hmac_sha256(key, keylen, tok, n, mac)) {
+        free(tok);
+        return sr__fail(err, SIGNALR_ECRYPTO, "HMAC-SHA256 failed");
+    }
+    tok[n++] = '.';
+    n += sr__b64url_encode(tok + n, mac, sizeof(mac));
+    OPENSSL_cleanse(mac, sizeof(mac));
+    *out = tok;
+    if (outlen)
+        *outlen = n;
+    return SIGNALR_OK;
+}
+
+/* Decode one base64url segment into a new NUL-terminated buffer. */
+static char *decode_segment(const char *s, size_t n, size_t *outlen)
+{
+    unsigned char *p = malloc(n * 3 / 4 + 3);
+    size_t len;
+
+    if (!p)
+        return NULL;
+    len = sr__b64url_decode(p, s, n);
+    if (len == (size_t)-1) {
+        free(p);
+        return NULL;
+    }
+    p[len] = '\0';
+    *outlen = len;
+    return (char *)p;
+}
+
+signalr_err signalr_jwt_verify(const char *token, size_t len,
+                               const unsigned char *key, size_t keylen,
+                               time_t now, char **payload,
+                               size_t *payload_len, signalr_error *err)
+{
+    const char *d1, *d2, *v;
+    unsigned char mac[32], got[48];
+    char *hdr = NULL, *body = NULL;
+    size_t hl, bl, gl, vl;
+    signalr_err rc = SIGNALR_ETOKEN;
+
+    *payload = NULL;
+    sr__ok(err);
+    if (!token || !len)
+        return sr__fail(err, SIGNALR_ETOKEN, "token is empty");
+    d1 = memchr(token, '.', len);
+    d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
+    if (!d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token)))
+        return sr__fail(err, SIGNALR_ETOKEN,
+                        "token is not three base64url segments");
+    gl = len - (size_t)(d2 + 1 - token);
+    if (gl > 44 ||
+        sr__b64url_decode(got, d2 + 1, gl) != sizeof(mac))
+        return sr__fail(err, SIGNALR_ETOKEN, "signature segment is malformed");
+    if (sr__hmac_sha256(key, keylen, token, (size_t)(d2 - token), mac))
+        return sr__fail(err, SIGNALR_ECRYPTO, "HMAC-SHA256 failed");
+    if (CRYPTO_memcmp(mac, got, sizeof(mac)))
+        return sr__fail(err, SIGNALR_ETOKEN,
+                        "signature does not match the access key");
+    hdr = decode_segment(token, (size_t)(d1 - token), &hl);
+    body = decode_segment(d1 + 1, (size_t)(d2 - d1 - 1), &bl);
+    if (!hdr || !body || !sr__json_is(hdr, hl, '{') ||
+        !sr__json_is(body, bl, '{')) {
+        sr__fail(err, SIGNALR_ETOKEN, "header or payload is not JSON");
+        goto out;
+    }
+    if (!sr__json_member(hdr, hl, "alg", &v, &vl) || vl != 7 ||
+        memcmp(v, "\"HS256\"", 7)) {
+        sr__fail(err, SIGNALR_ETOKEN, "algorithm is not HS256");
+        goto out;
+    }
+    if (now > 0) {
+        char num[32];
+        char *endp;
+        double exp;
+
+        if (!sr__json_member(body, bl, "exp", &v, &vl) || vl >= sizeof(num)) {
+            sr__fail(err, SIGNALR_ETOKEN, "claim 'exp' is missing");
+            goto out;
+        }
+        memcpy(num, v, vl);
+        num[vl] = '\0';
+        exp = strtod(num, &endp);
+        if (endp == num || *endp) {
+            sr__fail(err, SIGNALR_ETOKEN, "claim 'exp' is not a number");
+            goto out;
+        }
+        if (exp <= (double)now) {
+            sr__fail(err, SIGNALR_ETOKEN, "token has expired");
+            goto out;
+        }
+    }
+    *payload = body;
+    body = NULL;
+    if (payload_len)
+        *payload_len = bl;
+    rc = SIGNALR_OK;
+out:
+    free(hdr);
+    free(body);
+    return rc;
+}

@@ -1,0 +1,99 @@
+/* ops.c - the operation table: one row per REST operation, read by the
+ * request builder, the reply reader and the retry policy.
+ *
+ * Routes: Azure SignalR data-plane REST API 2022-06-01 (also every later
+ * api-version) and v1.  Path templates follow "/api/hubs/{hub}" (v1:
+ * "/api/v1/hubs/{hub}"); %u, %g and %c stand for the escaped user, group
+ * and connection id.  A NULL v1 path means v1 lacks the operation. */
+#include "ops.h"
+
+#include <string.h>
+
+#define NOTEXISTED_CONN "Warning.Connection.NotExisted"
+
+static const sr__op_row ROWS[SIGNALR_OP_MAX] = {
+    /* name, method, path, v1 method, v1 path, flags, 404 code(s) */
+    {"broadcast", "POST", "/:send", "POST", "",
+     F_BODY | F_EXCLUDED, NULL},
+    {"to_user", "POST", "/users/%u/:send", "POST", "/users/%u",
+     F_BODY | F_USER, NULL},
+    {"to_group", "POST", "/groups/%g/:send", "POST", "/groups/%g",
+     F_BODY | F_GROUP | F_EXCLUDED, NULL},
+    {"to_connection", "POST", "/connections/%c/:send", "POST",
+     "/connections/%c", F_BODY | F_CONN, NULL},
+    {"add_connection_to_group", "PUT", "/groups/%g/connections/%c", "PUT",
+     "/groups/%g/connections/%c", F_GROUP | F_CONN | F_IDEMPOTENT, NULL},
+    {"remove_connection_from_group", "DELETE", "/groups/%g/connections/%c",
+     "DELETE", "/groups/%g/connections/%c", F_GROUP | F_CONN | F_IDEMPOTENT,
+     NULL},
+    {"remove_connection_from_all_groups", "DELETE", "/connections/%c/groups",
+     NULL, NULL, F_CONN | F_IDEMPOTENT, NULL},
+    {"add_user_to_group", "PUT", "/users/%u/groups/%g", "PUT",
+     "/groups/%g/users/%u", F_USER | F_GROUP | F_TTL | F_IDEMPOTENT, NULL},
+    {"remove_user_from_group", "DELETE", "/users/%u/groups/%g", "DELETE",
+     "/groups/%g/users/%u", F_USER | F_GROUP | F_IDEMPOTENT, NULL},
+    {"remove_user_from_all_groups", "DELETE", "/users/%u/groups", "DELETE",
+     "/users/%u/groups", F_USER | F_IDEMPOTENT, NULL},
+    {"connection_exists", "HEAD", "/connections/%c", "GET",
+     "/connections/%c", F_CONN | F_CHECK | F_IDEMPOTENT, NOTEXISTED_CONN},
+    {"user_exists", "HEAD", "/users/%u", "GET", "/users/%u",
+     F_USER | F_CHECK | F_IDEMPOTENT, "Warning.User.NotExisted"},
+    {"group_exists", "HEAD", "/groups/%g", "GET", "/groups/%g",
+     F_GROUP | F_CHECK | F_IDEMPOTENT, "Warning.Group.NotExisted"},
+    {"user_in_group", "HEAD", "/users/%u/groups/%g", "GET",
+     "/groups/%g/users/%u", F_USER | F_GROUP | F_CHECK | F_IDEMPOTENT,
+     "Info.User.NotInGroup"},
+    /* Closing a connection that is already gone counts as done (as the
+     * service SDK treats it). */
+    {"close_connection", "DELETE", "/connections/%c", "DELETE",
+     "/connections/%c", F_CONN | F_REASON | F_IDEMPOTENT, NOTEXISTED_CONN},
+    {"close_all_connections", "POST", "/:closeConnections", NULL, NULL,
+     F_EXCLUDED | F_REASON | F_IDEMPOTENT, NULL},
+    {"close_group_connections", "POST", "/groups/%g/:closeConnections", NULL,
+     NULL, F_GROUP | F_EXCLUDED | F_REASON | F_IDEMPOTENT, NULL},
+    {"close_user_connections", "POST", "/users/%u/:closeConnections", NULL,
+     NULL, F_USER | F_EXCLUDED | F_REASON | F_IDEMPOTENT, NULL},
+    {"health", "HEAD", "/api/health", "GET", "/api/v1/health",
+     F_NOHUB | F_NOAUTH | F_IDEMPOTENT, NULL},
+};
+
+const sr__op_row *sr__op(signalr_op op)
+{
+    if ((unsigned)op >= SIGNALR_OP_MAX)
+        return NULL;
+    return &ROWS[op];
+}
+
+const char *signalr_op_name(signalr_op op)
+{
+    const sr__op_row *r = sr__op(op);
+
+    return r ? r->name : NULL;
+}
+
+signalr_err signalr_op_find(const char *name, signalr_op *op)
+{
+    int i;
+
+    for (i = 0; name && i < SIGNALR_OP_MAX; i++) {
+        if (!strcmp(ROWS[i].name, name)) {
+            *op = (signalr_op)i;
+            return SIGNALR_OK;
+        }
+    }
+    return SIGNALR_EINVAL;
+}
+
+int signalr_op_idempotent(signalr_op op)
+{
+    const sr__op_row *r = sr__op(op);
+
+    return r && (r->flags & F_IDEMPOTENT);
+}
+
+int signalr_op_is_check(signalr_op op)
+{
+    const sr__op_row *r = sr__op(op);
+
+    return r && (r->flags & F_CHECK);
+}

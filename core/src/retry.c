@@ -1,0 +1,37 @@
+/* retry.c - when to try a failed request again (the service SDK's rules:
+ * sends only when the request provably did no work, idempotent operations
+ * also after timeouts and 500/408; 429 after Retry-After). */
+#include "internal.h"
+
+long signalr_retry_delay(signalr_op op, const signalr_retry_policy *policy,
+                         int attempt, signalr_err failure, int status,
+                         long retry_after_s)
+{
+    int idem = signalr_op_idempotent(op);
+    long delay;
+    int ok, i;
+
+    if (!policy || attempt < 1 || attempt > policy->max_retries)
+        return -1;
+    if (failure == SIGNALR_ECONNECT)
+        ok = 1;
+    else if (failure == SIGNALR_ETIMEDOUT || failure == SIGNALR_EHTTP)
+        ok = idem;
+    else if (failure == SIGNALR_ESTATUS)
+        /* A 500 may hide a timed-out send that was delivered. */
+        ok = status > 500 || status == 429 ||
+             (idem && (status == 500 || status == 408));
+    else
+        ok = 0;
+    if (!ok)
+        return -1;
+    if (failure == SIGNALR_ESTATUS && status == 429 && retry_after_s >= 0) {
+        if (retry_after_s * 1000 > policy->max_delay_ms)
+            return -1; /* waiting that long would surprise the caller */
+        return retry_after_s * 1000;
+    }
+    delay = policy->base_delay_ms > 0 ? policy->base_delay_ms : 0;
+    for (i = 1; i < attempt && delay < policy->max_delay_ms; i++)
+        delay *= 2;
+    return delay < policy->max_delay_ms ? delay : policy->max_delay_ms;
+}
