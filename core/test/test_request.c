@@ -1,0 +1,382 @@
+/* test_request.c - the builder over every row of the operation table, both
+ * route families, plus tokens, negotiate and input rejection. */
+#include "harness.h"
+#include "signalr.h"
+
+#include <stdlib.h>
+
+#define KEY "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
+#define CS "Endpoint=http://localhost;Port=8888;AccessKey=" KEY ";Version=1.0;"
+#define NOW 1700000000
+
+static const char *const EXCL[] = {"c 1", "c2"};
+
+static const struct {
+    signalr_op op;
+    const char *method, *path, *v1_method, *v1_path;
+} ROUTES[] = {
+    {SIGNALR_OP_BROADCAST, "POST",
+     "/api/hubs/chat/:send?api-version=2022-06-01", "POST",
+     "/api/v1/hubs/chat"},
+    {SIGNALR_OP_SEND_TO_USER, "POST",
+     "/api/hubs/chat/users/u%2F1/:send?api-version=2022-06-01", "POST",
+     "/api/v1/hubs/chat/users/u%2F1"},
+    {SIGNALR_OP_SEND_TO_GROUP, "POST",
+     "/api/hubs/chat/groups/g%20x/:send?api-version=2022-06-01", "POST",
+     "/api/v1/hubs/chat/groups/g%20x"},
+    {SIGNALR_OP_SEND_TO_CONNECTION, "POST",
+     "/api/hubs/chat/connections/c%3F1/:send?api-version=2022-06-01", "POST",
+     "/api/v1/hubs/chat/connections/c%3F1"},
+    {SIGNALR_OP_ADD_CONNECTION_TO_GROUP, "PUT",
+     "/api/hubs/chat/groups/g%20x/connections/c%3F1?api-version=2022-06-01",
+     "PUT", "/api/v1/hubs/chat/groups/g%20x/connections/c%3F1"},
+    {SIGNALR_OP_REMOVE_CONNECTION_FROM_GROUP, "DELETE",
+     "/api/hubs/chat/groups/g%20x/connections/c%3F1?api-version=2022-06-01",
+     "DELETE", "/api/v1/hubs/chat/groups/g%20x/connections/c%3F1"},
+    {SIGNALR_OP_REMOVE_CONNECTION_FROM_ALL_GROUPS, "DELETE",
+     "/api/hubs/chat/connections/c%3F1/groups?api-version=2022-06-01", NULL,
+     NULL},
+    {SIGNALR_OP_ADD_USER_TO_GROUP, "PUT",
+     "/api/hubs/chat/users/u%2F1/groups/g%20x?api-version=2022-06-01&ttl=60",
+     "PUT", "/api/v1/hubs/chat/groups/g%20x/users/u%2F1?ttl=60"},
+    {SIGNALR_OP_REMOVE_USER_FROM_GROUP, "DELETE",
+     "/api/hubs/chat/users/u%2F1/groups/g%20x?api-version=2022-06-01",
+     "DELETE", "/api/v1/hubs/chat/groups/g%20x/users/u%2F1"},
+    {SIGNALR_OP_REMOVE_USER_FROM_ALL_GROUPS, "DELETE",
+     "/api/hubs/chat/users/u%2F1/groups?api-version=2022-06-01", "DELETE",
+     "/api/v1/hubs/chat/users/u%2F1/groups"},
+    {SIGNALR_OP_CONNECTION_EXISTS, "HEAD",
+     "/api/hubs/chat/connections/c%3F1?api-version=2022-06-01", "GET",
+     "/api/v1/hubs/chat/connections/c%3F1"},
+    {SIGNALR_OP_USER_EXISTS, "HEAD",
+     "/api/hubs/chat/users/u%2F1?api-version=2022-06-01", "GET",
+     "/api/v1/hubs/chat/users/u%2F1"},
+    {SIGNALR_OP_GROUP_EXISTS, "HEAD",
+     "/api/hubs/chat/groups/g%20x?api-version=2022-06-01", "GET",
+     "/api/v1/hubs/chat/groups/g%20x"},
+    {SIGNALR_OP_USER_IN_GROUP, "HEAD",
+     "/api/hubs/chat/users/u%2F1/groups/g%20x?api-version=2022-06-01", "GET",
+     "/api/v1/hubs/chat/groups/g%20x/users/u%2F1"},
+    {SIGNALR_OP_CLOSE_CONNECTION, "DELETE",
+     "/api/hubs/chat/connections/c%3F1?api-version=2022-06-01&reason=bye%21",
+     "DELETE", "/api/v1/hubs/chat/connections/c%3F1?reason=bye%21"},
+    {SIGNALR_OP_CLOSE_ALL_CONNECTIONS, "POST",
+     "/api/hubs/chat/:closeConnections?api-version=2022-06-01&reason=bye%21",
+     NULL, NULL},
+    {SIGNALR_OP_CLOSE_GROUP_CONNECTIONS, "POST",
+     "/api/hubs/chat/groups/g%20x/:closeConnections?api-version=2022-06-01"
+     "&reason=bye%21", NULL, NULL},
+    {SIGNALR_OP_CLOSE_USER_CONNECTIONS, "POST",
+     "/api/hubs/chat/users/u%2F1/:closeConnections?api-version=2022-06-01"
+     "&reason=bye%21", NULL, NULL},
+    {SIGNALR_OP_HEALTH, "HEAD", "/api/health?api-version=2022-06-01", "GET",
+     "/api/v1/health"},
+};
+
+static signalr_params base_params(void)
+{
+    signalr_params p;
+
+    memset(&p, 0, sizeof(p));
+    p.hub = "Chat";
+    p.user = "u/1";
+    p.group = "g x";
+    p.connection = "c?1";
+    p.target = "newMessage";
+    p.arguments = "[\"hi\",{\"x\":1}]";
+    p.arguments_len = strlen(p.arguments);
+    p.reason = "bye!";
+    p.ttl = 60;
+    return p;
+}
+
+/* The JWT's aud must be the request URL on the Endpoint host, no port, no
+ * query. */
+static void check_aud(const signalr_request *r, const char *path)
+{
+    char want[1024], *payload = NULL;
+    const char *q = strchr(path, '?');
+    signalr_error e;
+
+    snprintf(want, sizeof(want), "\"aud\":\"http://localhost%.*s\"",
+             (int)(q ? (size_t)(q - path) : strlen(path)), path);
+    CHECK(r->authorization && !strncmp(r->authorization, "Bearer ", 7),
+          "bearer header");
+    if (!r->authorization)
+        return;
+    CHECK(!signalr_jwt_verify(r->authorization + 7,
+                              strlen(r->authorization + 7),
+                              (const unsigned char *)KEY, strlen(KEY), NOW,
+                              &payload, NULL, &e), "token verifies");
+    CHECK(payload && strstr(payload, want), want);
+    CHECK(payload && strstr(payload, "\"exp\":1700003600"), "exp = now+1h");
+    signalr_free(payload);
+}
+
+static void routes(int v1)
+{
+    signalr_client_options o;
+    signalr_client *c;
+    signalr_error e;
+    size_t i;
+
+    memset(&o, 0, sizeof(o));
+    o.api_version = v1 ? "v1" : NULL;
+    CHECK(!signalr_client_new(CS, strlen(CS), &o, &c, &e), "client");
+    for (i = 0; i < sizeof(ROUTES) / sizeof(*ROUTES); i++) {
+        signalr_params p = base_params();
+        const char *method = v1 ? ROUTES[i].v1_method : ROUTES[i].method;
+        const char *path = v1 ? ROUTES[i].v1_path : ROUTES[i].path;
+        signalr_request r;
+        signalr_err rc = signalr_request_build(c, ROUTES[i].op, &p, NOW, &r,
+                                               &e);
+        char url[1024];
+
+        if (!path) {
+            CHECK(rc == SIGNALR_EUNSUPPORTED, "v1 lacks the route");
+            CHECK(strstr(e.msg, "needs api_version 2022-06-01") != NULL,
+                  "v1: clear message");
+            continue;
+        }
+        CHECK(rc == SIGNALR_OK, signalr_op_name(ROUTES[i].op));
+        if (rc) {
+            fprintf(stderr, "  %s\n", e.msg);
+            continue;
+        }
+        CHECK_STR(r.method, method, "method");
+        CHECK_STR(r.path, path, "path and query");
+        snprintf(url, sizeof(url), "http://localhost:8888%s", path);
+        CHECK_STR(r.url, url, "url");
+        CHECK_STR(r.host, "localhost", "host");
+        CHECK(r.port == 8888 && !r.tls, "port");
+        CHECK_STR(r.user_agent, "lua-signalr/" SIGNALR_VERSION, "user agent");
+        if (ROUTES[i].op == SIGNALR_OP_HEALTH)
+            CHECK(!r.authorization, "health has no token");
+        else
+            check_aud(&r, path);
+        if (!strcmp(method, "POST") &&
+            ROUTES[i].op <= SIGNALR_OP_SEND_TO_CONNECTION) {
+            CHECK_STR(r.body, "{\"target\":\"newMessage\",\"arguments\":"
+                              "[\"hi\",{\"x\":1}]}", "body");
+            CHECK_STR(r.content_type, "application/json; charset=utf-8",
+                      "content type");
+        } else {
+            CHECK(!r.body && !r.content_type, "no body");
+        }
+        CHECK(r.idempotent == signalr_op_idempotent(ROUTES[i].op),
+              "idempotent flag");
+        signalr_request_clear(&r);
+        signalr_request_clear(&r);
+    }
+    signalr_client_free(c);
+}
+
+static signalr_err build1(signalr_client *c, signalr_op op,
+                          const signalr_params *p, signalr_error *e)
+{
+    signalr_request r;
+    signalr_err rc = signalr_request_build(c, op, p, NOW, &r, e);
+
+    CHECK(rc || r.url, "built");
+    CHECK(!rc || (!r.url && !r.body && !r.authorization),
+          "nothing is built for a rejected input");
+    signalr_request_clear(&r);
+    return rc;
+}
+
+int main(void)
+{
+    signalr_client_options o;
+    signalr_client *c;
+    signalr_request r, r2;
+    signalr_params p;
+    signalr_error e;
+    char *big, *url, *tok, *payload;
+
+    routes(0);
+    routes(1);
+
+    CHECK(!signalr_client_new(CS, strlen(CS), NULL, &c, &e), "client");
+    /* excluded ids repeat the key, each escaped */
+    p = base_params();
+    p.excluded = EXCL;
+    p.excluded_count = 2;
+    CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW, &r, &e),
+          "broadcast with exclusions");
+    CHECK_STR(r.path, "/api/hubs/chat/:send?api-version=2022-06-01"
+                      "&excluded=c%201&excluded=c2", "excluded query");
+    /* token cache: same audience, same token; 1h later, a new one */
+    CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW + 60, &r2,
+                                 &e), "again");
+    CHECK_STR(r2.authorization, r.authorization, "token reused");
+    signalr_request_clear(&r2);
+    CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW + 3400,
+                                 &r2, &e), "near expiry");
+    CHECK(strcmp(r2.authorization, r.authorization) != 0,
+          "token renewed 5 minutes before expiry");
+    signalr_request_clear(&r2);
+    signalr_request_clear(&r);
+    /* no arguments means [] */
+    p.arguments = NULL;
+    CHECK(!signalr_request_build(c, SIGNALR_OP_SEND_TO_USER, &p, NOW, &r,
+                                 &e), "no args");
+    CHECK_STR(r.body, "{\"target\":\"newMessage\",\"arguments\":[]}",
+              "empty arguments encode as []");
+    signalr_request_clear(&r);
+    /* target is JSON-escaped */
+    p.target = "a\"b\\c\n";
+    CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW, &r, &e),
+          "escaped target");
+    CHECK_STR(r.body, "{\"target\":\"a\\\"b\\\\c\\n\",\"arguments\":[]}",
+              "target escaping");
+    signalr_request_clear(&r);
+    /* ttl unset: no query */
+    p = base_params();
+    p.ttl = SIGNALR_TTL_NONE;
+    CHECK(!signalr_request_build(c, SIGNALR_OP_ADD_USER_TO_GROUP, &p, NOW,
+                                 &r, &e), "no ttl");
+    CHECK_STR(r.path, "/api/hubs/chat/users/u%2F1/groups/g%20x"
+                      "?api-version=2022-06-01", "no ttl query");
+    signalr_request_clear(&r);
+
+    /* bad inputs: each rejected with its own reason, nothing built */
+    p = base_params();
+    p.hub = "bad-hub";
+    CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_EINVAL, "hub");
+    p = base_params();
+    p.user = "";
+    CHECK(build1(c, SIGNALR_OP_SEND_TO_USER, &p, &e) == SIGNALR_EINVAL,
+          "empty user");
+    CHECK_STR(e.msg, "user id is empty", "empty user message");
+    p = base_params();
+    p.group = "   ";
+    CHECK(build1(c, SIGNALR_OP_SEND_TO_GROUP, &p, &e) == SIGNALR_EINVAL,
+          "blank group");
+    p = base_params();
+    p.target = "";
+    CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_EINVAL,
+          "empty target");
+    CHECK_STR(e.msg, "target is empty", "target message");
+    p = base_params();
+    p.arguments = "{\"a\":1}";
+    p.arguments_len = 7;
+    CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_EINVAL,
+          "arguments not an array");
+    p = base_params();
+    p.ttl = -5;
+    CHECK(build1(c, SIGNALR_OP_ADD_USER_TO_GROUP, &p, &e) == SIGNALR_EINVAL,
+          "negative ttl");
+    p = base_params();
+    p.excluded = EXCL;
+    p.excluded_count = 2;
+    p.connection = NULL;
+    CHECK(build1(c, SIGNALR_OP_SEND_TO_CONNECTION, &p, &e) == SIGNALR_EINVAL,
+          "missing connection id");
+    /* body over 1 MB */
+    /* body = {"target":"newMessage","arguments":<args>}: 36 bytes + args */
+    big = malloc(SIGNALR_MAX_BODY + 16);
+    memset(big, 'a', SIGNALR_MAX_BODY + 16);
+    big[0] = '[';
+    big[1] = '"';
+    big[SIGNALR_MAX_BODY - 38] = '"';
+    big[SIGNALR_MAX_BODY - 37] = ']';
+    p = base_params();
+    p.arguments = big;
+    p.arguments_len = SIGNALR_MAX_BODY - 36;
+    CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_OK,
+          "body of exactly 1 MB is fine");
+    big[SIGNALR_MAX_BODY - 38] = 'a';
+    big[SIGNALR_MAX_BODY - 37] = '"';
+    big[SIGNALR_MAX_BODY - 36] = ']';
+    p.arguments_len = SIGNALR_MAX_BODY - 35;
+    CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_ETOOBIG,
+          "body of 1 MB + 1 byte");
+    CHECK(strstr(e.msg, "body is 1048577 bytes") != NULL, "size message");
+    /* headers over 16 KB: many long exclusions */
+    {
+        const char *many[20];
+        int i;
+
+        memset(big, 'x', 1024);
+        big[1024] = '\0';
+        for (i = 0; i < 20; i++)
+            many[i] = big;
+        p = base_params();
+        p.excluded = many;
+        p.excluded_count = 20;
+        CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_ETOOBIG,
+              "headers over 16 KB");
+        CHECK(strstr(e.msg, "16 KB") != NULL, "header message");
+    }
+    free(big);
+
+    /* negotiate */
+    CHECK(!signalr_client_negotiate(c, "Chat", "alice", "{\"role\":\"x\"}",
+                                    600, NOW, &url, &tok, &e), "negotiate");
+    CHECK_STR(url, "http://localhost:8888/client/?hub=chat", "client url");
+    CHECK(!signalr_jwt_verify(tok, strlen(tok), (const unsigned char *)KEY,
+                              strlen(KEY), NOW, &payload, NULL, &e),
+          "client token verifies");
+    CHECK(strstr(payload, "\"aud\":\"http://localhost/client/?hub=chat\"") !=
+              NULL, "client aud");
+    CHECK(strstr(payload, "\"exp\":1700000600") != NULL, "lifetime");
+    CHECK(strstr(payload, "\"nameid\":\"alice\"") != NULL, "nameid");
+    CHECK(strstr(payload, "\"asrs.s.uid\":\"alice\"") != NULL, "asrs.s.uid");
+    CHECK(strstr(payload, "\"role\":\"x\"") != NULL, "extra claim");
+    signalr_free(payload);
+    signalr_free(url);
+    signalr_free(tok);
+    CHECK(signalr_client_negotiate(c, "Chat", NULL, "{\"aud\":\"x\"}", 0,
+                                   NOW, &url, &tok, &e) == SIGNALR_EINVAL &&
+              !url && !tok, "reserved claim rejected");
+    CHECK(signalr_client_negotiate(c, "Chat", "", NULL, 0, NOW, &url, &tok,
+                                   &e) == SIGNALR_EINVAL, "empty user id");
+    signalr_client_free(c);
+
+    /* client options */
+    memset(&o, 0, sizeof(o));
+    o.api_version = "2021-01-01";
+    CHECK(signalr_client_new(CS, strlen(CS), &o, &c, &e) == SIGNALR_EINVAL,
+          "api_version too old");
+    o.api_version = "2024-12-01";
+    o.application = "MyApp";
+    o.user_agent = "game/1";
+    CHECK(!signalr_client_new(CS, strlen(CS), &o, &c, &e), "newer api");
+    p = base_params();
+    CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW, &r, &e),
+          "app broadcast");
+    CHECK_STR(r.path, "/api/hubs/chat/:send?application=myapp"
+                      "&api-version=2024-12-01", "application query");
+    CHECK_STR(r.user_agent, "game/1", "custom user agent");
+    signalr_request_clear(&r);
+    CHECK(!signalr_client_negotiate(c, "Chat", NULL, NULL, 0, NOW, &url,
+                                    &tok, &e), "app negotiate");
+    CHECK_STR(url, "http://localhost:8888/client/?hub=myapp_chat",
+              "app-prefixed hub");
+    signalr_free(url);
+    signalr_free(tok);
+    signalr_client_free(c);
+    o.application = "my-app";
+    CHECK(signalr_client_new(CS, strlen(CS), &o, &c, &e) == SIGNALR_EINVAL,
+          "bad application");
+    CHECK_STR(e.msg, "application name has an illegal character at position "
+                     "3 (allowed: letters, digits and _`,.[])",
+              "application message");
+    /* Entra ID without a provider: a clear error, no request */
+    CHECK(!signalr_client_new("Endpoint=https://h;AuthType=azure", 33, NULL,
+                              &c, &e), "entra client");
+    p = base_params();
+    CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_EINVAL,
+          "no token provider");
+    CHECK_STR(e.msg, "AuthType=azure needs a token provider (no AccessKey "
+                     "to sign with)", "provider message");
+    p.bearer = "abc";
+    CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW, &r, &e),
+          "given bearer");
+    CHECK_STR(r.authorization, "Bearer abc", "bearer passed through");
+    CHECK(r.tls && r.port == 443, "https default port");
+    signalr_request_clear(&r);
+    signalr_client_free(c);
+    signalr_client_free(NULL);
+    return t_done("test_request");
+}
