@@ -1,25 +1,43 @@
-# lua-signalr build, tests and tools.  `make test` is what CI runs.
+# lua-signalr: build, tests and tools.  `make test` is what CI runs; it
+# installs missing Debian packages and npm modules first (idempotent).
 CC      ?= cc
 AR      ?= ar
+# Lua versions for the binding and the unit specs ("jit" = LuaJIT 2.1)
 LUAS    ?= 5.4 5.1 5.3 jit
 WARN     = -std=c99 -pedantic -Wall -Wextra -Wshadow -Wwrite-strings \
            -Wstrict-prototypes -Wmissing-prototypes -Wswitch-enum
 CFLAGS  ?= -O2 -g
 WERROR  ?= -Werror
-ALLCFLAGS = $(WARN) $(WERROR) $(CFLAGS) -fPIC -fvisibility=hidden \
+BUILD   ?= build
+SAN     ?=
+ALLCFLAGS = $(WARN) $(WERROR) $(CFLAGS) $(SAN) -fPIC -fvisibility=hidden \
             -Icore/include -Icore/src
 LIBS     = -lcurl -lcrypto
-BUILD   ?= build
 
 CORE_SRC = $(wildcard core/src/*.c)
 CORE_OBJ = $(CORE_SRC:core/src/%.c=$(BUILD)/core/%.o)
-CTESTS   = $(patsubst core/test/%.c,$(BUILD)/test/%,$(filter-out core/test/harness.c,$(wildcard core/test/test_*.c)))
+CTESTS   = $(patsubst core/test/%.c,$(BUILD)/test/%,$(wildcard core/test/test_*.c))
+lua_pc   = $(if $(filter jit,$(1)),luajit,lua$(1))
+BINDINGS = $(foreach v,$(LUAS),$(BUILD)/lua$(v)/signalr/core.so)
 
-.PHONY: all core test test-c clean
-all: core
+APT_PKGS = build-essential pkg-config curl libcurl4-openssl-dev libssl-dev \
+           lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev \
+           luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-check luarocks \
+           lua-http lua-cqueues lua-luaossl valgrind
+
+.PHONY: all core bindings deps test test-c test-lua test-e2e lint asan \
+        demo rock emulator clean
+
+all: core bindings
 
 core: $(BUILD)/libsignalr.a
+bindings: $(BINDINGS)
 
+# ---- dependencies (idempotent: only what is missing is installed) ----
+deps:
+	@bash .ci/deps.sh $(APT_PKGS)
+
+# ---- C core ----
 $(BUILD)/core/%.o: core/src/%.c core/include/signalr.h $(wildcard core/src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -c $< -o $@
@@ -31,8 +49,50 @@ $(BUILD)/test/%: core/test/%.c core/test/harness.h $(BUILD)/libsignalr.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -Icore/test $< $(BUILD)/libsignalr.a $(LIBS) -o $@
 
+# ---- Lua binding, one per Lua version ----
+$(BUILD)/lua%/signalr/core.so: lua/signalr_core.c lua/compat.h $(BUILD)/libsignalr.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $$(pkg-config --cflags $(call lua_pc,$*)) -shared \
+	  lua/signalr_core.c $(BUILD)/libsignalr.a $(LIBS) -o $@
+
+# ---- tests ----
+test: deps all
+	@bash .ci/test-all.sh
+
 test-c: $(CTESTS)
 	@set -e; for t in $(CTESTS); do $$t; done
 
+# make test-lua V=5.4
+test-lua: all
+	@bash spec/run.sh $(or $(V),5.4) unit
+
+test-e2e: all
+	@bash spec/run.sh 5.4 e2e
+
+lint:
+	luacheck --quiet lua spec emulator bin examples
+
+# C tests and the 5.4 unit specs under ASan + UBSan (LD_PRELOAD: the Lua
+# interpreter itself is not instrumented).
+asan:
+	$(MAKE) BUILD=build/asan LUAS=5.4 \
+	  SAN="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	  all test-c
+	SIGNALR_BUILD=build/asan \
+	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp \
+	  bash spec/run.sh 5.4 unit
+
+demo: deps all
+	@bash examples/demo.sh
+
+# Build and install the rock into a private tree (offline).
+rock:
+	luarocks --lua-version=5.4 make --deps-mode=none --tree $(BUILD)/rocks \
+	  rockspec/lua-signalr-dev-1.rockspec
+
+emulator: deps all
+	bin/signalr-emulator
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf build

@@ -1,0 +1,62 @@
+--- JSON for invocation arguments and claims, on a private lua-cjson
+-- instance (the process-wide `cjson` settings are left alone).
+--
+-- Caveats (lua-cjson): an empty nested table encodes as `{}` (the top-level
+-- `args` list encodes as `[]`); numbers keep 14 significant digits, so pass
+-- large integer ids as strings; `cjson.null` sends a JSON null.
+-- @module signalr.json
+local cjson = require("cjson").new()
+
+local type, pairs, pcall, tostring = type, pairs, pcall, tostring
+local encode = cjson.encode
+
+local _M = { null = cjson.null }
+
+--- Encode an invocation's argument list as a JSON array.
+-- @return text, or nil + message for values JSON cannot carry, or
+--   false + message for a wrong shape (the caller raises)
+function _M.encode_args(args)
+    if args == nil then return "[]" end
+    if type(args) ~= "table" then
+        return false, "args must be a table (a sequence of arguments) or nil, got "
+            .. type(args)
+    end
+    local n, count = #args, 0
+    for k in pairs(args) do
+        if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
+            return false, "args must be a sequence (keys 1..n); found key "
+                .. tostring(k) .. " (use signalr.null for a JSON null)"
+        end
+        count = count + 1
+    end
+    if count ~= n then
+        return false, "args has holes; use signalr.null for a JSON null"
+    end
+    if n == 0 then return "[]" end
+    local ok, text = pcall(encode, args)
+    if not ok then
+        return nil, "arguments cannot be encoded as JSON: " .. tostring(text)
+    end
+    return text
+end
+
+--- Encode extra JWT claims (a table with string keys) as a JSON object.
+function _M.encode_claims(claims)
+    if type(claims) ~= "table" then
+        return false, "opts.claims must be a table, got " .. type(claims)
+    end
+    for k in pairs(claims) do
+        if type(k) ~= "string" then
+            return false, "opts.claims keys must be strings"
+        end
+    end
+    if next(claims) == nil then return nil end
+    local ok, text = pcall(encode, claims)
+    if not ok then
+        return nil, "claims cannot be encoded as JSON: " .. tostring(text)
+    end
+    return text
+end
+
+_M.decode = cjson.decode
+return _M

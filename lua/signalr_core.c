@@ -1,0 +1,643 @@
+/* signalr_core.c - the private `signalr.core` module: marshals Lua values to
+ * the C core and back.  No policy lives here: defaults, option checking and
+ * messages for users are the Lua layer's (lua/signalr/).
+ *
+ * Conventions: a wrong argument type raises (luaL_check*); bad data and
+ * failures return nil, message, details where details is a table with
+ * `code` (e.g. "EINVAL") and, for HTTP replies, `status`, `service_code`
+ * and `body`.  C memory is never live across a call that can raise: built
+ * requests sit in a userdata box whose __gc releases them. */
+#include "compat.h"
+#include "signalr.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CLIENT_MT "signalr.client"
+#define BOX_MT "signalr.box"
+
+typedef struct {
+    signalr_client *c;
+    signalr_http *h;             /* created on the first call */
+    signalr_http_options http;
+    signalr_retry_policy retry;
+    char *ca_file;
+} lclient;
+
+/* Holds C allocations while results are pushed (a push may raise). */
+typedef struct {
+    signalr_request req;
+    char *a, *b;
+} box;
+
+/* ===== helpers ===== */
+
+static void push_details(lua_State *L, const signalr_error *e)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, signalr_err_name(e->code));
+    lua_setfield(L, -2, "code");
+    if (e->status) {
+        lua_pushinteger(L, e->status);
+        lua_setfield(L, -2, "status");
+    }
+    if (e->service_code[0]) {
+        lua_pushstring(L, e->service_code);
+        lua_setfield(L, -2, "service_code");
+    }
+}
+
+/* nil, message, details (cf. luv_error) */
+static int push_fail(lua_State *L, const signalr_error *e)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, e->msg[0] ? e->msg : signalr_strerror(e->code));
+    push_details(L, e);
+    return 3;
+}
+
+static int fail_msg(lua_State *L, signalr_err code, const char *msg)
+{
+    signalr_error e;
+
+    memset(&e, 0, sizeof(e));
+    e.code = code;
+    strncpy(e.msg, msg, sizeof(e.msg) - 1);
+    return push_fail(L, &e);
+}
+
+static int box_gc(lua_State *L)
+{
+    box *b = luaL_checkudata(L, 1, BOX_MT);
+
+    signalr_request_clear(&b->req);
+    signalr_free(b->a);
+    signalr_free(b->b);
+    b->a = b->b = NULL;
+    return 0;
+}
+
+static box *new_box(lua_State *L)
+{
+    box *b = lua_newuserdatauv(L, sizeof(box), 0);
+
+    memset(b, 0, sizeof(*b));
+    luaL_setmetatable(L, BOX_MT);
+    return b;
+}
+
+static lclient *check_client(lua_State *L)
+{
+    lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
+
+    if (!lc->c)
+        luaL_error(L, "signalr client is closed");
+    return lc;
+}
+
+static signalr_op check_op(lua_State *L, int idx)
+{
+    const char *name = luaL_checkstring(L, idx);
+    signalr_op op;
+
+    if (signalr_op_find(name, &op))
+        luaL_argerror(L, idx, lua_pushfstring(L, "unknown operation '%s'",
+                                              name));
+    return op;
+}
+
+/* Optional string field; raises on a wrong type; *nul set on a NUL byte. */
+static const char *opt_field(lua_State *L, int t, const char *k,
+                             size_t *len, const char **nul)
+{
+    const char *s;
+    size_t n;
+
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "params.%s must be a string", k);
+    s = lua_tolstring(L, -1, &n);
+    lua_pop(L, 1); /* still referenced by the params table */
+    if (strlen(s) != n && !*nul)
+        *nul = k;
+    if (len)
+        *len = n;
+    return s;
+}
+
+/* Read a params table at index t into p.  Returns NULL or the name of a
+ * field holding a NUL byte (the caller answers EINVAL). */
+static const char *read_params(lua_State *L, int t, signalr_params *p)
+{
+    const char *nul = NULL;
+
+    luaL_checktype(L, t, LUA_TTABLE);
+    memset(p, 0, sizeof(*p));
+    p->hub = opt_field(L, t, "hub", NULL, &nul);
+    p->user = opt_field(L, t, "user", NULL, &nul);
+    p->group = opt_field(L, t, "group", NULL, &nul);
+    p->connection = opt_field(L, t, "connection", NULL, &nul);
+    p->target = opt_field(L, t, "target", NULL, &nul);
+    p->reason = opt_field(L, t, "reason", NULL, &nul);
+    p->bearer = opt_field(L, t, "bearer", NULL, &nul);
+    p->arguments = opt_field(L, t, "arguments", &p->arguments_len, &nul);
+    if (p->arguments && nul && !strcmp(nul, "arguments"))
+        nul = NULL; /* JSON text is length-delimited */
+    lua_getfield(L, t, "ttl");
+    if (lua_isnil(L, -1)) {
+        p->ttl = SIGNALR_TTL_NONE;
+    } else {
+        lua_Number n = luaL_checknumber(L, -1);
+
+        /* out-of-range values become an invalid ttl for the core */
+        p->ttl = n >= -1e10 && n <= 1e10 && n == (lua_Number)(long)n
+                     ? (long)n
+                     : -1;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, t, "excluded");
+    if (!lua_isnil(L, -1)) {
+        size_t i, n;
+        const char **ids;
+
+        luaL_checktype(L, -1, LUA_TTABLE);
+        n = lua_rawlen(L, -1);
+        /* the pointer array lives in a userdata: no leak if we raise */
+        ids = lua_newuserdatauv(L, (n ? n : 1) * sizeof(*ids), 0);
+        for (i = 0; i < n; i++) {
+            size_t len;
+
+            lua_rawgeti(L, -2, (int)i + 1);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "params.excluded[%d] must be a string",
+                           (int)i + 1);
+            ids[i] = lua_tolstring(L, -1, &len);
+            if (strlen(ids[i]) != len && !nul)
+                nul = "excluded";
+            lua_pop(L, 1);
+        }
+        p->excluded = ids;
+        p->excluded_count = n;
+        /* leave the array on the stack until the C function returns */
+        lua_remove(L, -2);
+        return nul;
+    }
+    lua_pop(L, 1);
+    return nul;
+}
+
+static int nul_fail(lua_State *L, const char *field)
+{
+    char msg[96];
+
+    strcpy(msg, field);
+    strcat(msg, " contains a NUL byte");
+    return fail_msg(L, SIGNALR_EINVAL, msg);
+}
+
+/* ===== client ===== */
+
+static long opt_ms(lua_State *L, int t, const char *k, long dflt)
+{
+    long v = dflt;
+
+    lua_getfield(L, t, k);
+    if (!lua_isnil(L, -1))
+        v = (long)(luaL_checknumber(L, -1) * 1000.0);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* core.client(connection_string, opts) -> client | nil, msg, details
+ * opts (checked by the Lua layer): api_version, application, user_agent,
+ * token_lifetime (s), timeout, connect_timeout, retry_delay,
+ * max_retry_delay (s), retries, verify_tls, ca_file. */
+static int l_client(lua_State *L)
+{
+    size_t len;
+    const char *cs = luaL_checklstring(L, 1, &len);
+    signalr_client_options o;
+    signalr_error e;
+    lclient *lc;
+    const char *nul = NULL;
+
+    memset(&o, 0, sizeof(o));
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        o.api_version = opt_field(L, 2, "api_version", NULL, &nul);
+        o.application = opt_field(L, 2, "application", NULL, &nul);
+        o.user_agent = opt_field(L, 2, "user_agent", NULL, &nul);
+        lua_getfield(L, 2, "token_lifetime");
+        o.token_lifetime = (long)luaL_optnumber(L, -1, 0);
+        lua_pop(L, 1);
+    }
+    if (nul)
+        return nul_fail(L, nul);
+    lc = lua_newuserdatauv(L, sizeof(*lc), 0);
+    memset(lc, 0, sizeof(*lc));
+    luaL_setmetatable(L, CLIENT_MT);
+    lc->http.verify_tls = 1;
+    lc->http.timeout_ms = 10000;
+    lc->retry.max_retries = 0;
+    lc->retry.base_delay_ms = 500;
+    lc->retry.max_delay_ms = 10000;
+    if (lua_istable(L, 2)) {
+        const char *ca;
+
+        lc->http.timeout_ms = opt_ms(L, 2, "timeout", lc->http.timeout_ms);
+        lc->http.connect_timeout_ms = opt_ms(L, 2, "connect_timeout", 0);
+        lc->retry.base_delay_ms = opt_ms(L, 2, "retry_delay",
+                                         lc->retry.base_delay_ms);
+        lc->retry.max_delay_ms = opt_ms(L, 2, "max_retry_delay",
+                                        lc->retry.max_delay_ms);
+        lua_getfield(L, 2, "retries");
+        lc->retry.max_retries = (int)luaL_optnumber(L, -1, 0);
+        lua_pop(L, 1);
+        lua_getfield(L, 2, "verify_tls");
+        if (!lua_isnil(L, -1))
+            lc->http.verify_tls = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        ca = opt_field(L, 2, "ca_file", NULL, &nul);
+        if (ca) {
+            size_t n = strlen(ca);
+
+            lc->ca_file = malloc(n + 1);
+            if (!lc->ca_file)
+                return luaL_error(L, "out of memory");
+            memcpy(lc->ca_file, ca, n + 1);
+            lc->http.ca_file = lc->ca_file;
+        }
+    }
+    if (signalr_client_new(cs, len, &o, &lc->c, &e))
+        return push_fail(L, &e);
+    return 1;
+}
+
+static int l_client_close(lua_State *L)
+{
+    lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
+
+    signalr_client_free(lc->c);
+    signalr_http_free(lc->h);
+    free(lc->ca_file);
+    lc->c = NULL;
+    lc->h = NULL;
+    lc->ca_file = NULL;
+    return 0;
+}
+
+static int l_client_tostring(lua_State *L)
+{
+    lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
+
+    /* never the key */
+    if (!lc->c)
+        lua_pushliteral(L, "signalr.client (closed)");
+    else
+        lua_pushfstring(L, "signalr.client (%s)",
+                        signalr_connstr_endpoint(signalr_client_connstr(
+                            lc->c)));
+    return 1;
+}
+
+/* client:info() -> table of the parsed connection string and settings */
+static int l_client_info(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    const signalr_connstr *cs = signalr_client_connstr(lc->c);
+
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, signalr_connstr_endpoint(cs));
+    lua_setfield(L, -2, "endpoint");
+    lua_pushstring(L, signalr_connstr_client_endpoint(cs));
+    lua_setfield(L, -2, "client_endpoint");
+    lua_pushstring(L, signalr_connstr_server_endpoint(cs));
+    lua_setfield(L, -2, "server_endpoint");
+    lua_pushstring(L, signalr_connstr_audience_base(cs));
+    lua_setfield(L, -2, "audience_base");
+    lua_pushstring(L, signalr_connstr_version(cs));
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, signalr_connstr_auth_type(cs));
+    lua_setfield(L, -2, "auth_type");
+    lua_pushboolean(L, signalr_connstr_has_key(cs));
+    lua_setfield(L, -2, "has_key");
+    lua_pushboolean(L, signalr_client_is_v1(lc->c));
+    lua_setfield(L, -2, "v1");
+    return 1;
+}
+
+/* client:call(op, params) -> true | false | nil, msg, details
+ * Blocking: builds, sends with libcurl, reads, retries per the policy. */
+static int l_client_call(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    signalr_op op = check_op(L, 2);
+    signalr_params p;
+    signalr_error e;
+    const char *nul = read_params(L, 3, &p);
+    int value = 0;
+
+    if (nul)
+        return nul_fail(L, nul);
+    if (!lc->h && signalr_http_new(&lc->h, &e))
+        return push_fail(L, &e);
+    if (signalr_call(lc->c, lc->h, op, &p, &lc->http, &lc->retry, &value,
+                     &e))
+        return push_fail(L, &e);
+    lua_pushboolean(L, value);
+    return 1;
+}
+
+/* client:build(op, params[, now]) -> request table | nil, msg, details
+ * For transports written in Lua (nginx cosockets). */
+static int l_client_build(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    signalr_op op = check_op(L, 2);
+    time_t now = (time_t)luaL_optnumber(L, 4, (lua_Number)time(NULL));
+    signalr_params p;
+    signalr_error e;
+    const char *nul = read_params(L, 3, &p);
+    box *b;
+
+    if (nul)
+        return nul_fail(L, nul);
+    b = new_box(L);
+    if (signalr_request_build(lc->c, op, &p, now, &b->req, &e))
+        return push_fail(L, &e);
+    lua_createtable(L, 0, 10);
+    lua_pushstring(L, b->req.method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, b->req.url);
+    lua_setfield(L, -2, "url");
+    lua_pushstring(L, b->req.host);
+    lua_setfield(L, -2, "host");
+    lua_pushinteger(L, b->req.port);
+    lua_setfield(L, -2, "port");
+    lua_pushboolean(L, b->req.tls);
+    lua_setfield(L, -2, "tls");
+    lua_pushstring(L, b->req.path);
+    lua_setfield(L, -2, "path");
+    lua_pushboolean(L, b->req.idempotent);
+    lua_setfield(L, -2, "idempotent");
+    if (b->req.body) {
+        lua_pushlstring(L, b->req.body, b->req.body_len);
+        lua_setfield(L, -2, "body");
+    }
+    lua_createtable(L, 0, 3);
+    if (b->req.authorization) {
+        lua_pushstring(L, b->req.authorization);
+        lua_setfield(L, -2, "Authorization");
+    }
+    lua_pushstring(L, b->req.user_agent);
+    lua_setfield(L, -2, "User-Agent");
+    if (b->req.content_type) {
+        lua_pushstring(L, b->req.content_type);
+        lua_setfield(L, -2, "Content-Type");
+    }
+    lua_setfield(L, -2, "headers");
+    signalr_request_clear(&b->req);
+    return 1;
+}
+
+/* client:negotiate(hub, user_id|nil, claims_json|nil, lifetime|nil[, now])
+ * -> url, token | nil, msg, details */
+static int l_client_negotiate(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    size_t hl, ul = 0;
+    const char *hub = luaL_checklstring(L, 2, &hl);
+    const char *user = luaL_optlstring(L, 3, NULL, &ul);
+    const char *claims = luaL_optstring(L, 4, NULL);
+    long lifetime = (long)luaL_optnumber(L, 5, 0);
+    time_t now = (time_t)luaL_optnumber(L, 6, (lua_Number)time(NULL));
+    signalr_error e;
+    box *b;
+
+    if (strlen(hub) != hl)
+        return nul_fail(L, "hub name");
+    if (user && strlen(user) != ul)
+        return nul_fail(L, "user id");
+    b = new_box(L);
+    if (signalr_client_negotiate(lc->c, hub, user, claims, lifetime, now,
+                                 &b->a, &b->b, &e))
+        return push_fail(L, &e);
+    lua_pushstring(L, b->a);
+    lua_pushstring(L, b->b);
+    return 2;
+}
+
+/* ===== stateless functions ===== */
+
+/* core.read_reply(op, status, error_code|nil, body|nil)
+ * -> true | false | nil, msg, details */
+static int l_read_reply(lua_State *L)
+{
+    signalr_op op = check_op(L, 1);
+    signalr_reply r;
+    signalr_error e;
+    int value;
+
+    r.status = (int)luaL_checknumber(L, 2);
+    r.error_code = luaL_optstring(L, 3, NULL);
+    r.body = luaL_optlstring(L, 4, NULL, &r.body_len);
+    if (signalr_reply_read(op, &r, &value, &e))
+        return push_fail(L, &e);
+    lua_pushboolean(L, value);
+    return 1;
+}
+
+/* core.retry_delay(op, attempt, failure_code, status, retry_after,
+ *                  retries, base_s, max_s) -> seconds | nil */
+static int l_retry_delay(lua_State *L)
+{
+    signalr_op op = check_op(L, 1);
+    int attempt = (int)luaL_checknumber(L, 2);
+    const char *code = luaL_checkstring(L, 3);
+    int status = (int)luaL_optnumber(L, 4, 0);
+    long ra = (long)luaL_optnumber(L, 5, -1);
+    signalr_retry_policy pol;
+    signalr_err failure = SIGNALR_EHTTP;
+    long d;
+    int i;
+
+    pol.max_retries = (int)luaL_checknumber(L, 6);
+    pol.base_delay_ms = (long)(luaL_checknumber(L, 7) * 1000);
+    pol.max_delay_ms = (long)(luaL_checknumber(L, 8) * 1000);
+    for (i = 0; i < SIGNALR_ERR_MAX; i++)
+        if (!strcmp(signalr_err_name((signalr_err)i), code))
+            failure = (signalr_err)i;
+    d = signalr_retry_delay(op, &pol, attempt, failure, status, ra);
+    if (d < 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, d / 1000.0);
+    return 1;
+}
+
+static int l_jwt_sign(lua_State *L)
+{
+    size_t pl, kl;
+    const char *payload = luaL_checklstring(L, 1, &pl);
+    const char *key = luaL_checklstring(L, 2, &kl);
+    signalr_error e;
+    box *b = new_box(L);
+
+    if (signalr_jwt_sign(payload, pl, (const unsigned char *)key, kl, &b->a,
+                         NULL, &e))
+        return push_fail(L, &e);
+    lua_pushstring(L, b->a);
+    return 1;
+}
+
+/* core.jwt_verify(token, key[, now]) -> payload_json | nil, msg, details
+ * now = 0 skips the expiry check. */
+static int l_jwt_verify(lua_State *L)
+{
+    size_t tl, kl, pl = 0;
+    const char *tok = luaL_checklstring(L, 1, &tl);
+    const char *key = luaL_checklstring(L, 2, &kl);
+    time_t now = (time_t)luaL_optnumber(L, 3, (lua_Number)time(NULL));
+    signalr_error e;
+    box *b = new_box(L);
+
+    if (signalr_jwt_verify(tok, tl, (const unsigned char *)key, kl, now,
+                           &b->a, &pl, &e))
+        return push_fail(L, &e);
+    lua_pushlstring(L, b->a, pl);
+    return 1;
+}
+
+static int l_url_encode(lua_State *L)
+{
+    size_t n, need;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer buf;
+    char *p;
+
+    need = signalr_url_encode(NULL, 0, s, n);
+    luaL_buffinit(L, &buf);
+    if (need < LUAL_BUFFERSIZE) {
+        p = luaL_prepbuffer(&buf);
+        signalr_url_encode(p, need + 1, s, n);
+        luaL_addsize(&buf, need);
+    } else {
+        size_t i;
+
+        for (i = 0; i < n; i++) {
+            char tmp[4];
+            size_t k = signalr_url_encode(tmp, sizeof(tmp), s + i, 1);
+
+            luaL_addlstring(&buf, tmp, k);
+        }
+    }
+    luaL_pushresult(&buf);
+    return 1;
+}
+
+/* core.url_decode(s[, plus_is_space]) -> string | nil, msg, details */
+static int l_url_decode(lua_State *L)
+{
+    size_t n, m;
+    const char *s = luaL_checklstring(L, 1, &n);
+    int plus = lua_toboolean(L, 2);
+    char *p = lua_newuserdatauv(L, n + 1, 0);
+
+    m = signalr_url_decode(p, s, n, plus);
+    if (m == (size_t)-1)
+        return fail_msg(L, SIGNALR_EINVAL, "malformed percent-escape");
+    lua_pushlstring(L, p, m);
+    return 1;
+}
+
+/* core.validate(kind, s) -> true | nil, msg, details
+ * kind: "hub", "group", or a label for ids ("user id", ...). */
+static int l_validate(lua_State *L)
+{
+    const char *kind = luaL_checkstring(L, 1);
+    size_t n;
+    const char *s = luaL_checklstring(L, 2, &n);
+    signalr_error e;
+    signalr_err rc;
+
+    if (!strcmp(kind, "hub"))
+        rc = signalr_validate_hub(s, n, &e);
+    else if (!strcmp(kind, "group"))
+        rc = signalr_validate_group(s, n, &e);
+    else
+        rc = signalr_validate_id(kind, s, n, &e);
+    if (rc)
+        return push_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static const luaL_Reg client_methods[] = {
+    {"call", l_client_call},
+    {"build", l_client_build},
+    {"negotiate", l_client_negotiate},
+    {"info", l_client_info},
+    {"close", l_client_close},
+    {NULL, NULL}
+};
+
+static const luaL_Reg funcs[] = {
+    {"client", l_client},
+    {"read_reply", l_read_reply},
+    {"retry_delay", l_retry_delay},
+    {"jwt_sign", l_jwt_sign},
+    {"jwt_verify", l_jwt_verify},
+    {"url_encode", l_url_encode},
+    {"url_decode", l_url_decode},
+    {"validate", l_validate},
+    {NULL, NULL}
+};
+
+int luaopen_signalr_core(lua_State *L);
+
+__attribute__((visibility("default"))) int luaopen_signalr_core(lua_State *L)
+{
+    int i;
+
+    /* refcounted by curl; thread-safe from curl 7.84 on */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return luaL_error(L, "signalr.core: curl_global_init failed");
+    if (luaL_newmetatable(L, CLIENT_MT)) {
+        luaL_newlib(L, client_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_client_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_client_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, l_client_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, "signalr.client");
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, BOX_MT)) {
+        lua_pushcfunction(L, box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, funcs);
+    lua_createtable(L, SIGNALR_OP_MAX, 0);
+    for (i = 0; i < SIGNALR_OP_MAX; i++) {
+        lua_pushstring(L, signalr_op_name((signalr_op)i));
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "operations");
+    lua_pushinteger(L, SIGNALR_MAX_BODY);
+    lua_setfield(L, -2, "MAX_BODY");
+    lua_pushliteral(L, SIGNALR_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    return 1;
+}
