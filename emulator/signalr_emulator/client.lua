@@ -1,0 +1,195 @@
+--- The client side of the emulator: negotiate, then the WebSocket with the
+-- JSON hub protocol (handshake, invocations without invocationId, pings,
+-- close).  Serverless clients are listen-only: one that invokes a hub
+-- method is disconnected with a close message saying why.
+local cqueues = require "cqueues"
+local condition = require "cqueues.condition"
+local websocket = require "http.websocket"
+local rand = require "openssl.rand"
+local util = require "signalr_emulator.util"
+local auth = require "signalr_emulator.auth"
+local hubs_mod = require "signalr_emulator.hubs"
+
+local cjson = util.json
+local type, pcall, tostring = type, pcall, tostring
+local concat, format, byte = table.concat, string.format, string.byte
+
+local _M = {}
+
+local RS = "\30"
+
+local function random_id(n)
+    local b = rand.bytes(n)
+    return (b:gsub(".", function(c) return format("%02x", byte(c)) end))
+end
+
+local function hub_param(query)
+    local h = query.hub and query.hub[#query.hub]
+    if not h or h == "" then return nil end
+    return h
+end
+
+--- POST /client/negotiate?hub=...&negotiateVersion=1
+function _M.negotiate(emu, stream, req, method, query)
+    if method ~= "POST" then
+        util.error_reply(stream, 405, "Error.Method.NotAllowed", "negotiate takes POST", method)
+        return 405
+    end
+    local hub = hub_param(query)
+    local ok, why = hub and require("signalr.core").validate("hub", hub)
+    if not ok then
+        util.error_reply(stream, 400, "Error.Hub.Invalid",
+            hub and ("invalid hub name: " .. why) or "the hub query parameter is required", method)
+        return 400
+    end
+    local token = (req:get("authorization") or ""):match("^[Bb]earer%s+(%S+)$")
+    local claims, reason = auth.client(emu.key, token, hub, req:get(":authority"))
+    if not claims then
+        util.error_reply(stream, 401, "Error.Unauthorized", "authorization failed: " .. reason, method)
+        return 401
+    end
+    stream:get_body_as_string(emu.timeout)
+    local version = tonumber(query.negotiateVersion and query.negotiateVersion[1] or "0") or 0
+    local id = random_id(11)
+    local ctoken = version >= 1 and random_id(16) or id
+    emu.pending[ctoken] = {
+        id = id, key = hubs_mod.key(hub), user = auth.user_of(claims),
+        expires = os.time() + 60,
+    }
+    local body = {
+        negotiateVersion = version >= 1 and 1 or 0,
+        connectionId = id,
+        availableTransports = { { transport = "WebSockets", transferFormats = { "Text" } } },
+    }
+    if version >= 1 then body.connectionToken = ctoken end
+    util.reply(stream, 200, cjson.encode(body), nil, method)
+    return 200
+end
+
+-- Parse the records of one text message.
+local function records(data)
+    local out = {}
+    for rec in data:gmatch("([^" .. RS .. "]*)" .. RS) do
+        local ok, msg = pcall(cjson.decode, rec)
+        out[#out + 1] = ok and type(msg) == "table" and msg or false
+    end
+    return out
+end
+
+--- GET /client/?hub=...&id=... with an upgrade to WebSocket.
+function _M.connect(emu, stream, req, method, query)
+    local hub = hub_param(query)
+    local id = query.id and query.id[#query.id]
+    if method ~= "GET" or not hub or not id then
+        util.error_reply(stream, 400, "Error.Request.Invalid",
+            "expected GET /client/?hub=<hub>&id=<connectionToken>", method)
+        return 400
+    end
+    local token = (req:get("authorization") or ""):match("^[Bb]earer%s+(%S+)$")
+    if not token and query.access_token then token = query.access_token[#query.access_token] end
+    local claims, reason = auth.client(emu.key, token, hub, req:get(":authority"))
+    if not claims then
+        util.error_reply(stream, 401, "Error.Unauthorized", "authorization failed: " .. reason, method)
+        return 401
+    end
+    local p = emu.pending[id]
+    if not p or p.expires < os.time() then
+        util.error_reply(stream, 404, "Error.Connection.NotExisted", "no negotiated connection " .. id, method)
+        return 404
+    end
+    if p.active then
+        util.error_reply(stream, 409, "Error.Connection.Duplicate", "connection " .. id .. " is already open", method)
+        return 409
+    end
+    local ws = websocket.new_from_stream(stream, req)
+    if not ws then
+        util.error_reply(stream, 400, "Error.Transport.Unsupported",
+            "only the WebSockets transport is offered", method)
+        return 400
+    end
+    assert(ws:accept())
+    p.active = true
+    emu:log("info", "client %s connected to hub %s (user %s)", p.id, p.key, tostring(p.user))
+    _M.serve(emu, ws, p)
+    emu.pending[id] = nil
+    return 101
+end
+
+-- The life of one connected client.
+function _M.serve(emu, ws, p)
+    -- handshake: {"protocol":"json","version":1}<RS>
+    local data = ws:receive(emu.handshake_timeout)
+    local first = data and records(data)[1]
+    if not first or first.protocol ~= "json" then
+        local why = first and ("protocol '" .. tostring(first.protocol)
+            .. "' is not supported (JSON only)") or "no handshake received"
+        ws:send(cjson.encode { error = why } .. RS, "text")
+        ws:close(1000, "")
+        emu:log("info", "client %s refused: %s", p.id, why)
+        return
+    end
+    ws:send("{}" .. RS, "text")
+
+    local queue, cond, closing, done = {}, condition.new(), nil, false
+    local conn = { id = p.id, user = p.user, groups = {} }
+    function conn.send(frame)
+        if closing then return end
+        queue[#queue + 1] = frame
+        cond:signal()
+    end
+    function conn.close(reason)
+        if closing then return end
+        closing = cjson.encode { type = 7, error = reason, allowReconnect = false } .. RS
+        -- gone for REST at once, even before the socket is closed
+        emu.state:remove(p.key, p.id)
+        cond:signal()
+    end
+    emu.state:add(p.key, conn)
+
+    -- writer: drains the queue, pings every ping_interval seconds
+    cqueues.running():wrap(function()
+        while not done do
+            if #queue == 0 and not closing then
+                if not cond:wait(emu.ping_interval) and not done then
+                    queue[1] = '{"type":6}' .. RS
+                end
+            end
+            if #queue > 0 then
+                local batch = concat(queue)
+                queue = {}
+                if not ws:send(batch, "text") then break end
+            end
+            if closing then
+                ws:send(closing, "text")
+                ws:close(1000, "")
+                break
+            end
+        end
+    end)
+
+    while true do
+        local msg = ws:receive()
+        if not msg then break end
+        local stop
+        for _, r in ipairs(records(msg)) do
+            if not r then
+                conn.close("Invalid message: not JSON")
+                stop = true
+            elseif r.type == 7 then
+                stop = true
+            elseif r.type ~= 6 then
+                conn.close("Invocation is not allowed: in serverless mode clients "
+                    .. "are listen-only (message type " .. tostring(r.type)
+                    .. (r.target and (", target '" .. tostring(r.target) .. "'") or "") .. ")")
+                emu:log("info", "client %s sent type %s: disconnecting", p.id, tostring(r.type))
+            end
+        end
+        if stop then break end
+    end
+    done = true
+    cond:signal()
+    emu.state:remove(p.key, p.id)
+    emu:log("info", "client %s disconnected from hub %s", p.id, p.key)
+end
+
+return _M

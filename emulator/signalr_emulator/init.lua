@@ -1,0 +1,230 @@
+--- A local, in-memory stand-in for the Azure SignalR Service in serverless
+-- mode: REST API, client negotiate and WebSocket, fault injection.
+-- @module signalr_emulator
+local cqueues = require "cqueues"
+local http_server = require "http.server"
+local util = require "signalr_emulator.util"
+local rest = require "signalr_emulator.rest"
+local client = require "signalr_emulator.client"
+local hubs_mod = require "signalr_emulator.hubs"
+
+local cjson = util.json
+local tostring, tonumber, type, pcall, format = tostring, tonumber, type, pcall, string.format
+local io_stderr, os_date = io.stderr, os.date
+
+local _M = {
+    DEFAULT_KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH",
+    DEFAULT_PORT = 8888,
+}
+
+local LEVELS = { error = 1, warn = 2, info = 3, debug = 4 }
+_M.LEVELS = LEVELS
+
+local Emu = {}
+Emu.__index = Emu
+
+function _M.new(opts)
+    opts = opts or {}
+    return setmetatable({
+        host = opts.host or "127.0.0.1",
+        port = opts.port or _M.DEFAULT_PORT,
+        key = opts.access_key or _M.DEFAULT_KEY,
+        level = LEVELS[opts.log_level or "info"] or 3,
+        max_body = opts.max_body or 1024 * 1024,
+        ping_interval = opts.ping_interval or 15,
+        handshake_timeout = opts.handshake_timeout or 15,
+        timeout = 30,
+        state = hubs_mod.new(),
+        pending = {},
+        faults = {},
+        requests = {},
+        stats = { tcp_connections = 0, rest_requests = 0 },
+        seen = setmetatable({}, { __mode = "k" }),
+        servers = {},
+    }, Emu)
+end
+
+function Emu:log(level, fmt, ...)
+    if LEVELS[level] <= self.level then
+        io_stderr:write(os_date("!%H:%M:%S "), level, " ", format(fmt, ...), "\n")
+        io_stderr:flush()
+    end
+end
+
+--- The connection string for this emulator.
+function Emu:connection_string()
+    local h = self.host
+    if h == "127.0.0.1" or h == "0.0.0.0" or h == "::" or h == "::1" then h = "localhost" end
+    return format("Endpoint=http://%s;Port=%d;AccessKey=%s;Version=1.0;", h, self.port, self.key)
+end
+
+-- ===== admin routes (/_emulator/...), for tests: no auth, loopback =====
+
+local function admin(self, stream, method, path)
+    local what = path:match("^/_emulator/([%w_]+)")
+    if what == "requests" and method == "GET" then
+        util.reply(stream, 200, cjson.encode(self.requests), nil, method)
+    elseif what == "requests" and method == "DELETE" then
+        self.requests = {}
+        util.reply(stream, 204, nil, nil, method)
+    elseif what == "stats" and method == "GET" then
+        util.reply(stream, 200, cjson.encode {
+            tcp_connections = self.stats.tcp_connections,
+            rest_requests = self.stats.rest_requests,
+            clients = self.state.count,
+        }, nil, method)
+    elseif what == "faults" and method == "POST" then
+        local ok, f = pcall(cjson.decode, stream:get_body_as_string(5) or "")
+        if not ok or type(f) ~= "table" or (f.mode ~= "status" and f.mode ~= "stall"
+                                             and f.mode ~= "reset") then
+            util.error_reply(stream, 400, "Error.Fault.Invalid",
+                'expected {"mode":"status"|"stall"|"reset", "count":N, ...}', method)
+            return 400
+        end
+        f.count = tonumber(f.count) or 1
+        self.faults[#self.faults + 1] = f
+        util.reply(stream, 204, nil, nil, method)
+    elseif what == "faults" and method == "DELETE" then
+        self.faults = {}
+        util.reply(stream, 204, nil, nil, method)
+    elseif what == "clients" and method == "GET" then
+        local out = {}
+        for key, h in pairs(self.state.hubs) do
+            for id, c in pairs(h.conns) do
+                local groups = {}
+                for g in pairs(c.groups) do groups[#groups + 1] = g end
+                out[#out + 1] = { hub = key, id = id, user = c.user or cjson.null,
+                                  groups = groups }
+            end
+        end
+        util.reply(stream, 200, #out > 0 and cjson.encode(out) or "[]", nil, method)
+    else
+        util.error_reply(stream, 404, "Error.Route.NotFound", "no such admin route", method)
+        return 404
+    end
+    return 200
+end
+
+-- Apply the next injected fault, if any.  Returns true when it answered.
+local function fault(self, stream, method)
+    local f = self.faults[1]
+    if not f then return false end
+    f.count = f.count - 1
+    if f.count <= 0 then table.remove(self.faults, 1) end
+    self:log("info", "fault: %s", f.mode)
+    if f.mode == "stall" then
+        cqueues.sleep((tonumber(f.ms) or 1000) / 1000)
+        return false
+    elseif f.mode == "reset" then
+        stream.connection:shutdown()
+        return true
+    end
+    local extra = f.retry_after and { ["retry-after"] = tostring(f.retry_after) } or nil
+    util.error_reply(stream, tonumber(f.status) or 503, "Error.Injected",
+        "injected fault", method, extra)
+    return true, tonumber(f.status) or 503
+end
+
+local function cors(stream, req, method)
+    local origin = req:get("origin")
+    if method ~= "OPTIONS" then return origin end
+    util.reply(stream, 204, nil, {
+        ["access-control-allow-origin"] = origin or "*",
+        ["access-control-allow-credentials"] = "true",
+        ["access-control-allow-methods"] = "GET, POST, PUT, DELETE, HEAD, OPTIONS",
+        ["access-control-allow-headers"] = req:get("access-control-request-headers")
+            or "authorization, content-type, x-requested-with, x-signalr-user-agent",
+        ["access-control-max-age"] = "600",
+    }, method)
+    return nil, true
+end
+
+function Emu:onstream(stream)
+    if not self.seen[stream.connection] then
+        self.seen[stream.connection] = true
+        self.stats.tcp_connections = self.stats.tcp_connections + 1
+    end
+    local req = stream:get_headers()
+    if not req then return end
+    local method, target = req:get(":method"), req:get(":path") or "/"
+    local path, qs = target:match("^([^?]*)%??(.*)$")
+    local origin, done = cors(stream, req, method)
+    if done then return end
+    if origin then
+        -- every reply gets the CORS headers: wrap write_headers once
+        local write = stream.write_headers
+        stream.write_headers = function(s, h, ...)
+            h:upsert("access-control-allow-origin", origin)
+            h:upsert("access-control-allow-credentials", "true")
+            return write(s, h, ...)
+        end
+    end
+    local status
+    if path:sub(1, 5) == "/api/" then
+        self.stats.rest_requests = self.stats.rest_requests + 1
+        local rec = { method = method, path = target, headers = {} }
+        for k, v in req:each() do
+            if k:sub(1, 1) ~= ":" then rec.headers[k] = v end
+        end
+        local answered, fstatus = fault(self, stream, method)
+        if answered then
+            status = fstatus or 0
+        else
+            status = rest.handle(self, stream, req, method, path, qs, rec)
+        end
+        rec.status = status
+        local r = self.requests
+        r[#r + 1] = rec
+        if #r > 1000 then table.remove(r, 1) end
+    elseif path == "/client/negotiate" or path == "/client/negotiate/" then
+        status = client.negotiate(self, stream, req, method, util.parse_query(qs))
+    elseif path == "/client" or path == "/client/" then
+        status = client.connect(self, stream, req, method, util.parse_query(qs))
+    elseif path:sub(1, 11) == "/_emulator/" then
+        status = admin(self, stream, method, path)
+    else
+        util.error_reply(stream, 404, "Error.Route.NotFound", "no such route", method)
+        status = 404
+    end
+    self:log("info", "%s %s -> %s", method, path, tostring(status))
+end
+
+--- Bind the listening sockets (also [::1] when serving localhost).
+function Emu:listen()
+    local hosts = { self.host }
+    if self.host == "127.0.0.1" then hosts[2] = "::1" end
+    for i, h in ipairs(hosts) do
+        local srv = http_server.listen {
+            host = h, port = self.port, reuseaddr = true,
+            onstream = function(_, stream)
+                local ok, err = pcall(self.onstream, self, stream)
+                if not ok then self:log("error", "request failed: %s", tostring(err)) end
+            end,
+            onerror = function(_, ctx, op, err)
+                self:log("debug", "%s on %s: %s", tostring(op), tostring(ctx), tostring(err))
+            end,
+        }
+        local ok, err = srv:listen()
+        if not ok then
+            if i == 1 then return nil, "cannot listen on " .. h .. ":" .. self.port .. ": " .. tostring(err) end
+        else
+            if i == 1 then
+                local _, _, port = srv:localname()
+                self.port = port
+            end
+            self.servers[#self.servers + 1] = srv
+        end
+    end
+    return true
+end
+
+--- Serve until stopped (SIGINT / SIGTERM end the process).
+function Emu:loop()
+    local cq = cqueues.new()
+    for _, srv in ipairs(self.servers) do
+        cq:wrap(function() assert(srv:loop()) end)
+    end
+    assert(cq:loop())
+end
+
+return _M

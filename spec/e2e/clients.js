@@ -1,0 +1,54 @@
+// clients.js - a pool of real @microsoft/signalr clients driven by JSON
+// lines on stdin; every event is written as one JSON line on stdout.
+//   {"cmd":"connect","name":"a","url":"...","accessToken":"...","targets":["newMessage"]}
+//   {"cmd":"invoke","name":"a","target":"echo","args":[1]}   (client -> server send)
+//   {"cmd":"stop","name":"a"}    {"cmd":"quit"}
+// events: connected {name, connectionId} | message {name, target, args}
+//         closed {name, error} | failed {name, error}
+"use strict";
+const signalR = require("@microsoft/signalr");
+const readline = require("readline");
+
+const pool = new Map();
+const emit = (ev) => process.stdout.write(JSON.stringify(ev) + "\n");
+const logger = {
+  log(level, message) {
+    if (level >= signalR.LogLevel.Warning) process.stderr.write(`[signalr] ${message}\n`);
+  },
+};
+
+async function connect(c) {
+  const conn = new signalR.HubConnectionBuilder()
+    .withUrl(c.url, { accessTokenFactory: () => c.accessToken })
+    .configureLogging(logger)
+    .build();
+  for (const target of c.targets || ["newMessage"]) {
+    conn.on(target, (...args) => { emit({ ev: "message", name: c.name, target, args }); });
+  }
+  conn.onclose((err) => emit({ ev: "closed", name: c.name, error: err ? err.message : null }));
+  pool.set(c.name, conn);
+  try {
+    await conn.start();
+    emit({ ev: "connected", name: c.name, connectionId: conn.connectionId });
+  } catch (err) {
+    emit({ ev: "failed", name: c.name, error: err.message });
+  }
+}
+
+const rl = readline.createInterface({ input: process.stdin });
+rl.on("line", async (line) => {
+  if (!line.trim()) return;
+  const c = JSON.parse(line);
+  const conn = pool.get(c.name);
+  if (c.cmd === "connect") await connect(c);
+  else if (c.cmd === "invoke" && conn) conn.send(c.target, ...(c.args || [])).catch(() => {});
+  else if (c.cmd === "stop" && conn) await conn.stop();
+  else if (c.cmd === "quit") {
+    await Promise.all([...pool.values()].map((x) => x.stop().catch(() => {})));
+    process.exit(0);
+  }
+});
+rl.on("close", async () => {
+  await Promise.all([...pool.values()].map((x) => x.stop().catch(() => {})));
+  process.exit(0);
+});
