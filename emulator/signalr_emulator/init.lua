@@ -38,8 +38,9 @@ function _M.new(opts)
         pending = {},
         faults = {},
         requests = {},
-        stats = { tcp_connections = 0, rest_requests = 0 },
+        stats = { tcp_connections = 0, rest_requests = 0, rest_connections = 0 },
         seen = setmetatable({}, { __mode = "k" }),
+        seen_rest = setmetatable({}, { __mode = "k" }),
         servers = {},
     }, Emu)
 end
@@ -71,6 +72,7 @@ local function admin(self, stream, method, path)
         util.reply(stream, 200, cjson.encode {
             tcp_connections = self.stats.tcp_connections,
             rest_requests = self.stats.rest_requests,
+            rest_connections = self.stats.rest_connections,
             clients = self.state.count,
         }, nil, method)
     elseif what == "faults" and method == "POST" then
@@ -162,6 +164,10 @@ function Emu:onstream(stream)
     local status
     if path:sub(1, 5) == "/api/" then
         self.stats.rest_requests = self.stats.rest_requests + 1
+        if not self.seen_rest[stream.connection] then
+            self.seen_rest[stream.connection] = true
+            self.stats.rest_connections = self.stats.rest_connections + 1
+        end
         local rec = { method = method, path = target, headers = {} }
         for k, v in req:each() do
             if k:sub(1, 1) ~= ":" then rec.headers[k] = v end

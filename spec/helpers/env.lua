@@ -1,0 +1,156 @@
+--- Test environment: a real emulator process on a free loopback port, its
+-- admin hooks (through the curl command), and a pool of real JS clients.
+local cjson = require "cjson"
+
+local M = {}
+M.root = os.getenv("SIGNALR_ROOT") or "."
+M.KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
+
+local function read(path)
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+M.read = read
+
+function M.sleep(s) os.execute("sleep " .. s) end
+
+local function tmpdir()
+    local p = os.tmpname()
+    os.remove(p)
+    assert(os.execute("mkdir -p " .. p))
+    return p
+end
+
+--- Poll fn() every 50 ms until it returns a truthy value or timeout (s).
+function M.wait(fn, timeout, what)
+    local deadline = os.time() + (timeout or 10)
+    while true do
+        local v = fn()
+        if v then return v end
+        if os.time() > deadline then error("timed out waiting for " .. (what or "condition"), 2) end
+        M.sleep(0.05)
+    end
+end
+
+local Emu = {}
+Emu.__index = Emu
+
+--- Start bin/signalr-emulator with extra arguments; returns the handle.
+function M.emulator(args)
+    local dir = tmpdir()
+    local cmd = string.format("%s/bin/signalr-emulator --port 0 --log-level %s %s > %s/out 2> %s/err & echo $! > %s/pid",
+        M.root, os.getenv("EMULATOR_LOG") or "warn", args or "", dir, dir, dir)
+    assert(os.execute(cmd))
+    local line = M.wait(function()
+        local out = read(dir .. "/out") or ""
+        return out:match("Connection string: ([^\n]+)\n")
+    end, 10, "the emulator to start (" .. (read(dir .. "/err") or "") .. ")")
+    local self = setmetatable({ dir = dir, cs = line, pid = read(dir .. "/pid"):match("%d+") }, Emu)
+    self.port = tonumber(line:match("Port=(%d+)"))
+    self.base = "http://127.0.0.1:" .. self.port
+    return self
+end
+
+function Emu:stop()
+    os.execute("kill " .. self.pid .. " 2>/dev/null")
+end
+
+--- An admin or raw HTTP call with curl: returns status, body.
+function Emu:http(method, path, body, headers)
+    local args = { "curl -s -o " .. self.dir .. "/body -w '%{http_code}' -X " .. method }
+    if method == "HEAD" then args[1] = "curl -s -I -o " .. self.dir .. "/body -w '%{http_code}'" end
+    for k, v in pairs(headers or {}) do args[#args + 1] = "-H '" .. k .. ": " .. v .. "'" end
+    if body then
+        local f = assert(io.open(self.dir .. "/req", "wb"))
+        f:write(body)
+        f:close()
+        args[#args + 1] = "--data-binary @" .. self.dir .. "/req"
+    end
+    args[#args + 1] = "'" .. self.base .. path .. "'"
+    local p = io.popen(table.concat(args, " "))
+    local status = tonumber(p:read("*a"))
+    p:close()
+    return status, read(self.dir .. "/body")
+end
+
+function Emu:requests()
+    local _, body = self:http("GET", "/_emulator/requests")
+    return cjson.decode(body)
+end
+
+function Emu:clear() self:http("DELETE", "/_emulator/requests") end
+
+function Emu:last_request()
+    local r = self:requests()
+    return r[#r], #r
+end
+
+--- Inject a fault: { mode = "status"|"stall"|"reset", status, count, retry_after, ms }.
+function Emu:fault(f)
+    local status = self:http("POST", "/_emulator/faults", cjson.encode(f))
+    assert(status == 204, "fault not accepted")
+end
+
+function Emu:stats()
+    local _, body = self:http("GET", "/_emulator/stats")
+    return cjson.decode(body)
+end
+
+-- ===== JS clients =====
+local Pool = {}
+Pool.__index = Pool
+
+--- Start spec/e2e/clients.js (real @microsoft/signalr clients).
+function M.clients(emu)
+    local self = setmetatable({ dir = emu.dir, seen = 0 }, Pool)
+    self.events_file = emu.dir .. "/events"
+    self.proc = assert(io.popen(string.format("node %s/spec/e2e/clients.js > %s 2> %s/clients.err",
+        M.root, self.events_file, emu.dir), "w"))
+    return self
+end
+
+function Pool:send(cmd)
+    self.proc:write(cjson.encode(cmd), "\n")
+    self.proc:flush()
+end
+
+function Pool:events()
+    local out = {}
+    for line in (read(self.events_file) or ""):gmatch("[^\n]+") do
+        out[#out + 1] = cjson.decode(line)
+    end
+    return out
+end
+
+--- Events of one kind (and name), in order.
+function Pool:filter(ev, name)
+    local out = {}
+    for _, e in ipairs(self:events()) do
+        if e.ev == ev and (not name or e.name == name) then out[#out + 1] = e end
+    end
+    return out
+end
+
+function Pool:messages(name) return self:filter("message", name) end
+
+--- Connect client `name` with a negotiate result; returns its connection id.
+function Pool:connect(name, nego, targets)
+    self:send { cmd = "connect", name = name, url = nego.url, accessToken = nego.accessToken,
+                targets = targets or { "newMessage" } }
+    local e = M.wait(function()
+        for _, ev in ipairs(self:events()) do
+            if ev.name == name and (ev.ev == "connected" or ev.ev == "failed") then return ev end
+        end
+    end, 15, "client " .. name .. " to connect")
+    return e.connectionId, e.error
+end
+
+function Pool:quit()
+    self:send { cmd = "quit" }
+    self.proc:close()
+end
+
+return M
