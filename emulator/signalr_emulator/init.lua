@@ -118,13 +118,15 @@ local function fault(self, stream, method)
         cqueues.sleep((tonumber(f.ms) or 1000) / 1000)
         return false
     elseif f.mode == "reset" then
-        stream.connection:shutdown()
+        -- close the TCP connection without a reply
+        local sock = stream.connection:take_socket()
+        if sock then sock:close() end
         return true
     end
-    local extra = f.retry_after and { ["retry-after"] = tostring(f.retry_after) } or nil
+    local extra = f.retry_after and { ["retry-after"] = string.format("%d", f.retry_after) } or nil
     util.error_reply(stream, tonumber(f.status) or 503, "Error.Injected",
         "injected fault", method, extra)
-    return true, tonumber(f.status) or 503
+    return true, math.floor(tonumber(f.status) or 503)
 end
 
 local function cors(stream, req, method)

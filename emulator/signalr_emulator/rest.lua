@@ -227,7 +227,6 @@ function _M.handle(emu, stream, req, method, path, query_string, rec)
     end
     local clen = tonumber(req:get("content-length") or "0") or 0
     if clen > emu.max_body then
-        stream.connection:shutdown()
         return fail(413, "Error.Payload.TooLarge",
             "the body is " .. clen .. " bytes; at most " .. emu.max_body .. " are accepted")
     end

@@ -91,7 +91,7 @@ end
 --- Write a complete reply.  body may be nil; for HEAD the body is dropped.
 function _M.reply(stream, status, body, extra, method)
     local h = headers.new()
-    h:append(":status", tostring(status))
+    h:append(":status", string.format("%d", status))
     if extra then
         for k, v in pairs(extra) do h:append(k, v) end
     end
