@@ -22,6 +22,7 @@ async function connect(c) {
     .withUrl(c.url, { accessTokenFactory: () => c.accessToken })
     .configureLogging(logger)
     .build();
+  if (c.serverTimeout) conn.serverTimeoutInMilliseconds = c.serverTimeout;
   for (const target of c.targets || ["newMessage"]) {
     conn.on(target, (...args) => { emit({ ev: "message", name: c.name, target, args }); });
   }
