@@ -22,6 +22,14 @@ local function decode_path(p)
     return core.url_decode(p) or p
 end
 
+-- The aud host must name this service: the Host the request came to, or
+-- any loopback alias of it (a token says "localhost", curl says 127.0.0.1).
+local LOOPBACK = { localhost = true, ["127.0.0.1"] = true, ["[::1]"] = true }
+local function same_host(a, authority)
+    local b = host_of(authority)
+    return a == b or (LOOPBACK[a] and LOOPBACK[b]) or false
+end
+
 -- Verify the signature and expiry; decode the claims.
 local function claims_of(key, token, now)
     if not token or token == "" then return nil, "no bearer token" end
@@ -43,7 +51,7 @@ function _M.rest(key, token, path, authority, now)
     local aud = claims.aud:gsub("[?#].*$", ""):gsub("/+$", "")
     local a_host, a_path = aud:match("^https?://([^/]+)(.*)$")
     if not a_host then return nil, "the audience is not an absolute URL" end
-    if host_of(a_host) ~= host_of(authority) then
+    if not same_host(host_of(a_host), authority) then
         return nil, "the audience is invalid: host '" .. host_of(a_host)
             .. "' is not this service"
     end
@@ -62,7 +70,7 @@ function _M.client(key, token, hub, authority, now)
     if not a_host then
         return nil, "the audience is invalid: expected <endpoint>/client/?hub=<hub>"
     end
-    if host_of(a_host) ~= host_of(authority) then
+    if not same_host(host_of(a_host), authority) then
         return nil, "the audience is invalid: host '" .. host_of(a_host)
             .. "' is not this service"
     end
