@@ -5,6 +5,7 @@
 local cqueues = require "cqueues"
 local condition = require "cqueues.condition"
 local websocket = require "http.websocket"
+local core = require "signalr.core"
 local rand = require "openssl.rand"
 local util = require "signalr_emulator.util"
 local auth = require "signalr_emulator.auth"
@@ -36,10 +37,13 @@ function _M.negotiate(emu, stream, req, method, query)
         return 405
     end
     local hub = hub_param(query)
-    local ok, why = hub and require("signalr.core").validate("hub", hub)
+    local ok, why = false, "the hub query parameter is required"
+    if hub then
+        ok, why = core.validate("hub", hub)
+        why = why and ("invalid hub name: " .. why)
+    end
     if not ok then
-        util.error_reply(stream, 400, "Error.Hub.Invalid",
-            hub and ("invalid hub name: " .. why) or "the hub query parameter is required", method)
+        util.error_reply(stream, 400, "Error.Hub.Invalid", why, method)
         return 400
     end
     local token = (req:get("authorization") or ""):match("^[Bb]earer%s+(%S+)$")

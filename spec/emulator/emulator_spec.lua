@@ -58,7 +58,8 @@ describe("signalr-emulator", function()
 
     describe("limits and names", function()
         it("413 for a body over the limit", function()
-            local status, body = post(good(), nil, '{"target":"t","arguments":["' .. string.rep("a", 1024 * 1024) .. '"]}')
+            local big = '{"target":"t","arguments":["' .. string.rep("a", 1024 * 1024) .. '"]}'
+            local status, body = post(good(), nil, big)
             assert.equal(413, status)
             assert.equal("Error.Payload.TooLarge", cjson.decode(body).code)
         end)

@@ -41,7 +41,8 @@ Emu.__index = Emu
 --- Start bin/signalr-emulator with extra arguments; returns the handle.
 function M.emulator(args)
     local dir = tmpdir()
-    local cmd = string.format("%s/bin/signalr-emulator --port 0 --log-level %s %s > %s/out 2> %s/err & echo $! > %s/pid",
+    local cmd = string.format(
+        "%s/bin/signalr-emulator --port 0 --log-level %s %s > %s/out 2> %s/err & echo $! > %s/pid",
         M.root, os.getenv("EMULATOR_LOG") or "warn", args or "", dir, dir, dir)
     assert(os.execute(cmd))
     local line = M.wait(function()

@@ -56,7 +56,8 @@ describe("signalr", function()
             { "broadcast args", function() hub:broadcast("t", "x") end,
               "signalr.broadcast: args must be a table (a sequence of arguments) or nil, got string" },
             { "args with string keys", function() hub:broadcast("t", { a = 1 }) end,
-              "signalr.broadcast: args must be a sequence (keys 1..n); found key a (use signalr.null for a JSON null)" },
+              "signalr.broadcast: args must be a sequence (keys 1..n); found key a"
+              .. " (use signalr.null for a JSON null)" },
             { "args with holes", function() hub:broadcast("t", { 1, nil, 3 }) end, nil },
             { "exclude type", function() hub:broadcast("t", {}, { exclude = "c1" }) end,
               "signalr.broadcast: opts.exclude must be a list of connection ids" },

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Run every suite; print each suite's result and one closing line
+# "N passed, N failed" summing them all.  Exit 1 when anything failed.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+log=$(mktemp -d)
+pass=0; fail=0
+
+add() { pass=$((pass + $1)); fail=$((fail + $2)); }
+
+# C unit tests: "name: N passed, N failed"
+for t in build/test/test_*; do
+  out=$("$t" 2>&1); rc=$?
+  echo "$out" | tail -n 1
+  p=$(echo "$out" | sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' | tail -n1)
+  f=$(echo "$out" | sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' | tail -n1)
+  if [ -z "$p" ]; then echo "$out"; add 0 1; else add "$p" "$f"; [ $rc -eq 0 ] || [ "$f" -gt 0 ] || add 0 1; fi
+done
+
+# busted: "N successes / N failures / N errors / N pending"
+run_busted() { # version suite
+  local name="busted lua$1 $2" out p f e
+  out=$(bash spec/run.sh "$1" "$2" 2>&1); rc=$?
+  echo "$out" > "$log/$1-$2.log"
+  local sum
+  sum=$(echo "$out" | grep -E '^[0-9]+ success' | tail -n1)
+  if [ -z "$sum" ]; then
+    echo "$name: no summary (exit $rc)"; echo "$out" | tail -n 30; add 0 1; return
+  fi
+  p=$(echo "$sum" | sed -E 's/^([0-9]+) success.*/\1/')
+  f=$(echo "$sum" | sed -E 's/.* ([0-9]+) failures?.*/\1/')
+  e=$(echo "$sum" | sed -E 's/.* ([0-9]+) errors?.*/\1/')
+  echo "$name: $sum"
+  if [ "$f" -gt 0 ] || [ "$e" -gt 0 ]; then
+    echo "$out" | grep -A 12 -E '^(Failure|Error) ' | head -n 80
+  fi
+  add "$p" $((f + e))
+  [ $rc -eq 0 ] || [ $((f + e)) -gt 0 ] || add 0 1
+}
+for v in ${LUAS:-5.4 5.1 5.3 jit}; do run_busted "$v" unit; done
+run_busted 5.4 emulator
+run_busted 5.4 e2e
+
+# luacheck: each clean file counts as passed, each file with warnings failed
+out=$(luacheck --formatter plain --codes lua spec emulator bin examples 2>&1)
+files=$(luacheck --formatter TAP lua spec emulator bin examples 2>/dev/null | grep -cE '^(ok|not ok)')
+bad=$(echo "$out" | grep -E '^[^ ]+:[0-9]+:[0-9]+' | cut -d: -f1 | sort -u | wc -l)
+echo "luacheck: $((files - bad)) files clean, $bad with warnings"
+[ "$bad" -gt 0 ] && echo "$out" | head -n 40
+add $((files - bad)) "$bad"
+
+echo
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
