@@ -56,7 +56,7 @@ $(BUILD)/lua%/signalr/core.so: lua/signalr_core.c lua/compat.h $(BUILD)/libsigna
 	  lua/signalr_core.c $(BUILD)/libsignalr.a $(LIBS) -o $@
 
 # ---- tests ----
-test: deps all
+test: deps all $(CTESTS)
 	@bash .ci/test-all.sh
 
 test-c: $(CTESTS)

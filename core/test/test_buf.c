@@ -1,0 +1,84 @@
+/* test_buf.c - buffers, base64url and the JSON scanner. */
+#include "harness.h"
+#include "internal.h"
+
+#include <stdlib.h>
+
+static const struct {
+    const char *json, *key, *want; /* want NULL: absent or malformed */
+} MEMBERS[] = {
+    {"{\"a\":1,\"b\":\"x\"}", "b", "\"x\""},
+    {" { \"a\" : [1,{\"b\":2}] , \"b\" : {\"c\":\"}\"} } ", "b", "{\"c\":\"}\"}"},
+    {"{\"a\":\"q\\\"b\\\\\",\"exp\":123}", "exp", "123"},
+    {"{\"a\":1}", "b", NULL},
+    {"{}", "a", NULL},
+    {"[1]", "a", NULL},
+    {"{\"a\":1", "a", "1"},
+    {"{\"a\" 1}", "a", NULL},
+    {"{\"x\":{\"a\":1},\"a\":2}", "a", "2"},
+};
+
+int main(void)
+{
+    char out[128];
+    unsigned char raw[128];
+    size_t i, n;
+    sr__buf b = {0};
+    char *p;
+
+    for (i = 0; i < sizeof(MEMBERS) / sizeof(*MEMBERS); i++) {
+        const char *v;
+        size_t vl;
+        int found = sr__json_member(MEMBERS[i].json, strlen(MEMBERS[i].json),
+                                    MEMBERS[i].key, &v, &vl);
+
+        CHECK(found == (MEMBERS[i].want != NULL), MEMBERS[i].json);
+        if (found && MEMBERS[i].want) {
+            snprintf(out, sizeof(out), "%.*s", (int)vl, v);
+            CHECK_STR(out, MEMBERS[i].want, "member value");
+        }
+    }
+    CHECK(sr__json_is("[1,\"]\",[2]]", 11, '['), "array");
+    CHECK(sr__json_is("  []  ", 6, '['), "padded array");
+    CHECK(!sr__json_is("[1] [2]", 7, '['), "two values");
+    CHECK(!sr__json_is("[1", 2, '['), "unterminated");
+    CHECK(!sr__json_is("{}", 2, '['), "object is not an array");
+    CHECK(!sr__json_is("[\"a\nb\"]", 7, '['), "raw control char in string");
+
+    /* base64url: RFC 4648 test vectors, no padding */
+    {
+        static const char *const V[][2] = {
+            {"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"},
+            {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
+            {"\xfb\xff", "-_8"},
+        };
+        for (i = 0; i < sizeof(V) / sizeof(*V); i++) {
+            sr__b64url_encode(out, (const unsigned char *)V[i][0],
+                              strlen(V[i][0]));
+            CHECK_STR(out, V[i][1], "b64url encode");
+            n = sr__b64url_decode(raw, V[i][1], strlen(V[i][1]));
+            CHECK(n == strlen(V[i][0]) && !memcmp(raw, V[i][0], n),
+                  "b64url decode");
+        }
+        CHECK(sr__b64url_decode(raw, "Zg=", 3) == (size_t)-1, "padding");
+        CHECK(sr__b64url_decode(raw, "Z", 1) == (size_t)-1, "one char");
+        CHECK(sr__b64url_decode(raw, "Zh", 2) == (size_t)-1,
+              "non-canonical trailing bits");
+        CHECK(sr__b64url_decode(raw, "Zm+v", 4) == (size_t)-1,
+              "'+' is not base64url");
+    }
+
+    /* buffers */
+    sr__buf_adds(&b, "a");
+    sr__buf_add_json_string(&b, "q\"\\\n\x01", 5);
+    sr__buf_add_escaped(&b, "a b", 3);
+    sr__buf_addf(&b, "%d", 42);
+    p = sr__buf_take(&b, &n);
+    CHECK_STR(p, "a\"q\\\"\\\\\\n\\u0001\"a%20b42", "buffer contents");
+    CHECK(n == strlen(p), "buffer length");
+    free(p);
+    p = sr__buf_take(&b, &n);
+    CHECK(p && n == 0 && !p[0], "empty take gives \"\"");
+    free(p);
+    return t_done("test_buf");
+}

@@ -1,0 +1,57 @@
+rockspec_format = "3.0"
+package = "lua-signalr"
+version = "dev-1"
+source = {
+   url = "git+file://.",
+}
+description = {
+   summary = "Azure SignalR Service REST client for Lua and OpenResty",
+   detailed = [[
+      Hub objects for the Azure SignalR Service data-plane REST API
+      (broadcast, users, groups, connections, existence checks, closing
+      connections) and client negotiate tokens, on a portable C core
+      (HS256 JWT, URLs, validation, libcurl).  Includes signalr-emulator,
+      a local stand-in for the service.
+   ]],
+   license = "MIT",
+   labels = { "signalr", "azure", "websocket", "openresty" },
+}
+dependencies = {
+   "lua >= 5.1, < 5.5",
+}
+external_dependencies = {
+   -- headers are found by the compiler (Debian keeps curl's in a
+   -- multiarch directory, which a header check would miss)
+   CURL = { library = "curl" },
+   OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["signalr.core"] = {
+         sources = {
+            "core/src/buf.c", "core/src/connstr.c", "core/src/error.c",
+            "core/src/http_curl.c", "core/src/jwt.c", "core/src/ops.c",
+            "core/src/reply.c", "core/src/request.c", "core/src/retry.c",
+            "core/src/url.c", "core/src/validate.c", "lua/signalr_core.c",
+         },
+         incdirs = { "core/include", "core/src", "$(OPENSSL_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+         libraries = { "curl", "crypto" },
+         defines = { "_POSIX_C_SOURCE=200809L" },
+      },
+      ["signalr"] = "lua/signalr/init.lua",
+      ["signalr.hub"] = "lua/signalr/hub.lua",
+      ["signalr.json"] = "lua/signalr/json.lua",
+      ["signalr.actions"] = "lua/signalr/actions.lua",
+      ["signalr_emulator"] = "emulator/signalr_emulator/init.lua",
+      ["signalr_emulator.util"] = "emulator/signalr_emulator/util.lua",
+      ["signalr_emulator.auth"] = "emulator/signalr_emulator/auth.lua",
+      ["signalr_emulator.hubs"] = "emulator/signalr_emulator/hubs.lua",
+      ["signalr_emulator.rest"] = "emulator/signalr_emulator/rest.lua",
+      ["signalr_emulator.client"] = "emulator/signalr_emulator/client.lua",
+   },
+   install = {
+      bin = { ["signalr-emulator"] = "bin/signalr-emulator" },
+   },
+}
