@@ -74,7 +74,7 @@ lint:
 
 # C tests and the 5.4 unit specs under ASan + UBSan (LD_PRELOAD: the Lua
 # interpreter itself is not instrumented).
-asan:
+asan: all
 	$(MAKE) BUILD=build/asan LUAS=5.4 \
 	  SAN="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	  all test-c

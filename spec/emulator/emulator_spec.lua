@@ -132,7 +132,7 @@ describe("signalr-emulator", function()
             local ws = "-H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13'"
                 .. " -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='"
             local function open(id, background)
-                local cmd = "curl -s -o /dev/null -w '%{http_code}' --max-time 3 " .. ws
+                local cmd = env.CLEAN .. "curl -s -o /dev/null -w '%{http_code}' --max-time 3 " .. ws
                     .. " '" .. emu.base .. "/client/?hub=chat&id=" .. id .. "&access_token=" .. tok .. "'"
                 if background then return os.execute(cmd .. " > /dev/null 2>&1 &") end
                 local p = io.popen(cmd)
@@ -146,7 +146,7 @@ describe("signalr-emulator", function()
             assert.equal(409, open(n.connectionToken))
         end)
         it("CORS: preflight answered, origin echoed with credentials", function()
-            local p = io.popen("curl -s -i -X OPTIONS -H 'Origin: http://app.example' "
+            local p = io.popen(env.CLEAN .. "curl -s -i -X OPTIONS -H 'Origin: http://app.example' "
                 .. "-H 'Access-Control-Request-Headers: authorization' '"
                 .. emu.base .. "/client/negotiate?hub=chat'")
             local head = p:read("*a"):lower()

@@ -5,6 +5,9 @@ local cjson = require "cjson"
 local M = {}
 M.root = os.getenv("SIGNALR_ROOT") or "."
 M.KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
+-- Child processes (emulator, curl, node) run without the sanitizer
+-- environment of `make asan`: only the library under test is instrumented.
+M.CLEAN = "env -u LD_PRELOAD -u SIGNALR_BUILD -u ASAN_OPTIONS -u LSAN_OPTIONS "
 
 local function read(path)
     local f = io.open(path, "rb")
@@ -42,7 +45,7 @@ Emu.__index = Emu
 function M.emulator(args)
     local dir = tmpdir()
     local cmd = string.format(
-        "%s/bin/signalr-emulator --port 0 --log-level %s %s > %s/out 2> %s/err & echo $! > %s/pid",
+        M.CLEAN .. "%s/bin/signalr-emulator --port 0 --log-level %s %s > %s/out 2> %s/err & echo $! > %s/pid",
         M.root, os.getenv("EMULATOR_LOG") or "warn", args or "", dir, dir, dir)
     assert(os.execute(cmd))
     local line = M.wait(function()
@@ -61,8 +64,8 @@ end
 
 --- An admin or raw HTTP call with curl: returns status, body.
 function Emu:http(method, path, body, headers)
-    local args = { "curl -s -o " .. self.dir .. "/body -w '%{http_code}' -X " .. method }
-    if method == "HEAD" then args[1] = "curl -s -I -o " .. self.dir .. "/body -w '%{http_code}'" end
+    local args = { M.CLEAN .. "curl -s -o " .. self.dir .. "/body -w '%{http_code}' -X " .. method }
+    if method == "HEAD" then args[1] = M.CLEAN .. "curl -s -I -o " .. self.dir .. "/body -w '%{http_code}'" end
     for k, v in pairs(headers or {}) do args[#args + 1] = "-H '" .. k .. ": " .. v .. "'" end
     if body then
         local f = assert(io.open(self.dir .. "/req", "wb"))
@@ -108,7 +111,7 @@ Pool.__index = Pool
 function M.clients(emu)
     local self = setmetatable({ dir = emu.dir, seen = 0 }, Pool)
     self.events_file = emu.dir .. "/events"
-    self.proc = assert(io.popen(string.format("node %s/spec/e2e/clients.js > %s 2> %s/clients.err",
+    self.proc = assert(io.popen(string.format(M.CLEAN .. "node %s/spec/e2e/clients.js > %s 2> %s/clients.err",
         M.root, self.events_file, emu.dir), "w"))
     return self
 end
