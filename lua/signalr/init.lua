@@ -30,10 +30,13 @@ local OPTIONS = {
     user_agent = "string",
     token_lifetime = "number",  -- seconds a REST token lives (default 3600)
     token_provider = "function",-- Entra ID: returns a bearer token
+    transport = "string",       -- "auto" (cosockets inside nginx), "curl", "cosocket"
+    pool_size = "number",       -- nginx: keep-alive connections per endpoint
 }
 _M.DEFAULTS = {
     api_version = "2022-06-01", timeout = 10, retries = 2, retry_delay = 0.5,
     max_retry_delay = 10, verify_tls = true, token_lifetime = 3600,
+    transport = "auto", pool_size = 32,
 }
 
 local Client = {}
@@ -56,6 +59,10 @@ local function check_opts(opts)
         if v ~= nil and not (v > 0 and v < 1e9) then
             error("signalr.new: option '" .. k .. "' must be a positive number", 3)
         end
+    end
+    local t = opts.transport
+    if t ~= nil and t ~= "auto" and t ~= "curl" and t ~= "cosocket" then
+        error("signalr.new: option 'transport' must be \"auto\", \"curl\" or \"cosocket\"", 3)
     end
     local r = opts.retries
     if r ~= nil and not (r >= 0 and r <= 100 and floor(r) == r) then
@@ -96,7 +103,18 @@ function _M.new(opts)
             .. " needs the token_provider option (no AccessKey to sign with)",
             { code = "EINVAL" }
     end
+    -- inside nginx, requests go over cosockets: never block the worker
+    local in_nginx = type(ngx) == "table" and type(ngx.socket) == "table"
+    local ngx_transport
+    if o.transport == "cosocket" or (o.transport == "auto" and in_nginx) then
+        if not in_nginx then
+            handle:close()
+            error("signalr.new: transport 'cosocket' needs nginx (ngx.socket)", 2)
+        end
+        ngx_transport = require("signalr.transport_ngx").new(o)
+    end
     return setmetatable({
+        _ngx = ngx_transport,
         _core = handle,
         _info = info,
         _token_provider = o.token_provider,
@@ -157,7 +175,14 @@ function Client:_call(op, params, what)
         end
         params.bearer = tok
     end
-    local res, msg, details = self._core:call(op, params)
+    local res, msg, details
+    if self._ngx then
+        local tn = require "signalr.transport_ngx"
+        if not tn.usable() then return tn.phase_error(what) end
+        res, msg, details = tn.call(self._ngx, self._core, core, op, params)
+    else
+        res, msg, details = self._core:call(op, params)
+    end
     if res == nil then
         return nil, "signalr." .. what .. ": " .. msg, details
     end

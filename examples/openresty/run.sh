@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# run.sh PREFIX PORT [CA_FILE] [EXTRA_LOCATIONS_FILE]: render nginx.conf into
+# PREFIX and start a private nginx on 127.0.0.1:PORT (stop it with
+# `nginx -p PREFIX -c PREFIX/nginx.conf -s stop`).  Needs
+# AzureSignalRConnectionString in the environment.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+prefix=$1; port=$2; ca=${3:-/etc/ssl/certs/ca-certificates.crt}; extra=${4:-}
+mkdir -p "$prefix/logs" "$prefix/temp"
+sed -e "s|@ROOT@|$root|g" -e "s|@PORT@|$port|g" -e "s|@CA@|$ca|g" \
+    "$root/examples/openresty/nginx.conf" > "$prefix/nginx.conf"
+if [ -n "$extra" ]; then
+  python3 - "$prefix/nginx.conf" "$extra" <<'PY'
+import sys
+conf, extra = sys.argv[1], open(sys.argv[2]).read()
+s = open(conf).read().replace("# @TEST_LOCATIONS@", extra)
+open(conf, "w").write(s)
+PY
+fi
+exec nginx -p "$prefix" -c "$prefix/nginx.conf"

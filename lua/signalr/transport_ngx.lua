@@ -1,0 +1,215 @@
+--- The nginx transport: HTTP/1.1 over cosockets (`ngx.socket.tcp`), so a
+-- hub call inside an OpenResty handler never blocks the worker.  The
+-- request bytes come from the C core's builder and the reply goes through
+-- the core's reader and retry policy: only the byte moving is here.
+--
+-- Caveats: TLS trust comes from nginx's `lua_ssl_trusted_certificate`
+-- (the `ca_file` option is not used inside nginx); connections are pooled
+-- per endpoint with `setkeepalive`.
+-- @module signalr.transport_ngx
+local ngx = ngx
+local tcp, sleep, now, get_phase = ngx.socket.tcp, ngx.sleep, ngx.time, ngx.get_phase
+local tonumber, tostring, lower, find, sub, concat =
+    tonumber, tostring, string.lower, string.find, string.sub, table.concat
+
+local _M = {}
+
+-- Phases where cosockets work (lua-nginx-module docs, "Cosockets Not
+-- Available Everywhere").
+local COSOCKET_PHASES = {
+    rewrite = true, access = true, content = true, timer = true,
+    ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
+    preread = true,
+}
+
+--- Can a hub call run here without blocking the worker?
+function _M.usable()
+    return COSOCKET_PHASES[get_phase()] == true
+end
+
+function _M.phase_error(what)
+    return nil, "signalr." .. what .. ": cosockets are not available in nginx's '"
+        .. get_phase() .. "' phase and a blocking call would stall the worker;"
+        .. " run it from ngx.timer.at(0, fn) instead", { code = "EPHASE" }
+end
+
+local function read_body(sock, headers, method, status)
+    if method == "HEAD" or status == 204 or status == 304 or (status >= 100 and status < 200) then
+        return ""
+    end
+    if lower(headers["transfer-encoding"] or "") == "chunked" then
+        local parts = {}
+        while true do
+            local line, err = sock:receive("*l")
+            if not line then return nil, err end
+            local size = tonumber(line:match("^%x+"), 16)
+            if not size then return nil, "malformed chunk size" end
+            if size == 0 then
+                -- trailers end with an empty line
+                repeat
+                    line, err = sock:receive("*l")
+                    if not line then return nil, err end
+                until line == ""
+                return concat(parts)
+            end
+            local data
+            data, err = sock:receive(size)
+            if not data then return nil, err end
+            parts[#parts + 1] = data
+            line, err = sock:receive("*l")
+            if not line then return nil, err end
+        end
+    end
+    local len = tonumber(headers["content-length"])
+    if len then
+        if len == 0 then return "" end
+        return sock:receive(len)
+    end
+    return sock:receive("*a"), nil, true -- until close
+end
+
+-- One exchange.  Returns status, headers, body, keepalive | nil, err,
+-- sent (whether any request byte may have reached the server).
+local function exchange(self, req)
+    local sock = tcp()
+    local t = self.timeouts
+    sock:settimeouts(t.connect, t.send, t.read)
+    local pool = req.host .. ":" .. req.port .. (req.tls and ":tls" or "")
+        .. (self.verify_tls and "" or ":noverify")
+    -- nginx's resolver does not read /etc/hosts: name loopback ourselves
+    local addr = req.host == "localhost" and "127.0.0.1" or req.host
+    local ok, err = sock:connect(addr, req.port, { pool = pool })
+    if not ok then
+        if err:find("no resolver", 1, true) then
+            err = err .. " (add a 'resolver' directive to nginx.conf)"
+        end
+        return nil, "could not connect: " .. err, false
+    end
+    local reused = sock:getreusedtimes() > 0
+    if req.tls and not reused then
+        ok, err = sock:sslhandshake(nil, req.host, self.verify_tls)
+        if not ok then
+            sock:close()
+            return nil, "TLS handshake failed: " .. err
+                .. (self.verify_tls and " (is lua_ssl_trusted_certificate set?)" or ""), false
+        end
+    end
+    local h = req.headers
+    local host = req.host:find(":", 1, true) and ("[" .. req.host .. "]") or req.host
+    if (req.tls and req.port ~= 443) or (not req.tls and req.port ~= 80) then
+        host = host .. ":" .. req.port
+    end
+    local lines = { req.method, " ", req.path, " HTTP/1.1\r\nHost: ", host,
+                    "\r\nUser-Agent: ", h["User-Agent"], "\r\n" }
+    if h.Authorization then
+        lines[#lines + 1] = "Authorization: " .. h.Authorization .. "\r\n"
+    end
+    if h["Content-Type"] then
+        lines[#lines + 1] = "Content-Type: " .. h["Content-Type"] .. "\r\n"
+    end
+    if req.method ~= "GET" and req.method ~= "HEAD" then
+        lines[#lines + 1] = "Content-Length: " .. (req.body and #req.body or 0) .. "\r\n"
+    end
+    lines[#lines + 1] = "\r\n"
+    if req.body then lines[#lines + 1] = req.body end
+    ok, err = sock:send(lines)
+    if not ok then
+        sock:close()
+        -- a pooled connection the server already closed: nothing was read
+        return nil, "send failed: " .. err, false, reused
+    end
+    local line
+    line, err = sock:receive("*l")
+    if not line then
+        sock:close()
+        return nil, err == "timeout" and "timeout" or ("connection " .. err), true,
+            reused and err == "closed"
+    end
+    local status = tonumber(line:match("^HTTP/1%.[01] (%d%d%d)"))
+    if not status then
+        sock:close()
+        return nil, "malformed status line", true
+    end
+    local headers = {}
+    while true do
+        line, err = sock:receive("*l")
+        if not line then
+            sock:close()
+            return nil, err == "timeout" and "timeout" or ("connection " .. err), true
+        end
+        if line == "" then break end
+        local c = find(line, ":", 1, true)
+        if c then
+            local k = lower(sub(line, 1, c - 1))
+            headers[k] = line:sub(c + 1):match("^%s*(.-)%s*$")
+        end
+    end
+    local body, until_close
+    body, err, until_close = read_body(sock, headers, req.method, status)
+    if not body then
+        sock:close()
+        return nil, err == "timeout" and "timeout" or ("connection " .. tostring(err)), true
+    end
+    if until_close or lower(headers.connection or "") == "close" then
+        sock:close()
+    else
+        sock:setkeepalive(self.keepalive_timeout, self.pool_size)
+    end
+    return status, headers, body
+end
+
+--- Perform op with params through cosockets, with the core's retry rules.
+-- @return true | false | nil, message, details
+function _M.call(self, core_handle, core, op, params)
+    local attempt = 0
+    while true do
+        attempt = attempt + 1
+        local req, msg, details = core_handle:build(op, params, now())
+        if not req then return nil, msg, details end
+        local status, headers, body, stale = exchange(self, req)
+        if not status and stale and attempt == 1 then
+            -- a pooled connection that the server had closed: the request
+            -- was never read, so one immediate fresh attempt is safe
+            status, headers, body = exchange(self, req)
+        end
+        local code, fail_status, retry_after
+        if status then
+            local res
+            res, msg, details = core.read_reply(op, status, headers["x-ms-error-code"], body)
+            if res ~= nil then return res end
+            code, fail_status = "ESTATUS", status
+            retry_after = tonumber(headers["retry-after"] or "")
+        else
+            msg = headers -- the error text
+            local sent = body
+            code = (not sent) and "ECONNECT" or (msg == "timeout" and "ETIMEDOUT" or "EHTTP")
+            if msg == "timeout" then msg = "timed out" end
+            details = { code = code }
+        end
+        local delay = core.retry_delay(op, attempt, code, fail_status or 0,
+            retry_after or -1, self.retries, self.retry_delay, self.max_retry_delay)
+        if not delay then
+            if attempt > 1 then msg = msg .. " (after " .. attempt .. " attempts)" end
+            return nil, msg, details
+        end
+        sleep(delay)
+    end
+end
+
+--- Per-client transport settings from the client options.
+function _M.new(o)
+    local ms = function(s) return s and s * 1000 end
+    local timeout = ms(o.timeout)
+    return {
+        timeouts = { connect = ms(o.connect_timeout) or math.min(timeout, 5000),
+                     send = timeout, read = timeout },
+        verify_tls = o.verify_tls ~= false,
+        retries = o.retries or 0,
+        retry_delay = o.retry_delay,
+        max_retry_delay = o.max_retry_delay,
+        keepalive_timeout = 60000,
+        pool_size = o.pool_size or 32,
+    }
+end
+
+return _M
