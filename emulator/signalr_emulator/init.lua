@@ -174,6 +174,10 @@ function Emu:onstream(stream)
         for k, v in req:each() do
             if k:sub(1, 1) ~= ":" then rec.headers[k] = v end
         end
+        -- recorded on arrival, so a stalled request is seen at once
+        local r = self.requests
+        r[#r + 1] = rec
+        if #r > 1000 then table.remove(r, 1) end
         local answered, fstatus = fault(self, stream, method)
         if answered then
             status = fstatus or 0
@@ -181,9 +185,6 @@ function Emu:onstream(stream)
             status = rest.handle(self, stream, req, method, path, qs, rec)
         end
         rec.status = status
-        local r = self.requests
-        r[#r + 1] = rec
-        if #r > 1000 then table.remove(r, 1) end
     elseif path == "/client/negotiate" or path == "/client/negotiate/" then
         status = client.negotiate(self, stream, req, method, util.parse_query(qs))
     elseif path == "/client" or path == "/client/" then

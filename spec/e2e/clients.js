@@ -19,7 +19,9 @@ const logger = {
 
 async function connect(c) {
   const conn = new signalR.HubConnectionBuilder()
-    .withUrl(c.url, { accessTokenFactory: () => c.accessToken })
+    // without a token the client negotiates with the app at c.url (nginx),
+    // which redirects it to the service
+    .withUrl(c.url, c.accessToken ? { accessTokenFactory: () => c.accessToken } : {})
     .configureLogging(logger)
     .build();
   if (c.serverTimeout) conn.serverTimeoutInMilliseconds = c.serverTimeout;
