@@ -23,10 +23,11 @@ BINDINGS = $(foreach v,$(LUAS),$(BUILD)/lua$(v)/signalr/core.so)
 APT_PKGS = build-essential pkg-config curl libcurl4-openssl-dev libssl-dev \
            lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev \
            luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-check luarocks \
-           lua-http lua-cqueues lua-luaossl valgrind
+           lua-http lua-cqueues lua-luaossl valgrind nginx-light \
+           libnginx-mod-http-lua openssl wrk
 
-.PHONY: all core bindings deps test test-c test-lua test-e2e lint asan \
-        demo rock emulator clean
+.PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint \
+        asan demo rock emulator bench-nginx clean
 
 all: core bindings
 
@@ -68,6 +69,14 @@ test-lua: all
 
 test-e2e: all
 	@bash spec/run.sh 5.4 e2e
+
+test-nginx: all
+	@bash spec/run.sh 5.4 nginx
+
+# wrk: an nginx handler calling hub:broadcast vs the same handler without
+# the call, in one run; results in bench/RESULTS.md
+bench-nginx: deps all
+	@bash bench/nginx_broadcast.sh
 
 lint:
 	luacheck --quiet lua spec emulator bin examples

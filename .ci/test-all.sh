@@ -41,6 +41,7 @@ run_busted() { # version suite
 for v in ${LUAS:-5.4 5.1 5.3 jit}; do run_busted "$v" unit; done
 run_busted 5.4 emulator
 run_busted 5.4 e2e
+run_busted 5.4 nginx
 
 # the rock: `luarocks make` offline into a private tree (5.4 and 5.1), then
 # use the installed module and command from that tree

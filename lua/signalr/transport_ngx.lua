@@ -9,8 +9,8 @@
 -- @module signalr.transport_ngx
 local ngx = ngx
 local tcp, sleep, now, get_phase = ngx.socket.tcp, ngx.sleep, ngx.time, ngx.get_phase
-local tonumber, tostring, lower, find, sub, concat =
-    tonumber, tostring, string.lower, string.find, string.sub, table.concat
+local tonumber, tostring, lower, concat =
+    tonumber, tostring, string.lower, table.concat
 
 local _M = {}
 
@@ -118,31 +118,22 @@ local function exchange(self, req)
         -- a pooled connection the server already closed: nothing was read
         return nil, "send failed: " .. err, false, reused
     end
-    local line
-    line, err = sock:receive("*l")
-    if not line then
+    -- the whole head in one read: status line and headers
+    local head
+    head, err = sock:receiveuntil("\r\n\r\n")()
+    if not head then
         sock:close()
         return nil, err == "timeout" and "timeout" or ("connection " .. err), true,
             reused and err == "closed"
     end
-    local status = tonumber(line:match("^HTTP/1%.[01] (%d%d%d)"))
+    local status = tonumber(head:match("^HTTP/1%.[01] (%d%d%d)"))
     if not status then
         sock:close()
         return nil, "malformed status line", true
     end
     local headers = {}
-    while true do
-        line, err = sock:receive("*l")
-        if not line then
-            sock:close()
-            return nil, err == "timeout" and "timeout" or ("connection " .. err), true
-        end
-        if line == "" then break end
-        local c = find(line, ":", 1, true)
-        if c then
-            local k = lower(sub(line, 1, c - 1))
-            headers[k] = line:sub(c + 1):match("^%s*(.-)%s*$")
-        end
+    for k, v in head:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do
+        headers[lower(k)] = v:match("^(.-)%s*$")
     end
     local body, until_close
     body, err, until_close = read_body(sock, headers, req.method, status)
@@ -192,7 +183,7 @@ function _M.call(self, core_handle, core, op, params)
             if attempt > 1 then msg = msg .. " (after " .. attempt .. " attempts)" end
             return nil, msg, details
         end
-        sleep(delay)
+        if delay > 0 then sleep(delay) end
     end
 end
 
