@@ -7,6 +7,7 @@
  * `code` (e.g. "EINVAL") and, for HTTP replies, `status`, `service_code`
  * and `body`.  C memory is never live across a call that can raise: built
  * requests sit in a userdata box whose __gc releases them. */
+#define _POSIX_C_SOURCE 200809L
 #include "compat.h"
 #include "signalr.h"
 
@@ -21,6 +22,9 @@
 typedef struct {
     signalr_client *c;
     signalr_http *h;             /* created on the first call */
+    signalr_multi *m;            /* created on the first submit */
+    size_t queue_size;
+    long max_connections;
     signalr_http_options http;
     signalr_retry_policy retry;
     char *ca_file;
@@ -261,6 +265,12 @@ static int l_client(lua_State *L)
         lua_getfield(L, 2, "retries");
         lc->retry.max_retries = (int)luaL_optnumber(L, -1, 0);
         lua_pop(L, 1);
+        lua_getfield(L, 2, "queue_size");
+        lc->queue_size = (size_t)luaL_optnumber(L, -1, 0);
+        lua_pop(L, 1);
+        lua_getfield(L, 2, "max_connections");
+        lc->max_connections = (long)luaL_optnumber(L, -1, 0);
+        lua_pop(L, 1);
         lua_getfield(L, 2, "verify_tls");
         if (!lua_isnil(L, -1))
             lc->http.verify_tls = lua_toboolean(L, -1);
@@ -285,8 +295,10 @@ static int l_client_close(lua_State *L)
 {
     lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
 
+    signalr_multi_free(lc->m); /* borrows the client: first */
     signalr_client_free(lc->c);
     signalr_http_free(lc->h);
+    lc->m = NULL;
     free(lc->ca_file);
     lc->c = NULL;
     lc->h = NULL;
@@ -353,6 +365,120 @@ static int l_client_call(lua_State *L)
                      &e))
         return push_fail(L, &e);
     lua_pushboolean(L, value);
+    return 1;
+}
+
+/* ===== asynchronous mode ===== */
+
+/* client:submit(op, params) -> id | nil, msg, details */
+static int l_client_submit(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    signalr_op op = check_op(L, 2);
+    signalr_params p;
+    signalr_error e;
+    unsigned long id;
+    const char *nul = read_params(L, 3, &p);
+
+    if (nul)
+        return nul_fail(L, nul);
+    if (!lc->m && signalr_multi_new(lc->c, &lc->http, &lc->retry,
+                                    lc->queue_size, lc->max_connections,
+                                    &lc->m, &e))
+        return push_fail(L, &e);
+    if (signalr_multi_submit(lc->m, op, &p, &id, &e))
+        return push_fail(L, &e);
+    lua_pushinteger(L, (lua_Integer)id);
+    return 1;
+}
+
+/* client:poll(timeout_s) -> array of { id, result | nil, error, details } */
+static int l_client_poll(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    long ms = (long)(luaL_optnumber(L, 2, 0) * 1000.0);
+    signalr_outcome o;
+    signalr_error e;
+    int n = 0;
+
+    lua_newtable(L);
+    if (!lc->m)
+        return 1;
+    if (signalr_multi_step(lc->m, ms, &e))
+        return push_fail(L, &e);
+    /* each outcome's table exists before the outcome is popped; only an
+     * out-of-memory error while filling it could lose one */
+    while (lua_checkstack(L, 4)) {
+        lua_createtable(L, 0, 4);
+        if (!signalr_multi_next(lc->m, &o)) {
+            lua_pop(L, 1);
+            break;
+        }
+        lua_pushinteger(L, (lua_Integer)o.id);
+        lua_setfield(L, -2, "id");
+        if (o.rc == SIGNALR_OK) {
+            lua_pushboolean(L, o.value);
+            lua_setfield(L, -2, "result");
+        } else {
+            lua_pushstring(L, o.err.msg[0] ? o.err.msg : signalr_strerror(o.rc));
+            lua_setfield(L, -2, "error");
+            push_details(L, &o.err);
+            lua_setfield(L, -2, "details");
+        }
+        lua_rawseti(L, -2, ++n);
+    }
+    return 1;
+}
+
+static int l_client_pending(lua_State *L)
+{
+    lclient *lc = check_client(L);
+
+    lua_pushinteger(L, lc->m ? (lua_Integer)signalr_multi_pending(lc->m) : 0);
+    return 1;
+}
+
+static int l_client_cancel(lua_State *L)
+{
+    lclient *lc = check_client(L);
+
+    if (lc->m)
+        signalr_multi_cancel(lc->m);
+    return 0;
+}
+
+/* client:timeout() -> seconds until poll is due, or nil for no timer */
+static int l_client_timeout(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    long t = lc->m ? signalr_multi_timeout(lc->m) : -1;
+
+    if (t < 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, t / 1000.0);
+    return 1;
+}
+
+/* client:fds() -> array of { fd = n, read = bool, write = bool } */
+static int l_client_fds(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    int fds[64], ev[64], n = 0, i;
+
+    if (lc->m)
+        n = signalr_multi_fds(lc->m, fds, ev, 64);
+    lua_createtable(L, n, 0);
+    for (i = 0; i < n; i++) {
+        lua_createtable(L, 0, 3);
+        lua_pushinteger(L, fds[i]);
+        lua_setfield(L, -2, "fd");
+        lua_pushboolean(L, ev[i] & 1);
+        lua_setfield(L, -2, "read");
+        lua_pushboolean(L, (ev[i] & 2) != 0);
+        lua_setfield(L, -2, "write");
+        lua_rawseti(L, -2, i + 1);
+    }
     return 1;
 }
 
@@ -585,11 +711,28 @@ static const luaL_Reg client_methods[] = {
     {"build", l_client_build},
     {"negotiate", l_client_negotiate},
     {"info", l_client_info},
+    {"submit", l_client_submit},
+    {"poll", l_client_poll},
+    {"pending", l_client_pending},
+    {"cancel", l_client_cancel},
+    {"timeout", l_client_timeout},
+    {"fds", l_client_fds},
     {"close", l_client_close},
     {NULL, NULL}
 };
 
+/* core.monotonic() -> seconds on a monotonic clock (for deadlines) */
+static int l_monotonic(lua_State *L)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec / 1e9);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
+    {"monotonic", l_monotonic},
     {"client", l_client},
     {"read_reply", l_read_reply},
     {"retry_delay", l_retry_delay},

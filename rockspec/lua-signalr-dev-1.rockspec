@@ -31,7 +31,7 @@ build = {
       ["signalr.core"] = {
          sources = {
             "core/src/buf.c", "core/src/connstr.c", "core/src/error.c",
-            "core/src/http_curl.c", "core/src/jwt.c", "core/src/ops.c",
+            "core/src/http_curl.c", "core/src/http_multi.c", "core/src/jwt.c", "core/src/ops.c",
             "core/src/reply.c", "core/src/request.c", "core/src/retry.c",
             "core/src/url.c", "core/src/validate.c", "lua/signalr_core.c",
          },

@@ -59,7 +59,9 @@ extern "C" {
     X(ETIMEDOUT,    "request timed out")                                    \
     X(EHTTP,        "HTTP transport failure")                               \
     X(ESTATUS,      "unexpected HTTP status")                               \
-    X(ETOKEN,       "invalid token")
+    X(ETOKEN,       "invalid token")                                        \
+    X(EQUEUEFULL,   "asynchronous queue is full")                           \
+    X(ECANCELED,    "request canceled before it completed")
 
 typedef enum {
 #define SIGNALR_X_(name, msg) SIGNALR_##name,
@@ -384,6 +386,59 @@ SIGNALR_API signalr_err signalr_call(signalr_client *c, signalr_http *h,
                                      const signalr_http_options *o,
                                      const signalr_retry_policy *policy,
                                      int *value, signalr_error *err);
+
+/* ===== asynchronous transport (libcurl multi) ===== */
+
+/* Many requests in flight over a pool of keep-alive connections, driven by
+ * the caller's loop: submit, then step (or wait on the descriptors from
+ * signalr_multi_fds() for signalr_multi_timeout() ms, then step), then
+ * collect outcomes with signalr_multi_next().  Every submitted request ends
+ * in exactly one outcome: success, an error, or ECANCELED when canceled.
+ * Retries follow the policy, scheduled without blocking. */
+typedef struct signalr_multi signalr_multi; /* opaque */
+
+typedef struct {
+    unsigned long id;         /* as returned by signalr_multi_submit() */
+    signalr_op op;
+    signalr_err rc;           /* SIGNALR_OK or the failure */
+    int value;                /* as in signalr_reply_read() */
+    signalr_error err;        /* detail when rc != SIGNALR_OK */
+} signalr_outcome;
+
+/* c is borrowed and must outlive m.  max_queue bounds the requests that
+ * are submitted and not yet collected (0: 1024); max_host_connections caps
+ * parallel connections per endpoint (0: 8). */
+SIGNALR_API signalr_err signalr_multi_new(signalr_client *c,
+                                          const signalr_http_options *o,
+                                          const signalr_retry_policy *p,
+                                          size_t max_queue,
+                                          long max_host_connections,
+                                          signalr_multi **out,
+                                          signalr_error *err);
+/* Frees m; requests still in flight are dropped without an outcome, so
+ * call signalr_multi_cancel() and collect first.  NULL is a no-op. */
+SIGNALR_API void signalr_multi_free(signalr_multi *m);
+/* Build and queue a request.  A bad input fails here (nothing is queued);
+ * EQUEUEFULL when max_queue outcomes are pending. */
+SIGNALR_API signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
+                                             const signalr_params *p,
+                                             unsigned long *id,
+                                             signalr_error *err);
+/* Wait up to timeout_ms (0: do not wait) for activity and make progress. */
+SIGNALR_API signalr_err signalr_multi_step(signalr_multi *m, long timeout_ms,
+                                           signalr_error *err);
+/* Pop the next finished outcome: 1 when *out was filled, else 0. */
+SIGNALR_API int signalr_multi_next(signalr_multi *m, signalr_outcome *out);
+/* Outcomes not yet collected (in flight, waiting to retry, finished). */
+SIGNALR_API size_t signalr_multi_pending(const signalr_multi *m);
+/* End every unfinished request with ECANCELED (collect them next). */
+SIGNALR_API void signalr_multi_cancel(signalr_multi *m);
+/* Milliseconds until signalr_multi_step() is due: 0 now, -1 no timer. */
+SIGNALR_API long signalr_multi_timeout(signalr_multi *m);
+/* Fill fds/events (1 read, 2 write) with at most max descriptors to watch;
+ * returns how many. */
+SIGNALR_API int signalr_multi_fds(signalr_multi *m, int *fds, int *events,
+                                  int max);
 
 #ifdef __cplusplus
 }

@@ -1,14 +1,13 @@
 /* http_curl.c - the blocking transport: one reusable libcurl easy handle
- * (keep-alive), plus signalr_call(), which builds, sends, reads and
- * retries.
+ * (keep-alive), signalr_call() (build, send, read, retry), and the curl
+ * set-up shared with the multi transport.
  *
  * Caveats: curl_global_init() is the embedder's job (see signalr.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "internal.h"
+#include "curl_common.h"
 
-#include <curl/curl.h>
-#include <stdio.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -18,57 +17,41 @@
 
 struct signalr_http {
     CURL *curl;
-    char *body;
-    size_t body_len;
-    signalr_http_reply *reply; /* being filled by the callbacks */
-    char errbuf[CURL_ERROR_SIZE];
+    sr__sink sink;
 };
 
-signalr_err signalr_http_new(signalr_http **out, signalr_error *err)
-{
-    signalr_http *h = calloc(1, sizeof(*h));
-
-    *out = NULL;
-    if (!h)
-        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
-    h->curl = curl_easy_init();
-    h->body = malloc(BODY_KEEP + 1);
-    if (!h->curl || !h->body) {
-        signalr_http_free(h);
-        return sr__fail(err, SIGNALR_ENOMEM, "could not create a curl handle");
-    }
-    *out = h;
-    return SIGNALR_OK;
-}
-
-void signalr_http_free(signalr_http *h)
-{
-    if (!h)
-        return;
-    if (h->curl)
-        curl_easy_cleanup(h->curl);
-    free(h->body);
-    free(h);
-}
+/* ===== shared with http_multi.c ===== */
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-    signalr_http *h = ud;
-    size_t len = size * n, room = BODY_KEEP - h->body_len;
+    sr__sink *s = ud;
+    size_t len = size * n, room = BODY_KEEP - s->body_len, k;
 
-    /* Keep the first 64 KiB (error bodies are short); drain the rest. */
-    if (room) {
-        size_t k = len < room ? len : room;
+    /* Keep the first 64 KiB; drain the rest. */
+    k = len < room ? len : room;
+    if (!k)
+        return len;
+    if (s->body_len + k + 1 > s->body_cap) {
+        size_t cap = s->body_cap ? s->body_cap : 256;
+        char *np;
 
-        memcpy(h->body + h->body_len, p, k);
-        h->body_len += k;
+        while (cap < s->body_len + k + 1)
+            cap *= 2;
+        np = realloc(s->body, cap);
+        if (!np)
+            return len; /* keep what we have: the status still counts */
+        s->body = np;
+        s->body_cap = cap;
     }
+    memcpy(s->body + s->body_len, p, k);
+    s->body_len += k;
+    s->body[s->body_len] = '\0';
     return len;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-    signalr_http *h = ud;
+    sr__sink *s = ud;
     size_t len = size * n, vlen;
     const char *v;
 
@@ -79,21 +62,21 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         char tmp[24];
         size_t k = len - 12 < sizeof(tmp) - 1 ? len - 12 : sizeof(tmp) - 1;
         char *end;
-        long s;
+        long secs;
 
         memcpy(tmp, p + 12, k);
         tmp[k] = '\0';
-        s = strtol(tmp, &end, 10);
+        secs = strtol(tmp, &end, 10);
         while (*end && isspace((unsigned char)*end))
             end++;
-        if (end != tmp && !*end && s >= 0)
-            h->reply->retry_after_s = s;
+        if (end != tmp && !*end && secs >= 0)
+            s->retry_after_s = secs;
         return len;
     } else {
-        if (len > 5 && !strncmp(p, "HTTP/", 5)) { /* new response */
-            h->reply->error_code[0] = '\0';
-            h->reply->retry_after_s = -1;
-            h->body_len = 0;
+        if (len > 5 && !strncmp(p, "HTTP/", 5)) { /* a new response */
+            s->error_code[0] = '\0';
+            s->retry_after_s = -1;
+            s->body_len = 0;
         }
         return len;
     }
@@ -103,20 +86,27 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     }
     while (vlen && isspace((unsigned char)v[vlen - 1]))
         vlen--;
-    if (vlen >= sizeof(h->reply->error_code))
-        vlen = sizeof(h->reply->error_code) - 1;
-    memcpy(h->reply->error_code, v, vlen);
-    h->reply->error_code[vlen] = '\0';
+    if (vlen >= sizeof(s->error_code))
+        vlen = sizeof(s->error_code) - 1;
+    memcpy(s->error_code, v, vlen);
+    s->error_code[vlen] = '\0';
     return len;
 }
 
-static signalr_err transport_error(signalr_http *h, CURLcode cc,
-                                   signalr_error *err)
+void sr__sink_free(sr__sink *s)
+{
+    free(s->body);
+    s->body = NULL;
+    s->body_len = s->body_cap = 0;
+}
+
+signalr_err sr__curl_error(CURL *c, CURLcode cc, const sr__sink *s,
+                           signalr_error *err)
 {
     long sent = 0;
-    const char *why = h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc);
+    const char *why = s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc);
 
-    curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &sent);
+    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
     /* if-chain, not switch: curl's enum is open-ended */
     if (cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_COULDNT_RESOLVE_PROXY ||
         cc == CURLE_COULDNT_CONNECT)
@@ -137,26 +127,42 @@ static signalr_err transport_error(signalr_http *h, CURLcode cc,
                     sent ? "" : " (request not sent)");
 }
 
-signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
-                                 const signalr_http_options *o,
-                                 signalr_http_reply *reply,
-                                 signalr_error *err)
+static struct curl_slist *add_header(struct curl_slist *h, const char *name,
+                                     const char *value, int *oom)
+{
+    size_t a = strlen(name), b = strlen(value);
+    char *line = malloc(a + b + 3);
+    struct curl_slist *n;
+
+    if (!line) {
+        *oom = 1;
+        return h;
+    }
+    memcpy(line, name, a);
+    memcpy(line + a, ": ", 2);
+    memcpy(line + a + 2, value, b + 1);
+    n = curl_slist_append(h, line);
+    free(line);
+    if (!n)
+        *oom = 1;
+    return n ? n : h;
+}
+
+signalr_err sr__curl_prepare(CURL *c, const signalr_request *req,
+                             const signalr_http_options *o, sr__sink *s,
+                             struct curl_slist **hdrs, signalr_error *err)
 {
     static const signalr_http_options defaults = {0, 0, 1, NULL};
-    struct curl_slist *hdrs = NULL, *tmp;
-    char line[64];
-    long timeout, conn_timeout, status = 0;
-    CURLcode cc;
-    CURL *c = h->curl;
+    struct curl_slist *h = NULL;
+    long timeout, conn_timeout;
+    int oom = 0;
 
-    sr__ok(err);
     if (!o)
         o = &defaults;
-    memset(reply, 0, sizeof(*reply));
-    reply->retry_after_s = -1;
-    h->reply = reply;
-    h->body_len = 0;
-    h->errbuf[0] = '\0';
+    s->body_len = 0;
+    s->error_code[0] = '\0';
+    s->retry_after_s = -1;
+    s->errbuf[0] = '\0';
     timeout = o->timeout_ms > 0 ? o->timeout_ms : 10000;
     conn_timeout = o->connect_timeout_ms > 0 ? o->connect_timeout_ms
                    : timeout < 5000 ? timeout : 5000;
@@ -164,7 +170,7 @@ signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
     /* reset keeps the connection cache: keep-alive survives */
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, req->url);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->errbuf);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, conn_timeout);
@@ -174,9 +180,9 @@ signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
         curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
     curl_easy_setopt(c, CURLOPT_USERAGENT, req->user_agent);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     if (!strcmp(req->method, "HEAD")) {
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -189,51 +195,23 @@ signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t)(req->body ? req->body_len : 0));
     }
-    tmp = curl_slist_append(hdrs, "Expect:");
-    hdrs = tmp ? tmp : hdrs;
-    if (tmp && req->content_type) {
-        snprintf(line, sizeof(line), "Content-Type: %s", req->content_type);
-        tmp = curl_slist_append(hdrs, line);
-        hdrs = tmp ? tmp : hdrs;
-    } else if (tmp) {
-        tmp = curl_slist_append(hdrs, "Content-Type:");
-        hdrs = tmp ? tmp : hdrs;
-    }
-    if (tmp && req->authorization) {
-        /* "Authorization: " + value, built without a fixed buffer */
-        size_t n = strlen(req->authorization);
-        char *a = malloc(n + 16);
-
-        if (a) {
-            memcpy(a, "Authorization: ", 15);
-            memcpy(a + 15, req->authorization, n + 1);
-            tmp = curl_slist_append(hdrs, a);
-            hdrs = tmp ? tmp : hdrs;
-            free(a);
-        } else {
-            tmp = NULL;
-        }
-    }
-    if (!tmp) {
-        curl_slist_free_all(hdrs);
+    h = curl_slist_append(h, "Expect:");
+    if (!h)
+        oom = 1;
+    h = add_header(h, "Content-Type",
+                   req->content_type ? req->content_type : "", &oom);
+    if (req->authorization)
+        h = add_header(h, "Authorization", req->authorization, &oom);
+    if (oom) {
+        curl_slist_free_all(h);
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
     }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    cc = curl_easy_perform(c);
-    curl_slist_free_all(hdrs);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-    h->reply = NULL;
-    if (cc != CURLE_OK)
-        return transport_error(h, cc, err);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    reply->status = (int)status;
-    h->body[h->body_len] = '\0';
-    reply->body = h->body;
-    reply->body_len = h->body_len;
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    *hdrs = h;
     return SIGNALR_OK;
 }
 
-static void sleep_ms(long ms)
+void sr__sleep_ms(long ms)
 {
     struct timespec ts;
 
@@ -241,6 +219,71 @@ static void sleep_ms(long ms)
     ts.tv_nsec = (ms % 1000) * 1000000L;
     while (nanosleep(&ts, &ts) == -1)
         ;
+}
+
+long long sr__now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ===== the blocking transport ===== */
+
+signalr_err signalr_http_new(signalr_http **out, signalr_error *err)
+{
+    signalr_http *h = calloc(1, sizeof(*h));
+
+    *out = NULL;
+    if (!h)
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    h->curl = curl_easy_init();
+    if (!h->curl) {
+        free(h);
+        return sr__fail(err, SIGNALR_ENOMEM, "could not create a curl handle");
+    }
+    *out = h;
+    return SIGNALR_OK;
+}
+
+void signalr_http_free(signalr_http *h)
+{
+    if (!h)
+        return;
+    curl_easy_cleanup(h->curl);
+    sr__sink_free(&h->sink);
+    free(h);
+}
+
+signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
+                                 const signalr_http_options *o,
+                                 signalr_http_reply *reply,
+                                 signalr_error *err)
+{
+    struct curl_slist *hdrs = NULL;
+    long status = 0;
+    signalr_err rc;
+    CURLcode cc;
+
+    sr__ok(err);
+    memset(reply, 0, sizeof(*reply));
+    reply->retry_after_s = -1;
+    rc = sr__curl_prepare(h->curl, req, o, &h->sink, &hdrs, err);
+    if (rc)
+        return rc;
+    cc = curl_easy_perform(h->curl);
+    curl_slist_free_all(hdrs);
+    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
+    if (cc != CURLE_OK)
+        return sr__curl_error(h->curl, cc, &h->sink, err);
+    curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+    reply->status = (int)status;
+    memcpy(reply->error_code, h->sink.error_code, sizeof(reply->error_code));
+    reply->retry_after_s = h->sink.retry_after_s;
+    reply->body = h->sink.body ? h->sink.body : "";
+    reply->body_len = h->sink.body_len;
+    return SIGNALR_OK;
 }
 
 signalr_err signalr_call(signalr_client *c, signalr_http *h, signalr_op op,
@@ -273,8 +316,7 @@ signalr_err signalr_call(signalr_client *c, signalr_http *h, signalr_op op,
             if (!rc)
                 return rc;
         }
-        delay = signalr_retry_delay(op, policy, attempt, rc,
-                                    hr.status,
+        delay = signalr_retry_delay(op, policy, attempt, rc, hr.status,
                                     rc == SIGNALR_ESTATUS ? hr.retry_after_s
                                                           : -1);
         if (delay < 0) {
@@ -286,6 +328,6 @@ signalr_err signalr_call(signalr_client *c, signalr_http *h, signalr_op op,
             }
             return rc;
         }
-        sleep_ms(delay);
+        sr__sleep_ms(delay);
     }
 }

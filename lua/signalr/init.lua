@@ -32,15 +32,21 @@ local OPTIONS = {
     token_provider = "function",-- Entra ID: returns a bearer token
     transport = "string",       -- "auto" (cosockets inside nginx), "curl", "cosocket"
     pool_size = "number",       -- nginx: keep-alive connections per endpoint
+    async = "boolean",          -- calls queue and return a request object
+    queue_size = "number",      -- async: most requests pending at once
+    max_connections = "number", -- async: parallel connections per endpoint
+    on_done = "function",       -- async: called with each finished request
 }
 _M.DEFAULTS = {
     api_version = "2022-06-01", timeout = 10, retries = 2, retry_delay = 0.5,
     max_retry_delay = 10, verify_tls = true, token_lifetime = 3600,
-    transport = "auto", pool_size = 32,
+    transport = "auto", pool_size = 32, async = false, queue_size = 1024,
+    max_connections = 8,
 }
 
 local Client = {}
 Client.__index = Client
+local Request = {}
 
 local function check_opts(opts)
     for k, v in pairs(opts) do
@@ -58,6 +64,12 @@ local function check_opts(opts)
         local v = opts[k]
         if v ~= nil and not (v > 0 and v < 1e9) then
             error("signalr.new: option '" .. k .. "' must be a positive number", 3)
+        end
+    end
+    for _, k in pairs { "queue_size", "max_connections", "pool_size" } do
+        local v = opts[k]
+        if v ~= nil and not (v >= 1 and v <= 1e6 and floor(v) == v) then
+            error("signalr.new: option '" .. k .. "' must be a positive integer", 3)
         end
     end
     local t = opts.transport
@@ -106,7 +118,12 @@ function _M.new(opts)
     -- inside nginx, requests go over cosockets: never block the worker
     local in_nginx = type(ngx) == "table" and type(ngx.socket) == "table"
     local ngx_transport
-    if o.transport == "cosocket" or (o.transport == "auto" and in_nginx) then
+    if o.async and (o.transport == "cosocket" or (o.transport == "auto" and in_nginx)) then
+        handle:close()
+        error("signalr.new: the async mode drives libcurl from your own loop; inside nginx"
+            .. " calls are already non-blocking (leave 'async' off there)", 2)
+    end
+    if not o.async and (o.transport == "cosocket" or (o.transport == "auto" and in_nginx)) then
         if not in_nginx then
             handle:close()
             error("signalr.new: transport 'cosocket' needs nginx (ngx.socket)", 2)
@@ -116,6 +133,9 @@ function _M.new(opts)
     return setmetatable({
         _ngx = ngx_transport,
         _core = handle,
+        _async = o.async or nil,
+        _inflight = o.async and {} or nil,
+        _on_done = o.on_done,
         _info = info,
         _token_provider = o.token_provider,
         _opts = o,
@@ -155,9 +175,111 @@ function Client:info()
     return t
 end
 
---- Release the client's HTTP connections now (also done by the GC).
+--- Release the client's HTTP connections now (also done by the GC).  In
+-- async mode, requests still pending end first with `ECANCELED` (their
+-- callbacks run), so every request gets exactly one outcome.
 function Client:close()
+    if self._async and not self._closed then
+        self._core:cancel()
+        self:poll(0)
+    end
+    self._closed = true
     self._core:close()
+end
+
+-- ===== asynchronous mode =====
+
+--- A queued request (async mode): `done`, then `result` (true, or a
+-- boolean for checks) or `error` + `details`.
+Request.__index = Request
+function Request:__tostring()
+    return "signalr.request #" .. self.id .. " (" .. self.op .. ", "
+        .. (self.done and (self.error and "failed" or "done") or "pending") .. ")"
+end
+
+local function need_async(self, what)
+    if not self._async then
+        error("signalr." .. what .. ": only for clients made with async = true", 3)
+    end
+end
+
+--- Make progress: wait up to `timeout` seconds (default 0) for network
+-- activity, then finish what completed, calling `on_done` for each.
+-- @treturn number how many requests finished in this call
+-- @raise when an on_done callback raised (after all outcomes were recorded)
+function Client:poll(timeout)
+    need_async(self, "poll")
+    if timeout ~= nil and type(timeout) ~= "number" then
+        error("signalr.poll: timeout must be a number of seconds", 2)
+    end
+    local outcomes, msg = self._core:poll(timeout or 0)
+    if not outcomes then return nil, "signalr.poll: " .. msg end
+    local first_err
+    for i = 1, #outcomes do
+        local o = outcomes[i]
+        local req = self._inflight[o.id]
+        self._inflight[o.id] = nil
+        req.done = true
+        if o.error then
+            req.error = "signalr." .. req.op .. ": " .. o.error
+            req.details = o.details
+        else
+            req.result = o.result
+        end
+        if self._on_done then
+            local ok, err = pcall(self._on_done, req)
+            if not ok and not first_err then first_err = err end
+        end
+    end
+    if first_err then error(first_err, 0) end
+    return #outcomes
+end
+
+--- poll(0): make progress without waiting.
+function Client:step()
+    return self:poll(0)
+end
+
+--- Requests queued and not yet finished.
+function Client:pending()
+    need_async(self, "pending")
+    return self._core:pending()
+end
+
+--- Wait until every queued request has finished, at most `timeout` s.
+-- @treturn[1] true
+-- @treturn[2] nil, message, details (`code` "ETIMEDOUT", `pending` = n)
+function Client:flush(timeout)
+    need_async(self, "flush")
+    if timeout ~= nil and type(timeout) ~= "number" then
+        error("signalr.flush: timeout must be a number of seconds", 2)
+    end
+    local deadline = timeout and core.monotonic() + timeout
+    while self._core:pending() > 0 do
+        if deadline and core.monotonic() >= deadline then
+            local n = self._core:pending()
+            return nil, "signalr.flush: " .. n .. " requests still pending after "
+                .. timeout .. " s", { code = "ETIMEDOUT", pending = n }
+        end
+        local wait = 0.05
+        if deadline then wait = math.max(0, math.min(wait, deadline - core.monotonic())) end
+        self:poll(wait)
+    end
+    return true
+end
+
+--- For an existing event loop: the sockets to watch, as
+-- `{ { fd = n, read = bool, write = bool }, ... }`, and `client:timeout()`,
+-- the seconds until `poll` is due (nil: no timer).  Call `client:poll(0)`
+-- when a socket is ready or the timeout passed.
+function Client:fds()
+    need_async(self, "fds")
+    return self._core:fds()
+end
+
+function Client:timeout()
+    need_async(self, "timeout")
+    return self._core:timeout()
 end
 
 function Client:__tostring()
@@ -176,7 +298,14 @@ function Client:_call(op, params, what)
         params.bearer = tok
     end
     local res, msg, details
-    if self._ngx then
+    if self._async then
+        local id
+        id, msg, details = self._core:submit(op, params)
+        if not id then return nil, "signalr." .. what .. ": " .. msg, details end
+        local req = setmetatable({ id = id, op = what, done = false }, Request)
+        self._inflight[id] = req
+        return req
+    elseif self._ngx then
         local tn = require "signalr.transport_ngx"
         if not tn.usable() then return tn.phase_error(what) end
         res, msg, details = tn.call(self._ngx, self._core, core, op, params)

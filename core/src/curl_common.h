@@ -1,0 +1,32 @@
+/* curl_common.h - what the blocking and the multi transport share
+ * (private). */
+#ifndef SIGNALR_CURL_COMMON_H
+#define SIGNALR_CURL_COMMON_H
+
+#include "internal.h"
+
+#include <curl/curl.h>
+
+/* Where one exchange's reply lands: the first 64 KiB of the body (error
+ * bodies are short), x-ms-error-code, Retry-After, curl's error text. */
+typedef struct {
+    char *body;
+    size_t body_len, body_cap;
+    char error_code[96];
+    long retry_after_s;
+    char errbuf[CURL_ERROR_SIZE];
+} sr__sink;
+
+/* Reset c (keeping its connection cache) and set it up to send req into
+ * s.  *hdrs receives the header list to free after the transfer. */
+signalr_err sr__curl_prepare(CURL *c, const signalr_request *req,
+                             const signalr_http_options *o, sr__sink *s,
+                             struct curl_slist **hdrs, signalr_error *err);
+/* Map a failed transfer to ECONNECT / ETIMEDOUT / EHTTP. */
+signalr_err sr__curl_error(CURL *c, CURLcode cc, const sr__sink *s,
+                           signalr_error *err);
+void sr__sink_free(sr__sink *s);
+void sr__sleep_ms(long ms);
+long long sr__now_ms(void);
+
+#endif

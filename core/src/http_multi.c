@@ -1,0 +1,378 @@
+/* http_multi.c - the asynchronous transport: libcurl multi, a bounded
+ * queue, non-blocking retries, and exactly one outcome per request. */
+#define _POSIX_C_SOURCE 200809L
+#include "curl_common.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <time.h>
+
+#define FREE_EASY 32
+
+typedef struct xfer {
+    struct xfer *prev, *next;  /* in the active, waiting or done list */
+    signalr_request req;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    sr__sink sink;
+    int attempt;
+    long long due_ms;          /* waiting: when to try again */
+    signalr_outcome out;
+} xfer;
+
+typedef struct {
+    xfer *head, *tail;
+} list;
+
+struct signalr_multi {
+    signalr_client *c;
+    CURLM *cm;
+    signalr_http_options http;
+    signalr_retry_policy retry;
+    int has_retry;
+    size_t max_queue, count;   /* count: submitted, not yet collected */
+    unsigned long next_id;
+    list active, waiting, done;
+    CURL *free_easy[FREE_EASY];
+    int nfree;
+};
+
+static void push(list *l, xfer *x)
+{
+    x->next = NULL;
+    x->prev = l->tail;
+    if (l->tail)
+        l->tail->next = x;
+    else
+        l->head = x;
+    l->tail = x;
+}
+
+static void unlink_x(list *l, xfer *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        l->head = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    else
+        l->tail = x->prev;
+    x->prev = x->next = NULL;
+}
+
+signalr_err signalr_multi_new(signalr_client *c, const signalr_http_options *o,
+                              const signalr_retry_policy *p, size_t max_queue,
+                              long max_host_connections, signalr_multi **out,
+                              signalr_error *err)
+{
+    signalr_multi *m = calloc(1, sizeof(*m));
+
+    *out = NULL;
+    if (!m)
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    m->cm = curl_multi_init();
+    if (!m->cm) {
+        free(m);
+        return sr__fail(err, SIGNALR_ENOMEM, "could not create a curl multi");
+    }
+    m->c = c;
+    if (o)
+        m->http = *o;
+    else
+        m->http.verify_tls = 1;
+    if (p) {
+        m->retry = *p;
+        m->has_retry = 1;
+    }
+    m->max_queue = max_queue ? max_queue : 1024;
+    curl_multi_setopt(m->cm, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      max_host_connections > 0 ? max_host_connections : 8L);
+    curl_multi_setopt(m->cm, CURLMOPT_MAXCONNECTS,
+                      max_host_connections > 0 ? max_host_connections : 8L);
+    *out = m;
+    return SIGNALR_OK;
+}
+
+static CURL *get_easy(signalr_multi *m)
+{
+    return m->nfree ? m->free_easy[--m->nfree] : curl_easy_init();
+}
+
+static void put_easy(signalr_multi *m, CURL *e)
+{
+    if (!e)
+        return;
+    if (m->nfree < FREE_EASY)
+        m->free_easy[m->nfree++] = e;
+    else
+        curl_easy_cleanup(e);
+}
+
+/* Finish x with its outcome: to the done list, resources released. */
+static void finish(signalr_multi *m, xfer *x)
+{
+    curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
+    put_easy(m, x->easy);
+    x->easy = NULL;
+    sr__sink_free(&x->sink);
+    signalr_request_clear(&x->req);
+    push(&m->done, x);
+}
+
+static signalr_err start(signalr_multi *m, xfer *x, signalr_error *err)
+{
+    signalr_err rc;
+
+    if (!x->easy)
+        x->easy = get_easy(m);
+    if (!x->easy)
+        return sr__fail(err, SIGNALR_ENOMEM, "could not create a curl handle");
+    curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
+    rc = sr__curl_prepare(x->easy, &x->req, &m->http, &x->sink, &x->hdrs,
+                          err);
+    if (rc)
+        return rc;
+    curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+    if (curl_multi_add_handle(m->cm, x->easy) != CURLM_OK)
+        return sr__fail(err, SIGNALR_EHTTP, "curl_multi_add_handle failed");
+    x->attempt++;
+    push(&m->active, x);
+    return SIGNALR_OK;
+}
+
+signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
+                                 const signalr_params *p, unsigned long *id,
+                                 signalr_error *err)
+{
+    xfer *x;
+    signalr_err rc;
+
+    sr__ok(err);
+    if (m->count >= m->max_queue)
+        return sr__fail(err, SIGNALR_EQUEUEFULL,
+                        "queue full: %lu requests are pending; poll or "
+                        "flush before sending more",
+                        (unsigned long)m->count);
+    x = calloc(1, sizeof(*x));
+    if (!x)
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    rc = signalr_request_build(m->c, op, p, time(NULL), &x->req, err);
+    if (!rc)
+        rc = start(m, x, err);
+    if (rc) {
+        curl_slist_free_all(x->hdrs);
+        put_easy(m, x->easy);
+        sr__sink_free(&x->sink);
+        signalr_request_clear(&x->req);
+        free(x);
+        return rc;
+    }
+    x->out.id = ++m->next_id;
+    x->out.op = op;
+    *id = x->out.id;
+    m->count++;
+    return SIGNALR_OK;
+}
+
+/* A transfer ended: read the reply, then finish or schedule a retry. */
+static void completed(signalr_multi *m, xfer *x, CURLcode cc)
+{
+    signalr_error *e = &x->out.err;
+    long status = 0, delay;
+    signalr_err rc;
+
+    curl_multi_remove_handle(m->cm, x->easy);
+    unlink_x(&m->active, x);
+    if (cc != CURLE_OK) {
+        rc = sr__curl_error(x->easy, cc, &x->sink, e);
+    } else {
+        signalr_reply r;
+
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        r.status = (int)status;
+        r.error_code = x->sink.error_code;
+        r.body = x->sink.body;
+        r.body_len = x->sink.body_len;
+        rc = signalr_reply_read(x->out.op, &r, &x->out.value, e);
+    }
+    x->out.rc = rc;
+    if (rc) {
+        delay = signalr_retry_delay(x->out.op, m->has_retry ? &m->retry : NULL,
+                                    x->attempt, rc, (int)status,
+                                    rc == SIGNALR_ESTATUS
+                                        ? x->sink.retry_after_s : -1);
+        if (delay >= 0) {
+            x->due_ms = sr__now_ms() + delay;
+            push(&m->waiting, x);
+            return;
+        }
+        if (x->attempt > 1) {
+            size_t n = strlen(e->msg);
+
+            snprintf(e->msg + n, sizeof(e->msg) - n, " (after %d attempts)",
+                     x->attempt);
+        }
+    } else {
+        sr__ok(e);
+    }
+    finish(m, x);
+}
+
+/* Restart the retries that are due; returns ms until the next one, or -1. */
+static long due_retries(signalr_multi *m)
+{
+    long long now = sr__now_ms();
+    long next = -1;
+    xfer *x = m->waiting.head;
+
+    while (x) {
+        xfer *nx = x->next;
+
+        if (x->due_ms <= now) {
+            unlink_x(&m->waiting, x);
+            if (start(m, x, &x->out.err)) {
+                x->out.rc = x->out.err.code;
+                finish(m, x);
+            }
+        } else if (next < 0 || x->due_ms - now < next) {
+            next = (long)(x->due_ms - now);
+        }
+        x = nx;
+    }
+    return next;
+}
+
+signalr_err signalr_multi_step(signalr_multi *m, long timeout_ms,
+                               signalr_error *err)
+{
+    long next = due_retries(m);
+    int running = 0, left;
+    CURLMsg *msg;
+
+    sr__ok(err);
+    if (timeout_ms > 0 && next >= 0 && next < timeout_ms)
+        timeout_ms = next;
+    if (timeout_ms > 0) {
+        if (m->active.head) {
+            if (curl_multi_poll(m->cm, NULL, 0, (int)timeout_ms, NULL) !=
+                CURLM_OK)
+                return sr__fail(err, SIGNALR_EHTTP, "curl_multi_poll failed");
+        } else if (m->waiting.head) {
+            sr__sleep_ms(timeout_ms);
+        }
+    }
+    if (curl_multi_perform(m->cm, &running) != CURLM_OK)
+        return sr__fail(err, SIGNALR_EHTTP, "curl_multi_perform failed");
+    while ((msg = curl_multi_info_read(m->cm, &left))) {
+        xfer *x = NULL;
+
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        if (x)
+            completed(m, x, msg->data.result);
+    }
+    due_retries(m);
+    return SIGNALR_OK;
+}
+
+int signalr_multi_next(signalr_multi *m, signalr_outcome *out)
+{
+    xfer *x = m->done.head;
+
+    if (!x)
+        return 0;
+    unlink_x(&m->done, x);
+    *out = x->out;
+    free(x);
+    m->count--;
+    return 1;
+}
+
+size_t signalr_multi_pending(const signalr_multi *m)
+{
+    return m->count;
+}
+
+static void cancel_list(signalr_multi *m, list *l, int active)
+{
+    while (l->head) {
+        xfer *x = l->head;
+
+        unlink_x(l, x);
+        if (active)
+            curl_multi_remove_handle(m->cm, x->easy);
+        x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED,
+                             "canceled: the client was closed before the "
+                             "request completed (it may have been delivered)");
+        x->out.value = 0;
+        finish(m, x);
+    }
+}
+
+void signalr_multi_cancel(signalr_multi *m)
+{
+    cancel_list(m, &m->active, 1);
+    cancel_list(m, &m->waiting, 0);
+}
+
+long signalr_multi_timeout(signalr_multi *m)
+{
+    long t = -1, next = -1;
+    long long now = sr__now_ms();
+    xfer *x;
+
+    if (m->done.head)
+        return 0;
+    curl_multi_timeout(m->cm, &t);
+    for (x = m->waiting.head; x; x = x->next) {
+        long d = x->due_ms > now ? (long)(x->due_ms - now) : 0;
+
+        if (next < 0 || d < next)
+            next = d;
+    }
+    if (t < 0 || (next >= 0 && next < t))
+        t = next;
+    return t;
+}
+
+int signalr_multi_fds(signalr_multi *m, int *fds, int *events, int max)
+{
+    fd_set r, w, e;
+    int maxfd = -1, fd, n = 0;
+
+    FD_ZERO(&r);
+    FD_ZERO(&w);
+    FD_ZERO(&e);
+    if (curl_multi_fdset(m->cm, &r, &w, &e, &maxfd) != CURLM_OK)
+        return 0;
+    for (fd = 0; fd <= maxfd && n < max; fd++) {
+        int ev = (FD_ISSET(fd, &r) ? 1 : 0) | (FD_ISSET(fd, &w) ? 2 : 0);
+
+        if (ev) {
+            fds[n] = fd;
+            events[n] = ev;
+            n++;
+        }
+    }
+    return n;
+}
+
+void signalr_multi_free(signalr_multi *m)
+{
+    signalr_outcome o;
+
+    if (!m)
+        return;
+    signalr_multi_cancel(m);
+    while (signalr_multi_next(m, &o))
+        ;
+    while (m->nfree)
+        curl_easy_cleanup(m->free_easy[--m->nfree]);
+    curl_multi_cleanup(m->cm);
+    free(m);
+}

@@ -1,0 +1,167 @@
+-- The asynchronous mode (libcurl multi): calls queue and return at once,
+-- the program drives progress, and every request ends in exactly one
+-- outcome, also when the client is closed with requests in flight.
+local signalr = require "signalr"
+local core = require "signalr.core"
+local env = require "helpers.env"
+
+describe("async mode", function()
+    local emu
+    setup(function() emu = env.emulator() end)
+    teardown(function() emu:stop() end)
+    before_each(function()
+        emu:http("DELETE", "/_emulator/faults")
+        emu:clear()
+    end)
+
+    local function client(opts)
+        opts = opts or {}
+        opts.connection_string = emu.cs
+        opts.async = true
+        return assert(signalr.new(opts))
+    end
+
+    it("queues many sends and delivers exactly one outcome each", function()
+        local seen = {}
+        local c = client { on_done = function(r) seen[#seen + 1] = r end }
+        local h = c:hub("chat")
+        local reqs = {}
+        for i = 1, 200 do reqs[i] = assert(h:broadcast("newMessage", { i })) end
+        local check = assert(h:user_exists("nobody"))
+        assert.is_false(reqs[1].done)
+        assert.equal(201, c:pending())
+        assert.is_true(c:flush(10))
+        assert.equal(0, c:pending())
+        assert.equal(201, #seen)
+        local ids = {}
+        for _, r in ipairs(seen) do
+            assert.is_nil(ids[r.id], "an outcome delivered twice")
+            ids[r.id] = true
+            assert.is_true(r.done)
+        end
+        for i = 1, 200 do assert.is_true(reqs[i].result) end
+        assert.is_false(check.result)
+        assert.equal(201, #emu:requests())
+        assert.is_true(emu:stats().rest_connections <= 8 + 1, "connections are reused")
+    end)
+
+    it("rejects bad input at once: nothing queued, nothing sent", function()
+        local c = client()
+        local r, msg, details = c:hub("chat"):to_user("", "t")
+        assert.is_nil(r)
+        assert.equal("signalr.to_user: user id is empty", msg)
+        assert.equal("EINVAL", details.code)
+        assert.equal(0, c:pending())
+        assert.equal(0, #emu:requests())
+    end)
+
+    it("reports service errors on the request", function()
+        local c = client()
+        local r = assert(c:hub("chat"):to_connection("gone", "t"))
+        assert.is_true(c:flush(5))
+        assert.is_nil(r.result)
+        assert.equal(404, r.details.status)
+        assert.truthy(r.error:find("^signalr%.to_connection: HTTP 404"), r.error)
+    end)
+
+    it("has a bounded queue: a clear error, not unbounded growth", function()
+        emu:fault { mode = "stall", ms = 600, count = 10 }
+        local c = client { queue_size = 5, timeout = 5 }
+        local h = c:hub("chat")
+        for i = 1, 5 do assert(h:broadcast("t", { i })) end
+        local r, msg, details = h:broadcast("t", { 6 })
+        assert.is_nil(r)
+        assert.equal("EQUEUEFULL", details.code)
+        assert.truthy(msg:find("queue full", 1, true), msg)
+        assert.is_true(c:flush(10))
+        assert(h:broadcast("t", { 7 }), "room again after flush")
+        assert.is_true(c:flush(10))
+    end)
+
+    it("returns at once while the service stalls, and retries without blocking", function()
+        emu:fault { mode = "stall", ms = 500 }
+        local c = client { retries = 2, retry_delay = 0.3 }
+        local h = c:hub("chat")
+        local t0 = core.monotonic()
+        local slow = assert(h:broadcast("t", { "slow" }))
+        assert.is_true(core.monotonic() - t0 < 0.1, "submit blocked")
+        t0 = core.monotonic()
+        c:step()
+        assert.is_true(core.monotonic() - t0 < 0.1, "step blocked")
+        assert.is_true(c:flush(5))
+        assert.is_true(slow.result)
+        emu:fault { mode = "status", status = 503, count = 2 }
+        local r = assert(h:broadcast("t", { "retried" }))
+        assert.is_true(c:flush(5))
+        assert.is_true(r.result, r.error)
+        assert.equal(4, #emu:requests())
+    end)
+
+    it("ends in-flight requests with ECANCELED when closed", function()
+        emu:fault { mode = "stall", ms = 800, count = 3 }
+        local got = {}
+        local c = client { on_done = function(r) got[#got + 1] = r end }
+        local h = c:hub("chat")
+        local reqs = { h:broadcast("t"), h:broadcast("t"), h:user_exists("u") }
+        c:step()
+        c:close()
+        assert.equal(3, #got)
+        for _, r in ipairs(reqs) do
+            assert.is_true(r.done)
+            assert.equal("ECANCELED", r.details.code)
+            assert.truthy(r.error:find("may have been delivered", 1, true))
+        end
+    end)
+
+    it("flush gives up after its timeout, saying how many are left", function()
+        emu:fault { mode = "stall", ms = 1000 }
+        local c = client()
+        assert(c:hub("chat"):broadcast("t"))
+        local ok, msg, details = c:flush(0.2)
+        assert.is_nil(ok)
+        assert.equal("ETIMEDOUT", details.code)
+        assert.equal(1, details.pending)
+        assert.truthy(msg:find("1 requests still pending", 1, true))
+        assert.is_true(c:flush(5))
+    end)
+
+    it("exposes sockets and a timeout for an existing event loop", function()
+        emu:fault { mode = "stall", ms = 300 }
+        local c = client()
+        assert(c:hub("chat"):broadcast("t"))
+        c:step()
+        local fds = c:fds()
+        assert.is_true(#fds >= 1)
+        assert.is_number(fds[1].fd)
+        assert.is_boolean(fds[1].read)
+        local t = c:timeout()
+        assert.is_true(t == nil or t >= 0)
+        assert.is_true(c:flush(5))
+    end)
+
+    it("a raising callback does not lose outcomes", function()
+        local n = 0
+        local c = client { on_done = function() n = n + 1; error("boom") end }
+        local h = c:hub("chat")
+        local a, b = assert(h:broadcast("t")), assert(h:broadcast("t"))
+        local ok, err = pcall(c.flush, c, 5)
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find("boom", 1, true))
+        for _ = 1, 100 do
+            if c:pending() == 0 then break end
+            pcall(c.poll, c, 0.05)
+        end
+        assert.equal(0, c:pending())
+        assert.equal(2, n)
+        assert.is_true(a.done and b.done)
+    end)
+
+    it("raises on misuse", function()
+        local c = client()
+        assert.has_error(function() c:poll("soon") end, "signalr.poll: timeout must be a number of seconds")
+        local blocking = assert(signalr.new(emu.cs))
+        assert.has_error(function() blocking:poll() end, "signalr.poll: only for clients made with async = true")
+        assert.has_error(function() signalr.new { connection_string = emu.cs, queue_size = 0 } end,
+            "signalr.new: option 'queue_size' must be a positive integer")
+    end)
+end)
