@@ -24,10 +24,10 @@ APT_PKGS = build-essential pkg-config curl libcurl4-openssl-dev libssl-dev \
            lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev \
            luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-check luarocks \
            lua-http lua-cqueues lua-luaossl valgrind nginx-light \
-           libnginx-mod-http-lua openssl wrk
+           libnginx-mod-http-lua openssl wrk python3-requests python3-jwt
 
 .PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint \
-        asan demo rock emulator bench-nginx clean
+        asan demo rock emulator bench bench-nginx clean
 
 all: core bindings
 
@@ -72,6 +72,11 @@ test-e2e: all
 
 test-nginx: all
 	@bash spec/run.sh 5.4 nginx
+
+# the game-server benchmarks of issue 6 (results in bench/RESULTS.md)
+bench: deps all
+	@cd bench && [ -d node_modules/jsonwebtoken ] || npm ci --no-audit --no-fund --loglevel=error
+	@bash bench/run.sh
 
 # wrk: an nginx handler calling hub:broadcast vs the same handler without
 # the call, in one run; results in bench/RESULTS.md

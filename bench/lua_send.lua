@@ -1,0 +1,30 @@
+-- lua-signalr sends for the benchmarks.  argv: mode (blocking|async)
+-- seconds [in_flight].  AzureSignalRConnectionString names the sink.
+local signalr = require "signalr"
+local core = require "signalr.core"
+local mode, secs, inflight = arg[1], tonumber(arg[2]), tonumber(arg[3] or "16")
+local ARGS = { "player42", { x = 12.5, y = 7.25, hp = 87, state = "running", team = "red" }, "0123456789abcde" }
+local cs = os.getenv("AzureSignalRConnectionString")
+local n, failed, t0 = 0, 0, core.monotonic()
+if mode == "blocking" then
+    local hub = assert(signalr.new { connection_string = cs, retries = 0 }):hub("chat")
+    while core.monotonic() - t0 < secs do
+        assert(hub:broadcast("newMessage", ARGS))
+        n = n + 1
+    end
+else
+    local client = assert(signalr.new { connection_string = cs, async = true, retries = 0,
+        max_connections = inflight, queue_size = inflight * 2,
+        on_done = function(r) if r.error then failed = failed + 1 end end })
+    local hub = client:hub("chat")
+    while core.monotonic() - t0 < secs do
+        while client:pending() < inflight * 2 do
+            assert(hub:broadcast("newMessage", ARGS))
+            n = n + 1
+        end
+        client:poll(0.01)
+    end
+    assert(client:flush(10))
+end
+assert(failed == 0, failed .. " sends failed")
+print(string.format("%.1f", n / (core.monotonic() - t0)))
