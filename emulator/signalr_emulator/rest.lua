@@ -89,35 +89,36 @@ local function close_many(list_fn)
     end
 end
 
-local function close_one(ctx)
-    local c, code, msg = conn_or_404(ctx, "Warning.Connection.NotExisted")
-    if not c then return 404, code, msg end
+-- Handlers of one connection: 404 with `code` when it does not exist.
+local function with_conn(fn, code)
+    return function(ctx)
+        local c, code_, msg = conn_or_404(ctx, code)
+        if not c then return 404, code_, msg end
+        return fn(ctx, c)
+    end
+end
+
+local close_one = with_conn(function(ctx, c)
     c.close(reason(ctx))
     return 200
-end
+end, "Warning.Connection.NotExisted")
 
 -- ===== membership =====
 
-local function add_conn(ctx)
-    local c, code, msg = conn_or_404(ctx)
-    if not c then return 404, code, msg end
+local add_conn = with_conn(function(ctx, c)
     c.groups[ctx.vars.groups] = true
     return 200
-end
+end)
 
-local function remove_conn(ctx)
-    local c, code, msg = conn_or_404(ctx)
-    if not c then return 404, code, msg end
+local remove_conn = with_conn(function(ctx, c)
     c.groups[ctx.vars.groups] = nil
     return 200
-end
+end)
 
-local function remove_conn_all(ctx)
-    local c, code, msg = conn_or_404(ctx)
-    if not c then return 404, code, msg end
+local remove_conn_all = with_conn(function(_, c)
     c.groups = {}
     return 200
-end
+end)
 
 local function add_user(ctx)
     local ttl = ctx.query.ttl and ctx.query.ttl[1]

@@ -161,6 +161,17 @@ function M.check(emu, want, created, ok, msg, details)
     end
 end
 
+--- Run one FAULTS row: inject its fault, make the call through
+-- call(options, method, args) on the transport under test, check.
+function M.fault_case(emu, f, call)
+    emu:http("DELETE", "/_emulator/faults")
+    emu:clear()
+    emu:fault(f[2])
+    local opts = { connection_string = emu.cs }
+    for k, v in pairs(f[3]) do opts[k] = v end
+    M.check_fault(emu, f[6], call(opts, f[4], f[5]))
+end
+
 --- Assert one FAULTS row's outcome.
 function M.check_fault(emu, expect, ok, msg, details)
     if expect.code then

@@ -86,12 +86,9 @@ describe("inside nginx", function()
         end
         for _, f in ipairs(rows.FAULTS) do
             it(f[1], function()
-                emu:http("DELETE", "/_emulator/faults")
-                emu:clear()
-                emu:fault(f[2])
-                local opts = { connection_string = emu.cs }
-                for k, v in pairs(f[3]) do opts[k] = v end
-                rows.check_fault(emu, f[6], call(ngx1, f[4], f[5], opts))
+                rows.fault_case(emu, f, function(opts, method, args)
+                    return call(ngx1, method, args, opts)
+                end)
             end)
         end
         it("unreachable endpoint: ECONNECT", function()

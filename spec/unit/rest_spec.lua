@@ -54,13 +54,10 @@ describe("hub operations over HTTP", function()
 
     for _, f in ipairs(rows.FAULTS) do
         it(f[1], function()
-            emu:http("DELETE", "/_emulator/faults")
-            emu:clear()
-            emu:fault(f[2])
-            local opts = { connection_string = emu.cs }
-            for k, v in pairs(f[3]) do opts[k] = v end
-            local hub = assert(assert(signalr.new(opts)):hub("chat"))
-            rows.check_fault(emu, f[6], hub[f[4]](hub, unpack(f[5])))
+            rows.fault_case(emu, f, function(opts, method, args)
+                local hub = assert(assert(signalr.new(opts)):hub("chat"))
+                return hub[method](hub, unpack(args))
+            end)
         end)
     end
 
