@@ -124,8 +124,19 @@ local function fault(self, stream, method)
         return true
     end
     local extra = f.retry_after and { ["retry-after"] = string.format("%d", f.retry_after) } or nil
-    util.error_reply(stream, tonumber(f.status) or 503, "Error.Injected",
-        "injected fault", method, extra)
+    local status = math.floor(tonumber(f.status) or 503)
+    if f.chunked then
+        -- no Content-Length: lua-http sends the body chunked
+        local h = require("http.headers").new()
+        h:append(":status", string.format("%d", status))
+        h:append("x-ms-error-code", "Error.Injected")
+        h:append("content-type", "application/json")
+        stream:write_headers(h, false)
+        stream:write_chunk('{"code":"Error.Injected",', false)
+        stream:write_chunk('"message":"injected fault, sent in chunks"}', true)
+        return true, status
+    end
+    util.error_reply(stream, status, "Error.Injected", "injected fault", method, extra)
     return true, math.floor(tonumber(f.status) or 503)
 end
 

@@ -87,7 +87,10 @@ local function exchange(self, req)
     end
     local reused = sock:getreusedtimes() > 0
     if req.tls and not reused then
-        ok, err = sock:sslhandshake(nil, req.host, self.verify_tls)
+        -- false, not nil: no session object wanted (with nil, lua-resty-core
+        -- 0.1.25 fetches the result twice after an asynchronous handshake
+        -- and fails an assertion)
+        ok, err = sock:sslhandshake(false, req.host, self.verify_tls)
         if not ok then
             sock:close()
             return nil, "TLS handshake failed: " .. err
@@ -115,7 +118,13 @@ local function exchange(self, req)
     ok, err = sock:send(lines)
     if not ok then
         sock:close()
-        -- a pooled connection the server already closed: nothing was read
+        -- nginx 1.22/lua 0.10.23 may report a refused certificate this way:
+        -- the peer closes right after a handshake that looked fine
+        if req.tls and not reused and self.verify_tls then
+            err = err .. " (TLS: is the service's certificate trusted?"
+                .. " set lua_ssl_trusted_certificate)"
+        end
+        -- nothing was sent; a pooled connection may just have gone stale
         return nil, "send failed: " .. err, false, reused
     end
     -- the whole head in one read: status line and headers

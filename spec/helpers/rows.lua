@@ -126,6 +126,9 @@ M.FAULTS = {
       { retries = 2, timeout = 0.3 }, "broadcast", { "t" }, { code = "ETIMEDOUT", requests = 1 } },
     { "a reset: EHTTP", { mode = "reset" }, { retries = 0 }, "broadcast", { "t" },
       { code = "EHTTP", requests = 1 } },
+    { "a chunked error reply is read whole", { mode = "status", status = 400, chunked = true },
+      { retries = 0 }, "broadcast", { "t" },
+      { code = "ESTATUS", status = 400, requests = 1, msg = "injected fault, sent in chunks" } },
 }
 
 --- Assert that one call produced `want` and the emulator got exactly it.
@@ -178,6 +181,7 @@ function M.check_fault(emu, expect, ok, msg, details)
         assert.is_nil(ok)
         assert.equal(expect.code, details.code, msg)
         if expect.status then assert.equal(expect.status, details.status) end
+        if expect.msg then assert.truthy(msg:find(expect.msg, 1, true), msg) end
     else
         assert.equal(expect.result, ok, msg)
     end

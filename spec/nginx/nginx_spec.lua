@@ -229,8 +229,10 @@ http { access_log off; client_body_temp_path %s/b; proxy_temp_path %s/p;
             local ok, msg, d = call(other, "broadcast", { "newMessage", { "tls" } },
                 { connection_string = tls_cs(), retries = 0 })
             assert.is_nil(ok)
-            assert.equal("ECONNECT", d.code)
-            assert.truthy(msg:find("TLS handshake failed", 1, true), msg)
+            assert.equal("ECONNECT", d.code, msg)
+            -- "TLS handshake failed: ..." or, depending on timing in this
+            -- nginx, "send failed: closed (TLS: ...)": both name the fix
+            assert.truthy(msg:find("TLS", 1, true), msg)
             assert.truthy(msg:find("lua_ssl_trusted_certificate", 1, true), msg)
             assert.equal(0, #emu:requests())
         end)
