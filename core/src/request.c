@@ -525,11 +525,15 @@ signalr_err signalr_request_build(signalr_client *c, signalr_op op,
         }
     }
     free(aud);
-    if (!rc && head_size(r) > SIGNALR_MAX_HEADERS)
-        rc = sr__fail(err, SIGNALR_ETOOBIG,
-                      "request headers would be %lu bytes, the service "
-                      "accepts at most %d (16 KB): shorten the names",
-                      (unsigned long)head_size(r), SIGNALR_MAX_HEADERS);
+    if (!rc) {
+        size_t head = head_size(r);
+
+        if (head > SIGNALR_MAX_HEADERS)
+            rc = sr__fail(err, SIGNALR_ETOOBIG,
+                          "request headers would be %lu bytes, the service "
+                          "accepts at most %d (16 KB): shorten the names",
+                          (unsigned long)head, SIGNALR_MAX_HEADERS);
+    }
     if (rc)
         signalr_request_clear(r);
     return rc;

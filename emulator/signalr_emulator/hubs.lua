@@ -1,6 +1,6 @@
 --- In-memory state of the emulator: hubs, client connections, groups and
 -- user memberships (with ttl), and delivery of messages to clients.
-local type, pairs, next, os_time = type, pairs, next, os.time
+local pairs, next, os_time = pairs, next, os.time
 local lower = string.lower
 
 local _M = {}
@@ -67,10 +67,10 @@ end
 function Hubs:select(key, pred, excluded)
     local h, out = self.hubs[key], {}
     if not h then return out end
-    local skip = {}
-    for _, id in ipairs(excluded or {}) do skip[id] = true end
+    local left_out = {}
+    for _, id in ipairs(excluded or {}) do left_out[id] = true end
     for id, c in pairs(h.conns) do
-        if not skip[id] and (not pred or pred(c)) then out[#out + 1] = c end
+        if not left_out[id] and (not pred or pred(c)) then out[#out + 1] = c end
     end
     return out
 end
@@ -129,7 +129,5 @@ function _M.deliver(list, frame)
     for i = 1, #list do list[i].send(frame) end
     return #list
 end
-
-function _M.is_table(v) return type(v) == "table" end
 
 return _M

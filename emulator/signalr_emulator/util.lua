@@ -4,7 +4,7 @@ local headers = require "http.headers"
 local cjson = require("cjson").new()
 
 local byte, find, sub, lower = string.byte, string.find, string.sub, string.lower
-local concat, tostring = table.concat, tostring
+local tostring = tostring
 
 local _M = { json = cjson }
 
@@ -115,7 +115,5 @@ function _M.error_reply(stream, status, code, message, method, extra)
     h["x-ms-error-code"] = code
     _M.reply(stream, status, cjson.encode { code = code, message = message }, h, method)
 end
-
-function _M.join(t, sep) return concat(t, sep) end
 
 return _M

@@ -9,6 +9,7 @@ local json = require "signalr.json"
 local type, error, pairs, tostring, setmetatable, getmetatable, pcall =
     type, error, pairs, tostring, setmetatable, getmetatable, pcall
 local floor = math.floor
+local transport_ngx -- loaded when a client runs inside nginx
 
 local _M = { _NAME = "signalr", _VERSION = core._VERSION }
 
@@ -128,7 +129,8 @@ function _M.new(opts)
             handle:close()
             error("signalr.new: transport 'cosocket' needs nginx (ngx.socket)", 2)
         end
-        ngx_transport = require("signalr.transport_ngx").new(o)
+        transport_ngx = transport_ngx or require "signalr.transport_ngx"
+        ngx_transport = transport_ngx.new(o)
     end
     return setmetatable({
         _ngx = ngx_transport,
@@ -306,9 +308,8 @@ function Client:_call(op, params, what)
         self._inflight[id] = req
         return req
     elseif self._ngx then
-        local tn = require "signalr.transport_ngx"
-        if not tn.usable() then return tn.phase_error(what) end
-        res, msg, details = tn.call(self._ngx, self._core, core, op, params)
+        if not transport_ngx.usable() then return transport_ngx.phase_error(what) end
+        res, msg, details = transport_ngx.call(self._ngx, self._core, core, op, params)
     else
         res, msg, details = self._core:call(op, params)
     end
