@@ -18,14 +18,21 @@ local function free_port()
 end
 
 -- Start examples/openresty with a private prefix; returns { port, prefix }.
+-- A random port may be taken: try another one.
 local function start_nginx(cs, ca)
-    local port, prefix = free_port(), os.tmpname()
-    os.remove(prefix)
-    local out = sh(string.format("AzureSignalRConnectionString='%s' %s/examples/openresty/run.sh %s %d %s %s 2>&1",
-        cs, env.root, prefix, port, ca, env.root .. "/spec/nginx/locations.conf"))
-    assert(out == "" or not out:find("emerg"), out)
-    env.wait(function() return sh("curl -s http://127.0.0.1:" .. port .. "/ping") == "pong\n" end, 10, "nginx")
-    return { port = port, prefix = prefix, base = "http://127.0.0.1:" .. port }
+    for _ = 1, 5 do
+        local port, prefix = free_port(), os.tmpname()
+        os.remove(prefix)
+        local out = sh(string.format("AzureSignalRConnectionString='%s' %s/examples/openresty/run.sh %s %d %s %s 2>&1",
+            cs, env.root, prefix, port, ca, env.root .. "/spec/nginx/locations.conf"))
+        if not out:find("Address already in use", 1, true) then
+            assert(out == "" or not out:find("emerg"), out)
+            env.wait(function() return sh("curl -s http://127.0.0.1:" .. port .. "/ping") == "pong\n" end,
+                10, "nginx")
+            return { port = port, prefix = prefix, base = "http://127.0.0.1:" .. port }
+        end
+    end
+    error("no free port for nginx")
 end
 
 local function stop_nginx(n)
