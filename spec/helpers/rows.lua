@@ -115,7 +115,7 @@ M.ROWS = {
 M.FAULTS = {
     { "500 on a send: not retried", { mode = "status", status = 500, count = 3 },
       { retries = 3, retry_delay = 0.01 }, "broadcast", { "t" },
-      { code = "ESTATUS", status = 500, requests = 1 } },
+      { code = "ESTATUS", status = 500, requests = 1, msg = "HTTP 500" } },
     { "503 on a send: retried, then succeeds", { mode = "status", status = 503, count = 2 },
       { retries = 2, retry_delay = 0.01 }, "broadcast", { "t" }, { result = true, requests = 3 } },
     { "429 with Retry-After: retried", { mode = "status", status = 429, retry_after = 0 },
@@ -123,7 +123,8 @@ M.FAULTS = {
     { "500 on a check: retried", { mode = "status", status = 500 },
       { retries = 1, retry_delay = 0.01 }, "user_exists", { "nobody" }, { result = false, requests = 2 } },
     { "a stall past the timeout: ETIMEDOUT, a send not retried", { mode = "stall", ms = 1200 },
-      { retries = 2, timeout = 0.3 }, "broadcast", { "t" }, { code = "ETIMEDOUT", requests = 1 } },
+      { retries = 2, timeout = 0.3 }, "broadcast", { "t" },
+      { code = "ETIMEDOUT", requests = 1, msg = "timed out" } },
     { "a reset: EHTTP", { mode = "reset" }, { retries = 0 }, "broadcast", { "t" },
       { code = "EHTTP", requests = 1 } },
     { "a chunked error reply is read whole", { mode = "status", status = 400, chunked = true },

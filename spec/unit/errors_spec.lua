@@ -119,6 +119,8 @@ describe("errors", function()
         end)
     end)
 
+    -- 500/503 retry rules, timeouts and resets are in the shared
+    -- helpers/rows.lua FAULTS table, run for both transports
     describe("service and transport failures", function()
         local function client(opts)
             opts = opts or {}
@@ -174,21 +176,6 @@ describe("errors", function()
             assert.equal(202, r[2].status)
         end)
 
-        it("a send is not retried after a 500 (it may have been delivered)", function()
-            emu:fault { mode = "status", status = 500, count = 3 }
-            local ok, msg, details = client { retries = 3, retry_delay = 0.01 }:broadcast("t")
-            assert.is_nil(ok)
-            assert.equal(500, details.status)
-            assert.truthy(msg:find("HTTP 500", 1, true), msg)
-            assert.equal(1, #emu:requests())
-        end)
-
-        it("a send is retried after a 503 and then succeeds", function()
-            emu:fault { mode = "status", status = 503, count = 2 }
-            assert.is_true(client { retries = 2, retry_delay = 0.01 }:broadcast("t"))
-            assert.equal(3, #emu:requests())
-        end)
-
         it("retries run out: the last error, counted", function()
             emu:fault { mode = "status", status = 503, count = 5 }
             local ok, msg, details = client { retries = 2, retry_delay = 0.01 }:broadcast("t")
@@ -196,27 +183,6 @@ describe("errors", function()
             assert.equal(503, details.status)
             assert.truthy(msg:find("(after 3 attempts)", 1, true), msg)
             assert.equal(3, #emu:requests())
-        end)
-
-        it("an idempotent check is retried after a 500", function()
-            emu:fault { mode = "status", status = 500 }
-            assert.is_false(client { retries = 1, retry_delay = 0.01 }:user_exists("nobody"))
-            assert.equal(2, #emu:requests())
-        end)
-
-        it("a stalled reply times out: ETIMEDOUT, a send not retried", function()
-            emu:fault { mode = "stall", ms = 1500 }
-            local ok, msg, details = client { retries = 2, timeout = 0.3 }:broadcast("t")
-            assert.is_nil(ok)
-            assert.equal("ETIMEDOUT", details.code)
-            assert.truthy(msg:find("timed out", 1, true), msg)
-        end)
-
-        it("a reset connection: EHTTP", function()
-            emu:fault { mode = "reset" }
-            local ok, _, details = client { retries = 0 }:broadcast("t")
-            assert.is_nil(ok)
-            assert.equal("EHTTP", details.code)
         end)
     end)
 end)
