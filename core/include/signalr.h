@@ -33,7 +33,7 @@ extern "C" {
 #define SIGNALR_API
 #endif
 
-#define SIGNALR_VERSION "0.1.0"
+#define SIGNALR_VERSION "0.2.0"
 
 /* ===== limits (Azure SignalR REST API, "Limitation" section) ===== */
 #define SIGNALR_MAX_BODY        (1024 * 1024) /* request body, bytes */
@@ -61,7 +61,8 @@ extern "C" {
     X(ESTATUS,      "unexpected HTTP status")                               \
     X(ETOKEN,       "invalid token")                                        \
     X(EQUEUEFULL,   "asynchronous queue is full")                           \
-    X(ECANCELED,    "request canceled before it completed")
+    X(ECANCELED,    "request canceled before it completed")                 \
+    X(EREPLY,       "malformed reply from the service")
 
 typedef enum {
 #define SIGNALR_X_(name, msg) SIGNALR_##name,
@@ -160,10 +161,15 @@ SIGNALR_API size_t signalr_url_decode(char *dst, const char *src,
 
 /* ===== validation (before any I/O) ===== */
 
-/* Each returns SIGNALR_OK or EINVAL with the reason in err->msg.
+/* Each returns SIGNALR_OK or EINVAL with the reason in err->msg.  The
+ * rules are the swagger's (v1 and 2022-06-01+; a rule either file states
+ * for a parameter holds wherever that parameter appears), read as the
+ * ECMA-262 regular expressions JSON Schema patterns are:
  * Hub / application: ^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$.
- * Group: 1-1024 bytes, not all white space.  Ids (user, connection) and
- * targets: 1-1024 bytes.  None may contain a NUL byte (len is the size). */
+ * Group: 1-1024 characters, ^(?!\s+$).+$ (no line terminator: LF, CR,
+ * U+2028, U+2029; not only white space), valid UTF-8.  User ids: 1-1024
+ * characters.  Other ids (what names it: connection ids, targets): at
+ * least 1 byte.  None may contain a NUL byte (len is the size). */
 SIGNALR_API signalr_err signalr_validate_hub(const char *s, size_t len,
                                              signalr_error *err);
 SIGNALR_API signalr_err signalr_validate_group(const char *s, size_t len,
@@ -193,7 +199,9 @@ SIGNALR_API signalr_err signalr_validate_id(const char *what, const char *s,
     X(CLOSE_ALL_CONNECTIONS,        "close_all_connections")                \
     X(CLOSE_GROUP_CONNECTIONS,      "close_group_connections")              \
     X(CLOSE_USER_CONNECTIONS,       "close_user_connections")               \
-    X(HEALTH,                       "health")
+    X(HEALTH,                       "health")                               \
+    X(GENERATE_CLIENT_TOKEN,        "generate_client_token")                \
+    X(LIST_GROUP_CONNECTIONS,       "group_connections")
 
 typedef enum {
 #define SIGNALR_X_(name, str) SIGNALR_OP_##name,
@@ -210,6 +218,13 @@ SIGNALR_API signalr_err signalr_op_find(const char *name, signalr_op *op);
 SIGNALR_API int signalr_op_idempotent(signalr_op op);
 /* 1 for existence checks (their result is a boolean). */
 SIGNALR_API int signalr_op_is_check(signalr_op op);
+/* The first api-version that has the operation's route ("2022-11-01"),
+ * or NULL when 2022-06-01 (and, unless EUNSUPPORTED says so, v1) has it.
+ * Building it for an older api_version fails with EUNSUPPORTED. */
+SIGNALR_API const char *signalr_op_since(signalr_op op);
+/* 1 for operations whose result is the reply's JSON body (listings,
+ * generated tokens): use signalr_call_data() for them. */
+SIGNALR_API int signalr_op_returns_data(signalr_op op);
 
 /* ===== clients and requests ===== */
 
@@ -225,6 +240,9 @@ typedef struct {
     const char *api_version;  /* NULL: "2022-06-01"; "v1" or a later date */
     const char *application;  /* NULL: none; validated like a hub name */
     const char *user_agent;   /* NULL: "lua-signalr/<version>" */
+    /* Sent as Asrs-User-Agent, as the service SDK sends its product info;
+     * NULL: "lua-signalr/<version>". */
+    const char *product_info;
     long token_lifetime;      /* REST token lifetime, s; <= 0: 3600 */
     signalr_token_fn token_fn;/* Entra ID clients only */
     void *token_ud;
@@ -260,6 +278,15 @@ typedef struct {
     const char *reason;       /* close operations; NULL: none */
     long ttl;                 /* add_user_to_group; SIGNALR_TTL_NONE: unset */
     const char *bearer;       /* a ready token to use instead of signing */
+    /* generate_client_token: userId (the user field) and minutesToExpire
+     * (0: not sent, the service's default of 60; else 1-2147483647). */
+    long minutes_to_expire;
+    /* group_connections: top (0: all), maxpagesize (0: the service's
+     * default of 200; else 1-200) and the continuationToken of the page
+     * to fetch (NULL: the first). */
+    long top;
+    long max_page_size;
+    const char *continuation_token;
 } signalr_params;
 
 /* A built request.  Every pointer is owned by the request; release with
@@ -278,6 +305,7 @@ typedef struct {
     const char *content_type; /* static, NULL without body */
     const char *user_agent;   /* borrowed from the client */
     int idempotent;
+    const char *product_info; /* Asrs-User-Agent, borrowed from the client */
 } signalr_request;
 
 /* Build the request for op (pure: the same client state, params and now
@@ -387,6 +415,20 @@ SIGNALR_API signalr_err signalr_call(signalr_client *c, signalr_http *h,
                                      const signalr_retry_policy *policy,
                                      int *value, signalr_error *err);
 
+/* signalr_call() for operations that answer with data
+ * (signalr_op_returns_data()): on success *body receives the reply's body,
+ * NUL-terminated (free with signalr_free()), and *body_len its length (may
+ * be NULL).  For other operations *body is NULL and *value as in
+ * signalr_call().  Bodies up to 8 MiB are kept. */
+SIGNALR_API signalr_err signalr_call_data(signalr_client *c, signalr_http *h,
+                                          signalr_op op,
+                                          const signalr_params *p,
+                                          const signalr_http_options *o,
+                                          const signalr_retry_policy *policy,
+                                          int *value, char **body,
+                                          size_t *body_len,
+                                          signalr_error *err);
+
 /* ===== asynchronous transport (libcurl multi) ===== */
 
 /* Many requests in flight over a pool of keep-alive connections, driven by
@@ -419,7 +461,8 @@ SIGNALR_API signalr_err signalr_multi_new(signalr_client *c,
  * call signalr_multi_cancel() and collect first.  NULL is a no-op. */
 SIGNALR_API void signalr_multi_free(signalr_multi *m);
 /* Build and queue a request.  A bad input fails here (nothing is queued);
- * EQUEUEFULL when max_queue outcomes are pending. */
+ * EQUEUEFULL when max_queue outcomes are pending; EUNSUPPORTED for an
+ * operation that answers with data (signalr_op_returns_data()). */
 SIGNALR_API signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
                                              const signalr_params *p,
                                              unsigned long *id,

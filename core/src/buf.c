@@ -269,44 +269,70 @@ int sr__json_is(const char *s, size_t len, char open)
     return e && skip_ws(s, e, len) == len;
 }
 
+int sr__json_next(const char *s, size_t len, size_t *pos, const char **key,
+                  size_t *klen, const char **val, size_t *vlen)
+{
+    size_t i = *pos, ve;
+    int is_obj;
+
+    if (i == 0) {
+        i = skip_ws(s, 0, len);
+        if (i >= len || (s[i] != '{' && s[i] != '['))
+            return 0;
+        i = skip_ws(s, i + 1, len);
+        if (i < len && (s[i] == '}' || s[i] == ']'))
+            return 0;
+    } else {
+        i = skip_ws(s, i, len);
+        if (i >= len || s[i] != ',')
+            return 0;
+        i = skip_ws(s, i + 1, len);
+    }
+    is_obj = s[skip_ws(s, 0, len)] == '{';
+    if (is_obj) {
+        size_t ke;
+
+        if (i >= len || s[i] != '"')
+            return 0;
+        ke = skip_string(s, i, len);
+        if (!ke)
+            return 0;
+        if (key)
+            *key = s + i + 1;
+        if (klen)
+            *klen = ke - i - 2;
+        i = skip_ws(s, ke, len);
+        if (i >= len || s[i] != ':')
+            return 0;
+        i = skip_ws(s, i + 1, len);
+    } else {
+        if (key)
+            *key = NULL;
+        if (klen)
+            *klen = 0;
+    }
+    ve = skip_value(s, i, len);
+    if (!ve)
+        return 0;
+    *val = s + i;
+    *vlen = ve - i;
+    *pos = ve;
+    return 1;
+}
+
 int sr__json_member(const char *obj, size_t len, const char *key,
                     const char **val, size_t *vlen)
 {
-    size_t klen = strlen(key);
-    size_t i = skip_ws(obj, 0, len);
+    size_t klen = strlen(key), pos = 0, kl;
+    const char *k;
 
-    if (i >= len || obj[i] != '{')
+    pos = skip_ws(obj, 0, len);
+    if (pos >= len || obj[pos] != '{')
         return 0;
-    i = skip_ws(obj, i + 1, len);
-    if (i < len && obj[i] == '}')
-        return 0;
-    while (i < len) {
-        size_t ks, ke, ve;
-
-        if (obj[i] != '"')
-            return 0;
-        ks = i + 1;
-        ke = skip_string(obj, i, len);
-        if (!ke)
-            return 0;
-        i = skip_ws(obj, ke, len);
-        if (i >= len || obj[i] != ':')
-            return 0;
-        i = skip_ws(obj, i + 1, len);
-        ve = skip_value(obj, i, len);
-        if (!ve)
-            return 0;
-        /* Keys are compared raw: claim names never need escapes. */
-        if (ke - 1 - ks == klen && !memcmp(obj + ks, key, klen)) {
-            *val = obj + i;
-            *vlen = ve - i;
+    pos = 0; /* lenient: a truncated error body still yields members */
+    /* Keys are compared raw: claim names never need escapes. */
+    while (sr__json_next(obj, len, &pos, &k, &kl, val, vlen))
+        if (kl == klen && !memcmp(k, key, klen))
             return 1;
-        }
-        i = skip_ws(obj, ve, len);
-        if (i < len && obj[i] == ',')
-            i = skip_ws(obj, i + 1, len);
-        else
-            return 0;
-    }
     return 0;
 }

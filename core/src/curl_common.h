@@ -7,11 +7,12 @@
 
 #include <curl/curl.h>
 
-/* Where one exchange's reply lands: the first 64 KiB of the body (error
- * bodies are short), x-ms-error-code, Retry-After, curl's error text. */
+/* Where one exchange's reply lands: the first `keep` bytes of the body (64
+ * KiB: error bodies are short; 8 MiB for operations that answer with
+ * data), x-ms-error-code, Retry-After, curl's error text. */
 typedef struct {
     char *body;
-    size_t body_len, body_cap;
+    size_t body_len, body_cap, keep;
     char error_code[96];
     long retry_after_s;
     char errbuf[CURL_ERROR_SIZE];

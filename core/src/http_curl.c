@@ -14,6 +14,7 @@
 #include <time.h>
 
 #define BODY_KEEP (64 * 1024)
+#define DATA_KEEP (8 * 1024 * 1024)
 
 struct signalr_http {
     CURL *curl;
@@ -25,9 +26,9 @@ struct signalr_http {
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     sr__sink *s = ud;
-    size_t len = size * n, room = BODY_KEEP - s->body_len, k;
+    size_t len = size * n, room = s->keep - s->body_len, k;
 
-    /* Keep the first 64 KiB; drain the rest. */
+    /* Keep the first s->keep bytes; drain the rest. */
     k = len < room ? len : room;
     if (!k)
         return len;
@@ -160,6 +161,7 @@ signalr_err sr__curl_prepare(CURL *c, const signalr_request *req,
     if (!o)
         o = &defaults;
     s->body_len = 0;
+    s->keep = signalr_op_returns_data(req->op) ? DATA_KEEP : BODY_KEEP;
     s->error_code[0] = '\0';
     s->retry_after_s = -1;
     s->errbuf[0] = '\0';
@@ -202,6 +204,8 @@ signalr_err sr__curl_prepare(CURL *c, const signalr_request *req,
                    req->content_type ? req->content_type : "", &oom);
     if (req->authorization)
         h = add_header(h, "Authorization", req->authorization, &oom);
+    if (req->product_info)
+        h = add_header(h, "Asrs-User-Agent", req->product_info, &oom);
     if (oom) {
         curl_slist_free_all(h);
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
@@ -286,15 +290,20 @@ signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
     return SIGNALR_OK;
 }
 
-signalr_err signalr_call(signalr_client *c, signalr_http *h, signalr_op op,
-                         const signalr_params *p,
-                         const signalr_http_options *o,
-                         const signalr_retry_policy *policy, int *value,
-                         signalr_error *err)
+signalr_err signalr_call_data(signalr_client *c, signalr_http *h,
+                              signalr_op op, const signalr_params *p,
+                              const signalr_http_options *o,
+                              const signalr_retry_policy *policy, int *value,
+                              char **body, size_t *body_len,
+                              signalr_error *err)
 {
     int attempt;
 
     *value = 0;
+    if (body)
+        *body = NULL;
+    if (body_len)
+        *body_len = 0;
     for (attempt = 1;; attempt++) {
         signalr_request req;
         signalr_http_reply hr;
@@ -313,6 +322,13 @@ signalr_err signalr_call(signalr_client *c, signalr_http *h, signalr_op op,
             r.body = hr.body;
             r.body_len = hr.body_len;
             rc = signalr_reply_read(op, &r, value, err);
+            if (!rc && body && signalr_op_returns_data(op)) {
+                *body = sr__strndup(hr.body, hr.body_len);
+                if (!*body)
+                    return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+                if (body_len)
+                    *body_len = hr.body_len;
+            }
             if (!rc)
                 return rc;
         }
@@ -330,4 +346,13 @@ signalr_err signalr_call(signalr_client *c, signalr_http *h, signalr_op op,
         }
         sr__sleep_ms(delay);
     }
+}
+
+signalr_err signalr_call(signalr_client *c, signalr_http *h, signalr_op op,
+                         const signalr_params *p,
+                         const signalr_http_options *o,
+                         const signalr_retry_policy *policy, int *value,
+                         signalr_error *err)
+{
+    return signalr_call_data(c, h, op, p, o, policy, value, NULL, NULL, err);
 }

@@ -152,6 +152,11 @@ signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
     signalr_err rc;
 
     sr__ok(err);
+    if (signalr_op_returns_data(op))
+        return sr__fail(err, SIGNALR_EUNSUPPORTED,
+                        "%s answers with data, which outcomes do not carry: "
+                        "call it on a blocking client",
+                        signalr_op_name(op));
     if (m->count >= m->max_queue)
         return sr__fail(err, SIGNALR_EQUEUEFULL,
                         "queue full: %lu requests are pending; poll or "

@@ -58,6 +58,12 @@ signalr_err sr__hmac_sha256(const unsigned char *key, size_t keylen,
  * value includes its quotes).  Returns 0 when absent or malformed. */
 int sr__json_member(const char *obj, size_t len, const char *key,
                     const char **val, size_t *vlen);
+/* Iterate the top-level members of a JSON object (or the elements of an
+ * array) in s: start with *pos = 0; each call that returns 1 sets *key and
+ * *klen to the raw key text without quotes (NULL, 0 for arrays) and
+ * *val and *vlen to the whole value.  Returns 0 at the end or on bad input. */
+int sr__json_next(const char *s, size_t len, size_t *pos, const char **key,
+                  size_t *klen, const char **val, size_t *vlen);
 /* 1 when s (trimmed) is one JSON value of the given bracket kind,
  * '[' or '{', judged by a structural scan (strings and nesting). */
 int sr__json_is(const char *s, size_t len, char open);

@@ -15,7 +15,10 @@ enum {
     F_CHECK = 1 << 7,      /* existence check: 404 means false */
     F_IDEMPOTENT = 1 << 8, /* safe to retry after a timeout or 500 */
     F_NOHUB = 1 << 9,      /* path is absolute, no hub */
-    F_NOAUTH = 1 << 10     /* sent without a token */
+    F_NOAUTH = 1 << 10,    /* sent without a token */
+    F_DATA = 1 << 11,      /* the 200 reply's JSON body is the result */
+    F_TOKEN = 1 << 12,     /* :generateToken query (userId, minutes) */
+    F_PAGE = 1 << 13       /* paged listing query (top, page size, token) */
 };
 
 typedef struct {
@@ -24,6 +27,7 @@ typedef struct {
     const char *v1_method, *v1_path; /* v1; NULL path: unsupported */
     unsigned flags;
     const char *notfound_code;       /* 404 code that is an answer */
+    const char *since;               /* first api-version with the route */
 } sr__op_row;
 
 const sr__op_row *sr__op(signalr_op op);

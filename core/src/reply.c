@@ -81,6 +81,23 @@ static void service_message(const signalr_reply *r, char *dst, size_t cap,
         dst[--n] = '\0';
 }
 
+/* ASCII case-insensitive equality: the service SDK compares
+ * x-ms-error-code values with StringComparison.OrdinalIgnoreCase. */
+static int same_code(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        int x = (unsigned char)*a, y = (unsigned char)*b;
+
+        if (x >= 'A' && x <= 'Z')
+            x += 'a' - 'A';
+        if (y >= 'A' && y <= 'Z')
+            y += 'a' - 'A';
+        if (x != y)
+            return 0;
+    }
+    return *a == *b;
+}
+
 signalr_err signalr_reply_read(signalr_op op, const signalr_reply *r,
                                int *value, signalr_error *err)
 {
@@ -97,10 +114,12 @@ signalr_err signalr_reply_read(signalr_op op, const signalr_reply *r,
         *value = 1;
         return SIGNALR_OK;
     }
-    /* 404 answers a check (and "already gone" for close) unless the
-     * service names some other reason. */
-    if (r->status == 404 && row->notfound_code &&
-        (!code || !strcmp(code, row->notfound_code))) {
+    /* 404 answers a check (and "already gone" for close) only when the
+     * service names that reason in x-ms-error-code, as the service SDK
+     * decides (RestHubLifetimeManager.FilterExpectedResponse): a bare 404
+     * comes from a wrong endpoint or a proxy, and is an error. */
+    if (r->status == 404 && row->notfound_code && code &&
+        same_code(code, row->notfound_code)) {
         *value = (row->flags & F_CHECK) ? 0 : 1;
         return SIGNALR_OK;
     }

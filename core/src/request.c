@@ -21,6 +21,7 @@ struct signalr_client {
     char *api_version;  /* NULL for v1 */
     char *application;  /* lower-cased, NULL when none */
     char *user_agent;
+    char *product_info; /* Asrs-User-Agent */
     long lifetime;
     signalr_token_fn token_fn;
     void *token_ud;
@@ -118,19 +119,23 @@ signalr_err signalr_client_new(const char *connstr, size_t len,
     }
     c->user_agent = sr__strdup(o->user_agent ? o->user_agent
                                              : "lua-signalr/" SIGNALR_VERSION);
+    c->product_info = sr__strdup(o->product_info
+                                     ? o->product_info
+                                     : "lua-signalr/" SIGNALR_VERSION);
     c->lifetime = o->token_lifetime > 0 ? o->token_lifetime
                                         : DEFAULT_LIFETIME;
     c->token_fn = o->token_fn;
     c->token_ud = o->token_ud;
     if ((!is_v1 && !c->api_version) || (o->application && !c->application) ||
-        !c->user_agent || !split_base(c)) {
+        !c->user_agent || !c->product_info || !split_base(c)) {
         signalr_client_free(c);
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
     }
-    if (strpbrk(c->user_agent, "\r\n")) {
+    if (strpbrk(c->user_agent, "\r\n") || strpbrk(c->product_info, "\r\n")) {
         signalr_client_free(c);
         return sr__fail(err, SIGNALR_EINVAL,
-                        "user_agent must not contain line breaks");
+                        "user_agent and product_info must not contain line "
+                        "breaks");
     }
     *out = c;
     return SIGNALR_OK;
@@ -155,6 +160,7 @@ void signalr_client_free(signalr_client *c)
     free(c->api_version);
     free(c->application);
     free(c->user_agent);
+    free(c->product_info);
     free(c->host);
     free(c->base);
     free(c);
@@ -294,7 +300,8 @@ static signalr_err check_params(const signalr_client *c,
             return sr__fail(err, SIGNALR_EINVAL, "hub name is missing");
         rc = signalr_validate_hub(p->hub, strlen(p->hub), err);
     }
-    if (!rc && (row->flags & F_USER))
+    /* generateToken: the user id is optional */
+    if (!rc && ((row->flags & F_USER) || ((row->flags & F_TOKEN) && p->user)))
         rc = signalr_validate_id("user id", p->user,
                                  p->user ? strlen(p->user) : 0, err);
     if (!rc && (row->flags & F_GROUP))
@@ -314,10 +321,6 @@ static signalr_err check_params(const signalr_client *c,
         return sr__fail(err, SIGNALR_EINVAL,
                         "arguments must be a JSON array");
     if ((row->flags & F_EXCLUDED) && p->excluded_count) {
-        if (!c->api_version)
-            return sr__fail(err, SIGNALR_EUNSUPPORTED,
-                            "excluding connections needs api_version "
-                            "2022-06-01 or later (v1 has no 'excluded')");
         for (i = 0; i < p->excluded_count; i++) {
             const char *x = p->excluded[i];
 
@@ -327,11 +330,43 @@ static signalr_err check_params(const signalr_client *c,
                 return rc;
         }
     }
+    /* a reason is any string; an empty one is sent as is */
+    if ((row->flags & F_REASON) && p->reason && *p->reason) {
+        rc = signalr_validate_id("reason", p->reason, strlen(p->reason),
+                                 err);
+        if (rc)
+            return rc;
+    }
     if ((row->flags & F_TTL) && p->ttl != SIGNALR_TTL_NONE &&
         (p->ttl < 0 || p->ttl > 2147483647L))
         return sr__fail(err, SIGNALR_EINVAL,
                         "ttl must be from 0 to 2147483647 seconds");
+    /* swagger: minutesToExpire int32, minimum 1 */
+    if ((row->flags & F_TOKEN) &&
+        (p->minutes_to_expire < 0 || p->minutes_to_expire > 2147483647L))
+        return sr__fail(err, SIGNALR_EINVAL,
+                        "minutes_to_expire must be from 1 to 2147483647");
+    /* swagger: top int32 1..2^31-1, maxpagesize 1..200 */
+    if ((row->flags & F_PAGE) && (p->top < 0 || p->top > 2147483647L))
+        return sr__fail(err, SIGNALR_EINVAL,
+                        "top must be from 1 to 2147483647");
+    if ((row->flags & F_PAGE) &&
+        (p->max_page_size < 0 || p->max_page_size > 200))
+        return sr__fail(err, SIGNALR_EINVAL,
+                        "max_page_size must be from 1 to 200");
+    if ((row->flags & F_PAGE) && p->continuation_token &&
+        !*p->continuation_token)
+        return sr__fail(err, SIGNALR_EINVAL, "continuation token is empty");
+    (void)c;
     return SIGNALR_OK;
+}
+
+/* 1 when the application prefix goes into the hub path segment
+ * ("<app>_<hub>", the service's hub identity) rather than the query: v1
+ * has no `application` parameter, and neither has :generateToken. */
+static int app_in_path(const signalr_client *c, const sr__op_row *row)
+{
+    return c->application && (!c->api_version || (row->flags & F_TOKEN));
 }
 
 /* Expand the row's path template after the hub prefix into b. */
@@ -350,6 +385,10 @@ static void add_path(sr__buf *b, const signalr_client *c,
         }
         lower(hub);
         sr__buf_adds(b, c->api_version ? "/api/hubs/" : "/api/v1/hubs/");
+        if (app_in_path(c, row)) {
+            sr__buf_add_escaped(b, c->application, strlen(c->application));
+            sr__buf_add(b, "_", 1);
+        }
         sr__buf_add_escaped(b, hub, strlen(hub));
         free(hub);
     }
@@ -378,7 +417,7 @@ static void add_query(sr__buf *b, const signalr_client *c,
     size_t i;
 
 #define SEP() (sr__buf_add(b, &sep, 1), sep = '&')
-    if (c->application && !(row->flags & F_NOHUB)) {
+    if (c->application && !(row->flags & F_NOHUB) && !app_in_path(c, row)) {
         SEP();
         sr__buf_adds(b, "application=");
         sr__buf_add_escaped(b, c->application, strlen(c->application));
@@ -403,6 +442,29 @@ static void add_query(sr__buf *b, const signalr_client *c,
     if ((row->flags & F_TTL) && p->ttl != SIGNALR_TTL_NONE) {
         SEP();
         sr__buf_addf(b, "ttl=%ld", p->ttl);
+    }
+    if ((row->flags & F_TOKEN) && p->user) {
+        SEP();
+        sr__buf_adds(b, "userId=");
+        sr__buf_add_escaped(b, p->user, strlen(p->user));
+    }
+    if ((row->flags & F_TOKEN) && p->minutes_to_expire > 0) {
+        SEP();
+        sr__buf_addf(b, "minutesToExpire=%ld", p->minutes_to_expire);
+    }
+    if ((row->flags & F_PAGE) && p->top > 0) {
+        SEP();
+        sr__buf_addf(b, "top=%ld", p->top);
+    }
+    if ((row->flags & F_PAGE) && p->max_page_size > 0) {
+        SEP();
+        sr__buf_addf(b, "maxpagesize=%ld", p->max_page_size);
+    }
+    if ((row->flags & F_PAGE) && p->continuation_token) {
+        SEP();
+        sr__buf_adds(b, "continuationToken=");
+        sr__buf_add_escaped(b, p->continuation_token,
+                            strlen(p->continuation_token));
     }
 #undef SEP
 }
@@ -440,6 +502,7 @@ static size_t head_size(const signalr_request *r)
     n += 6 + strlen(r->host) + 8 + 2;                  /* Host */
     n += r->authorization ? 15 + strlen(r->authorization) + 2 : 0;
     n += 12 + strlen(r->user_agent) + 2;
+    n += 17 + strlen(r->product_info) + 2;             /* Asrs-User-Agent */
     n += r->content_type ? 14 + strlen(r->content_type) + 2 : 0;
     n += 16 + 20 + 2 + 2;                              /* Content-Length */
     return n;
@@ -464,9 +527,13 @@ signalr_err signalr_request_build(signalr_client *c, signalr_op op,
     tmpl = c->api_version ? row->path : row->v1_path;
     if (!tmpl)
         return sr__fail(err, SIGNALR_EUNSUPPORTED,
-                        "%s needs api_version 2022-06-01 or later "
+                        "%s needs api_version %s or later "
                         "(the v1 REST API has no such route)",
-                        row->name);
+                        row->name, row->since ? row->since : "2022-06-01");
+    if (row->since && strncmp(c->api_version, row->since, 10) < 0)
+        return sr__fail(err, SIGNALR_EUNSUPPORTED,
+                        "%s needs api_version %s or later (the client "
+                        "uses %s)", row->name, row->since, c->api_version);
     rc = check_params(c, row, p, err);
     if (rc)
         return rc;
@@ -475,6 +542,7 @@ signalr_err signalr_request_build(signalr_client *c, signalr_op op,
     r->method = method;
     r->idempotent = (row->flags & F_IDEMPOTENT) != 0;
     r->user_agent = c->user_agent;
+    r->product_info = c->product_info;
     r->port = c->port;
     r->tls = c->tls;
     r->host = sr__strdup(c->host);
@@ -553,9 +621,85 @@ void signalr_request_clear(signalr_request *r)
 
 /* ===== negotiate ===== */
 
-static const char *const RESERVED[] = {
-    "aud", "exp", "iat", "nbf", "nameid", "asrs.s.uid"
+/* Claim types the service reserves (Azure/azure-signalr
+ * ClaimsUtility.BuildJwtClaims, SystemClaims): a custom claim of one of
+ * these types is sent as "asrs.u.<type>", so the service reads it as the
+ * user's claim instead of its own. */
+static const char *const SYSTEM_CLAIMS[] = {
+    "aud", "exp", "iat", "nbf", "iss", "actort", "acr", "azp", "c_hash",
+    "jti", "nonce"
 };
+/* Set by negotiate itself when a user id is given. */
+static const char *const USER_CLAIMS[] = {"nameid", "asrs.s.uid"};
+
+static int key_is(const char *k, size_t kl, const char *name)
+{
+    return kl == strlen(name) && !memcmp(k, name, kl);
+}
+
+/* Append the custom claims (a JSON object's text) to b as members, each
+ * preceded by a comma: system claim types renamed to asrs.u.<type>; of
+ * all "sub" values (repeated members, or the elements of an array value)
+ * the first stays "sub" and the others become "asrs.u.sub" (a string, or
+ * an array when several), as the service SDK does. */
+static signalr_err add_custom_claims(sr__buf *b, const char *obj, size_t len,
+                                     int has_user, signalr_error *err)
+{
+    sr__buf subs = {0};
+    size_t pos = 0, kl, vl, i, nsub = 0;
+    const char *k, *v;
+
+    while (sr__json_next(obj, len, &pos, &k, &kl, &v, &vl)) {
+        int renamed = 0;
+
+        for (i = 0; has_user && i < 2; i++)
+            if (key_is(k, kl, USER_CLAIMS[i])) {
+                sr__buf_free(&subs);
+                return sr__fail(err, SIGNALR_EINVAL,
+                                "claim '%s' is set by negotiate from "
+                                "user_id", USER_CLAIMS[i]);
+            }
+        if (key_is(k, kl, "sub")) {
+            size_t ep = 0, el = vl;
+            const char *e = v;
+            int more = v[0] == '[' ? sr__json_next(v, vl, &ep, NULL, NULL,
+                                                   &e, &el)
+                                   : 1;
+
+            while (more) {
+                if (nsub++ == 0) {
+                    sr__buf_adds(b, ",\"sub\":");
+                    sr__buf_add(b, e, el);
+                } else {
+                    sr__buf_add(&subs, ",", 1);
+                    sr__buf_add(&subs, e, el);
+                }
+                more = v[0] == '[' &&
+                       sr__json_next(v, vl, &ep, NULL, NULL, &e, &el);
+            }
+            continue;
+        }
+        for (i = 0; i < sizeof(SYSTEM_CLAIMS) / sizeof(*SYSTEM_CLAIMS); i++)
+            if (key_is(k, kl, SYSTEM_CLAIMS[i]))
+                renamed = 1;
+        sr__buf_adds(b, renamed ? ",\"asrs.u." : ",\"");
+        sr__buf_add(b, k, kl);
+        sr__buf_adds(b, "\":");
+        sr__buf_add(b, v, vl);
+    }
+    if (nsub == 2) {
+        sr__buf_adds(b, ",\"asrs.u.sub\":");
+        sr__buf_add(b, subs.p + 1, subs.len - 1);
+    } else if (nsub > 2) {
+        sr__buf_adds(b, ",\"asrs.u.sub\":[");
+        sr__buf_add(b, subs.p + 1, subs.len - 1);
+        sr__buf_add(b, "]", 1);
+    }
+    if (subs.oom)
+        b->oom = 1;
+    sr__buf_free(&subs);
+    return SIGNALR_OK;
+}
 
 signalr_err signalr_client_negotiate(signalr_client *c, const char *hub,
                                      const char *user_id,
@@ -565,7 +709,7 @@ signalr_err signalr_client_negotiate(signalr_client *c, const char *hub,
 {
     sr__buf b = {0}, claims = {0};
     char *lhub, *aud, *extra;
-    size_t i, n, toklen = 0;
+    size_t n, toklen = 0;
     signalr_err rc;
 
     *url = *token = NULL;
@@ -588,15 +732,6 @@ signalr_err signalr_client_negotiate(signalr_client *c, const char *hub,
         if (!sr__json_is(extra_claims, el, '{'))
             return sr__fail(err, SIGNALR_EINVAL,
                             "claims must be a JSON object");
-        for (i = 0; i < sizeof(RESERVED) / sizeof(*RESERVED); i++) {
-            const char *v;
-            size_t vl;
-
-            if (sr__json_member(extra_claims, el, RESERVED[i], &v, &vl))
-                return sr__fail(err, SIGNALR_EINVAL,
-                                "claim '%s' is set by negotiate itself",
-                                RESERVED[i]);
-        }
     }
     lhub = sr__strdup(hub);
     if (!lhub)
@@ -628,18 +763,16 @@ signalr_err signalr_client_negotiate(signalr_client *c, const char *hub,
         sr__buf_adds(&claims, ",\"asrs.s.uid\":");
         sr__buf_add_json_string(&claims, user_id, strlen(user_id));
     }
-    if (extra_claims) {
-        /* splice the object's members: drop its braces */
-        const char *o = strchr(extra_claims, '{') + 1;
-        const char *e = strrchr(extra_claims, '}');
-        const char *q = o;
-
-        while (q < e && strchr(" \t\r\n", *q))
-            q++;
-        if (q < e) {
-            sr__buf_add(&claims, ",", 1);
-            sr__buf_add(&claims, o, (size_t)(e - o));
-        }
+    rc = SIGNALR_OK;
+    if (extra_claims)
+        rc = add_custom_claims(&claims, extra_claims, strlen(extra_claims),
+                               user_id != NULL, err);
+    if (rc) {
+        sr__buf_free(&claims);
+        free(aud);
+        free(*url);
+        *url = NULL;
+        return rc;
     }
     extra = sr__buf_take(&claims, &n);
     if (!*url || !aud || !extra) {

@@ -16,7 +16,19 @@ static const struct {
     {SIGNALR_OP_USER_EXISTS, 200, NULL, NULL, SIGNALR_OK, 1, NULL},
     {SIGNALR_OP_USER_EXISTS, 404, "Warning.User.NotExisted", NULL,
      SIGNALR_OK, 0, NULL},
-    {SIGNALR_OP_GROUP_EXISTS, 404, NULL, NULL, SIGNALR_OK, 0, NULL},
+    /* error codes compare without regard to case, as the SDK does */
+    {SIGNALR_OP_GROUP_EXISTS, 404, "warning.group.NOTEXISTED", NULL,
+     SIGNALR_OK, 0, NULL},
+    /* a bare 404 (a wrong endpoint, a proxy) is an error, as in the SDK */
+    {SIGNALR_OP_GROUP_EXISTS, 404, NULL, NULL, SIGNALR_ESTATUS, 0,
+     "HTTP 404 Not Found (check the endpoint, hub and ids)"},
+    {SIGNALR_OP_CLOSE_CONNECTION, 404, NULL, NULL, SIGNALR_ESTATUS, 0, NULL},
+    /* the SDK also takes a connection's absence as expected when adding
+     * it to a group; lua-signalr reports it (see the README) */
+    {SIGNALR_OP_ADD_CONNECTION_TO_GROUP, 404, "Error.Connection.NotExisted",
+     NULL, SIGNALR_ESTATUS, 0, NULL},
+    {SIGNALR_OP_GENERATE_CLIENT_TOKEN, 200, NULL, "{\"token\":\"t\"}",
+     SIGNALR_OK, 1, NULL},
     {SIGNALR_OP_USER_IN_GROUP, 404, "Info.User.NotInGroup", NULL,
      SIGNALR_OK, 0, NULL},
     {SIGNALR_OP_CLOSE_CONNECTION, 404, "Warning.Connection.NotExisted", NULL,

@@ -69,7 +69,8 @@ static const struct {
     {SIGNALR_OP_CLOSE_USER_CONNECTIONS, "POST",
      "/api/hubs/chat/users/u%2F1/:closeConnections?api-version=2022-06-01"
      "&reason=bye%21", NULL, NULL},
-    {SIGNALR_OP_HEALTH, "HEAD", "/api/health?api-version=2022-06-01", "GET",
+    /* v1.json has only HEAD /api/v1/health */
+    {SIGNALR_OP_HEALTH, "HEAD", "/api/health?api-version=2022-06-01", "HEAD",
      "/api/v1/health"},
 };
 
@@ -326,11 +327,148 @@ int main(void)
     signalr_free(payload);
     signalr_free(url);
     signalr_free(tok);
-    CHECK(signalr_client_negotiate(c, "Chat", NULL, "{\"aud\":\"x\"}", 0,
-                                   NOW, &url, &tok, &e) == SIGNALR_EINVAL &&
-              !url && !tok, "reserved claim rejected");
+    /* claim types the service reserves are renamed (ClaimsUtility) */
+    CHECK(!signalr_client_negotiate(c, "Chat", NULL,
+                                    "{\"aud\":\"x\",\"iss\":\"me\",\"jti\":1,"
+                                    "\"nonce\":\"n\",\"acr\":\"a\",\"azp\":\"z\","
+                                    "\"c_hash\":\"h\",\"actort\":\"t\","
+                                    "\"exp\":5,\"nbf\":6,\"iat\":7,"
+                                    "\"sub\":[\"s1\",\"s2\",\"s3\"],"
+                                    "\"role\":[\"a\",\"b\"]}",
+                                    0, NOW, &url, &tok, &e), "renamed claims");
+    CHECK(!signalr_jwt_verify(tok, strlen(tok), (const unsigned char *)KEY,
+                              strlen(KEY), NOW, &payload, NULL, &e),
+          "renamed: verifies");
+    {
+        static const char *const want[] = {
+            "\"asrs.u.aud\":\"x\"", "\"asrs.u.iss\":\"me\"",
+            "\"asrs.u.jti\":1", "\"asrs.u.nonce\":\"n\"",
+            "\"asrs.u.acr\":\"a\"", "\"asrs.u.azp\":\"z\"",
+            "\"asrs.u.c_hash\":\"h\"", "\"asrs.u.actort\":\"t\"",
+            "\"asrs.u.exp\":5", "\"asrs.u.nbf\":6", "\"asrs.u.iat\":7",
+            "\"sub\":\"s1\"", "\"asrs.u.sub\":[\"s2\",\"s3\"]",
+            "\"role\":[\"a\",\"b\"]", "\"aud\":\"http://localhost/client/",
+            "\"exp\":1700003600"};
+        size_t k;
+
+        for (k = 0; k < sizeof(want) / sizeof(*want); k++)
+            CHECK(payload && strstr(payload, want[k]), want[k]);
+        CHECK(payload && !strstr(payload, "\"iss\""), "no raw iss");
+    }
+    signalr_free(payload);
+    signalr_free(url);
+    signalr_free(tok);
+    /* repeated "sub" members: the first stays */
+    CHECK(!signalr_client_negotiate(c, "Chat", NULL,
+                                    "{\"sub\":\"a\",\"x\":1,\"sub\":\"b\"}", 0,
+                                    NOW, &url, &tok, &e), "two subs");
+    CHECK(!signalr_jwt_verify(tok, strlen(tok), (const unsigned char *)KEY,
+                              strlen(KEY), NOW, &payload, NULL, &e),
+          "two subs: verifies");
+    CHECK(payload && strstr(payload, "\"sub\":\"a\",\"x\":1,\"asrs.u.sub\":\"b\""),
+          "second sub renamed");
+    signalr_free(payload);
+    signalr_free(url);
+    signalr_free(tok);
+    CHECK(signalr_client_negotiate(c, "Chat", "alice", "{\"nameid\":\"x\"}",
+                                   0, NOW, &url, &tok, &e) == SIGNALR_EINVAL &&
+              !url && !tok, "nameid clashes with user_id");
+    CHECK_STR(e.msg, "claim 'nameid' is set by negotiate from user_id",
+              "nameid message");
+    CHECK(!signalr_client_negotiate(c, "Chat", NULL, "{\"nameid\":\"bob\"}",
+                                    0, NOW, &url, &tok, &e),
+          "nameid without user_id names the user");
+    signalr_free(url);
+    signalr_free(tok);
     CHECK(signalr_client_negotiate(c, "Chat", "", NULL, 0, NOW, &url, &tok,
                                    &e) == SIGNALR_EINVAL, "empty user id");
+    /* newer routes need a newer api_version */
+    p = base_params();
+    CHECK(build1(c, SIGNALR_OP_GENERATE_CLIENT_TOKEN, &p, &e) ==
+              SIGNALR_EUNSUPPORTED, "generateToken on 2022-06-01");
+    CHECK_STR(e.msg, "generate_client_token needs api_version 2022-11-01 or "
+                     "later (the client uses 2022-06-01)", "since message");
+    CHECK(build1(c, SIGNALR_OP_LIST_GROUP_CONNECTIONS, &p, &e) ==
+              SIGNALR_EUNSUPPORTED, "listing on 2022-06-01");
+    signalr_client_free(c);
+
+    /* v1: the application goes into the hub segment; excluded is sent */
+    memset(&o, 0, sizeof(o));
+    o.api_version = "v1";
+    o.application = "MyApp";
+    CHECK(!signalr_client_new(CS, strlen(CS), &o, &c, &e), "v1 app client");
+    p = base_params();
+    p.excluded = EXCL;
+    p.excluded_count = 2;
+    CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW, &r, &e),
+          "v1 app broadcast");
+    CHECK_STR(r.path, "/api/v1/hubs/myapp_chat?excluded=c%201&excluded=c2",
+              "v1: app prefix in the path, excluded in the query");
+    check_aud(&r, "/api/v1/hubs/myapp_chat");
+    CHECK_STR(r.product_info, "lua-signalr/" SIGNALR_VERSION,
+              "Asrs-User-Agent default");
+    signalr_request_clear(&r);
+    CHECK(!signalr_request_build(c, SIGNALR_OP_SEND_TO_GROUP, &p, NOW, &r,
+                                 &e), "v1 group send with excluded");
+    CHECK_STR(r.path, "/api/v1/hubs/myapp_chat/groups/g%20x"
+                      "?excluded=c%201&excluded=c2", "v1 group excluded");
+    signalr_request_clear(&r);
+    CHECK(build1(c, SIGNALR_OP_GENERATE_CLIENT_TOKEN, &p, &e) ==
+              SIGNALR_EUNSUPPORTED, "generateToken on v1");
+    CHECK_STR(e.msg, "generate_client_token needs api_version 2022-11-01 or "
+                     "later (the v1 REST API has no such route)",
+              "v1 since message");
+    signalr_client_free(c);
+
+    /* 2024-12-01: generateToken and the paged group listing */
+    memset(&o, 0, sizeof(o));
+    o.api_version = "2024-12-01";
+    o.application = "MyApp";
+    o.product_info = "lua-signalr/9 (Lua 5.4; Linux)";
+    CHECK(!signalr_client_new(CS, strlen(CS), &o, &c, &e), "2024 client");
+    p = base_params();
+    p.minutes_to_expire = 5;
+    CHECK(!signalr_request_build(c, SIGNALR_OP_GENERATE_CLIENT_TOKEN, &p, NOW,
+                                 &r, &e), "generateToken");
+    CHECK_STR(r.method, "POST", "generateToken method");
+    CHECK_STR(r.path, "/api/hubs/myapp_chat/:generateToken"
+                      "?api-version=2024-12-01&userId=u%2F1"
+                      "&minutesToExpire=5", "generateToken: no application "
+                                            "parameter, app in the hub");
+    CHECK(r.body == NULL, "generateToken: no body");
+    CHECK_STR(r.product_info, "lua-signalr/9 (Lua 5.4; Linux)",
+              "product info");
+    signalr_request_clear(&r);
+    p.user = NULL;
+    p.minutes_to_expire = 0;
+    CHECK(!signalr_request_build(c, SIGNALR_OP_GENERATE_CLIENT_TOKEN, &p, NOW,
+                                 &r, &e), "generateToken, no user");
+    CHECK_STR(r.path, "/api/hubs/myapp_chat/:generateToken"
+                      "?api-version=2024-12-01", "generateToken defaults");
+    signalr_request_clear(&r);
+    p.minutes_to_expire = -1;
+    CHECK(build1(c, SIGNALR_OP_GENERATE_CLIENT_TOKEN, &p, &e) ==
+              SIGNALR_EINVAL, "minutes < 0");
+    p = base_params();
+    p.top = 10;
+    p.max_page_size = 2;
+    p.continuation_token = "a b";
+    CHECK(!signalr_request_build(c, SIGNALR_OP_LIST_GROUP_CONNECTIONS, &p,
+                                 NOW, &r, &e), "listing");
+    CHECK_STR(r.method, "GET", "listing method");
+    CHECK_STR(r.path, "/api/hubs/chat/groups/g%20x/connections"
+                      "?application=myapp&api-version=2024-12-01&top=10"
+                      "&maxpagesize=2&continuationToken=a%20b", "listing");
+    check_aud(&r, "/api/hubs/chat/groups/g%20x/connections");
+    signalr_request_clear(&r);
+    p.max_page_size = 201;
+    CHECK(build1(c, SIGNALR_OP_LIST_GROUP_CONNECTIONS, &p, &e) ==
+              SIGNALR_EINVAL, "page size over 200");
+    CHECK_STR(e.msg, "max_page_size must be from 1 to 200", "page message");
+    p.max_page_size = 0;
+    p.group = "a\nb";
+    CHECK(build1(c, SIGNALR_OP_LIST_GROUP_CONNECTIONS, &p, &e) ==
+              SIGNALR_EINVAL, "group with a line break");
     signalr_client_free(c);
 
     /* client options */

@@ -17,6 +17,33 @@ static const struct {
     {"caf\xc3\xa9", 0, NULL},
 };
 
+/* Groups (pattern ^(?!\s+$).+$ read as ECMA-262) and other names. */
+static const struct {
+    int group;
+    const char *s;
+    const char *msg; /* NULL: accepted */
+} BAD_TEXT[] = {
+    {1, "a\nb", "group name has a line break at character 2 (the "
+                "service's pattern ^(?!\\s+$).+$ allows none)"},
+    {1, "a\n", "group name has a line break at character 2 (the "
+               "service's pattern ^(?!\\s+$).+$ allows none)"},
+    {1, "a\rb", "group name has a line break at character 2 (the "
+                "service's pattern ^(?!\\s+$).+$ allows none)"},
+    {1, "a\xe2\x80\xa8" "b", "group name has a line break at character 2 "
+                              "(the service's pattern ^(?!\\s+$).+$ allows "
+                              "none)"},
+    {1, "\xe3\x80\x80\xc2\xa0", "group name is only white space"},
+    {1, "\t", "group name is only white space"},
+    {1, "a\tb", NULL},
+    {1, "\xf0\x9f\x8e\xae", NULL},
+    {1, "bad\xff", "group name is not valid UTF-8 (byte 4)"},
+    {1, "\xc0\xaf", "group name is not valid UTF-8 (byte 1)"},
+    {1, "\xed\xa0\x80", "group name is not valid UTF-8 (byte 1)"},
+    {1, "cut\xe2\x80", "group name is not valid UTF-8 (byte 4)"},
+    {0, "c\xff", "connection id is not valid UTF-8 (byte 2)"},
+    {0, "c 1/2?", NULL},
+};
+
 int main(void)
 {
     signalr_error e;
@@ -60,8 +87,40 @@ int main(void)
     CHECK(signalr_validate_id("user id", "", 0, &e) == SIGNALR_EINVAL,
           "id empty");
     CHECK_STR(e.msg, "user id is empty", "id: message names the thing");
-    CHECK(signalr_validate_id("connection id", big, 1025, &e) ==
-              SIGNALR_EINVAL, "id too long");
+    CHECK(signalr_validate_id("user id", big, 1025, &e) == SIGNALR_EINVAL,
+          "user id too long");
+    CHECK_STR(e.msg, "user id is 1025 characters, at most 1024 allowed",
+              "user id length message");
+    CHECK(!signalr_validate_id("user id", big, 1024, &e), "user id at limit");
+    /* the swagger sets no maximum on connection ids or targets */
+    CHECK(!signalr_validate_id("connection id", big, 1025, &e),
+          "connection id has no maximum");
+    {
+        /* lengths count characters: 1024 x U+00E9 is 2048 bytes */
+        static char wide[2 * 1025 + 1];
+        size_t k;
+
+        for (k = 0; k < 1025; k++)
+            memcpy(wide + 2 * k, "\xc3\xa9", 2);
+        CHECK(!signalr_validate_id("user id", wide, 2048, &e),
+              "1024 characters in 2048 bytes");
+        CHECK(!signalr_validate_group(wide, 2048, &e), "group: 1024 chars");
+        CHECK(signalr_validate_group(wide, 2050, &e) == SIGNALR_EINVAL,
+              "group: 1025 chars");
+        CHECK_STR(e.msg, "group name is 1025 characters, at most 1024 "
+                         "allowed", "group length message");
+    }
+    for (i = 0; i < sizeof(BAD_TEXT) / sizeof(*BAD_TEXT); i++) {
+        signalr_err rc = BAD_TEXT[i].group
+            ? signalr_validate_group(BAD_TEXT[i].s, strlen(BAD_TEXT[i].s), &e)
+            : signalr_validate_id("connection id", BAD_TEXT[i].s,
+                                  strlen(BAD_TEXT[i].s), &e);
+
+        CHECK(rc == (BAD_TEXT[i].msg ? SIGNALR_EINVAL : SIGNALR_OK),
+              BAD_TEXT[i].s);
+        if (BAD_TEXT[i].msg)
+            CHECK_STR(e.msg, BAD_TEXT[i].msg, "bad text message");
+    }
     CHECK(signalr_validate_id("user id", NULL, 0, NULL) == SIGNALR_EINVAL,
           "NULL string and NULL err");
     return t_done("test_validate");

@@ -1,6 +1,8 @@
 --- The emulator's REST API: every route of the v1 and 2022-06-01+ families
 -- (both accepted under /api and /api/v1, as the service does), with the
--- service's status codes, error codes, limits and token checks.
+-- service's status codes (each family's own, from its swagger file), error
+-- codes, limits and token checks, and the newer routes :generateToken
+-- (2022-11-01) and the paged group listing (2024-12-01).
 local core = require "signalr.core"
 local util = require "signalr_emulator.util"
 local auth = require "signalr_emulator.auth"
@@ -14,6 +16,11 @@ local lower, byte, concat = string.lower, string.byte, table.concat
 local _M = {}
 
 local MAX_HEADERS = 16 * 1024
+
+-- The api-versions of the service's published swagger files.
+local VERSIONS = { ["2022-06-01"] = true, ["2022-11-01"] = true,
+                   ["2023-07-01"] = true, ["2024-12-01"] = true }
+local VERSION_LIST = "2022-06-01, 2022-11-01, 2023-07-01, 2024-12-01"
 
 -- ===== sends =====
 
@@ -72,10 +79,10 @@ end)
 local to_group = send_to(function(ctx)
     return ctx.state:group_conns(ctx.key, ctx.vars.groups, excluded(ctx))
 end)
+-- The swagger lists no 404 for sends: an unknown connection is 202, as for
+-- a user or group without connections.
 local to_conn = send_to(function(ctx)
-    local c, code, msg = conn_or_404(ctx)
-    if not c then return nil, code, msg end
-    return { c }
+    return { ctx.state:conn(ctx.key, ctx.vars.connections) }
 end)
 
 -- ===== closing =====
@@ -98,9 +105,12 @@ local function with_conn(fn, code)
     end
 end
 
+-- v1.json answers 202 where 2022-06-01 answers 200 or 204.
+local function done(ctx, status) return ctx.v1 and 202 or status end
+
 local close_one = with_conn(function(ctx, c)
     c.close(reason(ctx))
-    return 200
+    return done(ctx, 200)
 end, "Warning.Connection.NotExisted")
 
 -- ===== membership =====
@@ -129,12 +139,83 @@ local function add_user(ctx)
         end
     end
     ctx.state:add_user(ctx.key, ctx.vars.users, ctx.vars.groups, ttl)
-    return 200
+    return done(ctx, 200)
 end
 
 local function remove_user(ctx)
     ctx.state:remove_user(ctx.key, ctx.vars.users, ctx.vars.groups)
-    return 204
+    return done(ctx, 204)
+end
+
+-- ===== newer routes =====
+
+-- POST :generateToken?userId=&minutesToExpire= -> {"token": "..."}: a
+-- client token for this hub, signed with the access key.
+local function generate_token(ctx)
+    local q = ctx.query
+    local user = q.userId and q.userId[1]
+    local minutes = q.minutesToExpire and q.minutesToExpire[1]
+    if minutes then
+        minutes = tonumber(minutes)
+        if not minutes or minutes < 1 or minutes % 1 ~= 0 or minutes > 2147483647 then
+            return 400, "Error.Argument.Invalid", "minutesToExpire must be an integer >= 1"
+        end
+    end
+    local now = os.time()
+    local claims = { aud = ctx.scheme .. "://" .. ctx.host .. "/client/?hub=" .. ctx.key,
+                     exp = now + (minutes or 60) * 60, iat = now, nbf = now }
+    if user and user ~= "" then claims["asrs.s.uid"] = user end
+    local token = core.jwt_sign(cjson.encode(claims), ctx.emu.key)
+    return 200, nil, nil, cjson.encode { token = token }
+end
+
+-- GET groups/{group}/connections?maxpagesize=&top=&continuationToken= ->
+-- {"value":[{connectionId, userId}], "nextLink": absolute URL}.  The
+-- token is the offset into the members sorted by id.
+local function int_param(q, name, lo, hi)
+    local v = q[name] and q[name][1]
+    if v == nil then return true, nil end
+    v = tonumber(v)
+    if not v or v % 1 ~= 0 or v < lo or v > hi then return false end
+    return true, v
+end
+
+local function list_group(ctx)
+    local q = ctx.query
+    local ok1, size = int_param(q, "maxpagesize", 1, 200)
+    local ok2, top = int_param(q, "top", 1, 2147483647)
+    if not ok1 or not ok2 then
+        return 400, "Error.Argument.Invalid",
+            "maxpagesize must be 1..200 and top 1..2147483647"
+    end
+    size = size or 200
+    local from = 0
+    local tok = q.continuationToken and q.continuationToken[1]
+    if tok then
+        from = tonumber(tok:match("^o(%d+)$") or "")
+        if not from then
+            return 400, "Error.ContinuationToken.Invalid", "invalid continuationToken"
+        end
+    end
+    local members = ctx.state:group_conns(ctx.key, ctx.vars.groups)
+    table.sort(members, function(a, b) return a.id < b.id end)
+    local limit = top and math.min(#members, top) or #members
+    local page = {}
+    for i = from + 1, math.min(limit, from + size) do
+        local c = members[i]
+        page[#page + 1] = { connectionId = c.id, userId = c.user }
+    end
+    local out = { value = page }
+    if from + size < limit then
+        local parts = { ctx.scheme, "://", ctx.authority, ctx.path, "?" }
+        if top then parts[#parts + 1] = "top=" .. top .. "&" end
+        parts[#parts + 1] = "maxpagesize=" .. size .. "&continuationToken=o"
+            .. (from + size)
+        if ctx.app then parts[#parts + 1] = "&application=" .. core.url_encode(ctx.app) end
+        parts[#parts + 1] = "&api-version=" .. ctx.version
+        out.nextLink = concat(parts)
+    end
+    return 200, nil, nil, #page == 0 and '{"value":[]}' or cjson.encode(out)
 end
 
 -- ===== existence =====
@@ -165,6 +246,8 @@ local user_in_group = exists(function(ctx)
 local ROUTES = {
     [""] = { POST = broadcast },
     [":send"] = { POST = broadcast },
+    [":generateToken"] = { POST = generate_token, since = "2022-11-01" },
+    ["groups/*/connections"] = { GET = list_group, since = "2024-12-01" },
     [":closeConnections"] = { POST = close_many(function(ctx)
         return ctx.state:select(ctx.key, nil, excluded(ctx)) end) },
     ["users/*"] = { POST = to_user, GET = user_exists, HEAD = user_exists },
@@ -237,19 +320,19 @@ function _M.handle(emu, stream, req, method, path, query_string, rec)
     -- segs[1] == "api"
     local v1 = segs[2] == "v1"
     local at = v1 and 3 or 2
+    local ver = ctx.query["api-version"] and ctx.query["api-version"][1]
+    if not v1 and not VERSIONS[ver or ""] then
+        return fail(400, "Error.ApiVersion.Invalid", "api-version "
+            .. (ver and ("'" .. ver .. "' is not supported") or "is missing")
+            .. " (supported: " .. VERSION_LIST .. "; or use /api/v1)")
+    end
     if segs[at] == "health" and #segs == at then
-        if method ~= "GET" and method ~= "HEAD" then
-            return fail(405, "Error.Method.NotAllowed", "use GET or HEAD")
+        -- both swagger files define HEAD only
+        if method ~= "HEAD" then
+            return fail(405, "Error.Method.NotAllowed", "use HEAD")
         end
         util.reply(stream, 200, nil, nil, method)
         return 200
-    end
-    if not v1 then
-        local ver = ctx.query["api-version"] and ctx.query["api-version"][1]
-        if not ver or not ver:match("^%d%d%d%d%-%d%d%-%d%d") or ver < "2022-06-01" then
-            return fail(400, "Error.ApiVersion.Invalid",
-                "api-version is missing or not supported (use 2022-06-01 or later, or /api/v1)")
-        end
     end
     if segs[at] ~= "hubs" or not segs[at + 1] then
         return fail(404, "Error.Route.NotFound", "no such route: " .. path)
@@ -269,6 +352,10 @@ function _M.handle(emu, stream, req, method, path, query_string, rec)
     if not handler then
         return fail(405, "Error.Method.NotAllowed", method .. " is not allowed on " .. path)
     end
+    if row.since and (v1 or ver < row.since) then
+        return fail(404, "Error.Route.NotFound", "no such route in api-version "
+            .. (v1 and "v1" or ver) .. ": " .. path .. " needs " .. row.since)
+    end
     if vars.groups then
         ok, why = core.validate("group", vars.groups)
         if not ok then return fail(400, "Error.Group.Invalid", "invalid group name: " .. why) end
@@ -281,6 +368,10 @@ function _M.handle(emu, stream, req, method, path, query_string, rec)
     end
     ctx.key = hubs_mod.key(hub, app)
     ctx.vars = vars
+    ctx.v1, ctx.emu, ctx.app, ctx.version, ctx.path = v1, emu, app, ver, path
+    ctx.scheme = "http"
+    ctx.authority = req:get(":authority") or (emu.host .. ":" .. emu.port)
+    ctx.host = auth.host_of(ctx.authority)
     if NEEDS_BODY[handler] then
         ctx.body = stream:get_body_as_string(emu.timeout)
         rec.body = ctx.body
@@ -289,9 +380,9 @@ function _M.handle(emu, stream, req, method, path, query_string, rec)
             return fail(413, "Error.Payload.TooLarge", "the body exceeds " .. emu.max_body .. " bytes")
         end
     end
-    local status, code, msg = handler(ctx)
+    local status, code, msg, body = handler(ctx)
     if code then return fail(status, code, msg) end
-    util.reply(stream, status, nil, nil, method)
+    util.reply(stream, status, body, nil, method)
     return status
 end
 

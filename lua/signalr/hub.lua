@@ -243,6 +243,135 @@ function Hub:negotiate(opts)
     return { url = url, accessToken = token }
 end
 
+-- ===== newer routes (rest-2024.md) =====
+
+local function reply_error(method, what, details)
+    return nil, "signalr." .. method .. ": " .. what, details or { code = "EREPLY" }
+end
+
+local function whole(v, lo, hi)
+    return type(v) == "number" and v >= lo and v <= hi and v % 1 == 0
+end
+
+-- The continuationToken of a nextLink (an absolute URL the service gives).
+local function continuation(link)
+    local q = link:match("%?(.*)$")
+    if not q then return nil end
+    for k, v in q:gmatch("([^&=]+)=([^&]*)") do
+        if core.url_decode(k) == "continuationToken" then
+            return core.url_decode(v)
+        end
+    end
+end
+
+local GROUP_CONNECTIONS = { top = true, max_page_size = true }
+
+--- List the connections in a group (api 2024-12-01+): every page, each a
+-- request of its own, following the service's `nextLink`.  Returns a list;
+-- an error on any page returns `nil, message, details` (never a truncated
+-- list), with `details.fetched` = the members read before it.
+-- @tparam string group
+-- @tparam[opt] table opts `top` (most members to return, 1..2^31-1),
+--   `max_page_size` (members per request, 1..200; the service's default is 200)
+-- @treturn[1] table `{ { connection_id = ..., user_id = ... or nil }, ... }`
+-- @treturn[2] nil, message, details
+function Hub:group_connections(group, opts)
+    check_self(self, "group_connections")
+    need_string(group, "group", "group_connections")
+    opts = opt_table(opts, "opts", "group_connections", GROUP_CONNECTIONS)
+    for k in pairs(GROUP_CONNECTIONS) do
+        if opts[k] ~= nil and type(opts[k]) ~= "number" then
+            error("signalr.group_connections: opts." .. k .. " must be a number", 2)
+        end
+    end
+    if opts.top ~= nil and not whole(opts.top, 1, 2147483647) then
+        return nil, "signalr.group_connections: top must be a whole number"
+            .. " from 1 to 2147483647", { code = "EINVAL" }
+    end
+    if opts.max_page_size ~= nil and not whole(opts.max_page_size, 1, 200) then
+        return nil, "signalr.group_connections: max_page_size must be a whole"
+            .. " number from 1 to 200", { code = "EINVAL" }
+    end
+    local list, seen, token = {}, {}, nil
+    while true do
+        local body, msg, details = self._client:_call("group_connections", {
+            hub = self.name, group = group, top = opts.top,
+            max_page_size = opts.max_page_size, continuation_token = token,
+        }, "group_connections")
+        if not body then
+            if details then details.fetched = #list end
+            return nil, msg, details
+        end
+        local ok, page = pcall(json.decode, body)
+        if not ok or type(page) ~= "table" or type(page.value) ~= "table" then
+            return reply_error("group_connections",
+                "the service's page is not {\"value\":[...]}", { code = "EREPLY", fetched = #list })
+        end
+        for _, m in ipairs(page.value) do
+            if type(m) ~= "table" or type(m.connectionId) ~= "string" then
+                return reply_error("group_connections", "a member has no connectionId",
+                    { code = "EREPLY", fetched = #list })
+            end
+            list[#list + 1] = { connection_id = m.connectionId,
+                                user_id = type(m.userId) == "string" and m.userId or nil }
+            if opts.top and #list >= opts.top then return list end
+        end
+        local link = page.nextLink
+        if link == nil or link == json.null then return list end
+        token = type(link) == "string" and continuation(link)
+        if not token then
+            return reply_error("group_connections",
+                "nextLink carries no continuationToken", { code = "EREPLY", fetched = #list })
+        end
+        if seen[token] then
+            return reply_error("group_connections",
+                "the service repeated a continuationToken", { code = "EREPLY", fetched = #list })
+        end
+        seen[token] = true
+    end
+end
+
+local GENERATE = { user_id = true, lifetime = true, groups = true }
+
+--- Have the service issue a client access token (`POST :generateToken`,
+-- api 2022-11-01+): what negotiate hands a client when the app has no
+-- AccessKey.  Performs I/O.
+-- @tparam[opt] table opts `user_id`, `lifetime` (seconds, sent as whole
+--   minutes rounded up; the service's default is 60 minutes)
+-- @treturn[1] string the token
+-- @treturn[2] nil, message, details
+function Hub:generate_client_token(opts)
+    check_self(self, "generate_client_token")
+    opts = opt_table(opts, "opts", "generate_client_token", GENERATE)
+    if opts.user_id ~= nil then need_string(opts.user_id, "opts.user_id", "generate_client_token") end
+    if opts.lifetime ~= nil and type(opts.lifetime) ~= "number" then
+        error("signalr.generate_client_token: opts.lifetime must be a number", 2)
+    end
+    if opts.groups ~= nil then
+        return nil, "signalr.generate_client_token: the SignalR service's :generateToken"
+            .. " takes no groups (that is Azure Web PubSub's); add the user with"
+            .. " add_user_to_group instead", { code = "EUNSUPPORTED" }
+    end
+    local minutes
+    if opts.lifetime ~= nil then
+        if not (opts.lifetime > 0 and opts.lifetime <= 2147483647 * 60) then
+            return nil, "signalr.generate_client_token: lifetime must be more than"
+                .. " 0 seconds", { code = "EINVAL" }
+        end
+        minutes = math.ceil(opts.lifetime / 60)
+    end
+    local body, msg, details = self._client:_call("generate_client_token", {
+        hub = self.name, user = opts.user_id, minutes_to_expire = minutes,
+    }, "generate_client_token")
+    if not body then return nil, msg, details end
+    local ok, reply = pcall(json.decode, body)
+    if not ok or type(reply) ~= "table" or type(reply.token) ~= "string"
+            or reply.token == "" then
+        return reply_error("generate_client_token", "the reply is not {\"token\":\"...\"}")
+    end
+    return reply.token
+end
+
 --- Run an Azure Functions output-binding action (message or group action).
 -- @see signalr.actions
 function Hub:send(action)

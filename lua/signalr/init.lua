@@ -13,6 +13,14 @@ local transport_ngx -- loaded when a client runs inside nginx
 
 local _M = { _NAME = "signalr", _VERSION = core._VERSION }
 
+-- Sent as Asrs-User-Agent, in the service SDK's "<package>/<version>
+-- (<runtime>; <os>)" shape.
+local PRODUCT_INFO = "lua-signalr/" .. core._VERSION .. " ("
+    .. (type(jit) == "table" and jit.version or _VERSION)
+    .. (type(ngx) == "table" and ngx.config and ngx.config.nginx_version
+        and ("; nginx " .. ngx.config.nginx_version) or "")
+    .. (type(jit) == "table" and ("; " .. jit.os) or "") .. ")"
+
 --- Pass `signalr.null` in an argument list to send a JSON null.
 _M.null = json.null
 
@@ -102,7 +110,7 @@ function _M.new(opts)
     if opts.connection_string == nil then
         error("signalr.new: option 'connection_string' is required", 2)
     end
-    local o = {}
+    local o = { product_info = PRODUCT_INFO }
     for k, v in pairs(_M.DEFAULTS) do o[k] = v end
     for k, v in pairs(opts) do o[k] = v end
     local handle, msg, details = core.client(o.connection_string, o)

@@ -103,7 +103,8 @@ local function exchange(self, req)
         host = host .. ":" .. req.port
     end
     local lines = { req.method, " ", req.path, " HTTP/1.1\r\nHost: ", host,
-                    "\r\nUser-Agent: ", h["User-Agent"], "\r\n" }
+                    "\r\nUser-Agent: ", h["User-Agent"],
+                    "\r\nAsrs-User-Agent: ", h["Asrs-User-Agent"], "\r\n" }
     if h.Authorization then
         lines[#lines + 1] = "Authorization: " .. h.Authorization .. "\r\n"
     end

@@ -100,7 +100,31 @@ describe("signalr-emulator", function()
         end)
         it("answers health without a token", function()
             assert.equal(200, (emu:http("HEAD", "/api/health?api-version=2022-06-01")))
-            assert.equal(200, (emu:http("GET", "/api/v1/health")))
+            assert.equal(200, (emu:http("HEAD", "/api/v1/health")))
+            -- both swagger files define HEAD only
+            assert.equal(405, (emu:http("GET", "/api/v1/health")))
+        end)
+        it("checks api-version as the service does", function()
+            local p = "/api/hubs/chat/:send"
+            local auth = { Authorization = "Bearer " .. good(p) }
+            local st, body = emu:http("POST", p, BODY, auth)
+            assert.equal(400, st)
+            assert.truthy(body:find("api-version is missing", 1, true), body)
+            st, body = emu:http("POST", p .. "?api-version=2021-01-01", BODY, auth)
+            assert.equal(400, st)
+            assert.truthy(body:find("'2021-01-01' is not supported", 1, true), body)
+            assert.equal(202, (emu:http("POST", p .. "?api-version=2024-12-01", BODY, auth)))
+            -- a route newer than the request's api-version does not exist
+            p = "/api/hubs/chat/:generateToken"
+            st, body = emu:http("POST", p .. "?api-version=2022-06-01", nil,
+                { Authorization = "Bearer " .. good(p) })
+            assert.equal(404, st)
+            assert.truthy(body:find("needs 2022-11-01", 1, true), body)
+        end)
+        it("accepts a send to an unknown connection (202: the swagger has no 404)", function()
+            local p = "/api/hubs/chat/connections/nobody/:send"
+            assert.equal(202, (emu:http("POST", p .. "?api-version=2022-06-01", BODY,
+                { Authorization = "Bearer " .. good(p) })))
         end)
     end)
 

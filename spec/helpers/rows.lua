@@ -17,7 +17,7 @@ M.ROWS = {
       { "POST", "/api/v1/hubs/chat", true, BODY } },
     { "broadcast with exclude", "broadcast", { "newMessage", ARGS, { exclude = { "c1", "c 2" } } },
       { "POST", "/api/hubs/chat/:send?api-version=2022-06-01&excluded=c1&excluded=c%202", true, BODY },
-      false },
+      { "POST", "/api/v1/hubs/chat?excluded=c1&excluded=c%202", true, BODY } },
     { "broadcast without args", "broadcast", { "newMessage" },
       { "POST", "/api/hubs/chat/:send?api-version=2022-06-01", true,
         '{"target":"newMessage","arguments":[]}' },
@@ -30,10 +30,11 @@ M.ROWS = {
       { "POST", "/api/v1/hubs/chat/groups/group%20one", true, BODY } },
     { "to_group with exclude", "to_group", { "g", "newMessage", ARGS, { exclude = { "c1" } } },
       { "POST", "/api/hubs/chat/groups/g/:send?api-version=2022-06-01&excluded=c1", true, BODY },
-      false },
+      { "POST", "/api/v1/hubs/chat/groups/g?excluded=c1", true, BODY } },
+    -- a send to an unknown connection is accepted (the swagger has no 404)
     { "to_connection", "to_connection", { "conn?1", "newMessage", ARGS },
-      { "POST", "/api/hubs/chat/connections/conn%3F1/:send?api-version=2022-06-01", nil, BODY },
-      { "POST", "/api/v1/hubs/chat/connections/conn%3F1", nil, BODY } },
+      { "POST", "/api/hubs/chat/connections/conn%3F1/:send?api-version=2022-06-01", true, BODY },
+      { "POST", "/api/v1/hubs/chat/connections/conn%3F1", true, BODY } },
     { "add_connection_to_group", "add_connection_to_group", { "c1", "g" },
       { "PUT", "/api/hubs/chat/groups/g/connections/c1?api-version=2022-06-01", nil },
       { "PUT", "/api/v1/hubs/chat/groups/g/connections/c1", nil } },
@@ -148,6 +149,8 @@ function M.check(emu, want, created, ok, msg, details)
     assert.equal("http://localhost" .. want[2]:gsub("%?.*$", ""), claims.aud)
     assert.is_true(claims.exp >= created + 3600 and claims.exp <= os.time() + 3600)
     assert.truthy(req.headers["user-agent"]:match("^lua%-signalr/%d"))
+    assert.truthy(req.headers["asrs-user-agent"]:match("^lua%-signalr/%d[%d.]* %(.+%)$"),
+        req.headers["asrs-user-agent"])
     if want[4] then
         assert.equal(want[4], req.body)
         assert.equal("application/json; charset=utf-8", req.headers["content-type"])

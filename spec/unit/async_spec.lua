@@ -57,11 +57,20 @@ describe("async mode", function()
 
     it("reports service errors on the request", function()
         local c = client()
-        local r = assert(c:hub("chat"):to_connection("gone", "t"))
+        local r = assert(c:hub("chat"):add_connection_to_group("gone", "g"))
         assert.is_true(c:flush(5))
         assert.is_nil(r.result)
         assert.equal(404, r.details.status)
-        assert.truthy(r.error:find("^signalr%.to_connection: HTTP 404"), r.error)
+        assert.truthy(r.error:find("^signalr%.add_connection_to_group: HTTP 404"), r.error)
+    end)
+
+    it("refuses operations that answer with data (use a blocking client)", function()
+        local c = client { api_version = "2024-12-01" }
+        local ok, msg, details = c:hub("chat"):group_connections("g")
+        assert.is_nil(ok)
+        assert.equal("EUNSUPPORTED", details.code)
+        assert.truthy(msg:find("call it on a blocking client", 1, true), msg)
+        assert.equal(0, #emu:requests())
     end)
 
     it("has a bounded queue: a clear error, not unbounded growth", function()

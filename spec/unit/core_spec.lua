@@ -46,7 +46,7 @@ describe("signalr.core", function()
     describe("read_reply()", function()
         for _, c in ipairs {
             { "broadcast", 202, nil, nil, true },
-            { "user_exists", 404, nil, nil, false },
+            { "user_exists", 404, "warning.user.notexisted", nil, false },
             { "group_exists", 404, "Warning.Group.NotExisted", nil, false },
             { "close_connection", 404, "Warning.Connection.NotExisted", nil, true },
         } do
@@ -54,6 +54,15 @@ describe("signalr.core", function()
                 assert.equal(c[5], core.read_reply(c[1], c[2], c[3], c[4]))
             end)
         end
+        it("a bare 404 on a check is an error (the SDK's rule)", function()
+            local ok, msg, d = core.read_reply("user_exists", 404, nil, nil)
+            assert.is_nil(ok)
+            assert.equal(404, d.status)
+            assert.truthy(msg:find("HTTP 404", 1, true))
+        end)
+        it("answers data operations with the body", function()
+            assert.equal('{"token":"t"}', core.read_reply("generate_client_token", 200, nil, '{"token":"t"}'))
+        end)
         it("maps an error status with the service's words", function()
             local ok, msg, d = core.read_reply("broadcast", 400, "Error.X", '{"message":"bad"}')
             assert.is_nil(ok)
@@ -108,6 +117,7 @@ describe("signalr.core", function()
 
     it("lists the operations", function()
         assert.equal("broadcast", core.operations[1])
-        assert.equal(19, #core.operations)
+        assert.equal(21, #core.operations)
+        assert.equal("group_connections", core.operations[21])
     end)
 end)

@@ -24,10 +24,20 @@ describe("errors", function()
         { "blank group", function(h) return h:add_user_to_group("u", " \t") end, "EINVAL",
           "group name is only white space" },
         { "oversized group", function(h) return h:group_exists(long) end, "EINVAL",
-          "group name is 1025 bytes, at most 1024 allowed" },
+          "group name is 1025 characters, at most 1024 allowed" },
+        { "group with a line break", function(h) return h:to_group("a\nb", "t") end, "EINVAL",
+          "group name has a line break at character 2" },
+        { "group with U+2028", function(h) return h:add_connection_to_group("c", "a\226\128\168") end,
+          "EINVAL", "group name has a line break at character 2" },
+        { "group of Unicode spaces", function(h) return h:group_exists("\227\128\128\194\160") end,
+          "EINVAL", "group name is only white space" },
+        { "group of invalid UTF-8", function(h) return h:to_group("g\255", "t") end, "EINVAL",
+          "group name is not valid UTF-8 (byte 2)" },
+        { "user id of invalid UTF-8", function(h) return h:to_user("\192\175", "t") end, "EINVAL",
+          "user id is not valid UTF-8 (byte 1)" },
         { "empty user id", function(h) return h:to_user("", "t") end, "EINVAL", "user id is empty" },
         { "oversized user id", function(h) return h:user_exists(long) end, "EINVAL",
-          "user id is 1025 bytes, at most 1024 allowed" },
+          "user id is 1025 characters, at most 1024 allowed" },
         { "empty connection id", function(h) return h:close_connection("") end, "EINVAL",
           "connection id is empty" },
         { "empty target", function(h) return h:broadcast("") end, "EINVAL", "target is empty" },
@@ -59,9 +69,20 @@ describe("errors", function()
           "EINVAL", "needs userId or connectionId" },
         { "negotiate with an empty user id", function(h) return h:negotiate { user_id = "" } end,
           "EINVAL", "user id is empty" },
-        { "negotiate with a reserved claim", function(h)
-              return h:negotiate { claims = { aud = "x" } } end,
-          "EINVAL", "claim 'aud' is set by negotiate itself" },
+        { "negotiate: nameid beside user_id", function(h)
+              return h:negotiate { user_id = "u", claims = { nameid = "x" } } end,
+          "EINVAL", "claim 'nameid' is set by negotiate from user_id" },
+        { "generate_client_token on 2022-06-01", function(h)
+              return h:generate_client_token { user_id = "u" } end,
+          "EUNSUPPORTED", "generate_client_token needs api_version 2022-11-01 or later" },
+        { "group_connections on 2022-06-01", function(h) return h:group_connections("g") end,
+          "EUNSUPPORTED", "group_connections needs api_version 2024-12-01 or later" },
+        { "group_connections page size", function(h)
+              return h:group_connections("g", { max_page_size = 201 }) end,
+          "EINVAL", "max_page_size must be a whole number from 1 to 200" },
+        { "generate_client_token with groups", function(h)
+              return h:generate_client_token { groups = { "g" } } end,
+          "EUNSUPPORTED", "takes no groups" },
     }
     for _, c in ipairs(LOCAL) do
         it(c[1] .. ": " .. c[3] .. ", nothing sent", function()

@@ -137,6 +137,24 @@ static const char *opt_field(lua_State *L, int t, const char *k,
     return s;
 }
 
+/* An optional whole number field (0 when absent); values that are not
+ * whole or out of range become -1, which the core rejects as EINVAL. */
+static long opt_long(lua_State *L, int t, const char *k)
+{
+    long v = 0;
+
+    lua_getfield(L, t, k);
+    if (!lua_isnil(L, -1)) {
+        lua_Number n = luaL_checknumber(L, -1);
+
+        v = n >= 1 && n <= 2147483647.0 && n == (lua_Number)(long)n
+                ? (long)n
+                : -1;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
 /* Read a params table at index t into p.  Returns NULL or the name of a
  * field holding a NUL byte (the caller answers EINVAL). */
 static const char *read_params(lua_State *L, int t, signalr_params *p)
@@ -153,6 +171,10 @@ static const char *read_params(lua_State *L, int t, signalr_params *p)
     p->reason = opt_field(L, t, "reason", NULL, &nul);
     p->bearer = opt_field(L, t, "bearer", NULL, &nul);
     p->arguments = opt_field(L, t, "arguments", &p->arguments_len, &nul);
+    p->continuation_token = opt_field(L, t, "continuation_token", NULL, &nul);
+    p->minutes_to_expire = opt_long(L, t, "minutes_to_expire");
+    p->top = opt_long(L, t, "top");
+    p->max_page_size = opt_long(L, t, "max_page_size");
     if (p->arguments && nul && !strcmp(nul, "arguments"))
         nul = NULL; /* JSON text is length-delimited */
     lua_getfield(L, t, "ttl");
@@ -239,6 +261,7 @@ static int l_client(lua_State *L)
         o.api_version = opt_field(L, 2, "api_version", NULL, &nul);
         o.application = opt_field(L, 2, "application", NULL, &nul);
         o.user_agent = opt_field(L, 2, "user_agent", NULL, &nul);
+        o.product_info = opt_field(L, 2, "product_info", NULL, &nul);
         lua_getfield(L, 2, "token_lifetime");
         o.token_lifetime = (long)luaL_optnumber(L, -1, 0);
         lua_pop(L, 1);
@@ -361,6 +384,16 @@ static int l_client_call(lua_State *L)
         return nul_fail(L, nul);
     if (!lc->h && signalr_http_new(&lc->h, &e))
         return push_fail(L, &e);
+    if (signalr_op_returns_data(op)) {
+        box *b = new_box(L); /* owns the body: freed even if we raise */
+        size_t n;
+
+        if (signalr_call_data(lc->c, lc->h, op, &p, &lc->http, &lc->retry,
+                              &value, &b->a, &n, &e))
+            return push_fail(L, &e);
+        lua_pushlstring(L, b->a ? b->a : "", b->a ? n : 0);
+        return 1;
+    }
     if (signalr_call(lc->c, lc->h, op, &p, &lc->http, &lc->retry, &value,
                      &e))
         return push_fail(L, &e);
@@ -525,6 +558,8 @@ static int l_client_build(lua_State *L)
     }
     lua_pushstring(L, b->req.user_agent);
     lua_setfield(L, -2, "User-Agent");
+    lua_pushstring(L, b->req.product_info);
+    lua_setfield(L, -2, "Asrs-User-Agent");
     if (b->req.content_type) {
         lua_pushstring(L, b->req.content_type);
         lua_setfield(L, -2, "Content-Type");
@@ -564,7 +599,8 @@ static int l_client_negotiate(lua_State *L)
 /* ===== stateless functions ===== */
 
 /* core.read_reply(op, status, error_code|nil, body|nil)
- * -> true | false | nil, msg, details */
+ * -> true | false | body (operations that answer with data)
+ *    | nil, msg, details */
 static int l_read_reply(lua_State *L)
 {
     signalr_op op = check_op(L, 1);
@@ -577,7 +613,10 @@ static int l_read_reply(lua_State *L)
     r.body = luaL_optlstring(L, 4, NULL, &r.body_len);
     if (signalr_reply_read(op, &r, &value, &e))
         return push_fail(L, &e);
-    lua_pushboolean(L, value);
+    if (signalr_op_returns_data(op))
+        lua_pushlstring(L, r.body ? r.body : "", r.body ? r.body_len : 0);
+    else
+        lua_pushboolean(L, value);
     return 1;
 }
 
