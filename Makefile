@@ -24,7 +24,8 @@ APT_PKGS = build-essential pkg-config curl libcurl4-openssl-dev libssl-dev \
            lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev \
            luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-check luarocks \
            lua-http lua-cqueues lua-luaossl valgrind nginx-light \
-           libnginx-mod-http-lua openssl wrk python3-requests python3-jwt
+           libnginx-mod-http-lua openssl wrk python3-requests python3-jwt \
+           lua-rex-pcre2 lua-ldoc
 
 .PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint \
         asan demo rock emulator bench bench-nginx clean

@@ -108,10 +108,17 @@ end
 -- v1.json answers 202 where 2022-06-01 answers 200 or 204.
 local function done(ctx, status) return ctx.v1 and 202 or status end
 
-local close_one = with_conn(function(ctx, c)
+local close_known = with_conn(function(ctx, c)
     c.close(reason(ctx))
     return done(ctx, 200)
 end, "Warning.Connection.NotExisted")
+
+-- v1.json declares only 202 and 400 here: closing a connection that is
+-- already gone is accepted there.
+local function close_one(ctx)
+    if ctx.v1 and not ctx.state:conn(ctx.key, ctx.vars.connections) then return 202 end
+    return close_known(ctx)
+end
 
 -- ===== membership =====
 

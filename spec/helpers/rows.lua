@@ -133,14 +133,23 @@ M.FAULTS = {
       { code = "ESTATUS", status = 400, requests = 1, msg = "injected fault, sent in chunks" } },
 }
 
---- Assert that one call produced `want` and the emulator got exactly it.
+local contract -- the swagger files' operations, loaded once
+
+--- Assert that one call produced `want` and the emulator got exactly it,
+-- and that the request conforms to the swagger files.
 -- created: the time the client was made (tokens are cached per audience).
 function M.check(emu, want, created, ok, msg, details)
     local cjson = require "cjson"
     local core = require "signalr.core"
     local env = require "helpers.env"
+    local swagger = require "helpers.swagger"
     local req, n = emu:last_request()
     assert.equal(1, n)
+    contract = contract or swagger.load(swagger.dir(env.root),
+        env.root .. "/spec/conformance/sheets")
+    local op, why = swagger.check(contract, req)
+    assert(op, req.method .. " " .. req.path .. " breaks the contract:\n  "
+        .. table.concat(why or {}, "\n  "))
     assert.equal(want[1], req.method)
     assert.equal(want[2], req.path)
     local token = req.headers.authorization:match("^Bearer (.+)$")

@@ -1,0 +1,332 @@
+--- The official data-plane swagger files as a request checker: load every
+-- file of a folder (Swagger 2.0 or OpenAPI 3), then judge a request as the
+-- emulator recorded it (method, path with query, headers, body, status)
+-- against the operation it matches.  Adding a file adds coverage: nothing
+-- here names an operation.
+--
+-- Patterns are JSON Schema patterns, so ECMA-262 regular expressions: they
+-- run on PCRE2 (lua-rex-pcre2) after '.' and '\s' are spelled out the ECMA
+-- way, with '$' matching only at the end.  Lengths count characters.
+-- Property names in bodies match without regard to case (v1.json spells
+-- them "Target"/"Arguments"; the service reads either).
+local cjson = require("cjson").new()
+local rex = require "rex_pcre2"
+local core = require "signalr.core"
+
+local M = {}
+
+local FLAGS = rex.flags()
+local ECMA_DOT = "[^\\n\\r\\x{2028}\\x{2029}]"
+local ECMA_SPACE = "[\\t\\n\\v\\f\\r \\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
+    .. "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}\\x{feff}]"
+
+-- Spell out '.' and '\s' outside character classes.
+local function ecma(pattern)
+    local out, i, in_class = {}, 1, false
+    while i <= #pattern do
+        local c = pattern:sub(i, i)
+        if c == "\\" then
+            local n = pattern:sub(i + 1, i + 1)
+            out[#out + 1] = (n == "s" and not in_class) and ECMA_SPACE or (c .. n)
+            i = i + 2
+        else
+            if c == "[" then in_class = true
+            elseif c == "]" then in_class = false end
+            out[#out + 1] = (c == "." and not in_class) and ECMA_DOT or c
+            i = i + 1
+        end
+    end
+    return table.concat(out)
+end
+
+local compiled = {}
+local function matches(pattern, s)
+    local r = compiled[pattern]
+    if not r then
+        r = rex.new(ecma(pattern), FLAGS.UTF + FLAGS.DOLLAR_ENDONLY)
+        compiled[pattern] = r
+    end
+    local ok, found = pcall(r.find, r, s)
+    return ok and found ~= nil
+end
+
+local function utf8_len(s)
+    local n = 0
+    for _ in s:gmatch("[^\128-\191]") do n = n + 1 end
+    return n
+end
+
+local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+-- A parameter's schema, in either dialect.
+local function schema_of(p)
+    return p.schema or p
+end
+
+--- Check a string value against a parameter's rules; nil or the reason.
+function M.check_string(p, v)
+    local s = schema_of(p)
+    if s.type == "integer" then
+        local n = tonumber(v)
+        if not v:match("^%-?%d+$") or not n then return "not an integer: " .. v end
+        if s.minimum and n < s.minimum then return "below minimum " .. s.minimum end
+        if s.maximum and n > s.maximum then return "above maximum " .. s.maximum end
+        if s.format == "int32" and (n > 2147483647 or n < -2147483648) then
+            return "not an int32"
+        end
+        return nil
+    end
+    if s.type == "boolean" then
+        if v ~= "true" and v ~= "false" then return "not a boolean" end
+        return nil
+    end
+    local len = utf8_len(v)
+    if s.minLength and len < s.minLength then return "shorter than " .. s.minLength end
+    if s.maxLength and len > s.maxLength then return "longer than " .. s.maxLength end
+    if s.pattern and not matches(s.pattern, v) then
+        return "does not match " .. s.pattern
+    end
+    if s.enum then
+        for _, e in ipairs(s.enum) do if e == v then return nil end end
+        return "not one of the enum values"
+    end
+    return nil
+end
+
+-- ===== loading =====
+
+local function resolve(doc, node)
+    while type(node) == "table" and node["$ref"] do
+        local ref = node["$ref"]
+        local t = doc
+        for part in ref:gmatch("[^/#]+") do t = t[part] end
+        node = t
+    end
+    return node
+end
+
+--- Load every *.json file of each folder given.  Returns the list of operations:
+-- { file, version, method, template, regex, params = {path=, query=},
+--   body = schema | nil, consumes = { media = true }, responses = {} }
+function M.load(...)
+    local ops, files = {}, {}
+    for _, dir in ipairs { ... } do
+        local p = io.popen('ls "' .. dir .. '"/*.json 2>/dev/null')
+        local n = #files
+        for f in p:lines() do files[#files + 1] = f end
+        p:close()
+        assert(#files > n, "no swagger files in " .. dir
+            .. " (set SIGNALR_SWAGGER_DIR to the folder of the official swagger files)")
+    end
+    for _, file in ipairs(files) do
+        local doc = cjson.decode(read(file))
+        local version = doc.info.version
+        for template, item in pairs(doc.paths) do
+            for method, op in pairs(item) do
+                if method ~= "parameters" then
+                    local o = { file = file:match("[^/]+$"), version = version,
+                                method = method:upper(), template = template,
+                                id = op.operationId, params = { path = {}, query = {} },
+                                consumes = {}, responses = {} }
+                    local all = {}
+                    for _, prm in ipairs(item.parameters or {}) do all[#all + 1] = prm end
+                    for _, prm in ipairs(op.parameters or {}) do all[#all + 1] = prm end
+                    for _, prm in ipairs(all) do
+                        prm = resolve(doc, prm)
+                        if prm["in"] == "path" or prm["in"] == "query" then
+                            o.params[prm["in"]][prm.name] = prm
+                        elseif prm["in"] == "body" then
+                            o.body = resolve(doc, prm.schema)
+                            o.body_required = prm.required
+                        end
+                    end
+                    for _, m in ipairs(op.consumes or doc.consumes or {}) do o.consumes[m] = true end
+                    if op.requestBody then
+                        for media, c in pairs(op.requestBody.content or {}) do
+                            o.consumes[media] = true
+                            o.body = o.body or resolve(doc, c.schema)
+                        end
+                    end
+                    for code in pairs(op.responses or {}) do o.responses[code] = true end
+                    -- the template as an anchored Lua pattern
+                    local rx = template:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
+                    o.names = {}
+                    rx = rx:gsub("{([^}]+)}", function(name)
+                        o.names[#o.names + 1] = name
+                        return "([^/]+)"
+                    end)
+                    o.regex = "^" .. rx .. "$"
+                    o.doc = doc
+                    ops[#ops + 1] = o
+                end
+            end
+        end
+    end
+    return ops
+end
+
+-- ===== checking a request =====
+
+local function parse_query(q)
+    local out = {}
+    for pair in (q or ""):gmatch("[^&]+") do
+        local k, v = pair:match("^([^=]*)=?(.*)$")
+        k, v = core.url_decode(k), core.url_decode(v)
+        out[#out + 1] = { k, v }
+    end
+    return out
+end
+
+-- Validate a decoded JSON value against a schema; nil or the reason.
+local function check_json(doc, schema, v, where)
+    schema = resolve(doc, schema)
+    if not schema or next(schema) == nil then return nil end
+    if v == cjson.null then
+        if schema.nullable then return nil end
+        return where .. ": null"
+    end
+    local t = schema.type
+    if t == "object" then
+        if type(v) ~= "table" then return where .. ": not an object" end
+        local props = {}
+        for k, s in pairs(schema.properties or {}) do props[k:lower()] = { k, s } end
+        for k, val in pairs(v) do
+            local p = props[tostring(k):lower()]
+            if not p then
+                if schema.additionalProperties == false then
+                    return where .. ": property '" .. tostring(k) .. "' is not allowed"
+                end
+            else
+                local why = check_json(doc, p[2], val, where .. "." .. p[1])
+                if why then return why end
+            end
+        end
+        for _, r in ipairs(schema.required or {}) do
+            local found = false
+            for k in pairs(v) do if tostring(k):lower() == r:lower() then found = true end end
+            if not found then return where .. ": '" .. r .. "' is required" end
+        end
+    elseif t == "array" then
+        if type(v) ~= "table" then return where .. ": not an array" end
+    elseif t == "string" then
+        if type(v) ~= "string" then return where .. ": not a string" end
+        if schema.minLength and utf8_len(v) < schema.minLength then
+            return where .. ": shorter than " .. schema.minLength
+        end
+    end
+    return nil
+end
+
+--- The operations a request may match (same method, path template).
+local function candidates(ops, method, path)
+    local out = {}
+    for _, o in ipairs(ops) do
+        if o.method == method then
+            local caps = { path:match(o.regex) }
+            if caps[1] then out[#out + 1] = { o, caps } end
+        end
+    end
+    return out
+end
+
+--- Judge one recorded request.  Returns the operation it conforms to, or
+-- nil and a list of reasons (one per candidate operation).
+function M.check(ops, rec)
+    local path, query = rec.path:match("^([^?]*)%??(.*)$")
+    local q = parse_query(query)
+    local version
+    for _, kv in ipairs(q) do if kv[1] == "api-version" then version = kv[2] end end
+    local reasons = {}
+    local cands = candidates(ops, rec.method, path)
+    if #cands == 0 then
+        return nil, { "no operation " .. rec.method .. " " .. path .. " in any swagger file" }
+    end
+    for _, c in ipairs(cands) do
+        local o, caps = c[1], c[2]
+        local why
+        -- api-version: required where declared, equal to the file's version
+        if o.params.query["api-version"] then
+            if version ~= o.version then
+                why = "api-version " .. tostring(version) .. " is not " .. o.version
+            end
+        elseif version then
+            why = "api-version is not a parameter of " .. o.file
+        end
+        for i, name in ipairs(o.names) do
+            if why then break end
+            local v = core.url_decode(caps[i])
+            local p = o.params.path[name]
+            if not v then why = "path parameter " .. name .. " is badly escaped"
+            elseif p then
+                local w = M.check_string(p, v)
+                if w then why = "path parameter " .. name .. " " .. w end
+            end
+            -- every byte outside RFC 3986 unreserved must be escaped
+            if not why and caps[i]:find("[^%w%-%._~%%]") then
+                why = "path parameter " .. name .. " is not percent-encoded: " .. caps[i]
+            end
+        end
+        local seen = {}
+        for _, kv in ipairs(q) do
+            if why then break end
+            local p = o.params.query[kv[1]]
+            if not p then
+                why = "query parameter '" .. kv[1] .. "' is not declared"
+            else
+                local s = schema_of(p)
+                if seen[kv[1]] and not (s.type == "array" and
+                        (p.collectionFormat == "multi" or p.explode ~= false)) then
+                    why = "query parameter '" .. kv[1] .. "' repeated"
+                end
+                seen[kv[1]] = true
+                if not why then
+                    local w = M.check_string(s.type == "array" and (s.items or {}) or p, kv[2])
+                    if w then why = "query parameter " .. kv[1] .. " " .. w end
+                end
+            end
+        end
+        for name, p in pairs(o.params.query) do
+            if not why and p.required and not seen[name] then
+                why = "required query parameter '" .. name .. "' is missing"
+            end
+        end
+        local clen = tonumber(rec.headers["content-length"] or "0") or 0
+        local ctype = rec.headers["content-type"]
+        if not why and o.body then
+            local media = ctype and ctype:match("^%s*([^;%s]+)")
+            if not media or not o.consumes[media:lower()] then
+                why = "content type " .. tostring(ctype) .. " is not consumed"
+            elseif not rec.body then
+                why = "no body recorded"
+            else
+                local ok, v = pcall(cjson.decode, rec.body)
+                if not ok then why = "body is not JSON"
+                else why = check_json(o.doc, o.body, v, "body") end
+            end
+        elseif not why and clen > 0 then
+            why = "a body is sent where the operation takes none"
+        end
+        if not why and rec.status then
+            local st = string.format("%d", rec.status)
+            if not o.responses[st] and not (rec.status >= 300 and o.responses.default) then
+                why = "the answer " .. st .. " is not a declared response"
+            end
+        end
+        if not why then return o end
+        reasons[#reasons + 1] = o.file .. " " .. (o.id or o.template) .. ": " .. why
+    end
+    return nil, reasons
+end
+
+--- Where the swagger files are: SIGNALR_SWAGGER_DIR, else the reference
+-- folder beside the checkout.
+function M.dir(root)
+    return os.getenv("SIGNALR_SWAGGER_DIR") or (root .. "/../shared/reference/swagger")
+end
+
+return M
