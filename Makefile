@@ -27,7 +27,7 @@ APT_PKGS = build-essential pkg-config curl libcurl4-openssl-dev libssl-dev \
            libnginx-mod-http-lua openssl wrk python3-requests python3-jwt \
            lua-rex-pcre2 lua-ldoc
 
-.PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint \
+.PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint dist \
         asan demo rock emulator bench bench-nginx clean
 
 all: core bindings
@@ -101,10 +101,27 @@ asan: all
 demo: deps all
 	@bash examples/demo.sh
 
-# Build and install the rock into a private tree (offline).
+# Build and install the rocks into a private tree (offline).
 rock:
 	luarocks --lua-version=5.4 make --deps-mode=none --tree $(BUILD)/rocks \
 	  rockspec/lua-signalr-dev-1.rockspec
+	luarocks --lua-version=5.4 make --deps-mode=none --tree $(BUILD)/rocks \
+	  rockspec/signalr-emulator-dev-1.rockspec
+
+# The release, offline, from the last commit: source tarball, .src.rock and
+# a binary rock for Lua 5.4 in $(BUILD)/dist.
+VERSION := $(shell sed -n 's/^\#define SIGNALR_VERSION "\(.*\)"/\1/p' core/include/signalr.h)
+dist:
+	rm -rf $(BUILD)/dist && mkdir -p $(BUILD)/dist
+	git archive --format=tar.gz --prefix=lua-signalr-$(VERSION)/ \
+	  -o $(BUILD)/dist/lua-signalr-$(VERSION).tar.gz HEAD
+	cp rockspec/lua-signalr-$(VERSION)-1.rockspec $(BUILD)/dist/
+	cd $(BUILD)/dist && luarocks --lua-version=5.4 pack lua-signalr-$(VERSION)-1.rockspec
+	cd $(BUILD)/dist && luarocks --lua-version=5.4 build --deps-mode=none \
+	  --tree tree lua-signalr-$(VERSION)-1.src.rock >/dev/null && \
+	  luarocks --lua-version=5.4 pack --tree tree lua-signalr $(VERSION)-1
+	rm -rf $(BUILD)/dist/tree
+	@ls $(BUILD)/dist
 
 emulator: deps all
 	bin/signalr-emulator

@@ -1,6 +1,8 @@
 rockspec_format = "3.0"
 package = "lua-signalr"
 version = "dev-1"
+-- `luarocks make` builds from the checkout; `make dist` writes the source
+-- tarball and the release rockspec's .src.rock (see the README).
 source = {
    url = "git+file://.",
 }
@@ -9,15 +11,16 @@ description = {
    detailed = [[
       Hub objects for the Azure SignalR Service data-plane REST API
       (broadcast, users, groups, connections, existence checks, closing
-      connections) and client negotiate tokens, on a portable C core
-      (HS256 JWT, URLs, validation, libcurl).  Includes signalr-emulator,
-      a local stand-in for the service.
+      connections, client tokens) and client negotiate tokens, on a
+      portable C core (HS256 JWT, URLs, validation, libcurl).  Works
+      inside nginx (cosockets) and in game loops (async libcurl).
    ]],
    license = "MIT",
    labels = { "signalr", "azure", "websocket", "openresty" },
 }
 dependencies = {
    "lua >= 5.1, < 5.5",
+   "lua-cjson",
 }
 external_dependencies = {
    -- headers are found by the compiler (Debian keeps curl's in a
@@ -27,13 +30,16 @@ external_dependencies = {
 }
 build = {
    type = "builtin",
+   -- the C sources live outside lua/, so nothing but modules lands in
+   -- share/lua; symbol visibility is set in core/src/internal.h
    modules = {
       ["signalr.core"] = {
          sources = {
             "core/src/buf.c", "core/src/connstr.c", "core/src/error.c",
-            "core/src/http_curl.c", "core/src/http_multi.c", "core/src/jwt.c", "core/src/ops.c",
-            "core/src/reply.c", "core/src/request.c", "core/src/retry.c",
-            "core/src/url.c", "core/src/validate.c", "lua/signalr_core.c",
+            "core/src/http_curl.c", "core/src/http_multi.c", "core/src/jwt.c",
+            "core/src/ops.c", "core/src/reply.c", "core/src/request.c",
+            "core/src/retry.c", "core/src/url.c", "core/src/validate.c",
+            "binding/signalr_core.c",
          },
          incdirs = { "core/include", "core/src", "$(OPENSSL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
@@ -44,14 +50,6 @@ build = {
       ["signalr.hub"] = "lua/signalr/hub.lua",
       ["signalr.json"] = "lua/signalr/json.lua",
       ["signalr.actions"] = "lua/signalr/actions.lua",
-      ["signalr_emulator"] = "emulator/signalr_emulator/init.lua",
-      ["signalr_emulator.util"] = "emulator/signalr_emulator/util.lua",
-      ["signalr_emulator.auth"] = "emulator/signalr_emulator/auth.lua",
-      ["signalr_emulator.hubs"] = "emulator/signalr_emulator/hubs.lua",
-      ["signalr_emulator.rest"] = "emulator/signalr_emulator/rest.lua",
-      ["signalr_emulator.client"] = "emulator/signalr_emulator/client.lua",
-   },
-   install = {
-      bin = { ["signalr-emulator"] = "bin/signalr-emulator" },
+      ["signalr.transport_ngx"] = "lua/signalr/transport_ngx.lua",
    },
 }

@@ -7,6 +7,10 @@
 
 #include <curl/curl.h>
 
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(hidden) /* see internal.h */
+#endif
+
 /* Where one exchange's reply lands: the first `keep` bytes of the body (64
  * KiB: error bodies are short; 8 MiB for operations that answer with
  * data), x-ms-error-code, Retry-After, curl's error text. */
@@ -29,5 +33,9 @@ signalr_err sr__curl_error(CURL *c, CURLcode cc, const sr__sink *s,
 void sr__sink_free(sr__sink *s);
 void sr__sleep_ms(long ms);
 long long sr__now_ms(void);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
 
 #endif

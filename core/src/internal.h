@@ -6,6 +6,14 @@
 
 #include <stdarg.h>
 
+/* Everything declared from here on stays inside the library, however it is
+ * built: the Makefile passes -fvisibility=hidden, but LuaRocks' builtin
+ * backend takes no compiler flags.  SIGNALR_API declarations keep their
+ * explicit default visibility. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(hidden)
+#endif
+
 /* Fill err (may be NULL) with code and a printf-style message; returns
  * code so callers can `return sr__fail(...)`. */
 signalr_err sr__fail(signalr_error *err, signalr_err code, const char *fmt,
@@ -74,5 +82,9 @@ signalr_err sr__validate_name(const char *what, const char *s, size_t len,
 
 /* Connection string parts the client needs (connstr.c). */
 const char *sr__connstr_key(const signalr_connstr *cs, size_t *len);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
 
 #endif

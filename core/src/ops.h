@@ -4,6 +4,10 @@
 
 #include "internal.h"
 
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(hidden) /* see internal.h */
+#endif
+
 enum {
     F_BODY = 1 << 0,       /* target + arguments JSON body */
     F_USER = 1 << 1,       /* needs a user id */
@@ -31,5 +35,9 @@ typedef struct {
 } sr__op_row;
 
 const sr__op_row *sr__op(signalr_op op);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
 
 #endif

@@ -1,0 +1,56 @@
+rockspec_format = "3.0"
+package = "lua-signalr"
+version = "0.2.0-1"
+-- The release: `make dist` writes the source tarball this names, and its
+-- .src.rock and a binary rock; publish the tarball and set the URL.
+source = {
+   url = "lua-signalr-0.2.0.tar.gz",
+   dir = "lua-signalr-0.2.0",
+}
+description = {
+   summary = "Azure SignalR Service REST client for Lua and OpenResty",
+   detailed = [[
+      Hub objects for the Azure SignalR Service data-plane REST API
+      (broadcast, users, groups, connections, existence checks, closing
+      connections, client tokens) and client negotiate tokens, on a
+      portable C core (HS256 JWT, URLs, validation, libcurl).  Works
+      inside nginx (cosockets) and in game loops (async libcurl).
+   ]],
+   license = "MIT",
+   labels = { "signalr", "azure", "websocket", "openresty" },
+}
+dependencies = {
+   "lua >= 5.1, < 5.5",
+   "lua-cjson",
+}
+external_dependencies = {
+   -- headers are found by the compiler (Debian keeps curl's in a
+   -- multiarch directory, which a header check would miss)
+   CURL = { library = "curl" },
+   OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+}
+build = {
+   type = "builtin",
+   -- the C sources live outside lua/, so nothing but modules lands in
+   -- share/lua; symbol visibility is set in core/src/internal.h
+   modules = {
+      ["signalr.core"] = {
+         sources = {
+            "core/src/buf.c", "core/src/connstr.c", "core/src/error.c",
+            "core/src/http_curl.c", "core/src/http_multi.c", "core/src/jwt.c",
+            "core/src/ops.c", "core/src/reply.c", "core/src/request.c",
+            "core/src/retry.c", "core/src/url.c", "core/src/validate.c",
+            "binding/signalr_core.c",
+         },
+         incdirs = { "core/include", "core/src", "$(OPENSSL_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+         libraries = { "curl", "crypto" },
+         defines = { "_POSIX_C_SOURCE=200809L" },
+      },
+      ["signalr"] = "lua/signalr/init.lua",
+      ["signalr.hub"] = "lua/signalr/hub.lua",
+      ["signalr.json"] = "lua/signalr/json.lua",
+      ["signalr.actions"] = "lua/signalr/actions.lua",
+      ["signalr.transport_ngx"] = "lua/signalr/transport_ngx.lua",
+   },
+}

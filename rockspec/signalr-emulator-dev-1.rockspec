@@ -1,0 +1,39 @@
+rockspec_format = "3.0"
+package = "signalr-emulator"
+version = "dev-1"
+source = {
+   url = "git+file://.",
+}
+description = {
+   summary = "A local Azure SignalR Service (serverless) for development and tests",
+   detailed = [[
+      signalr-emulator serves the Azure SignalR Service data-plane REST API
+      (v1 and 2022-06-01+ routes, :generateToken, the paged group listing)
+      and the client side (negotiate, WebSocket, JSON hub protocol), with
+      the service's status codes, token checks and limits, and test hooks.
+      Runs on Lua 5.4 (or 5.1-5.3) with lua-http and cqueues.
+   ]],
+   license = "MIT",
+   labels = { "signalr", "azure", "emulator", "testing" },
+}
+dependencies = {
+   "lua >= 5.1, < 5.5",
+   "lua-signalr",
+   "lua-cjson",
+   "http",
+   "cqueues",
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["signalr_emulator"] = "emulator/signalr_emulator/init.lua",
+      ["signalr_emulator.util"] = "emulator/signalr_emulator/util.lua",
+      ["signalr_emulator.auth"] = "emulator/signalr_emulator/auth.lua",
+      ["signalr_emulator.hubs"] = "emulator/signalr_emulator/hubs.lua",
+      ["signalr_emulator.rest"] = "emulator/signalr_emulator/rest.lua",
+      ["signalr_emulator.client"] = "emulator/signalr_emulator/client.lua",
+   },
+   install = {
+      bin = { ["signalr-emulator"] = "bin/signalr-emulator" },
+   },
+}
