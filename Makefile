@@ -116,7 +116,9 @@ dist:
 	git archive --format=tar.gz --prefix=lua-signalr-$(VERSION)/ \
 	  -o $(BUILD)/dist/lua-signalr-$(VERSION).tar.gz HEAD
 	cp rockspec/lua-signalr-$(VERSION)-1.rockspec $(BUILD)/dist/
-	cd $(BUILD)/dist && luarocks --lua-version=5.4 pack lua-signalr-$(VERSION)-1.rockspec
+	@# a .src.rock is a zip of the rockspec and the tarball it names
+	cd $(BUILD)/dist && python3 -m zipfile -c lua-signalr-$(VERSION)-1.src.rock \
+	  lua-signalr-$(VERSION)-1.rockspec lua-signalr-$(VERSION).tar.gz
 	cd $(BUILD)/dist && luarocks --lua-version=5.4 build --deps-mode=none \
 	  --tree tree lua-signalr-$(VERSION)-1.src.rock >/dev/null && \
 	  luarocks --lua-version=5.4 pack --tree tree lua-signalr $(VERSION)-1

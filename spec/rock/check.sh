@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# spec/rock/check.sh: the rocks as a user installs them, offline.  Each
+# check prints "ok - ..." or "not ok - ..."; the last line sums them up as
+# "N passed, N failed".
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+pass=0; fail=0
+ok() { echo "ok - $*"; pass=$((pass + 1)); }
+bad() { echo "not ok - $*"; fail=$((fail + 1)); }
+check() { local what=$1; shift; if "$@" > "$work/last.log" 2>&1; then ok "$what"; else bad "$what"; tail -n 15 "$work/last.log"; fi; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+version=$(sed -n 's/^#define SIGNALR_VERSION "\(.*\)"/\1/p' core/include/signalr.h)
+src="$work/src"; mkdir -p "$src"
+cp -r core binding lua emulator bin rockspec "$src"/
+
+# the release rockspec is the dev one but for its version and source
+check "release rockspec $version-1 matches the dev rockspec" bash -c "
+  diff <(grep -v -E '^(version|   url|   dir|-- )' rockspec/lua-signalr-dev-1.rockspec) \
+       <(grep -v -E '^(version|   url|   dir|-- )' rockspec/lua-signalr-$version-1.rockspec)"
+# every module under lua/ is listed in the rockspec
+check "every Lua module is listed in the rockspec" bash -c '
+  for f in $(cd lua && find . -name "*.lua"); do
+    grep -q "\"lua/${f#./}\"" rockspec/lua-signalr-dev-1.rockspec || { echo "missing: $f"; exit 1; }
+  done'
+check "lua-cjson is a declared dependency" grep -q '"lua-cjson"' rockspec/lua-signalr-dev-1.rockspec
+
+for v in 5.4 5.3 5.1; do
+  tree="$work/tree-$v"
+  if (cd "$src" && luarocks --lua-version=$v make --deps-mode=none --tree "$tree" \
+        rockspec/lua-signalr-dev-1.rockspec) > "$work/make-$v.log" 2>&1; then
+    ok "lua$v: luarocks make into an empty tree"
+  else
+    bad "lua$v: luarocks make"; tail -n 20 "$work/make-$v.log"; continue
+  fi
+  stray=$(find "$tree/share" -name '*.c' -o -name '*.h' -o -name '*.o' -o -name '*.so' | head -3)
+  if [ -z "$stray" ]; then ok "lua$v: only Lua modules under share/lua"; else bad "lua$v: stray files: $stray"; fi
+  syms=$(nm -D --defined-only "$tree/lib/lua/$v/signalr/core.so" | grep -c ' sr__' || true)
+  if [ "$syms" = 0 ]; then ok "lua$v: no internal symbol exported"; else bad "lua$v: $syms internal symbols exported"; fi
+  # only the tree, plus the system's lua-cjson (there is no rocks server
+  # here to install the declared dependency into the tree)
+  runs=("lua$v"); [ "$v" = 5.1 ] && runs+=(luajit)
+  for lua in "${runs[@]}"; do
+    check "$lua: require works from the tree alone (+ system cjson)" env -u LUA_INIT \
+      LUA_PATH="$tree/share/lua/$v/?.lua;$tree/share/lua/$v/?/init.lua" \
+      LUA_CPATH="$tree/lib/lua/$v/?.so;/usr/lib/x86_64-linux-gnu/lua/$v/cjson.so" \
+      "$lua" -e "
+        local s = require 'signalr'
+        assert(s._VERSION == '$version', s._VERSION)
+        local n = assert(assert(s.new('Endpoint=https://x;AccessKey=k')):hub('h'):negotiate{ user_id = 'u' })
+        assert(n.url == 'https://x/client/?hub=h' and #n.accessToken > 100)
+        assert(io.open('$tree/share/lua/$v/signalr/transport_ngx.lua'))"
+  done
+done
+
+# the emulator's own rock, beside the library in one tree
+tree="$work/tree-5.4"
+if (cd "$src" && luarocks --lua-version=5.4 make --deps-mode=none --tree "$tree" \
+      rockspec/signalr-emulator-dev-1.rockspec) > "$work/emu.log" 2>&1; then
+  ok "signalr-emulator rock installs"
+  check "the installed signalr-emulator starts" bash -c "
+    eval \"\$(luarocks --lua-version=5.4 path --tree '$tree')\"
+    cd / && timeout 5 '$tree/bin/signalr-emulator' --port 0 | head -n 1 | grep -q '^Connection string: Endpoint=http://localhost;Port='"
+else
+  bad "signalr-emulator rock"; tail -n 20 "$work/emu.log"
+fi
+[ -z "$(find "$work/tree-5.4/share" -path '*signalr/*' -name '*emulator*')" ] && ok "the library rock carries no emulator module" || bad "emulator modules in the library"
+
+# make dist from a clean clone of HEAD
+git clone -q "$root" "$work/clone" 2>/dev/null
+if (cd "$work/clone" && make -s dist BUILD="$work/b") > "$work/dist.log" 2>&1; then
+  for f in lua-signalr-$version.tar.gz lua-signalr-$version-1.rockspec \
+           lua-signalr-$version-1.src.rock lua-signalr-$version-1.linux-x86_64.rock; do
+    [ -s "$work/b/dist/$f" ] && ok "make dist: $f" || bad "make dist: $f missing"
+  done
+  check "the binary rock installs and loads" bash -c "
+    luarocks --lua-version=5.4 install --deps-mode=none --tree '$work/bin-tree' \
+      '$work/b/dist/lua-signalr-$version-1.linux-x86_64.rock' &&
+    LUA_PATH='$work/bin-tree/share/lua/5.4/?.lua;$work/bin-tree/share/lua/5.4/?/init.lua;;' \
+    LUA_CPATH='$work/bin-tree/lib/lua/5.4/?.so;;' lua5.4 -e 'assert(require(\"signalr\")._VERSION == \"$version\")'"
+else
+  bad "make dist"; tail -n 20 "$work/dist.log"
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
