@@ -5,6 +5,13 @@
 # AzureSignalRConnectionString in the environment.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+if [ $# -lt 2 ]; then
+  echo "usage: $0 PREFIX PORT [CA_FILE] [EXTRA_LOCATIONS_FILE]" >&2
+  echo "  PREFIX  a directory for nginx.conf, logs and temp files (created)" >&2
+  echo "  PORT    the port on 127.0.0.1 to listen on" >&2
+  echo "  needs AzureSignalRConnectionString in the environment" >&2
+  exit 2
+fi
 prefix=$1; port=$2; ca=${3:-/etc/ssl/certs/ca-certificates.crt}; extra=${4:-}
 mkdir -p "$prefix/logs" "$prefix/temp"
 sed -e "s|@ROOT@|$root|g" -e "s|@PORT@|$port|g" -e "s|@CA@|$ca|g" \

@@ -137,6 +137,11 @@ function _M.new(opts)
             handle:close()
             error("signalr.new: transport 'cosocket' needs nginx (ngx.socket)", 2)
         end
+        if o.ca_file then
+            handle:close()
+            error("signalr.new: option 'ca_file' is not used inside nginx: cosockets verify"
+                .. " against nginx's lua_ssl_trusted_certificate directive; set that instead", 2)
+        end
         transport_ngx = transport_ngx or require "signalr.transport_ngx"
         ngx_transport = transport_ngx.new(o)
     end

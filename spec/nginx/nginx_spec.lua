@@ -91,6 +91,49 @@ describe("inside nginx", function()
                 end
             end
         end
+        -- with an application: every request still conforms to the swagger
+        -- files (the application goes into the query, or the v1 hub path)
+        local swagger = require "helpers.swagger"
+        local contract
+        for _, version in ipairs { "2022-06-01", "v1" } do
+            for _, row in ipairs(rows.ROWS) do
+                if (version == "v1" and row[5]) or (version ~= "v1" and row[4]) then
+                    it(version .. " + application " .. row[1] .. " conforms", function()
+                        contract = contract or swagger.load(swagger.dir(env.root),
+                            env.root .. "/spec/conformance/sheets")
+                        emu:clear()
+                        call(ngx1, row[2], row[3], { connection_string = emu.cs,
+                            api_version = version, application = "MyApp", retries = 0 })
+                        local req = emu:last_request()
+                        assert(req, "nothing was sent")
+                        local op, why = swagger.check(contract, req)
+                        assert(op, req.path .. ": " .. table.concat(why or {}, "; "))
+                        if version == "v1" then
+                            assert.truthy(req.path:find("^/api/v1/hubs/myapp_chat"), req.path)
+                        else
+                            assert.truthy(req.path:find("application=myapp", 1, true), req.path)
+                        end
+                    end)
+                end
+            end
+        end
+        it("newer routes over cosockets: generate_client_token, group_connections", function()
+            local o = { connection_string = emu.cs, api_version = "2024-12-01", retries = 0 }
+            local tok, err = call(ngx1, "generate_client_token", { { user_id = "u" } }, o)
+            assert.is_string(tok, err)
+            assert.equal(3, #tok:gsub("[^.]", "") + 1)
+            local list
+            list, err = call(ngx1, "group_connections", { "nobody-here" }, o)
+            assert.is_table(list, err)
+            assert.equal(0, #list)
+        end)
+        it("ca_file is refused inside nginx, naming the directive to use", function()
+            local ok, err, details = call(ngx1, "broadcast", { "t" },
+                { connection_string = emu.cs, ca_file = "/etc/ssl/certs/ca-certificates.crt" })
+            assert.is_nil(ok)
+            assert.equal("ERAISED", details.code)
+            assert.truthy(err:find("lua_ssl_trusted_certificate", 1, true), err)
+        end)
         for _, f in ipairs(rows.FAULTS) do
             it(f[1], function()
                 rows.fault_case(emu, f, function(opts, method, args)
