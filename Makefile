@@ -9,6 +9,8 @@ WARN     = -std=c99 -pedantic -Wall -Wextra -Wshadow -Wwrite-strings \
 CFLAGS  ?= -O2 -g
 WERROR  ?= -Werror
 BUILD   ?= build
+# the one version, from the public header
+VERSION := $(shell sed -n 's/^\#define SIGNALR_VERSION "\(.*\)"/\1/p' core/include/signalr.h)
 SAN     ?=
 ALLCFLAGS = $(WARN) $(WERROR) $(CFLAGS) $(SAN) -fPIC -fvisibility=hidden \
             -Icore/include -Icore/src
@@ -27,12 +29,12 @@ APT_PKGS = build-essential pkg-config curl libcurl4-openssl-dev libssl-dev \
            libnginx-mod-http-lua openssl wrk python3-requests python3-jwt \
            lua-rex-pcre2 lua-ldoc
 
-.PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint dist \
+.PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint dist install \
         asan demo rock emulator bench bench-nginx clean
 
 all: core bindings
 
-core: $(BUILD)/libsignalr.a
+core: $(BUILD)/libsignalr.a $(BUILD)/libsignalr.so
 bindings: $(BINDINGS)
 
 # ---- dependencies (idempotent: only what is missing is installed) ----
@@ -46,6 +48,26 @@ $(BUILD)/core/%.o: core/src/%.c core/include/signalr.h $(wildcard core/src/*.h)
 
 $(BUILD)/libsignalr.a: $(CORE_OBJ)
 	$(AR) rcs $@ $^
+
+# the shared C library (soname libsignalr.so.<major>.<minor> while 0.x)
+SOVER    = $(word 1,$(subst ., ,$(VERSION))).$(word 2,$(subst ., ,$(VERSION)))
+$(BUILD)/libsignalr.so: $(CORE_OBJ)
+	$(CC) -shared -Wl,-soname,libsignalr.so.$(SOVER) $^ $(LIBS) -o $@
+
+# make install PREFIX=/usr/local [DESTDIR=...]: libsignalr.so, libsignalr.a,
+# signalr.h and signalr.pc (pkg-config --cflags --libs signalr)
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+install: core
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)
+	install -m 644 core/include/signalr.h $(DESTDIR)$(INCDIR)/signalr.h
+	install -m 644 $(BUILD)/libsignalr.a $(DESTDIR)$(LIBDIR)/libsignalr.a
+	install -m 755 $(BUILD)/libsignalr.so $(DESTDIR)$(LIBDIR)/libsignalr.so.$(VERSION)
+	ln -sf libsignalr.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libsignalr.so.$(SOVER)
+	ln -sf libsignalr.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libsignalr.so
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|; s|@VERSION@|$(VERSION)|' \
+	  core/signalr.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/signalr.pc
 
 $(BUILD)/test/%: core/test/%.c core/test/harness.h $(BUILD)/libsignalr.a
 	@mkdir -p $(dir $@)
@@ -110,7 +132,6 @@ rock:
 
 # The release, offline, from the last commit: source tarball, .src.rock and
 # a binary rock for Lua 5.4 in $(BUILD)/dist.
-VERSION := $(shell sed -n 's/^\#define SIGNALR_VERSION "\(.*\)"/\1/p' core/include/signalr.h)
 dist:
 	rm -rf $(BUILD)/dist && mkdir -p $(BUILD)/dist
 	git archive --format=tar.gz --prefix=lua-signalr-$(VERSION)/ \
