@@ -51,5 +51,9 @@ build = {
       ["signalr.json"] = "lua/signalr/json.lua",
       ["signalr.actions"] = "lua/signalr/actions.lua",
       ["signalr.transport_ngx"] = "lua/signalr/transport_ngx.lua",
+      ["signalr.cli"] = "lua/signalr/cli.lua",
+   },
+   install = {
+      bin = { ["signalr"] = "bin/signalr" },
    },
 }

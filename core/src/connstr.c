@@ -254,12 +254,23 @@ signalr_err signalr_connstr_parse(const char *s, size_t len,
                             "invalid value for 'Port': it must be an "
                             "integer from 1 to 65535");
     }
-    if (vals[K_VERSION].s && !version_ok(vals[K_VERSION]))
+    if (vals[K_VERSION].s && !version_ok(vals[K_VERSION])) {
+        span v = vals[K_VERSION];
+        size_t i, plain = v.n <= 16;
+
+        /* Echo the value only when it is plainly a version: with a ';'
+         * missing it runs into the next part, which may be the key. */
+        for (i = 0; plain && i < v.n; i++)
+            plain = isalnum((unsigned char)v.s[i]) || strchr("._-", v.s[i]);
+        if (!plain)
+            return sr__fail(err, SIGNALR_ECONNSTR,
+                            "unsupported 'Version' (value not shown: it is "
+                            "not a version number; is a ';' missing after "
+                            "it?): only 1.x is supported");
         return sr__fail(err, SIGNALR_ECONNSTR,
                         "unsupported 'Version' %.*s: only 1.x is supported",
-                        (int)(vals[K_VERSION].n > 32 ? 32
-                                                     : vals[K_VERSION].n),
-                        vals[K_VERSION].s);
+                        (int)v.n, v.s);
+    }
     if (vals[K_CLIENTENDPOINT].s && !split_url(vals[K_CLIENTENDPOINT], &cep))
         return sr__fail(err, SIGNALR_ECONNSTR,
                         "invalid value for 'ClientEndpoint': it must be an "

@@ -52,6 +52,11 @@ static const struct {
     {"Endpoint=https://h;AccessKey=k;Port=80a", NULL},
     {"Endpoint=https://h;AccessKey=k;Version=2.0",
      "unsupported 'Version' 2.0: only 1.x is supported"},
+    /* a missing ';' runs the key into the Version: never echo it */
+    {"Endpoint=https://x.service.signalr.net;Version=1.0 AccessKey="
+     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH",
+     "unsupported 'Version' (value not shown: it is not a version number; "
+     "is a ';' missing after it?): only 1.x is supported"},
     {"Endpoint=https://h;AccessKey=k;ClientEndpoint=nope", NULL},
     {"Endpoint=https://h;AccessKey=k;ServerEndpoint=ws://x", NULL},
     {"Endpoint=https://h;AuthType=azure.app;ClientId=c",
@@ -90,6 +95,7 @@ int main(void)
         CHECK(rc == SIGNALR_ECONNSTR && !cs, BAD[i].in);
         if (BAD[i].msg)
             CHECK_STR(e.msg, BAD[i].msg, BAD[i].in);
+        CHECK(!strstr(e.msg, "ABCDEFGH"), "no key material in the message");
         CHECK(!strstr(e.msg, KEY), "key never echoed");
     }
     /* Entra ID: no AccessKey needed */

@@ -58,5 +58,11 @@ function _M.encode_claims(claims)
     return text
 end
 
+--- Encode any value (for printing); never raises.
+function _M.encode_value(v)
+    local ok, text = pcall(encode, v)
+    return ok and text or "null"
+end
+
 _M.decode = cjson.decode
 return _M

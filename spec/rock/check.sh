@@ -54,6 +54,12 @@ for v in 5.4 5.3 5.1; do
   done
 done
 
+# the signalr command from the 5.4 tree
+check "the installed signalr command runs" bash -c "
+  eval \"\$(luarocks --lua-version=5.4 path --tree '$work/tree-5.4')\"
+  cd / && '$work/tree-5.4/bin/signalr' --help | grep -q '^usage: signalr' &&
+  { '$work/tree-5.4/bin/signalr' broadcast chat t 2>/dev/null; [ \$? -eq 2 ]; }"
+
 # the emulator's own rock, beside the library in one tree
 tree="$work/tree-5.4"
 if (cd "$src" && luarocks --lua-version=5.4 make --deps-mode=none --tree "$tree" \
