@@ -29,7 +29,7 @@ APT_PKGS = build-essential pkg-config curl libcurl4-openssl-dev libssl-dev \
            libnginx-mod-http-lua openssl wrk python3-requests python3-jwt \
            lua-rex-pcre2 lua-ldoc
 
-.PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint dist install \
+.PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint dist install docs \
         asan demo rock emulator bench bench-nginx clean
 
 all: core bindings
@@ -105,6 +105,11 @@ bench: deps all
 # the call, in one run; results in bench/RESULTS.md
 bench-nginx: deps all
 	@bash bench/nginx_broadcast.sh
+
+# the API reference (LDoc) in $(BUILD)/docs; any warning fails
+docs:
+	@out=$$(ldoc . 2>&1 | grep -v -E '^(reading configuration|output written)'); \
+	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "docs: $(BUILD)/docs/index.html"
 
 lint:
 	luacheck --quiet lua spec emulator bin examples

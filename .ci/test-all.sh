@@ -54,6 +54,18 @@ f=$(echo "$sum" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
 if [ -z "$p" ]; then echo "rocks: no summary"; echo "$out" | tail -n 20; add 0 1
 else echo "rocks: $sum"; add "$p" "$f"; [ $rc -eq 0 ] || [ "$f" -gt 0 ] || add 0 1; fi
 
+# the API reference: LDoc with no warning, every hub method documented, and
+# every one of them in the LuaLS annotations too
+docs_out=$(ldoc . 2>&1 | grep -v -E '^(reading configuration|output written)')
+missing=""
+for m in $(grep -oE '^function Hub:[a-z][a-z_]+|^    [a-z_]+ = \{ "' lua/signalr/hub.lua \
+           | sed -E 's/^function Hub://; s/^    ([a-z_]+) = .*/\1/'); do
+  grep -q "Hub:$m" build/docs/modules/signalr.hub.html 2>/dev/null || missing="$missing $m(ldoc)"
+  grep -q "function Hub:$m(" types/signalr.lua || missing="$missing $m(LuaLS)"
+done
+if [ -z "$docs_out" ] && [ -z "$missing" ]; then echo "docs: LDoc clean, every hub method documented"; add 1 0
+else echo "docs: FAILED"; echo "$docs_out"; echo "undocumented:$missing"; add 0 1; fi
+
 # luacheck: each clean file counts as passed, each file with warnings failed
 out=$(luacheck --formatter plain --codes lua spec emulator bin examples 2>&1)
 files=$(luacheck --formatter TAP lua spec emulator bin examples 2>/dev/null | grep -cE '^(ok|not ok)')

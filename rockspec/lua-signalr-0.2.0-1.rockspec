@@ -57,4 +57,6 @@ build = {
    install = {
       bin = { ["signalr"] = "bin/signalr" },
    },
+   -- LuaLS annotations, kept in the rock's folder (not on package.path)
+   copy_directories = { "types" },
 }

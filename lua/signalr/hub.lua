@@ -85,6 +85,11 @@ local EXCLUDE = { exclude = true }
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
 -- @tparam[opt] table opts `exclude` = list of connection ids
+-- @treturn[1] true (async mode: a request object)
+-- @treturn[2] nil
+-- @treturn[2] string message
+-- @treturn[2] table details (`code`, `status`, `service_code`)
+-- @raise on a wrong argument type or an unknown option
 function Hub:broadcast(target, args, opts)
     check_self(self, "broadcast")
     need_string(target, "target", "broadcast")
@@ -94,6 +99,11 @@ function Hub:broadcast(target, args, opts)
 end
 
 --- Send to every connection of one user.
+-- @tparam string user_id
+-- @tparam string target the client method name
+-- @tparam[opt] table args the invocation's arguments (a sequence)
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
 function Hub:to_user(user_id, target, args)
     check_self(self, "to_user")
     need_string(user_id, "user_id", "to_user")
@@ -102,7 +112,12 @@ function Hub:to_user(user_id, target, args)
 end
 
 --- Send to every connection in a group.
+-- @tparam string group
+-- @tparam string target the client method name
+-- @tparam[opt] table args the invocation's arguments (a sequence)
 -- @tparam[opt] table opts `exclude` = list of connection ids
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
 function Hub:to_group(group, target, args, opts)
     check_self(self, "to_group")
     need_string(group, "group", "to_group")
@@ -112,7 +127,13 @@ function Hub:to_group(group, target, args, opts)
         excluded = check_exclude(opts.exclude, "to_group") }, args)
 end
 
---- Send to one connection.
+--- Send to one connection (accepted even when it does not exist, as the
+-- service answers).
+-- @tparam string connection_id
+-- @tparam string target the client method name
+-- @tparam[opt] table args the invocation's arguments (a sequence)
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
 function Hub:to_connection(connection_id, target, args)
     check_self(self, "to_connection")
     need_string(connection_id, "connection_id", "to_connection")
@@ -120,6 +141,65 @@ function Hub:to_connection(connection_id, target, args)
     return send(self, "to_connection", "to_connection",
         { connection = connection_id, target = target }, args)
 end
+
+--- Add a connection to a group.
+-- @function Hub:add_connection_to_group
+-- @tparam string connection_id
+-- @tparam string group
+-- @treturn[1] true
+-- @treturn[2] nil, message, details (a connection that does not exist is
+--   an `ESTATUS` 404 error)
+
+--- Remove a connection from a group.
+-- @function Hub:remove_connection_from_group
+-- @tparam string connection_id
+-- @tparam string group
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
+
+--- Remove a connection from every group (api 2022-06-01+).
+-- @function Hub:remove_connection_from_all_groups
+-- @tparam string connection_id
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
+
+--- Remove a user from a group.
+-- @function Hub:remove_user_from_group
+-- @tparam string user_id
+-- @tparam string group
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
+
+--- Remove a user from every group.
+-- @function Hub:remove_user_from_all_groups
+-- @tparam string user_id
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
+
+--- Does the connection exist?
+-- @function Hub:connection_exists
+-- @tparam string connection_id
+-- @treturn[1] boolean
+-- @treturn[2] nil, message, details
+
+--- Does the user have a connection?
+-- @function Hub:user_exists
+-- @tparam string user_id
+-- @treturn[1] boolean
+-- @treturn[2] nil, message, details
+
+--- Does the group have a connection?
+-- @function Hub:group_exists
+-- @tparam string group
+-- @treturn[1] boolean
+-- @treturn[2] nil, message, details
+
+--- Is the user in the group?
+-- @function Hub:user_in_group
+-- @tparam string user_id
+-- @tparam string group
+-- @treturn[1] boolean
+-- @treturn[2] nil, message, details
 
 -- Operations without a body: name -> { argument names in order }.
 local SIMPLE = {
@@ -148,7 +228,12 @@ for method, names in pairs(SIMPLE) do
 end
 
 --- Add a user (all of its current and future connections) to a group.
--- @tparam[opt] table opts `ttl` = seconds the membership lasts (>= 0)
+-- @tparam string user_id
+-- @tparam string group
+-- @tparam[opt] table opts `ttl` = seconds the membership lasts (>= 0;
+--   0 adds only the user's current connections)
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
 function Hub:add_user_to_group(user_id, group, opts)
     check_self(self, "add_user_to_group")
     need_string(user_id, "user_id", "add_user_to_group")
@@ -167,8 +252,11 @@ function Hub:add_user_to_group(user_id, group, opts)
         "add_user_to_group")
 end
 
---- Close one client connection.
+--- Close one client connection (true also when it is already gone).
+-- @tparam string connection_id
 -- @tparam[opt] string reason sent to the client in its close message
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
 function Hub:close_connection(connection_id, reason)
     check_self(self, "close_connection")
     need_string(connection_id, "connection_id", "close_connection")
@@ -190,13 +278,19 @@ local function close_many(self, method, params, opts)
 end
 
 --- Close every connection of the hub (api 2022-06-01+).
--- @tparam[opt] table opts `exclude`, `reason`
+-- @tparam[opt] table opts `exclude` (connection ids), `reason`
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
 function Hub:close_all_connections(opts)
     check_self(self, "close_all_connections")
     return close_many(self, "close_all_connections", {}, opts)
 end
 
 --- Close every connection in a group (api 2022-06-01+).
+-- @tparam string group
+-- @tparam[opt] table opts `exclude` (connection ids), `reason`
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
 function Hub:close_group_connections(group, opts)
     check_self(self, "close_group_connections")
     need_string(group, "group", "close_group_connections")
@@ -204,6 +298,10 @@ function Hub:close_group_connections(group, opts)
 end
 
 --- Close every connection of a user (api 2022-06-01+).
+-- @tparam string user_id
+-- @tparam[opt] table opts `exclude` (connection ids), `reason`
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
 function Hub:close_user_connections(user_id, opts)
     check_self(self, "close_user_connections")
     need_string(user_id, "user_id", "close_user_connections")
@@ -373,6 +471,10 @@ function Hub:generate_client_token(opts)
 end
 
 --- Run an Azure Functions output-binding action (message or group action).
+-- @tparam table action `{ target, arguments, userId | groupName | connectionId }`
+--   or `{ action = "add" | "remove" | "removeAll", userId | connectionId, groupName }`
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
 -- @see signalr.actions
 function Hub:send(action)
     check_self(self, "send")

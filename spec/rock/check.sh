@@ -13,7 +13,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 version=$(sed -n 's/^#define SIGNALR_VERSION "\(.*\)"/\1/p' core/include/signalr.h)
 src="$work/src"; mkdir -p "$src"
-cp -r core binding lua emulator bin rockspec "$src"/
+cp -r core binding lua emulator bin rockspec types "$src"/
 
 # the release rockspec is the dev one but for its version and source
 check "release rockspec $version-1 matches the dev rockspec" bash -c "
@@ -36,6 +36,8 @@ for v in 5.4 5.3 5.1; do
   fi
   stray=$(find "$tree/share" -name '*.c' -o -name '*.h' -o -name '*.o' -o -name '*.so' | head -3)
   if [ -z "$stray" ]; then ok "lua$v: only Lua modules under share/lua"; else bad "lua$v: stray files: $stray"; fi
+  [ -f "$tree/lib/luarocks/rocks-$v/lua-signalr/dev-1/types/signalr.lua" ] &&
+    ok "lua$v: LuaLS annotations in the rock's folder" || bad "lua$v: no LuaLS annotations"
   syms=$(nm -D --defined-only "$tree/lib/lua/$v/signalr/core.so" | grep -c ' sr__' || true)
   if [ "$syms" = 0 ]; then ok "lua$v: no internal symbol exported"; else bad "lua$v: $syms internal symbols exported"; fi
   # only the tree, plus the system's lua-cjson (there is no rocks server

@@ -1,0 +1,171 @@
+---@meta
+-- LuaLS (lua-language-server) annotations for lua-signalr: point
+-- `workspace.library` at this folder (the rock keeps it in its doc dir) and
+-- editors complete and check the API.  This file is never loaded.
+
+---@class signalr.Details
+---@field code string  "EINVAL", "ESTATUS", ... (see the README's error table)
+---@field status? integer  the HTTP status of an ESTATUS failure
+---@field service_code? string  x-ms-error-code, or ErrorDetail.code
+---@field fetched? integer  group_connections: members read before the failure
+
+---@class signalr.Options
+---@field connection_string string
+---@field api_version? string  "2022-06-01" (default), a later date, or "v1"
+---@field application? string
+---@field timeout? number
+---@field connect_timeout? number
+---@field retries? integer
+---@field retry_delay? number
+---@field max_retry_delay? number
+---@field verify_tls? boolean
+---@field ca_file? string  not inside nginx (use lua_ssl_trusted_certificate)
+---@field user_agent? string
+---@field token_lifetime? number
+---@field token_provider? fun(): string
+---@field transport? "auto"|"curl"|"cosocket"
+---@field pool_size? integer
+---@field async? boolean
+---@field queue_size? integer
+---@field max_connections? integer
+---@field on_done? fun(req: signalr.Request)
+
+---@class signalr
+---@field _VERSION string
+---@field null userdata  sends a JSON null inside arguments
+local signalr = {}
+
+---Create a client (no I/O).  Options errors raise; a bad connection string
+---returns nil, message, details.
+---@param opts string|signalr.Options
+---@return signalr.Client|nil client
+---@return string? message
+---@return signalr.Details? details
+function signalr.new(opts) end
+
+---@class signalr.Request
+---@field id integer
+---@field op string
+---@field done boolean
+---@field result? boolean
+---@field error? string
+---@field details? signalr.Details
+
+---@class signalr.Client
+local Client = {}
+---@param name string
+---@return signalr.Hub|nil, string?, signalr.Details?
+function Client:hub(name) end
+---@return true|nil, string?, signalr.Details?
+function Client:health() end
+---@return table
+function Client:info() end
+function Client:close() end
+---@param timeout? number
+---@return integer|nil
+function Client:poll(timeout) end
+---@return integer|nil
+function Client:step() end
+---@return integer
+function Client:pending() end
+---@param timeout? number
+---@return true|nil, string?, signalr.Details?
+function Client:flush(timeout) end
+---@return { fd: integer, read: boolean, write: boolean }[]
+function Client:fds() end
+---@return number|nil
+function Client:timeout() end
+
+---@alias signalr.Result true|signalr.Request|nil
+---@alias signalr.Check boolean|signalr.Request|nil
+
+---@class signalr.Hub
+---@field name string
+local Hub = {}
+---@param target string
+---@param args? any[]
+---@param opts? { exclude?: string[] }
+---@return signalr.Result, string?, signalr.Details?
+function Hub:broadcast(target, args, opts) end
+---@param user_id string
+---@param target string
+---@param args? any[]
+---@return signalr.Result, string?, signalr.Details?
+function Hub:to_user(user_id, target, args) end
+---@param group string
+---@param target string
+---@param args? any[]
+---@param opts? { exclude?: string[] }
+---@return signalr.Result, string?, signalr.Details?
+function Hub:to_group(group, target, args, opts) end
+---@param connection_id string
+---@param target string
+---@param args? any[]
+---@return signalr.Result, string?, signalr.Details?
+function Hub:to_connection(connection_id, target, args) end
+---@param connection_id string
+---@param group string
+---@return signalr.Result, string?, signalr.Details?
+function Hub:add_connection_to_group(connection_id, group) end
+---@param connection_id string
+---@param group string
+---@return signalr.Result, string?, signalr.Details?
+function Hub:remove_connection_from_group(connection_id, group) end
+---@param connection_id string
+---@return signalr.Result, string?, signalr.Details?
+function Hub:remove_connection_from_all_groups(connection_id) end
+---@param user_id string
+---@param group string
+---@param opts? { ttl?: integer }
+---@return signalr.Result, string?, signalr.Details?
+function Hub:add_user_to_group(user_id, group, opts) end
+---@param user_id string
+---@param group string
+---@return signalr.Result, string?, signalr.Details?
+function Hub:remove_user_from_group(user_id, group) end
+---@param user_id string
+---@return signalr.Result, string?, signalr.Details?
+function Hub:remove_user_from_all_groups(user_id) end
+---@param connection_id string
+---@return signalr.Check, string?, signalr.Details?
+function Hub:connection_exists(connection_id) end
+---@param user_id string
+---@return signalr.Check, string?, signalr.Details?
+function Hub:user_exists(user_id) end
+---@param group string
+---@return signalr.Check, string?, signalr.Details?
+function Hub:group_exists(group) end
+---@param user_id string
+---@param group string
+---@return signalr.Check, string?, signalr.Details?
+function Hub:user_in_group(user_id, group) end
+---@param connection_id string
+---@param reason? string
+---@return signalr.Result, string?, signalr.Details?
+function Hub:close_connection(connection_id, reason) end
+---@param opts? { exclude?: string[], reason?: string }
+---@return signalr.Result, string?, signalr.Details?
+function Hub:close_all_connections(opts) end
+---@param group string
+---@param opts? { exclude?: string[], reason?: string }
+---@return signalr.Result, string?, signalr.Details?
+function Hub:close_group_connections(group, opts) end
+---@param user_id string
+---@param opts? { exclude?: string[], reason?: string }
+---@return signalr.Result, string?, signalr.Details?
+function Hub:close_user_connections(user_id, opts) end
+---@param group string
+---@param opts? { top?: integer, max_page_size?: integer }
+---@return { connection_id: string, user_id?: string }[]|nil, string?, signalr.Details?
+function Hub:group_connections(group, opts) end
+---@param opts? { user_id?: string, lifetime?: number }
+---@return string|nil token, string?, signalr.Details?
+function Hub:generate_client_token(opts) end
+---@param opts? { user_id?: string, claims?: table<string, any>, lifetime?: number }
+---@return { url: string, accessToken: string }|nil, string?, signalr.Details?
+function Hub:negotiate(opts) end
+---@param action table  an Azure Functions output-binding message or group action
+---@return signalr.Result, string?, signalr.Details?
+function Hub:send(action) end
+
+return signalr
