@@ -299,6 +299,8 @@ static int l_client(lua_State *L)
             lc->http.verify_tls = lua_toboolean(L, -1);
         lua_pop(L, 1);
         ca = opt_field(L, 2, "ca_file", NULL, &nul);
+        if (nul) /* a NUL would silently cut the path short */
+            return nul_fail(L, nul);
         if (ca) {
             size_t n = strlen(ca);
 

@@ -259,14 +259,171 @@ static size_t skip_value(const char *s, size_t i, size_t n)
     return 0;
 }
 
+/* ===== strict validation (RFC 8259) ===== */
+
+#define JSON_MAX_DEPTH 512
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int hex_digit(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Index past a string at s[i] == '"' (escapes checked), or 0. */
+static size_t strict_string(const char *s, size_t i, size_t n)
+{
+    for (i++; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '"')
+            return i + 1;
+        if (c < 0x20)
+            return 0;
+        if (c == '\\') {
+            if (++i >= n)
+                return 0;
+            if (s[i] == 'u') {
+                if (i + 4 >= n || !hex_digit(s[i + 1]) ||
+                    !hex_digit(s[i + 2]) || !hex_digit(s[i + 3]) ||
+                    !hex_digit(s[i + 4]))
+                    return 0;
+                i += 4;
+            } else if (!strchr("\"\\/bfnrt", s[i]) || !s[i]) {
+                return 0;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Index past a number (RFC 8259 section 6) at s[i], or 0. */
+static size_t strict_number(const char *s, size_t i, size_t n)
+{
+    if (i < n && s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0')
+        i++;
+    else if (i < n && is_digit(s[i]))
+        while (i < n && is_digit(s[i]))
+            i++;
+    else
+        return 0;
+    if (i < n && s[i] == '.') {
+        if (++i >= n || !is_digit(s[i]))
+            return 0;
+        while (i < n && is_digit(s[i]))
+            i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= n || !is_digit(s[i]))
+            return 0;
+        while (i < n && is_digit(s[i]))
+            i++;
+    }
+    return i;
+}
+
+static size_t strict_literal(const char *s, size_t i, size_t n,
+                             const char *lit)
+{
+    size_t k = strlen(lit);
+
+    return n - i >= k && !memcmp(s + i, lit, k) ? i + k : 0;
+}
+
+int sr__json_valid(const char *s, size_t len)
+{
+    char stack[JSON_MAX_DEPTH]; /* the open brackets, innermost last */
+    size_t depth = 0, i = skip_ws(s, 0, len);
+
+    for (;;) {
+        size_t e;
+
+        /* a value at s[i] */
+        if (i >= len)
+            return 0;
+        if (s[i] == '{' || s[i] == '[') {
+            if (depth == JSON_MAX_DEPTH)
+                return 0;
+            stack[depth++] = s[i];
+            i = skip_ws(s, i + 1, len);
+            if (i < len && s[i] == (stack[depth - 1] == '{' ? '}' : ']')) {
+                depth--;
+                i++;
+                goto after_value;
+            }
+            if (stack[depth - 1] == '{')
+                goto member;
+            continue;
+        }
+        if (s[i] == '"')
+            e = strict_string(s, i, len);
+        else if (s[i] == '-' || is_digit(s[i]))
+            e = strict_number(s, i, len);
+        else if (s[i] == 't')
+            e = strict_literal(s, i, len, "true");
+        else if (s[i] == 'f')
+            e = strict_literal(s, i, len, "false");
+        else if (s[i] == 'n')
+            e = strict_literal(s, i, len, "null");
+        else
+            return 0;
+        if (!e)
+            return 0;
+        i = e;
+    after_value:
+        i = skip_ws(s, i, len);
+        if (!depth)
+            return i == len;
+        if (i < len && s[i] == ',') {
+            i = skip_ws(s, i + 1, len);
+            if (stack[depth - 1] == '{')
+                goto member;
+            continue;
+        }
+        if (i < len && s[i] == (stack[depth - 1] == '{' ? '}' : ']')) {
+            depth--;
+            i++;
+            goto after_value;
+        }
+        return 0;
+    member:
+        /* "key" : then the value */
+        if (i >= len || s[i] != '"')
+            return 0;
+        e = strict_string(s, i, len);
+        if (!e)
+            return 0;
+        i = skip_ws(s, e, len);
+        if (i >= len || s[i] != ':')
+            return 0;
+        i = skip_ws(s, i + 1, len);
+    }
+}
+
 int sr__json_is(const char *s, size_t len, char open)
 {
-    size_t i = skip_ws(s, 0, len), e;
+    size_t i = skip_ws(s, 0, len);
 
-    if (i >= len || s[i] != open)
-        return 0;
-    e = skip_value(s, i, len);
-    return e && skip_ws(s, e, len) == len;
+    return i < len && s[i] == open && sr__json_valid(s, len);
+}
+
+size_t sr__json_count(const char *obj, size_t len, const char *key)
+{
+    size_t klen = strlen(key), pos = 0, kl, vl, count = 0;
+    const char *k, *v;
+
+    while (sr__json_next(obj, len, &pos, &k, &kl, &v, &vl))
+        if (kl == klen && !memcmp(k, key, klen))
+            count++;
+    return count;
 }
 
 int sr__json_next(const char *s, size_t len, size_t *pos, const char **key,

@@ -91,15 +91,19 @@ static int split_url(span v, url_parts *u)
     if (p >= end)
         return 0;
     h = p;
+    /* RFC 3986 host: an IP literal of hex digits, ':' and '.' in brackets,
+     * or a reg-name of unreserved characters (a name, an IPv4 address).
+     * Anything else would only fail later, at send time. */
     if (*p == '[') {
-        while (p < end && *p != ']')
-            p++;
-        if (p == end)
+        for (p++; p < end && *p != ']'; p++)
+            if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
+                return 0;
+        if (p == end || p == h + 1)
             return 0;
         p++;
     } else {
-        while (p < end && *p != ':' && *p != '/' && *p != '?' && *p != '#' &&
-               *p != '@')
+        while (p < end && (isalnum((unsigned char)*p) || *p == '-' ||
+                           *p == '.' || *p == '_' || *p == '~'))
             p++;
     }
     u->host.s = h;

@@ -72,9 +72,13 @@ int sr__json_member(const char *obj, size_t len, const char *key,
  * *val and *vlen to the whole value.  Returns 0 at the end or on bad input. */
 int sr__json_next(const char *s, size_t len, size_t *pos, const char **key,
                   size_t *klen, const char **val, size_t *vlen);
-/* 1 when s (trimmed) is one JSON value of the given bracket kind,
- * '[' or '{', judged by a structural scan (strings and nesting). */
+/* 1 when s is exactly one JSON value (RFC 8259, surrounding white space
+ * allowed, at most 512 levels deep). */
+int sr__json_valid(const char *s, size_t len);
+/* 1 when s is one valid JSON value of the given bracket kind, '[' or '{'. */
 int sr__json_is(const char *s, size_t len, char open);
+/* How many top-level members of the object obj are named key. */
+size_t sr__json_count(const char *obj, size_t len, const char *key);
 
 /* The hub-name rule, with `what` naming the thing in messages. */
 signalr_err sr__validate_name(const char *what, const char *s, size_t len,

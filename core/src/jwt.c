@@ -126,15 +126,27 @@ signalr_err signalr_jwt_verify(const char *token, size_t len,
         char *endp;
         double exp;
 
-        if (!sr__json_member(body, bl, "exp", &v, &vl) || vl >= sizeof(num)) {
+        if (sr__json_count(body, bl, "exp") > 1) {
+            sr__fail(err, SIGNALR_ETOKEN, "claim 'exp' is repeated");
+            goto out;
+        }
+        if (!sr__json_member(body, bl, "exp", &v, &vl)) {
             sr__fail(err, SIGNALR_ETOKEN, "claim 'exp' is missing");
+            goto out;
+        }
+        /* the payload is valid JSON, so a value starting with '-' or a
+         * digit is an RFC 8259 number (no hex, nan or inf) */
+        if (vl >= sizeof(num) || !(v[0] == '-' || (v[0] >= '0' &&
+                                                   v[0] <= '9'))) {
+            sr__fail(err, SIGNALR_ETOKEN, "claim 'exp' is not a number");
             goto out;
         }
         memcpy(num, v, vl);
         num[vl] = '\0';
         exp = strtod(num, &endp);
-        if (endp == num || *endp) {
-            sr__fail(err, SIGNALR_ETOKEN, "claim 'exp' is not a number");
+        if (endp == num || *endp || !(exp > -1e300 && exp < 1e300)) {
+            sr__fail(err, SIGNALR_ETOKEN,
+                     "claim 'exp' is not a finite number");
             goto out;
         }
         if (exp <= (double)now) {

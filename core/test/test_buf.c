@@ -18,6 +18,21 @@ static const struct {
     {"{\"x\":{\"a\":1},\"a\":2}", "a", "2"},
 };
 
+/* Strict JSON (RFC 8259): what the builder, jwt_sign and verify accept. */
+static const struct {
+    const char *s;
+    int valid;
+} JSON[] = {
+    {"[]", 1}, {" [1, \"a\", {\"b\": [true, false, null]}] ", 1},
+    {"{\"a\":-0.5e+10}", 1}, {"[\"\\u00e9\\n\"]", 1}, {"0", 1},
+    {"[1}", 0}, {"{\"a\":1]", 0}, {"[nan, undefined]", 0}, {"[NaN]", 0},
+    {"[Infinity]", 0}, {"[\"a\" \"b\"]", 0}, {"[1,]", 0}, {"[,1]", 0},
+    {"{\"a\" 1}", 0}, {"{\"a\":}", 0}, {"{1:2}", 0}, {"[01]", 0},
+    {"[0x10]", 0}, {"[1.]", 0}, {"[.5]", 0}, {"[1e]", 0}, {"[+1]", 0},
+    {"[\"\\x\"]", 0}, {"[\"\\u12\"]", 0}, {"[\"a\nb\"]", 0}, {"[tru]", 0},
+    {"[] []", 0}, {"", 0}, {"[", 0}, {"{\"a\":1,}", 0},
+};
+
 int main(void)
 {
     char out[128];
@@ -25,6 +40,19 @@ int main(void)
     size_t i, n;
     sr__buf b = {0};
     char *p;
+
+    for (i = 0; i < sizeof(JSON) / sizeof(*JSON); i++)
+        CHECK(sr__json_valid(JSON[i].s, strlen(JSON[i].s)) == JSON[i].valid,
+              JSON[i].s);
+    {
+        /* 512 levels are fine, 513 are refused (no deep recursion) */
+        static char deep[2 * 600 + 1];
+
+        memset(deep, '[', 600);
+        memset(deep + 600, ']', 600);
+        CHECK(sr__json_valid(deep + 88, 1024) == 1, "512 levels");
+        CHECK(sr__json_valid(deep + 87, 1026) == 0, "513 levels");
+    }
 
     for (i = 0; i < sizeof(MEMBERS) / sizeof(*MEMBERS); i++) {
         const char *v;

@@ -44,6 +44,12 @@ static const struct {
      "invalid value for 'Endpoint': it must be an absolute http or https "
      "URL without a path"},
     {"Endpoint=h.example;AccessKey=k", NULL},
+    /* hosts that could only fail at send time are refused here */
+    {"Endpoint=http://[a/b?c];AccessKey=k", NULL},
+    {"Endpoint=http://[];AccessKey=k", NULL},
+    {"Endpoint=http://ho st;AccessKey=k", NULL},
+    {"Endpoint=http://user@host;AccessKey=k", NULL},
+    {"Endpoint=http://h%41;AccessKey=k", NULL},
     {"Endpoint=https://h/path;AccessKey=k", NULL},
     {"Endpoint=https://h:0;AccessKey=k", NULL},
     {"Endpoint=https://h;AccessKey=k;Port=0",

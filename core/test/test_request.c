@@ -382,6 +382,20 @@ int main(void)
     signalr_free(tok);
     CHECK(signalr_client_negotiate(c, "Chat", "", NULL, 0, NOW, &url, &tok,
                                    &e) == SIGNALR_EINVAL, "empty user id");
+    /* arguments must be one valid JSON array */
+    {
+        static const char *const bad[] = {"[1}", "[nan, undefined]",
+                                          "[\"a\" \"b\"]", "[1,]", "{}"};
+        size_t k;
+
+        for (k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
+            p = base_params();
+            p.arguments = bad[k];
+            p.arguments_len = strlen(bad[k]);
+            CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_EINVAL,
+                  bad[k]);
+        }
+    }
     /* newer routes need a newer api_version */
     p = base_params();
     CHECK(build1(c, SIGNALR_OP_GENERATE_CLIENT_TOKEN, &p, &e) ==

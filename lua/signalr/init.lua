@@ -75,6 +75,10 @@ local function check_opts(opts)
             error("signalr.new: option '" .. k .. "' must be a positive number", 3)
         end
     end
+    local tl = opts.token_lifetime
+    if tl ~= nil and tl % 1 ~= 0 then
+        error("signalr.new: option 'token_lifetime' must be a whole number of seconds", 3)
+    end
     for _, k in pairs { "queue_size", "max_connections", "pool_size" } do
         local v = opts[k]
         if v ~= nil and not (v >= 1 and v <= 1e6 and floor(v) == v) then

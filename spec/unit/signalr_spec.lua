@@ -32,11 +32,19 @@ describe("signalr", function()
               "option 'timeout' must be a positive number" },
             { "fractional retries", { connection_string = CS, retries = 1.5 },
               "option 'retries' must be an integer from 0 to 100" },
+            { "a fractional token lifetime", { connection_string = CS, token_lifetime = 0.5 },
+              "option 'token_lifetime' must be a whole number of seconds" },
         } do
             it("raises on " .. c[1], function()
                 assert.has_error(function() signalr.new(c[2]) end, "signalr.new: " .. c[3])
             end)
         end
+        it("refuses a ca_file with a NUL byte (it would be cut short)", function()
+            local c, msg, details = signalr.new { connection_string = CS, ca_file = "/etc/ssl\0/x" }
+            assert.is_nil(c)
+            assert.equal("EINVAL", details.code)
+            assert.truthy(msg:find("ca_file contains a NUL byte", 1, true), msg)
+        end)
         it("accepts Entra ID with a token provider", function()
             local client = assert(signalr.new { connection_string = "Endpoint=https://x;AuthType=azure",
                 token_provider = function() return "t" end })
