@@ -51,6 +51,13 @@ static void push_details(lua_State *L, const signalr_error *e)
         lua_pushstring(L, e->service_code);
         lua_setfield(L, -2, "service_code");
     }
+    /* whether a failed request may have reached the service */
+    if (e->code == SIGNALR_ECONNECT || e->code == SIGNALR_ETIMEDOUT ||
+        e->code == SIGNALR_EHTTP || e->code == SIGNALR_ESTATUS ||
+        e->code == SIGNALR_ECANCELED) {
+        lua_pushboolean(L, e->sent);
+        lua_setfield(L, -2, "sent");
+    }
 }
 
 /* nil, message, details (cf. luv_error) */

@@ -78,6 +78,11 @@ typedef struct {
     int status;            /* HTTP status for ESTATUS, else 0 */
     char service_code[96]; /* x-ms-error-code or ErrorDetail.code, or "" */
     char msg[512];         /* NUL-terminated, human readable */
+    /* 1 when the request may have reached the service (ESTATUS: it did;
+     * ETIMEDOUT, EHTTP, ECANCELED: some of it was sent, so a send may have
+     * been delivered); 0 when it provably did not: do not resend a
+     * message whose failure says 1 unless a duplicate is harmless. */
+    int sent;
 } signalr_error;
 
 /* Message for a code; never NULL ("unknown error" when out of range). */

@@ -20,6 +20,11 @@ typedef struct {
     char error_code[96];
     long retry_after_s;
     char errbuf[CURL_ERROR_SIZE];
+    /* the body of a send, handed to libcurl by a read callback that
+     * refuses to rewind once read: libcurl then cannot silently resend a
+     * message on a new connection after its reused one died */
+    const char *up;
+    size_t up_len, up_pos;
 } sr__sink;
 
 /* Reset c (keeping its connection cache) and set it up to send req into

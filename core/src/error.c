@@ -40,6 +40,7 @@ void sr__ok(signalr_error *err)
         return;
     err->code = SIGNALR_OK;
     err->status = 0;
+    err->sent = 0;
     err->service_code[0] = '\0';
     err->msg[0] = '\0';
 }
@@ -53,6 +54,7 @@ signalr_err sr__fail(signalr_error *err, signalr_err code, const char *fmt,
         return code;
     err->code = code;
     err->status = 0;
+    err->sent = 0;
     err->service_code[0] = '\0';
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);

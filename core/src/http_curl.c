@@ -101,31 +101,69 @@ void sr__sink_free(sr__sink *s)
     s->body_len = s->body_cap = 0;
 }
 
+static size_t on_read(char *p, size_t size, size_t n, void *ud)
+{
+    sr__sink *s = ud;
+    size_t k = s->up_len - s->up_pos;
+
+    if (k > size * n)
+        k = size * n;
+    memcpy(p, s->up + s->up_pos, k);
+    s->up_pos += k;
+    return k;
+}
+
+/* libcurl rewinds to resend: on a redirect, or when a reused connection
+ * died before any reply byte.  A send whose body was read may have been
+ * delivered, so it is never resent behind the caller's back. */
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    sr__sink *s = ud;
+
+    if (origin == SEEK_SET && offset == 0 && s->up_pos == 0)
+        return CURL_SEEKFUNC_OK;
+    return CURL_SEEKFUNC_FAIL;
+}
+
 signalr_err sr__curl_error(CURL *c, CURLcode cc, const sr__sink *s,
                            signalr_error *err)
 {
     long sent = 0;
     const char *why = s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc);
+    signalr_err rc;
 
     curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
+    if (s->up_pos)
+        sent = 1;
+    if (cc == CURLE_SEND_FAIL_REWIND) {
+        rc = sr__fail(err, SIGNALR_EHTTP,
+                      "the connection closed before a reply, after the "
+                      "request was sent: it may have been delivered, so it "
+                      "was not sent again");
+        if (err)
+            err->sent = 1;
+        return rc;
+    }
     /* if-chain, not switch: curl's enum is open-ended */
     if (cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_COULDNT_RESOLVE_PROXY ||
         cc == CURLE_COULDNT_CONNECT)
         return sr__fail(err, SIGNALR_ECONNECT, "could not connect: %s", why);
-    if (cc == CURLE_OPERATION_TIMEDOUT) {
-        if (!sent)
-            return sr__fail(err, SIGNALR_ECONNECT,
-                            "connect timed out: %s", why);
-        return sr__fail(err, SIGNALR_ETIMEDOUT, "timed out: %s", why);
-    }
-    if (cc == CURLE_PEER_FAILED_VERIFICATION ||
-        cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_SSL_CERTPROBLEM ||
-        cc == CURLE_SSL_CACERT_BADFILE)
-        return sr__fail(err, SIGNALR_EHTTP,
-                        "TLS failure (certificate not trusted? set ca_file "
-                        "or verify_tls): %s", why);
-    return sr__fail(err, SIGNALR_EHTTP, "%s%s", why,
-                    sent ? "" : " (request not sent)");
+    if (cc == CURLE_OPERATION_TIMEDOUT && !sent)
+        return sr__fail(err, SIGNALR_ECONNECT, "connect timed out: %s", why);
+    if (cc == CURLE_OPERATION_TIMEDOUT)
+        rc = sr__fail(err, SIGNALR_ETIMEDOUT, "timed out: %s", why);
+    else if (cc == CURLE_PEER_FAILED_VERIFICATION ||
+             cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_SSL_CERTPROBLEM ||
+             cc == CURLE_SSL_CACERT_BADFILE)
+        rc = sr__fail(err, SIGNALR_EHTTP,
+                      "TLS failure (certificate not trusted? set ca_file "
+                      "or verify_tls): %s", why);
+    else
+        rc = sr__fail(err, SIGNALR_EHTTP, "%s%s", why,
+                      sent ? "" : " (request not sent)");
+    if (err)
+        err->sent = sent != 0;
+    return rc;
 }
 
 static struct curl_slist *add_header(struct curl_slist *h, const char *name,
@@ -161,6 +199,8 @@ signalr_err sr__curl_prepare(CURL *c, const signalr_request *req,
     if (!o)
         o = &defaults;
     s->body_len = 0;
+    s->up = NULL;
+    s->up_len = s->up_pos = 0;
     s->keep = signalr_op_returns_data(req->op) ? DATA_KEEP : BODY_KEEP;
     s->error_code[0] = '\0';
     s->retry_after_s = -1;
@@ -190,6 +230,19 @@ signalr_err sr__curl_prepare(CURL *c, const signalr_request *req,
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     } else if (!strcmp(req->method, "GET")) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else if (!req->idempotent) {
+        /* sends: the body through the read callback, never resent */
+        s->up = req->body ? req->body : "";
+        s->up_len = req->body ? req->body_len : 0;
+        s->up_pos = 0;
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(c, CURLOPT_READDATA, s);
+        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(c, CURLOPT_SEEKDATA, s);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)s->up_len);
     } else {
         /* POST/PUT/DELETE: always send a Content-Length */
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);

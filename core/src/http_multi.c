@@ -303,17 +303,32 @@ size_t signalr_multi_pending(const signalr_multi *m)
     return m->count;
 }
 
+/* End every transfer of l with ECANCELED.  Active ones may have been
+ * sent (their connection was set up: the request went or was going out);
+ * waiting ones are retries whose attempts the retry rule judged to have
+ * done no work. */
 static void cancel_list(signalr_multi *m, list *l, int active)
 {
     while (l->head) {
         xfer *x = l->head;
+        curl_off_t pre = 0;
+        long req_bytes = 0;
+        int sent;
 
         unlink_x(l, x);
-        if (active)
+        if (active) {
+            curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+            curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &req_bytes);
             curl_multi_remove_handle(m->cm, x->easy);
-        x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED,
-                             "canceled: the client was closed before the "
-                             "request completed (it may have been delivered)");
+        }
+        sent = active && (pre > 0 || req_bytes > 0 || x->sink.up_pos > 0);
+        x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED, "%s",
+                             sent ? "canceled: the client was closed after "
+                                    "the request was sent (it may have been "
+                                    "delivered)"
+                                  : "canceled: the client was closed before "
+                                    "the request was sent");
+        x->out.err.sent = sent;
         x->out.value = 0;
         finish(m, x);
     }

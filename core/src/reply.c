@@ -128,6 +128,7 @@ signalr_err signalr_reply_read(signalr_op op, const signalr_reply *r,
     sr__fail(err, SIGNALR_ESTATUS, "HTTP %d %s%s%s", r->status,
              status_text(r->status), said[0] ? ": " : "", said);
     if (err) {
+        err->sent = 1;
         err->status = r->status;
         memcpy(err->service_code, scode, sizeof(scode));
     }

@@ -78,9 +78,9 @@ local function admin(self, stream, method, path)
     elseif what == "faults" and method == "POST" then
         local ok, f = pcall(cjson.decode, stream:get_body_as_string(5) or "")
         if not ok or type(f) ~= "table" or (f.mode ~= "status" and f.mode ~= "stall"
-                                             and f.mode ~= "reset") then
+                                             and f.mode ~= "reset" and f.mode ~= "reset_after") then
             util.error_reply(stream, 400, "Error.Fault.Invalid",
-                'expected {"mode":"status"|"stall"|"reset", "count":N, ...}', method)
+                'expected {"mode":"status"|"stall"|"reset"|"reset_after", "count":N, ...}', method)
             return 400
         end
         f.count = tonumber(f.count) or 1
@@ -122,6 +122,10 @@ local function fault(self, stream, method)
         local sock = stream.connection:take_socket()
         if sock then sock:close() end
         return true
+    elseif f.mode == "reset_after" then
+        -- do the work (deliver), then close without a reply: the request
+        -- was read and acted on, and the client cannot know it
+        return "after"
     end
     local extra = f.retry_after and { ["retry-after"] = string.format("%d", f.retry_after) } or nil
     local status = math.floor(tonumber(f.status) or 503)
@@ -190,7 +194,23 @@ function Emu:onstream(stream)
         r[#r + 1] = rec
         if #r > 1000 then table.remove(r, 1) end
         local answered, fstatus = fault(self, stream, method)
-        if answered then
+        if answered == "after" then
+            -- the reply is swallowed, then the connection is reset
+            local mute = setmetatable({
+                write_headers = function() return true end,
+                write_chunk = function() return true end,
+            }, { __index = function(_, k)
+                local v = stream[k]
+                if type(v) == "function" then
+                    return function(_, ...) return v(stream, ...) end
+                end
+                return v
+            end })
+            rest.handle(self, mute, req, method, path, qs, rec)
+            local sock = stream.connection:take_socket()
+            if sock then sock:close() end
+            status = 0
+        elseif answered then
             status = fstatus or 0
         else
             status = rest.handle(self, stream, req, method, path, qs, rec)

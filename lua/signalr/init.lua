@@ -198,12 +198,22 @@ end
 -- async mode, requests still pending end first with `ECANCELED` (their
 -- callbacks run), so every request gets exactly one outcome.
 function Client:close()
-    if self._async and not self._closed then
-        self._core:cancel()
-        self:poll(0)
+    if self._closed then return end
+    -- from here on calls are refused (each gets its ECANCELED outcome at
+    -- once), also those an on_done callback makes while we close
+    self._closing = true
+    local first_err
+    if self._async then
+        repeat
+            self._core:cancel()
+            local ok, err = pcall(self.poll, self, 0)
+            if not ok and first_err == nil then first_err = err end
+        until self._core:pending() == 0
     end
     self._closed = true
     self._core:close()
+    -- a callback's error surfaces after the client is closed for good
+    if first_err ~= nil then error(first_err, 0) end
 end
 
 -- ===== asynchronous mode =====
@@ -307,6 +317,10 @@ end
 
 -- The one place a hub operation goes out: token, then the transport.
 function Client:_call(op, params, what)
+    if self._closing then
+        return nil, "signalr." .. what .. ": the client is closed (nothing was sent)",
+            { code = "ECANCELED", sent = false }
+    end
     if self._token_provider then
         local ok, tok, err = pcall(self._token_provider)
         if not ok or type(tok) ~= "string" or tok == "" then

@@ -168,9 +168,11 @@ function _M.call(self, core_handle, core, op, params)
         local req, msg, details = core_handle:build(op, params, now())
         if not req then return nil, msg, details end
         local status, headers, body, stale = exchange(self, req)
-        if not status and stale and attempt == 1 then
-            -- a pooled connection that the server had closed: the request
-            -- was never read, so one immediate fresh attempt is safe
+        -- A pooled connection the server had closed: one immediate fresh
+        -- attempt, when that cannot duplicate anything: the request was
+        -- not sent at all, or it is idempotent.  A send that went out on
+        -- it may have been read, so it is never resent.
+        if not status and stale and attempt == 1 and (not body or req.idempotent) then
             status, headers, body = exchange(self, req)
         end
         local code, fail_status, retry_after
@@ -178,6 +180,7 @@ function _M.call(self, core_handle, core, op, params)
             local res
             res, msg, details = core.read_reply(op, status, headers["x-ms-error-code"], body)
             if res ~= nil then return res end
+            details.sent = true
             code, fail_status = "ESTATUS", status
             retry_after = tonumber(headers["retry-after"] or "")
         else
@@ -185,7 +188,11 @@ function _M.call(self, core_handle, core, op, params)
             local sent = body
             code = (not sent) and "ECONNECT" or (msg == "timeout" and "ETIMEDOUT" or "EHTTP")
             if msg == "timeout" then msg = "timed out" end
-            details = { code = code }
+            if stale and sent and not req.idempotent then
+                msg = "the connection closed before a reply, after the request was sent:"
+                    .. " it may have been delivered, so it was not sent again"
+            end
+            details = { code = code, sent = sent and true or false }
         end
         local delay = core.retry_delay(op, attempt, code, fail_status or 0,
             retry_after or -1, self.retries, self.retry_delay, self.max_retry_delay)

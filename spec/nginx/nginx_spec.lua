@@ -127,6 +127,25 @@ describe("inside nginx", function()
             assert.is_table(list, err)
             assert.equal(0, #list)
         end)
+        it("a send reset after delivery on a pooled connection is not resent", function()
+            local o = { connection_string = emu.cs, retries = 3, retry_delay = 0.01 }
+            assert.is_true(call(ngx1, "broadcast", { "warm" }, o)) -- pooled now
+            local before = emu:stats().rest_connections
+            emu:clear()
+            emu:fault { mode = "reset_after" }
+            local ok, msg, details = call(ngx1, "broadcast", { "once" }, o)
+            assert.is_nil(ok)
+            assert.equal("EHTTP", details.code, msg)
+            assert.is_true(details.sent)
+            assert.truthy(msg:find("may have been delivered", 1, true), msg)
+            assert.equal(1, #emu:requests())
+            assert.equal(before, emu:stats().rest_connections) -- it was the pooled one
+            -- an idempotent call on a stale pooled connection is retried
+            emu:clear()
+            emu:fault { mode = "reset_after" }
+            assert.is_false(call(ngx1, "user_exists", { "nobody" }, o))
+            assert.equal(2, #emu:requests())
+        end)
         it("ca_file is refused inside nginx, naming the directive to use", function()
             local ok, err, details = call(ngx1, "broadcast", { "t" },
                 { connection_string = emu.cs, ca_file = "/etc/ssl/certs/ca-certificates.crt" })

@@ -112,14 +112,66 @@ describe("async mode", function()
         local c = client { on_done = function(r) got[#got + 1] = r end }
         local h = c:hub("chat")
         local reqs = { h:broadcast("t"), h:broadcast("t"), h:user_exists("u") }
-        c:step()
+        env.wait(function() c:step(); return #emu:requests() == 3 end, 5, "the requests to arrive")
         c:close()
         assert.equal(3, #got)
         for _, r in ipairs(reqs) do
             assert.is_true(r.done)
             assert.equal("ECANCELED", r.details.code)
+            -- they were on the wire: the outcome says they may have arrived
+            assert.is_true(r.details.sent)
             assert.truthy(r.error:find("may have been delivered", 1, true))
         end
+    end)
+
+    it("says which canceled requests were never sent", function()
+        -- one connection at most: the second request waits for it
+        emu:fault { mode = "stall", ms = 800, count = 3 }
+        local c = client { max_connections = 1 }
+        local h = c:hub("chat")
+        local a, b = h:broadcast("t"), h:broadcast("t")
+        env.wait(function() c:step(); return #emu:requests() == 1 end, 5, "the first to arrive")
+        c:close()
+        assert.is_true(a.details.sent)
+        assert.is_false(b.details.sent)
+        assert.truthy(b.error:find("before the request was sent", 1, true), b.error)
+        assert.equal(1, #emu:requests())
+    end)
+
+    it("a request made from on_done during close() gets its outcome at once", function()
+        emu:fault { mode = "stall", ms = 500 }
+        local late = {}
+        local c
+        c = client { on_done = function()
+            late[#late + 1] = { c:hub("chat"):broadcast("late") }
+        end }
+        assert(c:hub("chat"):broadcast("t"))
+        c:step()
+        c:close()
+        assert.equal(1, #late)
+        assert.is_nil(late[1][1])
+        assert.equal("ECANCELED", late[1][3].code)
+        assert.is_false(late[1][3].sent)
+        -- and after close, calls are refused the same way
+        local ok, msg, d = c:hub("chat"):broadcast("x")
+        assert.is_nil(ok)
+        assert.equal("ECANCELED", d.code)
+        assert.truthy(msg:find("the client is closed", 1, true))
+    end)
+
+    it("an on_done that raises during close(): the client still closes, then the error", function()
+        emu:fault { mode = "stall", ms = 500, count = 2 }
+        local calls = 0
+        local c = client { on_done = function() calls = calls + 1; error("callback broke") end }
+        local r1, r2 = c:hub("chat"):broadcast("a"), c:hub("chat"):broadcast("b")
+        c:step()
+        assert.has_error(function() c:close() end, "callback broke")
+        assert.equal(2, calls)
+        assert.is_true(r1.done and r2.done)
+        local ok, _, d = c:hub("chat"):broadcast("x")
+        assert.is_nil(ok)
+        assert.equal("ECANCELED", d.code)
+        c:close() -- closing again is fine
     end)
 
     it("flush gives up after its timeout, saying how many are left", function()

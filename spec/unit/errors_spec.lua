@@ -168,7 +168,8 @@ describe("errors", function()
                                .. ";AccessKey=not-the-key", retries = 2 }
             local ok, msg, details = h:broadcast("t")
             assert.is_nil(ok)
-            assert.same({ code = "ESTATUS", status = 401, service_code = "Error.Unauthorized" }, details)
+            assert.same({ code = "ESTATUS", status = 401, service_code = "Error.Unauthorized",
+                           sent = true }, details)
             assert.truthy(msg:find("HTTP 401 Unauthorized", 1, true), msg)
             assert.truthy(msg:find("signature does not match", 1, true), msg)
             assert.falsy(msg:find("not-the-key", 1, true))
