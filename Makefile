@@ -27,9 +27,10 @@ APT_PKGS = build-essential pkg-config curl libcurl4-openssl-dev libssl-dev \
            luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-check luarocks \
            lua-http lua-cqueues lua-luaossl valgrind nginx-light \
            libnginx-mod-http-lua openssl wrk python3-requests python3-jwt \
-           lua-rex-pcre2 lua-ldoc
+           lua-rex-pcre2 lua-ldoc clang cppcheck
 
 .PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint dist install docs \
+        fuzz fuzz-long valgrind static \
         asan demo rock emulator bench bench-nginx clean
 
 all: core bindings
@@ -124,6 +125,26 @@ asan: all
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp \
 	  bash spec/run.sh 5.4 unit
+
+# libFuzzer harnesses (fuzz/), each for FUZZ_SECONDS over its seeds
+FUZZ_SECONDS ?= 6
+fuzz:
+	@bash fuzz/run.sh $(FUZZ_SECONDS) $(BUILD)
+fuzz-long:
+	@bash fuzz/run.sh $(or $(FUZZ_SECONDS),600) $(BUILD)
+
+# every C test under valgrind: any error or definitely/indirectly lost byte fails
+valgrind: $(CTESTS)
+	@set -e; for t in $(CTESTS); do \
+	  valgrind -q --error-exitcode=99 --leak-check=full \
+	    --errors-for-leak-kinds=definite,indirect $$t > /dev/null; \
+	  echo "valgrind $$(basename $$t): clean"; done
+
+# static analysis of the C code
+static:
+	cppcheck --quiet --enable=warning,performance,portability --std=c99 \
+	  --error-exitcode=1 --inline-suppr -Icore/include -Icore/src \
+	  core/src binding fuzz examples/c
 
 demo: deps all
 	@bash examples/demo.sh

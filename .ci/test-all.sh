@@ -18,6 +18,32 @@ for t in build/test/test_*; do
   if [ -z "$p" ]; then echo "$out"; add 0 1; else add "$p" "$f"; [ $rc -eq 0 ] || [ "$f" -gt 0 ] || add 0 1; fi
 done
 
+# the C tests once more under valgrind, then ASan + UBSan (C tests and the
+# 5.4 unit specs), the libFuzzer harnesses briefly, and cppcheck
+for t in build/test/test_*; do
+  if valgrind -q --error-exitcode=99 --leak-check=full \
+       --errors-for-leak-kinds=definite,indirect "$t" > "$log/vg.out" 2>&1; then
+    echo "valgrind $(basename "$t"): clean"; add 1 0
+  else
+    echo "valgrind $(basename "$t"): FAILED"; tail -n 30 "$log/vg.out"; add 0 1
+  fi
+done
+out=$(make -s asan 2>&1); rc=$?
+sum=$(echo "$out" | grep -E '^[0-9]+ success' | tail -n1)
+cfails=$(echo "$out" | grep -cE ': [0-9]+ passed, [1-9][0-9]* failed|ERROR: (Address|Leak)Sanitizer|runtime error')
+if [ $rc -eq 0 ] && [ -n "$sum" ] && [ "$cfails" -eq 0 ]; then
+  echo "asan+ubsan: C tests and 5.4 unit specs clean ($sum)"; add 1 0
+else
+  echo "asan+ubsan: FAILED"; echo "$out" | grep -E -A8 'ERROR|runtime error|^(Failure|Error) |failed' | head -n 60; add 0 1
+fi
+out=$(bash fuzz/run.sh "${FUZZ_SECONDS:-6}" 2>&1); rc=$?
+echo "$out" | grep -E '^fuzz_' -A6 | grep -vE '^--$' | head -n 40
+p=$(echo "$out" | tail -n1 | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+f=$(echo "$out" | tail -n1 | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+if [ -z "$p" ]; then echo "fuzz: no summary"; echo "$out" | tail -n 20; add 0 1; else add "$p" "$f"; fi
+if out=$(make -s static 2>&1); then echo "cppcheck: clean"; add 1 0
+else echo "cppcheck: FAILED"; echo "$out" | head -n 30; add 0 1; fi
+
 # busted: "N successes / N failures / N errors / N pending"
 run_busted() { # version suite
   local name="busted lua$1 $2" out p f e
