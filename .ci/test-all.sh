@@ -5,6 +5,9 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 log=$(mktemp -d)
+# every log of the run lands here too, for the secrets scan at the end
+export SIGNALR_SCAN_DIR="$log/scan"
+mkdir -p "$SIGNALR_SCAN_DIR"
 pass=0; fail=0
 
 add() { pass=$((pass + $1)); fail=$((fail + $2)); }
@@ -99,6 +102,13 @@ bad=$(echo "$out" | grep -E '^[^ ]+:[0-9]+:[0-9]+' | cut -d: -f1 | sort -u | wc 
 echo "luacheck: $((files - bad)) files clean, $bad with warnings"
 [ "$bad" -gt 0 ] && echo "$out" | head -n 40
 add $((files - bad)) "$bad"
+
+# the secrets scan over everything the suite wrote
+out=$(bash spec/secrets_scan.sh "$log" 2>&1)
+echo "$out" | grep -v -E '^[0-9]+ passed' | sed 's/^/  /' | tail -n 12
+p=$(echo "$out" | tail -n1 | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+f=$(echo "$out" | tail -n1 | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+if [ -z "$p" ]; then echo "secrets scan: no summary"; add 0 1; else echo "secrets scan: $p passed, $f failed"; add "$p" "$f"; fi
 
 echo
 echo "$pass passed, $fail failed"

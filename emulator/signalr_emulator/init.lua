@@ -3,6 +3,7 @@
 -- @module signalr_emulator
 local cqueues = require "cqueues"
 local http_server = require "http.server"
+local h1_connection = require "http.h1_connection"
 local util = require "signalr_emulator.util"
 local rest = require "signalr_emulator.rest"
 local client = require "signalr_emulator.client"
@@ -18,6 +19,41 @@ local _M = {
 }
 
 local LEVELS = { error = 1, warn = 2, info = 3, debug = 4 }
+
+-- The service accepts 16 KB of request line and headers.  lua-http reads
+-- lines of at most 4 KB by default and drops longer ones without a reply:
+-- let whole lines of that budget through, so the REST side can answer
+-- 431 as the service does.
+local MAX_LINE = 16 * 1024 + 1024
+do
+    local new = h1_connection.new
+    h1_connection.new = function(...)
+        local conn, err, errno = new(...)
+        if conn then conn:setmaxline(MAX_LINE) end
+        return conn, err, errno
+    end
+end
+
+-- Close the TCP connection at once, without reading what is left: for
+-- requests whose framing cannot be trusted or whose body is too large.
+local function drop(stream)
+    local sock = stream.connection:take_socket()
+    if sock then sock:close() end
+end
+_M.drop = drop
+
+-- Content-Length must be one decimal number (RFC 9110 section 8.6); with
+-- anything else the body's end is unknown and the connection is closed.
+local function bad_framing(req)
+    local cl = req:get_as_sequence("content-length")
+    if cl.n > 1 then return "repeated Content-Length" end
+    local v = cl[1]
+    if v and not v:match("^%d+$") then return "malformed Content-Length" end
+    if v and #v > 15 then return "Content-Length too large" end
+    if v and req:has("transfer-encoding") then
+        return "both Content-Length and Transfer-Encoding"
+    end
+end
 _M.LEVELS = LEVELS
 
 local Emu = {}
@@ -76,7 +112,13 @@ local function admin(self, stream, method, path)
             clients = self.state.count,
         }, nil, method)
     elseif what == "faults" and method == "POST" then
-        local ok, f = pcall(cjson.decode, stream:get_body_as_string(5) or "")
+        local body = stream:get_body_chars(64 * 1024 + 1, 5) or ""
+        if #body > 64 * 1024 then
+            util.error_reply(stream, 413, "Error.Payload.TooLarge", "a fault is at most 64 KB", method)
+            drop(stream)
+            return 413
+        end
+        local ok, f = pcall(cjson.decode, body)
         if not ok or type(f) ~= "table" or (f.mode ~= "status" and f.mode ~= "stall"
                                              and f.mode ~= "reset" and f.mode ~= "reset_after") then
             util.error_reply(stream, 400, "Error.Fault.Invalid",
@@ -163,10 +205,37 @@ function Emu:onstream(stream)
         self.seen[stream.connection] = true
         self.stats.tcp_connections = self.stats.tcp_connections + 1
     end
-    local req = stream:get_headers()
-    if not req then return end
-    local method, target = req:get(":method"), req:get(":path") or "/"
-    local path, qs = target:match("^([^?]*)%??(.*)$")
+    local req, why = stream:get_headers()
+    local method, target, path, qs, framing
+    if req then
+        method, target = req:get(":method"), req:get(":path") or "/"
+        path, qs = target:match("^([^?]*)%??(.*)$")
+        framing = bad_framing(req)
+    else
+        -- lua-http refused the head (e.g. Content-Length: abc); left to
+        -- itself it would answer 503 and then spin on the unknown body
+        framing = tostring(why or "unreadable request head")
+    end
+    if framing then
+        self:log("warn", "%s %s: %s; connection closed", tostring(method or "?"),
+            tostring(path or "?"), framing)
+        local h = require("http.headers").new()
+        h:append(":status", "400")
+        h:append("connection", "close")
+        h:append("x-ms-error-code", "Error.Request.Invalid")
+        h:append("content-length", "0")
+        if req then pcall(stream.write_headers, stream, h, true)
+        else
+            local sock = stream.connection.socket
+            if sock then
+                pcall(sock.xwrite, sock, "HTTP/1.1 400 Bad Request\r\nconnection: close\r\n"
+                    .. "x-ms-error-code: Error.Request.Invalid\r\ncontent-length: 0\r\n\r\n", "bn", 1)
+                pcall(sock.flush, sock, "n", 1)
+            end
+        end
+        drop(stream)
+        return
+    end
     local origin, done = cors(stream, req, method)
     if done then return end
     if origin then
@@ -226,7 +295,8 @@ function Emu:onstream(stream)
         util.error_reply(stream, 404, "Error.Route.NotFound", "no such route", method)
         status = 404
     end
-    self:log("info", "%s %s -> %s", method, path, tostring(status))
+    self:log("info", "%s %s -> %s", method, #path > 200 and (path:sub(1, 200) .. "...") or path,
+        tostring(status))
 end
 
 --- Bind the listening sockets (also [::1] when serving localhost).
@@ -236,6 +306,8 @@ function Emu:listen()
     for i, h in ipairs(hosts) do
         local srv = http_server.listen {
             host = h, port = self.port, reuseaddr = true,
+            -- slow clients cannot hold connections open for ever
+            connection_setup_timeout = 10, intra_stream_timeout = 30,
             onstream = function(_, stream)
                 local ok, err = pcall(self.onstream, self, stream)
                 if not ok then self:log("error", "request failed: %s", tostring(err)) end
@@ -262,7 +334,14 @@ end
 function Emu:loop()
     local cq = cqueues.new()
     for _, srv in ipairs(self.servers) do
-        cq:wrap(function() assert(srv:loop()) end)
+        cq:wrap(function()
+            -- an error in one connection must not stop the others
+            while true do
+                local ok, err = srv:loop()
+                if ok then break end
+                self:log("error", "connection failed: %s", tostring(err))
+            end
+        end)
     end
     assert(cq:loop())
 end

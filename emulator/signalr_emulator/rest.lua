@@ -380,11 +380,21 @@ function _M.handle(emu, stream, req, method, path, query_string, rec)
     ctx.authority = req:get(":authority") or (emu.host .. ":" .. emu.port)
     ctx.host = auth.host_of(ctx.authority)
     if NEEDS_BODY[handler] then
-        ctx.body = stream:get_body_as_string(emu.timeout)
+        -- at most max_body + 1 bytes are read: a longer (chunked) body is
+        -- refused without buffering it, and its connection closed
+        ctx.body = stream:get_body_chars(emu.max_body + 1, emu.timeout)
         rec.body = ctx.body
         if not ctx.body then return fail(400, "Error.Body.Missing", "could not read the body") end
         if #ctx.body > emu.max_body then
-            return fail(413, "Error.Payload.TooLarge", "the body exceeds " .. emu.max_body .. " bytes")
+            rec.body = nil
+            fail(413, "Error.Payload.TooLarge", "the body exceeds " .. emu.max_body .. " bytes")
+            require("signalr_emulator").drop(stream)
+            return 413
+        end
+        -- clients must reject invalid UTF-8 in a text frame: refuse it here
+        local valid, problem = core.validate("body", ctx.body)
+        if not valid and not problem:find("is empty", 1, true) then
+            return fail(400, "Error.Message.Invalid", "the message " .. problem:gsub("^body ", ""))
         end
     end
     local status, code, msg, body = handler(ctx)

@@ -37,6 +37,7 @@ end
 
 local function stop_nginx(n)
     sh("nginx -p " .. n.prefix .. " -c " .. n.prefix .. "/nginx.conf -s stop 2>&1")
+    env.keep_log(n.prefix .. "/logs/error.log", "nginx")
 end
 
 local function post(n, path, body)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# spec/secrets_scan.sh DIR...: search everything the suite wrote (busted
+# output with every error message, emulator logs at debug level, nginx
+# error logs) for the secrets the suite uses: its access keys and client
+# secrets, and anything shaped like an issued token.  Prints the hits; the
+# last line is "N passed, N failed" (one check per secret kind).
+set -uo pipefail
+pass=0; fail=0
+secrets=(
+  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"   # the suite's access key
+  "WRONGKEYWRONGKEYWRONGKEYWRONGKEYWRONGKEY1234"   # spec/e2e/cli_spec.lua
+  "SECRETSECRET"                                   # spec/e2e/c_library_spec.lua
+  "not-the-key"                                    # spec/unit/errors_spec.lua
+)
+files=$(find "$@" -type f 2>/dev/null)
+[ -n "$files" ] || { echo "secrets scan: nothing to scan"; echo "0 passed, 1 failed"; exit 1; }
+n=$(echo "$files" | wc -l)
+for s in "${secrets[@]}"; do
+  # 16 characters of a secret are enough to count as a leak
+  probe=${s:0:16}
+  hits=$(echo "$files" | xargs grep -l -F -- "$probe" 2>/dev/null)
+  if [ -z "$hits" ]; then pass=$((pass + 1))
+  else fail=$((fail + 1)); echo "secret '${probe:0:4}...' found in:"; echo "$hits" | head -n 5
+       echo "$hits" | head -n 1 | xargs grep -n -F -- "$probe" | head -n 3 | cut -c1-200; fi
+done
+# issued tokens: three base64url segments whose first two decode to JSON
+jwt='eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{20,}'
+hits=$(echo "$files" | xargs grep -l -E -- "$jwt" 2>/dev/null)
+if [ -z "$hits" ]; then pass=$((pass + 1))
+else fail=$((fail + 1)); echo "a token found in:"; echo "$hits" | head -n 5
+     echo "$hits" | head -n 1 | xargs grep -n -o -E -- "$jwt" | head -n 3 | cut -c1-60; fi
+echo "secrets scan: $n files"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
