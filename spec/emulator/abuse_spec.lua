@@ -164,8 +164,12 @@ describe("signalr-emulator under abuse", function()
                 .. "Host: localhost\r\nAuthorization: Bearer " .. tok .. "\r\nContent-Length: " .. #body
                 .. "\r\nConnection: close\r\n\r\n" .. body)
             assert.equal("400", status)
-            assert.truthy(reply:find("not valid UTF-8", 1, true), reply)
+            assert.truthy(reply:find("x-ms-error-code: Error.Message.Invalid", 1, true), reply)
         end
+        local st, body = emu:http("POST", path .. "?api-version=2022-06-01", '{"target":"t\255"}',
+            { Authorization = "Bearer " .. tok })
+        assert.equal(400, st)
+        assert.truthy(body:find("not valid UTF-8", 1, true), body)
         healthy()
     end)
 
