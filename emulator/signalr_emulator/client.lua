@@ -19,6 +19,42 @@ local _M = {}
 
 local RS = "\30"
 
+-- Serverless clients only send a handshake, pings and close messages: a
+-- message may read at most this many bytes (frames and continuations
+-- together).  lua-http's reader has no limit of its own.
+local MAX_MESSAGE = 64 * 1024
+local EMSGSIZE = require("cqueues.errno").EMSGSIZE
+
+-- The client's socket behind a meter: reads past the budget of the current
+-- message fail, so a flood of (continuation) frames ends the connection
+-- instead of filling memory.  Everything else passes through.
+local function metered(sock)
+    local meter = { left = MAX_MESSAGE }
+    local function too_big()
+        return nil, "a client message over " .. MAX_MESSAGE .. " bytes", EMSGSIZE
+    end
+    local proxy = setmetatable({
+        xread = function(_, n, ...)
+            if type(n) == "number" then
+                if n > meter.left then return too_big() end
+                meter.left = meter.left - n
+            end
+            return sock:xread(n, ...)
+        end,
+        fill = function(_, n, ...)
+            if n > meter.left then return too_big() end
+            return sock:fill(n, ...)
+        end,
+    }, { __index = function(_, k)
+        local v = sock[k]
+        if type(v) == "function" then
+            return function(_, ...) return v(sock, ...) end
+        end
+        return v
+    end })
+    return proxy, meter
+end
+
 local function random_id(n)
     local b = rand.bytes(n)
     return (b:gsub(".", function(c) return format("%02x", byte(c)) end))
@@ -112,6 +148,7 @@ function _M.connect(emu, stream, req, method, query)
         return 400
     end
     assert(ws:accept())
+    ws.socket, ws.meter = metered(ws.socket)
     p.active = true
     emu:log("info", "client %s connected to hub %s (user %s)", p.id, p.key, tostring(p.user))
     _M.serve(emu, ws, p)
@@ -172,8 +209,17 @@ function _M.serve(emu, ws, p)
     end)
 
     while true do
-        local msg = ws:receive()
-        if not msg then break end
+        ws.meter.left = MAX_MESSAGE
+        local msg, _, errno = ws:receive()
+        if not msg then
+            if errno == EMSGSIZE then
+                emu:log("warn", "client %s sent a message over %d bytes: disconnected", p.id, MAX_MESSAGE)
+                -- send the close frame, read nothing more of the flood
+                ws.meter.left = 0
+                pcall(ws.close, ws, 1009, "message too big", 1)
+            end
+            break
+        end
         local stop
         for _, r in ipairs(records(msg)) do
             if not r then

@@ -187,9 +187,75 @@ describe("signalr-emulator under abuse", function()
         healthy()
     end)
 
+    -- A raw WebSocket client: negotiate, upgrade, handshake; returns the
+    -- socket (frames it sends are masked, as RFC 6455 wants of clients).
+    local function ws_client()
+        local path = "/client/?hub=chat"
+        local tok = core.jwt_sign(cjson.encode { aud = "http://localhost" .. path, exp = os.time() + 60 },
+            env.KEY)
+        local _, body = emu:http("POST", "/client/negotiate?hub=chat&negotiateVersion=1", "",
+            { Authorization = "Bearer " .. tok })
+        local id = cjson.decode(body).connectionToken
+        local s = assert(socket.connect("127.0.0.1", emu.port))
+        s:settimeout(10)
+        s:setmode("b", "b")
+        s:onerror(function(_, _, why) return why end)
+        s:write("GET /client/?hub=chat&id=" .. id .. "&access_token=" .. tok .. " HTTP/1.1\r\n"
+            .. "Host: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            .. "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        s:flush()
+        local status = s:read("*l") or ""
+        assert.truthy(status:find("^HTTP/1%.1 101"), status)
+        repeat local l = s:read("*l") until l == "" or l == "\r" or l == nil
+        return s
+    end
+    -- one masked frame (mask 0: the payload goes as is)
+    local function frame(fin, opcode, payload)
+        local n, len = #payload, nil
+        if n < 126 then len = string.char(0x80 + n)
+        elseif n < 65536 then len = string.char(0x80 + 126, math.floor(n / 256), n % 256)
+        else
+            len = string.char(0x80 + 127, 0, 0, 0, 0, math.floor(n / 16777216) % 256,
+                math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
+        end
+        return string.char((fin and 0x80 or 0) + opcode) .. len .. "\0\0\0\0" .. payload
+    end
+
+    it("100 MB of continuation frames from a client: disconnected, memory bounded", function()
+        local s = ws_client()
+        s:write(frame(true, 1, '{"protocol":"json","version":1}\30'))
+        s:flush()
+        local before = rss_kb(emu.pid)
+        local chunk = frame(false, 0, string.rep("z", 64 * 1024))
+        local sent = 0
+        s:write(frame(false, 1, "["))
+        for _ = 1, 1600 do
+            if not s:write(chunk) or not s:flush() then break end
+            sent = sent + 1
+        end
+        s:close()
+        assert.is_true(sent < 1600, "the emulator kept reading a 100 MB message")
+        assert.is_true(rss_kb(emu.pid) - before < 20 * 1024, "RSS grew by "
+            .. (rss_kb(emu.pid) - before) .. " kB")
+        healthy()
+    end)
+
+    it("a 4 MB message of empty records is refused at once", function()
+        local s = ws_client()
+        s:write(frame(true, 1, '{"protocol":"json","version":1}\30'))
+        s:flush()
+        local t0 = core.monotonic()
+        s:write(frame(true, 1, string.rep("\30", 4 * 1024 * 1024)))
+        s:flush()
+        s:close()
+        healthy()
+        assert.is_true(core.monotonic() - t0 < 2)
+    end)
+
     it("logs the reason for each rejection", function()
         local log = env.read(emu.dir .. "/err") or ""
         assert.truthy(log:find("malformed Content-Length; connection closed", 1, true)
             or log:find("invalid content-length; connection closed", 1, true), log:sub(1, 500))
+        assert.truthy(log:find("a message over 65536 bytes: disconnected", 1, true), log:sub(1, 800))
     end)
 end)
