@@ -179,6 +179,10 @@ static const char *read_params(lua_State *L, int t, signalr_params *p)
     p->bearer = opt_field(L, t, "bearer", NULL, &nul);
     p->arguments = opt_field(L, t, "arguments", &p->arguments_len, &nul);
     p->continuation_token = opt_field(L, t, "continuation_token", NULL, &nul);
+    p->filter = opt_field(L, t, "filter", NULL, &nul);
+    p->commands = opt_field(L, t, "commands", &p->commands_len, &nul);
+    if (p->commands && nul && !strcmp(nul, "commands"))
+        nul = NULL; /* JSON text is length-delimited */
     p->minutes_to_expire = opt_long(L, t, "minutes_to_expire");
     p->top = opt_long(L, t, "top");
     p->max_page_size = opt_long(L, t, "max_page_size");

@@ -32,6 +32,7 @@ build = {
       ["signalr_emulator.hubs"] = "emulator/signalr_emulator/hubs.lua",
       ["signalr_emulator.rest"] = "emulator/signalr_emulator/rest.lua",
       ["signalr_emulator.client"] = "emulator/signalr_emulator/client.lua",
+      ["signalr_emulator.filter"] = "emulator/signalr_emulator/filter.lua",
    },
    install = {
       bin = { ["signalr-emulator"] = "bin/signalr-emulator" },

@@ -164,6 +164,10 @@ function Hub:generate_client_token(opts) end
 ---@param opts? { user_id?: string, claims?: table<string, any>, lifetime?: number }
 ---@return { url: string, accessToken: string }|nil, string?, signalr.Details?
 function Hub:negotiate(opts) end
+---@param commands ({ type: "SendMessage", target: string, arguments?: any[] }|{ type: "JoinGroup"|"LeaveGroup", group: string }|{ type: "CloseConnection", reason?: string })[]
+---@param opts? { filter?: string }
+---@return signalr.Result, string?, signalr.Details?
+function Hub:execute(commands, opts) end
 ---@param action table  an Azure Functions output-binding message or group action
 ---@return signalr.Result, string?, signalr.Details?
 function Hub:send(action) end

@@ -206,7 +206,8 @@ SIGNALR_API signalr_err signalr_validate_id(const char *what, const char *s,
     X(CLOSE_USER_CONNECTIONS,       "close_user_connections")               \
     X(HEALTH,                       "health")                               \
     X(GENERATE_CLIENT_TOKEN,        "generate_client_token")                \
-    X(LIST_GROUP_CONNECTIONS,       "group_connections")
+    X(LIST_GROUP_CONNECTIONS,       "group_connections")                    \
+    X(EXECUTE,                      "execute")
 
 typedef enum {
 #define SIGNALR_X_(name, str) SIGNALR_OP_##name,
@@ -292,6 +293,13 @@ typedef struct {
     long top;
     long max_page_size;
     const char *continuation_token;
+    /* execute: the commands, a JSON array of SignalRCommand objects
+     * ({"type":"SendMessage","message":{...}}, "JoinGroup", "LeaveGroup",
+     * "CloseConnection"), and an OData filter choosing the connections
+     * (NULL: all of the hub's). */
+    const char *commands;
+    size_t commands_len;
+    const char *filter;
 } signalr_params;
 
 /* A built request.  Every pointer is owned by the request; release with

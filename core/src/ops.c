@@ -62,6 +62,8 @@ static const sr__op_row ROWS[SIGNALR_OP_MAX] = {
      F_DATA | F_TOKEN | F_IDEMPOTENT, NULL, "2022-11-01"},
     {"group_connections", "GET", "/groups/%g/connections", NULL, NULL,
      F_GROUP | F_DATA | F_PAGE | F_IDEMPOTENT, NULL, "2024-12-01"},
+    /* commands that may send messages: retried like a send */
+    {"execute", "POST", "/:execute", NULL, NULL, F_EXEC, NULL, "2023-07-01"},
 };
 
 const sr__op_row *sr__op(signalr_op op)

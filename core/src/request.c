@@ -357,16 +357,28 @@ static signalr_err check_params(const signalr_client *c,
     if ((row->flags & F_PAGE) && p->continuation_token &&
         !*p->continuation_token)
         return sr__fail(err, SIGNALR_EINVAL, "continuation token is empty");
+    if ((row->flags & F_EXEC) &&
+        (!p->commands || !sr__json_is(p->commands, p->commands_len, '[')))
+        return sr__fail(err, SIGNALR_EINVAL,
+                        "commands must be a JSON array");
+    if ((row->flags & F_EXEC) && p->filter) {
+        rc = signalr_validate_id("filter", p->filter, strlen(p->filter),
+                                 err);
+        if (rc)
+            return rc;
+    }
     (void)c;
     return SIGNALR_OK;
 }
 
 /* 1 when the application prefix goes into the hub path segment
  * ("<app>_<hub>", the service's hub identity) rather than the query: v1
- * has no `application` parameter, and neither has :generateToken. */
+ * has no `application` parameter, and neither have :generateToken and
+ * :execute. */
 static int app_in_path(const signalr_client *c, const sr__op_row *row)
 {
-    return c->application && (!c->api_version || (row->flags & F_TOKEN));
+    return c->application &&
+           (!c->api_version || (row->flags & (F_TOKEN | F_EXEC)));
 }
 
 /* Expand the row's path template after the hub prefix into b. */
@@ -460,6 +472,11 @@ static void add_query(sr__buf *b, const signalr_client *c,
         SEP();
         sr__buf_addf(b, "maxpagesize=%ld", p->max_page_size);
     }
+    if ((row->flags & F_EXEC) && p->filter) {
+        SEP();
+        sr__buf_adds(b, "filter=");
+        sr__buf_add_escaped(b, p->filter, strlen(p->filter));
+    }
     if ((row->flags & F_PAGE) && p->continuation_token) {
         SEP();
         sr__buf_adds(b, "continuationToken=");
@@ -490,6 +507,23 @@ static signalr_err add_body(signalr_request *r, const signalr_params *p,
                         "message body is %lu bytes, the service accepts at "
                         "most %d (1 MB)",
                         (unsigned long)r->body_len, SIGNALR_MAX_BODY);
+    r->content_type = "application/json; charset=utf-8";
+    return SIGNALR_OK;
+}
+
+/* A body given as ready JSON text (:execute's commands). */
+static signalr_err add_raw_body(signalr_request *r, const char *json,
+                                size_t len, signalr_error *err)
+{
+    if (len > SIGNALR_MAX_BODY)
+        return sr__fail(err, SIGNALR_ETOOBIG,
+                        "message body is %lu bytes, the service accepts at "
+                        "most %d (1 MB)", (unsigned long)len,
+                        SIGNALR_MAX_BODY);
+    r->body = sr__strndup(json, len);
+    if (!r->body)
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    r->body_len = len;
     r->content_type = "application/json; charset=utf-8";
     return SIGNALR_OK;
 }
@@ -573,6 +607,8 @@ signalr_err signalr_request_build(signalr_client *c, signalr_op op,
     rc = SIGNALR_OK;
     if (row->flags & F_BODY)
         rc = add_body(r, p, err);
+    if (row->flags & F_EXEC)
+        rc = add_raw_body(r, p->commands, p->commands_len, err);
     if (!rc && !(row->flags & F_NOAUTH)) {
         if (p->bearer) {
             sr__buf_adds(&path, "Bearer ");

@@ -479,6 +479,23 @@ int main(void)
     CHECK(build1(c, SIGNALR_OP_LIST_GROUP_CONNECTIONS, &p, &e) ==
               SIGNALR_EINVAL, "page size over 200");
     CHECK_STR(e.msg, "max_page_size must be from 1 to 200", "page message");
+    /* :execute: commands body, filter query, the app in the hub */
+    p = base_params();
+    p.commands = "[{\"type\":\"JoinGroup\",\"group\":\"g\"}]";
+    p.commands_len = strlen(p.commands);
+    p.filter = "userId eq 'a b'";
+    CHECK(!signalr_request_build(c, SIGNALR_OP_EXECUTE, &p, NOW, &r, &e),
+          "execute");
+    CHECK_STR(r.path, "/api/hubs/myapp_chat/:execute?api-version=2024-12-01"
+                      "&filter=userId%20eq%20%27a%20b%27", "execute path");
+    CHECK_STR(r.body, p.commands, "execute body");
+    CHECK(!r.idempotent, "execute is retried like a send");
+    signalr_request_clear(&r);
+    p.commands = "[1,]";
+    p.commands_len = 4;
+    CHECK(build1(c, SIGNALR_OP_EXECUTE, &p, &e) == SIGNALR_EINVAL,
+          "execute: commands must be JSON");
+    p = base_params();
     p.max_page_size = 0;
     p.group = "a\nb";
     CHECK(build1(c, SIGNALR_OP_LIST_GROUP_CONNECTIONS, &p, &e) ==

@@ -63,6 +63,17 @@ function Hubs:in_group(key, conn, g)
     return conn.groups[g] == true or user_member(self, self:get(key), conn.user, g)
 end
 
+--- Every group a connection is in (its own and its user's), as a set.
+function Hubs:groups_of(key, conn)
+    local out = {}
+    for g in pairs(conn.groups) do out[g] = true end
+    local m = conn.user and self:get(key).user_members[conn.user]
+    for g in pairs(m or {}) do
+        if self:in_group(key, conn, g) then out[g] = true end
+    end
+    return out
+end
+
 --- Connections matching pred, minus excluded ids.
 function Hubs:select(key, pred, excluded)
     local h, out = self.hubs[key], {}

@@ -7,6 +7,7 @@ local core = require "signalr.core"
 local util = require "signalr_emulator.util"
 local auth = require "signalr_emulator.auth"
 local hubs_mod = require "signalr_emulator.hubs"
+local filter_mod = require "signalr_emulator.filter"
 
 local cjson = util.json
 local tonumber, tostring, type, pcall, ipairs, pairs =
@@ -176,6 +177,67 @@ local function generate_token(ctx)
     return 200, nil, nil, cjson.encode { token = token }
 end
 
+-- POST :execute?filter= with a JSON array of SignalRCommand: each command,
+-- in order, on every connection of the hub the filter selects.
+local COMMAND_KEYS = {
+    SendMessage = { type = true, message = true }, JoinGroup = { type = true, group = true },
+    LeaveGroup = { type = true, group = true }, CloseConnection = { type = true, reason = true },
+}
+
+local function commands_of(body)
+    local ok, list = pcall(cjson.decode, body or "")
+    if not ok or type(list) ~= "table" or body:match("^%s*(.)") ~= "[" or #list == 0 then
+        return nil, "the body must be a non-empty JSON array of commands"
+    end
+    for i, c in ipairs(list) do
+        local keys = type(c) == "table" and COMMAND_KEYS[c.type]
+        if not keys then return nil, "command " .. i .. " has no known type" end
+        for k in pairs(c) do
+            if not keys[k] then return nil, "command " .. i .. ": unknown property '" .. tostring(k) .. "'" end
+        end
+        if c.type == "SendMessage" then
+            local m = c.message
+            if type(m) ~= "table" or type(m.target) ~= "string" or m.target == ""
+                    or (m.arguments ~= nil and type(m.arguments) ~= "table") then
+                return nil, "command " .. i .. ": message needs a target and an arguments array"
+            end
+            local args = m.arguments or {}
+            c.frame = '{"type":1,"target":' .. cjson.encode(m.target) .. ',"arguments":'
+                .. (#args == 0 and "[]" or cjson.encode(args)) .. "}\30"
+        elseif c.type == "JoinGroup" or c.type == "LeaveGroup" then
+            if type(c.group) ~= "string" then return nil, "command " .. i .. ": group must be a string" end
+            local okg, why = core.validate("group", c.group)
+            if not okg then return nil, "command " .. i .. ": invalid group: " .. why end
+        elseif c.reason ~= nil and type(c.reason) ~= "string" then
+            return nil, "command " .. i .. ": reason must be a string"
+        end
+    end
+    return list
+end
+
+local function execute(ctx)
+    local list, why = commands_of(ctx.body)
+    if not list then return 400, "Error.Command.Invalid", why end
+    local pick = function() return true end
+    local f = ctx.query.filter and ctx.query.filter[1]
+    if f then
+        pick, why = filter_mod.compile(f)
+        if not pick then return 400, "Error.Filter.Invalid", "invalid filter: " .. why end
+    end
+    local chosen = ctx.state:select(ctx.key, function(c)
+        return pick { id = c.id, user = c.user, groups = ctx.state:groups_of(ctx.key, c) }
+    end)
+    for _, c in ipairs(chosen) do
+        for _, cmd in ipairs(list) do
+            if cmd.type == "SendMessage" then hubs_mod.deliver({ c }, cmd.frame)
+            elseif cmd.type == "JoinGroup" then c.groups[cmd.group] = true
+            elseif cmd.type == "LeaveGroup" then c.groups[cmd.group] = nil
+            else c.close(cmd.reason) end
+        end
+    end
+    return 202
+end
+
 -- GET groups/{group}/connections?maxpagesize=&top=&continuationToken= ->
 -- {"value":[{connectionId, userId}], "nextLink": absolute URL}.  The
 -- token is the offset into the members sorted by id.
@@ -254,6 +316,7 @@ local ROUTES = {
     [""] = { POST = broadcast },
     [":send"] = { POST = broadcast },
     [":generateToken"] = { POST = generate_token, since = "2022-11-01" },
+    [":execute"] = { POST = execute, since = "2023-07-01" },
     ["groups/*/connections"] = { GET = list_group, since = "2024-12-01" },
     [":closeConnections"] = { POST = close_many(function(ctx)
         return ctx.state:select(ctx.key, nil, excluded(ctx)) end) },
@@ -278,7 +341,7 @@ local ROUTES = {
     ["connections/*/groups/*"] = { PUT = add_conn, DELETE = remove_conn },
 }
 local NEEDS_BODY = { [broadcast] = true, [to_user] = true, [to_group] = true,
-                     [to_conn] = true }
+                     [to_conn] = true, [execute] = true }
 
 -- Split the tail into a route shape and its variables (decoded).
 local function shape(segs, from)

@@ -61,6 +61,8 @@ local COMMANDS = {
       "list the connections in a group (api 2024-12-01)" },
     { "generate-token", "generate_client_token", { "hub" }, { "user", "lifetime" },
       "have the service issue a client token (api 2022-11-01)" },
+    { "execute", "execute", { "hub", "commands" }, { "filter" },
+      "run commands on the connections a filter picks (api 2023-07-01)" },
     { "negotiate", "negotiate", { "hub" }, { "user", "lifetime" },
       "what a negotiate endpoint returns (url and accessToken; no I/O)" },
     { "health", "health", {}, {}, "is the service healthy? (no token)" },
@@ -83,7 +85,7 @@ local input error, 3 service error, 4 transport error]]
 local function command_usage(c)
     local pos = {}
     for _, p in ipairs(c[3]) do
-        pos[#pos + 1] = p == "json?" and "[ARGS_JSON]" or p:upper()
+        pos[#pos + 1] = p == "json?" and "[ARGS_JSON]" or p == "commands" and "COMMANDS_JSON" or p:upper()
     end
     local opts = {}
     for _, o in ipairs(c[4]) do
@@ -92,6 +94,9 @@ local function command_usage(c)
     return "signalr " .. c[1] .. " " .. concat(pos, " ") .. (#opts > 0 and (" " .. concat(opts, " ")) or "")
         .. "\n  " .. c[5] .. (c[3][#c[3]] == "json?"
             and "\n  ARGS_JSON: the invocation's arguments as a JSON array (default [])" or "")
+        .. (c[1] == "execute" and ("\n  COMMANDS_JSON: a JSON array of {\"type\":\"SendMessage\",\"target\":..,"
+            .. "\"arguments\":[..]}, {\"type\":\"JoinGroup\"|\"LeaveGroup\",\"group\":..},"
+            .. " {\"type\":\"CloseConnection\",\"reason\":..}") or "")
 end
 
 function _M.usage()
@@ -241,7 +246,13 @@ function _M.run(args, out)
     t.reason, t.user_id = opts.reason, opts.user
     local m = c[2]
     local okc, r, em, ed
-    if m == "negotiate" or m == "generate_client_token" then
+    if m == "execute" then
+        local okj, list = pcall(json.decode, call[1])
+        if not okj or type(list) ~= "table" or call[1]:match("^%s*(.)") ~= "[" then
+            return fail("COMMANDS_JSON must be a JSON array of command objects")
+        end
+        okc, r, em, ed = pcall(hub.execute, hub, list, { filter = opts.filter })
+    elseif m == "negotiate" or m == "generate_client_token" then
         okc, r, em, ed = pcall(hub[m], hub, t)
     elseif m == "close_connection" then
         okc, r, em, ed = pcall(hub[m], hub, call[1], t.reason)

@@ -470,6 +470,83 @@ function Hub:generate_client_token(opts)
     return reply.token
 end
 
+local EXECUTE = { filter = true }
+local COMMAND = {
+    SendMessage = { type = true, target = true, arguments = true },
+    JoinGroup = { type = true, group = true },
+    LeaveGroup = { type = true, group = true },
+    CloseConnection = { type = true, reason = true },
+}
+
+--- Run commands on the connections a filter selects, in one request
+-- (`POST :execute`, api 2023-07-01+): the service applies them, in order,
+-- to every connection of the hub that matches.
+-- @tparam table commands a list of `{ type = "SendMessage", target = ..., arguments = {...} }`,
+--   `{ type = "JoinGroup", group = ... }`, `{ type = "LeaveGroup", group = ... }`,
+--   `{ type = "CloseConnection", reason = ... }`
+-- @tparam[opt] table opts `filter`: an OData filter over `userId`,
+--   `connectionId` and `groups`, e.g. `"startswith(userId, 'player-')"` or
+--   `"'red' in groups"` (without one: every connection of the hub)
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
+-- @raise on a command that is not a table, or an unknown key
+function Hub:execute(commands, opts)
+    check_self(self, "execute")
+    if type(commands) ~= "table" then
+        error("signalr.execute: commands must be a list of command tables, got " .. type(commands), 2)
+    end
+    opts = opt_table(opts, "opts", "execute", EXECUTE)
+    if opts.filter ~= nil then need_string(opts.filter, "opts.filter", "execute") end
+    if #commands == 0 then
+        return nil, "signalr.execute: no commands", { code = "EINVAL" }
+    end
+    local parts = {}
+    for i, c in ipairs(commands) do
+        if type(c) ~= "table" then
+            error("signalr.execute: commands[" .. i .. "] must be a table", 2)
+        end
+        local known = COMMAND[c.type]
+        if not known then
+            return nil, "signalr.execute: commands[" .. i .. "]: unknown type '" .. tostring(c.type)
+                .. "' (SendMessage, JoinGroup, LeaveGroup or CloseConnection)", { code = "EINVAL" }
+        end
+        for k in pairs(c) do
+            if not known[k] then
+                error("signalr.execute: commands[" .. i .. "]: unknown key '" .. tostring(k)
+                    .. "' for " .. c.type, 2)
+            end
+        end
+        local function bad(what)
+            return nil, "signalr.execute: commands[" .. i .. "]: " .. what, { code = "EINVAL" }
+        end
+        if c.type == "SendMessage" then
+            if type(c.target) ~= "string" then return bad("target must be a string") end
+            local ok, why = core.validate("target", c.target)
+            if not ok then return bad(why) end
+            local args, msg = json.encode_args(c.arguments)
+            if args == false then error("signalr.execute: commands[" .. i .. "]: " .. msg, 2) end
+            if not args then return bad(msg) end
+            parts[i] = '{"type":"SendMessage","message":{"target":' .. json.encode_value(c.target)
+                .. ',"arguments":' .. args .. '}}'
+        elseif c.type == "JoinGroup" or c.type == "LeaveGroup" then
+            if type(c.group) ~= "string" then return bad("group must be a string") end
+            local ok, why = core.validate("group", c.group)
+            if not ok then return bad(why) end
+            parts[i] = '{"type":"' .. c.type .. '","group":' .. json.encode_value(c.group) .. '}'
+        else
+            if c.reason ~= nil and type(c.reason) ~= "string" then return bad("reason must be a string") end
+            if c.reason and c.reason ~= "" then
+                local ok, why = core.validate("reason", c.reason)
+                if not ok then return bad(why) end
+            end
+            parts[i] = c.reason and ('{"type":"CloseConnection","reason":' .. json.encode_value(c.reason) .. '}')
+                or '{"type":"CloseConnection"}'
+        end
+    end
+    return self._client:_call("execute", { hub = self.name, commands = "[" .. table.concat(parts, ",") .. "]",
+        filter = opts.filter }, "execute")
+end
+
 --- Run an Azure Functions output-binding action (message or group action).
 -- @tparam table action `{ target, arguments, userId | groupName | connectionId }`
 --   or `{ action = "add" | "remove" | "removeAll", userId | connectionId, groupName }`

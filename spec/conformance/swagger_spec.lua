@@ -187,6 +187,23 @@ describe("conformance with the swagger files", function()
                 assert.falsy(rec.path:find("application=", 1, true))
                 if app then assert.truthy(rec.path:find("/hubs/myapp_chat/", 1, true), rec.path) end
             end)
+            it("execute" .. label, function()
+                emu:clear()
+                assert.is_true(hub:execute({
+                    { type = "JoinGroup", group = "g 1" },
+                    { type = "SendMessage", target = "t", arguments = { 1, "a" } },
+                    { type = "SendMessage", target = "t" },
+                    { type = "LeaveGroup", group = "g 1" },
+                    { type = "CloseConnection", reason = "bye" },
+                    { type = "CloseConnection" },
+                }, { filter = "startswith(userId, 'nobody-') and 'x' in groups" }))
+                assert.is_true(hub:execute { { type = "SendMessage", target = "t", arguments = {} } })
+                assert_conforms(emu, "execute")
+                local rec = emu:requests()[1]
+                assert.truthy(rec.path:find("filter=startswith%28userId%2C%20%27nobody-%27%29", 1, true), rec.path)
+                assert.falsy(rec.path:find("application=", 1, true))
+                if app then assert.truthy(rec.path:find("/hubs/myapp_chat/", 1, true), rec.path) end
+            end)
             it("group_connections" .. label, function()
                 emu:clear()
                 assert.same({}, hub:group_connections("g", { top = 5, max_page_size = 2 }))
@@ -297,6 +314,11 @@ describe("conformance with the swagger files", function()
             { "an undeclared answer", { status = 200 } },
             { "a body where none is taken", { method = "HEAD", body = false, status = 200,
                 path = "/api/hubs/chat/groups/g?api-version=2022-06-01" } },
+            { "an unknown :execute command", { path = "/api/hubs/chat/:execute?api-version=2024-12-01",
+                body = '[{"type":"Teleport"}]' } },
+            { "an :execute command with a stray property", {
+                path = "/api/hubs/chat/:execute?api-version=2024-12-01",
+                body = '[{"type":"JoinGroup","group":"g","extra":1}]' } },
             { "ttl that is not an integer", { method = "PUT", body = false, status = 200,
                 path = "/api/hubs/chat/users/u/groups/g?api-version=2022-06-01&ttl=1.5",
                 headers = {} } },

@@ -151,12 +151,23 @@ describe("the signalr command", function()
                              "remove-user", "remove-user-all", "add-connection", "remove-connection",
                              "remove-connection-all", "user-exists", "group-exists", "connection-exists",
                              "user-in-group", "close-connection", "close-all", "close-group",
-                             "close-user", "group-connections", "generate-token", "negotiate",
+                             "close-user", "group-connections", "generate-token", "execute", "negotiate",
                              "health" } do
             code, out = run(nil, c, "--help")
             assert.equal(0, code)
             assert.truthy(out:find("^usage: signalr " .. c:gsub("%-", "%%-")), out)
         end
+    end)
+
+    it("execute: commands as JSON, with a filter", function()
+        local code, _, err = run(emu.cs, "--api-version", "2024-12-01", "execute", "chat",
+            '[{"type":"SendMessage","target":"newMessage","arguments":["x1"]}]', "--filter", "userId eq 'ann'")
+        assert.equal(0, code, err)
+        has("ann", "x1")
+        for _, m in ipairs(pool:messages("ben")) do assert.not_equal("x1", m.args[1]) end
+        code, _, err = run(emu.cs, "--api-version", "2024-12-01", "execute", "chat", '{"type":"x"}')
+        assert.equal(2, code)
+        assert.truthy(err:find("COMMANDS_JSON must be a JSON array", 1, true), err)
     end)
 
     it("closes connections with a reason the client sees", function()

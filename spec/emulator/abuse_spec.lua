@@ -211,7 +211,7 @@ describe("signalr-emulator under abuse", function()
     end
     -- one masked frame (mask 0: the payload goes as is)
     local function frame(fin, opcode, payload)
-        local n, len = #payload, nil
+        local n, len = #payload
         if n < 126 then len = string.char(0x80 + n)
         elseif n < 65536 then len = string.char(0x80 + 126, math.floor(n / 256), n % 256)
         else

@@ -78,6 +78,19 @@ M.ROWS = {
     { "claims that are not a table", function(h) return h:negotiate { claims = "x" } end, "raise", "claims" },
     { "a function claim", function(h) return h:negotiate { claims = { f = print } } end, "EINVAL",
       "cannot be encoded" },
+    -- :execute commands
+    { "no commands", function(h) return h:execute({}) end, "EINVAL", "no commands" },
+    { "an unknown command type", function(h) return h:execute { { type = "Teleport" } } end, "EINVAL",
+      "unknown type 'Teleport'" },
+    { "a command group with a line break", function(h)
+          return h:execute { { type = "JoinGroup", group = "a\nb" } } end, "EINVAL", "line break" },
+    { "a command with NaN arguments", function(h)
+          return h:execute { { type = "SendMessage", target = "t", arguments = { 0 / 0 } } } end,
+      "EINVAL", "cannot be encoded" },
+    { "a filter with a NUL byte", function(h)
+          return h:execute({ { type = "CloseConnection" } }, { filter = "a\0" }) end, "EINVAL", "NUL byte" },
+    { "a command with a stray key", function(h)
+          return h:execute { { type = "JoinGroup", group = "g", target = "t" } } end, "raise", "unknown key" },
     -- wrong types raise
     { "a number as the target", function(h) return h:broadcast(5) end, "raise", "target must be a string" },
     { "a table as the group", function(h) return h:to_group({}, "t") end, "raise", "group must be a string" },

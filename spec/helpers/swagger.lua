@@ -213,8 +213,24 @@ local function check_json(doc, schema, v, where)
         end
     elseif t == "array" then
         if type(v) ~= "table" then return where .. ": not an array" end
+        -- only items that name a definition: v1.json spells .NET's
+        -- `object` (any value) as an empty object schema for arguments
+        if schema.items and schema.items["$ref"] then
+            for i, item in ipairs(v) do
+                local why = check_json(doc, schema.items, item, where .. "[" .. i .. "]")
+                if why then return why end
+            end
+        end
     elseif t == "string" then
         if type(v) ~= "string" then return where .. ": not a string" end
+        if schema.enum then
+            local found = false
+            for _, e in ipairs(schema.enum) do if e == v then found = true end end
+            if not found then return where .. ": not one of the enum values" end
+        end
+        if schema.maxLength and utf8_len(v) > schema.maxLength then
+            return where .. ": longer than " .. schema.maxLength
+        end
         if schema.minLength and utf8_len(v) < schema.minLength then
             return where .. ": shorter than " .. schema.minLength
         end
