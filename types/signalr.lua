@@ -168,6 +168,11 @@ function Hub:negotiate(opts) end
 ---@param opts? { filter?: string }
 ---@return signalr.Result, string?, signalr.Details?
 function Hub:execute(commands, opts) end
+---@param connection_id string
+---@param target string
+---@param args? any[]
+---@return { result: any, protocol?: string }|nil, string?, signalr.Details?
+function Hub:invoke(connection_id, target, args) end
 ---@param action table  an Azure Functions output-binding message or group action
 ---@return signalr.Result, string?, signalr.Details?
 function Hub:send(action) end

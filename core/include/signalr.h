@@ -207,7 +207,8 @@ SIGNALR_API signalr_err signalr_validate_id(const char *what, const char *s,
     X(HEALTH,                       "health")                               \
     X(GENERATE_CLIENT_TOKEN,        "generate_client_token")                \
     X(LIST_GROUP_CONNECTIONS,       "group_connections")                    \
-    X(EXECUTE,                      "execute")
+    X(EXECUTE,                      "execute")                              \
+    X(INVOKE,                       "invoke")
 
 typedef enum {
 #define SIGNALR_X_(name, str) SIGNALR_OP_##name,

@@ -64,6 +64,9 @@ static const sr__op_row ROWS[SIGNALR_OP_MAX] = {
      F_GROUP | F_DATA | F_PAGE | F_IDEMPOTENT, NULL, "2024-12-01"},
     /* commands that may send messages: retried like a send */
     {"execute", "POST", "/:execute", NULL, NULL, F_EXEC, NULL, "2023-07-01"},
+    /* a client result: the invocation reaches the client, never resent */
+    {"invoke", "POST", "/connections/%c/:invoke", NULL, NULL,
+     F_BODY | F_CONN | F_DATA, NULL, "2024-12-01"},
 };
 
 const sr__op_row *sr__op(signalr_op op)

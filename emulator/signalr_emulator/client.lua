@@ -173,6 +173,21 @@ function _M.serve(emu, ws, p)
 
     local queue, cond, closing, done = {}, condition.new(), nil, false
     local conn = { id = p.id, user = p.user, groups = {} }
+    -- invocations waiting for the client's Completion (client results)
+    local waiting = {}
+    --- Send an invocation frame with invocationId id and wait up to
+    -- timeout seconds for its Completion: the record, or nil and "gone" /
+    -- "timeout".
+    function conn.invoke(id, frame, timeout)
+        if closing or done then return nil, "gone" end
+        local w = { cond = condition.new() }
+        waiting[id] = w
+        conn.send(frame)
+        w.cond:wait(timeout)
+        waiting[id] = nil
+        if w.record then return w.record end
+        return nil, w.gone and "gone" or "timeout"
+    end
     function conn.send(frame)
         if closing then return end
         queue[#queue + 1] = frame
@@ -227,6 +242,11 @@ function _M.serve(emu, ws, p)
                 stop = true
             elseif r.type == 7 then
                 stop = true
+            elseif r.type == 3 and type(r.invocationId) == "string" and waiting[r.invocationId] then
+                -- a Completion for an invocation the service is waiting on
+                local w = waiting[r.invocationId]
+                w.record = r
+                w.cond:signal()
             elseif r.type ~= 6 then
                 conn.close("Invocation is not allowed: in serverless mode clients "
                     .. "are listen-only (message type " .. tostring(r.type)
@@ -238,6 +258,10 @@ function _M.serve(emu, ws, p)
     end
     done = true
     cond:signal()
+    for _, w in pairs(waiting) do
+        w.gone = true
+        w.cond:signal()
+    end
     emu.state:remove(p.key, p.id)
     emu:log("info", "client %s disconnected from hub %s", p.id, p.key)
 end

@@ -177,6 +177,38 @@ local function generate_token(ctx)
     return 200, nil, nil, cjson.encode { token = token }
 end
 
+-- POST connections/{id}/:invoke: an invocation with an invocationId to the
+-- client, then its Completion as {"result": ...}.  How the service answers
+-- a client error, a missing client or a timeout is not documented: here a
+-- client error is 400 Error.Invocation.Failed with the client's message, a
+-- connection that is gone (or goes) is 404 Error.Connection.NotExisted and
+-- no Completion within 30 s is 408 Error.Invocation.Timeout.
+local invocations = 0
+local function invoke(ctx)
+    local frame, why = invocation(ctx.body)
+    if not frame then return 400, "Error.Message.Invalid", why end
+    local c = ctx.state:conn(ctx.key, ctx.vars.connections)
+    if not c or not c.invoke then
+        return 404, "Error.Connection.NotExisted", "connection '" .. ctx.vars.connections .. "' does not exist"
+    end
+    invocations = invocations + 1
+    local id = "srv" .. invocations
+    frame = '{"type":1,"invocationId":"' .. id .. '",' .. frame:sub(11)
+    local rec, fail_why = c.invoke(id, frame, 30)
+    if not rec then
+        if fail_why == "gone" then
+            return 404, "Error.Connection.NotExisted", "the connection closed before it answered"
+        end
+        return 408, "Error.Invocation.Timeout", "the client gave no result in 30 s"
+    end
+    if rec.error ~= nil then
+        return 400, "Error.Invocation.Failed", "the client answered with an error: " .. tostring(rec.error)
+    end
+    local result = rec.result
+    if result == nil then result = cjson.null end
+    return 200, nil, nil, '{"result":' .. cjson.encode(result) .. "}"
+end
+
 -- POST :execute?filter= with a JSON array of SignalRCommand: each command,
 -- in order, on every connection of the hub the filter selects.
 local COMMAND_KEYS = {
@@ -317,6 +349,7 @@ local ROUTES = {
     [":send"] = { POST = broadcast },
     [":generateToken"] = { POST = generate_token, since = "2022-11-01" },
     [":execute"] = { POST = execute, since = "2023-07-01" },
+    ["connections/*/:invoke"] = { POST = invoke, since = "2024-12-01" },
     ["groups/*/connections"] = { GET = list_group, since = "2024-12-01" },
     [":closeConnections"] = { POST = close_many(function(ctx)
         return ctx.state:select(ctx.key, nil, excluded(ctx)) end) },
@@ -341,7 +374,7 @@ local ROUTES = {
     ["connections/*/groups/*"] = { PUT = add_conn, DELETE = remove_conn },
 }
 local NEEDS_BODY = { [broadcast] = true, [to_user] = true, [to_group] = true,
-                     [to_conn] = true, [execute] = true }
+                     [to_conn] = true, [execute] = true, [invoke] = true }
 
 -- Split the tail into a route shape and its variables (decoded).
 local function shape(segs, from)

@@ -61,6 +61,8 @@ local COMMANDS = {
       "list the connections in a group (api 2024-12-01)" },
     { "generate-token", "generate_client_token", { "hub" }, { "user", "lifetime" },
       "have the service issue a client token (api 2022-11-01)" },
+    { "invoke", "invoke", { "hub", "connection", "target", "json?" }, {},
+      "call a client method, print its result (api 2024-12-01)" },
     { "execute", "execute", { "hub", "commands" }, { "filter" },
       "run commands on the connections a filter picks (api 2023-07-01)" },
     { "negotiate", "negotiate", { "hub" }, { "user", "lifetime" },

@@ -470,6 +470,32 @@ function Hub:generate_client_token(opts)
     return reply.token
 end
 
+--- Invoke a method on one client and wait for its result (`POST
+-- connections/{id}/:invoke`, api 2024-12-01; the client registers a
+-- handler that returns a value).  Performs I/O and waits at most the
+-- client's `timeout`.
+-- @tparam string connection_id
+-- @tparam string target the client method name
+-- @tparam[opt] table args the invocation's arguments (a sequence)
+-- @treturn[1] table `{ result = <the client's value> }` (a JSON null is `signalr.null`)
+-- @treturn[2] nil, message, details (the client's error, a connection that
+--   is gone, no handler: `ESTATUS` with the service's code)
+function Hub:invoke(connection_id, target, args)
+    check_self(self, "invoke")
+    need_string(connection_id, "connection_id", "invoke")
+    need_string(target, "target", "invoke")
+    local body, msg, details = send(self, "invoke", "invoke",
+        { connection = connection_id, target = target }, args)
+    if not body then return nil, msg, details end
+    local ok, reply = pcall(json.decode, body)
+    if not ok or type(reply) ~= "table" then
+        return reply_error("invoke", "the reply is not {\"result\":...}")
+    end
+    local out = { result = reply.result, protocol = reply.protocol }
+    if out.result == nil then out.result = json.null end
+    return out
+end
+
 local EXECUTE = { filter = true }
 local COMMAND = {
     SendMessage = { type = true, target = true, arguments = true },

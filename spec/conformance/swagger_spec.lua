@@ -204,6 +204,13 @@ describe("conformance with the swagger files", function()
                 assert.falsy(rec.path:find("application=", 1, true))
                 if app then assert.truthy(rec.path:find("/hubs/myapp_chat/", 1, true), rec.path) end
             end)
+            it("invoke" .. label, function()
+                emu:clear()
+                local ok, _, details = hub:invoke("nobody?1", "getScore", { 1, "a" })
+                assert.is_nil(ok)
+                assert.equal(404, details.status) -- no such client: the emulator's answer
+                assert_conforms(emu, "invoke")
+            end)
             it("group_connections" .. label, function()
                 emu:clear()
                 assert.same({}, hub:group_connections("g", { top = 5, max_page_size = 2 }))

@@ -151,7 +151,7 @@ describe("the signalr command", function()
                              "remove-user", "remove-user-all", "add-connection", "remove-connection",
                              "remove-connection-all", "user-exists", "group-exists", "connection-exists",
                              "user-in-group", "close-connection", "close-all", "close-group",
-                             "close-user", "group-connections", "generate-token", "execute", "negotiate",
+                             "close-user", "group-connections", "generate-token", "execute", "invoke", "negotiate",
                              "health" } do
             code, out = run(nil, c, "--help")
             assert.equal(0, code)

@@ -28,6 +28,14 @@ async function connect(c) {
   for (const target of c.targets || ["newMessage"]) {
     conn.on(target, (...args) => { emit({ ev: "message", name: c.name, target, args }); });
   }
+  // client results: {"results": {"method": value}} answers with value;
+  // {"failures": {"method": "text"}} throws; both record the call
+  for (const [target, value] of Object.entries(c.results || {})) {
+    conn.on(target, (...args) => { emit({ ev: "invoked", name: c.name, target, args }); return value; });
+  }
+  for (const [target, text] of Object.entries(c.failures || {})) {
+    conn.on(target, (...args) => { emit({ ev: "invoked", name: c.name, target, args }); throw new Error(text); });
+  }
   conn.onclose((err) => emit({ ev: "closed", name: c.name, error: err ? err.message : null }));
   pool.set(c.name, conn);
   try {

@@ -91,6 +91,10 @@ M.ROWS = {
           return h:execute({ { type = "CloseConnection" } }, { filter = "a\0" }) end, "EINVAL", "NUL byte" },
     { "a command with a stray key", function(h)
           return h:execute { { type = "JoinGroup", group = "g", target = "t" } } end, "raise", "unknown key" },
+    { "invoke with a function argument", function(h) return h:invoke("c", "t", { print }) end, "EINVAL",
+      "cannot be encoded" },
+    { "invoke with an empty connection id", function(h) return h:invoke("", "t") end, "EINVAL",
+      "connection id is empty" },
     -- wrong types raise
     { "a number as the target", function(h) return h:broadcast(5) end, "raise", "target must be a string" },
     { "a table as the group", function(h) return h:to_group({}, "t") end, "raise", "group must be a string" },

@@ -153,9 +153,11 @@ end
 function Pool:messages(name) return self:filter("message", name) end
 
 --- Connect client `name` with a negotiate result; returns its connection id.
-function Pool:connect(name, nego, targets, server_timeout)
-    self:send { cmd = "connect", name = name, url = nego.url, accessToken = nego.accessToken,
-                targets = targets or { "newMessage" }, serverTimeout = server_timeout }
+function Pool:connect(name, nego, targets, server_timeout, extra)
+    local cmd = { cmd = "connect", name = name, url = nego.url, accessToken = nego.accessToken,
+                  targets = targets or { "newMessage" }, serverTimeout = server_timeout }
+    for k, v in pairs(extra or {}) do cmd[k] = v end
+    self:send(cmd)
     local e = M.wait(function()
         for _, ev in ipairs(self:events()) do
             if ev.name == name and (ev.ev == "connected" or ev.ev == "failed") then return ev end
