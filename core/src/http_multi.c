@@ -152,11 +152,6 @@ signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
     signalr_err rc;
 
     sr__ok(err);
-    if (signalr_op_returns_data(op))
-        return sr__fail(err, SIGNALR_EUNSUPPORTED,
-                        "%s answers with data, which outcomes do not carry: "
-                        "call it on a blocking client",
-                        signalr_op_name(op));
     if (m->count >= m->max_queue)
         return sr__fail(err, SIGNALR_EQUEUEFULL,
                         "queue full: %lu requests are pending; poll or "
@@ -166,6 +161,11 @@ signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
     if (!x)
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
     rc = signalr_request_build(m->c, op, p, time(NULL), &x->req, err);
+    /* bad input first (EINVAL whatever the mode), then the mode's limit */
+    if (!rc && signalr_op_returns_data(op))
+        rc = sr__fail(err, SIGNALR_EUNSUPPORTED,
+                      "%s answers with data, which outcomes do not carry: "
+                      "call it on a blocking client", signalr_op_name(op));
     if (!rc)
         rc = start(m, x, err);
     if (rc) {

@@ -33,7 +33,7 @@ local function metered(sock)
     local function too_big()
         return nil, "a client message over " .. MAX_MESSAGE .. " bytes", EMSGSIZE
     end
-    local proxy = setmetatable({
+    local proxy = util.proxy(sock, {
         xread = function(_, n, ...)
             if type(n) == "number" then
                 if n > meter.left then return too_big() end
@@ -45,13 +45,7 @@ local function metered(sock)
             if n > meter.left then return too_big() end
             return sock:fill(n, ...)
         end,
-    }, { __index = function(_, k)
-        local v = sock[k]
-        if type(v) == "function" then
-            return function(_, ...) return v(sock, ...) end
-        end
-        return v
-    end })
+    })
     return proxy, meter
 end
 

@@ -265,16 +265,10 @@ function Emu:onstream(stream)
         local answered, fstatus = fault(self, stream, method)
         if answered == "after" then
             -- the reply is swallowed, then the connection is reset
-            local mute = setmetatable({
+            local mute = util.proxy(stream, {
                 write_headers = function() return true end,
                 write_chunk = function() return true end,
-            }, { __index = function(_, k)
-                local v = stream[k]
-                if type(v) == "function" then
-                    return function(_, ...) return v(stream, ...) end
-                end
-                return v
-            end })
+            })
             rest.handle(self, mute, req, method, path, qs, rec)
             local sock = stream.connection:take_socket()
             if sock then sock:close() end

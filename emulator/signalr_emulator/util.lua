@@ -109,6 +109,18 @@ function _M.reply(stream, status, body, extra, method)
     end
 end
 
+--- A stand-in for obj: the methods in `overrides` replace obj's, every
+-- other method is called on obj itself, other fields read through.
+function _M.proxy(obj, overrides)
+    return setmetatable(overrides, { __index = function(_, k)
+        local v = obj[k]
+        if type(v) == "function" then
+            return function(_, ...) return v(obj, ...) end
+        end
+        return v
+    end })
+end
+
 --- An ErrorDetail body plus the x-ms-error-code header, as the service.
 function _M.error_reply(stream, status, code, message, method, extra)
     local h = extra or {}

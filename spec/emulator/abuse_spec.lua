@@ -50,6 +50,11 @@ local function raw(port, data, timeout)
     return line:match("^HTTP/1%.1 (%d%d%d)") or "none", line .. "\n" .. rest
 end
 
+-- A token the emulator accepts for path (REST) or the client URL.
+local function token_for(path)
+    return core.jwt_sign(cjson.encode { aud = "http://localhost" .. path, exp = os.time() + 60 }, env.KEY)
+end
+
 describe("signalr-emulator under abuse", function()
     local emu, rss0
     setup(function()
@@ -108,8 +113,7 @@ describe("signalr-emulator under abuse", function()
 
     it("a body over 1 MB with a valid token -> 413, RSS bounded", function()
         local path = "/api/hubs/chat/:send"
-        local tok = core.jwt_sign(cjson.encode { aud = "http://localhost" .. path, exp = os.time() + 60 },
-            env.KEY)
+        local tok = token_for(path)
         local before = rss_kb(emu.pid)
         local big = string.rep("a", 8 * 1024 * 1024)
         local status = raw(emu.port, function(s)
@@ -157,8 +161,7 @@ describe("signalr-emulator under abuse", function()
 
     it("invalid UTF-8 in a target or argument -> 400, nothing forwarded", function()
         local path = "/api/hubs/chat/:send"
-        local tok = core.jwt_sign(cjson.encode { aud = "http://localhost" .. path, exp = os.time() + 60 },
-            env.KEY)
+        local tok = token_for(path)
         for _, body in ipairs { '{"target":"t\255","arguments":[]}', '{"target":"t","arguments":["\192\175"]}' } do
             local status, reply = raw(emu.port, "POST " .. path .. "?api-version=2022-06-01 HTTP/1.1\r\n"
                 .. "Host: localhost\r\nAuthorization: Bearer " .. tok .. "\r\nContent-Length: " .. #body
@@ -191,8 +194,7 @@ describe("signalr-emulator under abuse", function()
     -- socket (frames it sends are masked, as RFC 6455 wants of clients).
     local function ws_client()
         local path = "/client/?hub=chat"
-        local tok = core.jwt_sign(cjson.encode { aud = "http://localhost" .. path, exp = os.time() + 60 },
-            env.KEY)
+        local tok = token_for(path)
         local _, body = emu:http("POST", "/client/negotiate?hub=chat&negotiateVersion=1", "",
             { Authorization = "Bearer " .. tok })
         local id = cjson.decode(body).connectionToken
