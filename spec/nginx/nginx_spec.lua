@@ -147,6 +147,23 @@ describe("inside nginx", function()
             assert.is_false(call(ngx1, "user_exists", { "nobody" }, o))
             assert.equal(2, #emu:requests())
         end)
+        it("the bad-input table over cosockets: each row's outcome, nothing sent", function()
+            local rows = require("helpers.bad_input").ROWS
+            emu:clear()
+            local out = cjson.decode(post(ngx1, "/test/bad_input",
+                cjson.encode { root = env.root, cs = emu.cs }))
+            assert.equal(#rows, #out)
+            for i, row in ipairs(rows) do
+                local o = out[i]
+                if row[3] == "raise" then
+                    assert(o.raised and o.raised:find(row[4], 1, true), row[1] .. ": " .. cjson.encode(o))
+                else
+                    assert(o.result == false and o.code == row[3] and o.msg:find(row[4], 1, true),
+                        row[1] .. ": " .. cjson.encode(o))
+                end
+            end
+            assert.equal(0, #emu:requests(), "something reached the network")
+        end)
         it("ca_file is refused inside nginx, naming the directive to use", function()
             local ok, err, details = call(ngx1, "broadcast", { "t" },
                 { connection_string = emu.cs, ca_file = "/etc/ssl/certs/ca-certificates.crt" })
