@@ -19,11 +19,7 @@ describe("no duplicate delivery", function()
         emu:stop()
     end)
 
-    local function received(tag)
-        local n = 0
-        for _, m in ipairs(pool:messages("c")) do if m.args[1] == tag then n = n + 1 end end
-        return n
-    end
+    local function received(tag) return pool:count("c", tag) end
 
     for _, async in ipairs { false, true } do
         local mode = async and "async" or "blocking"

@@ -20,11 +20,7 @@ describe("execute with real clients", function()
         emu:stop()
     end)
 
-    local function got(name, tag)
-        local n = 0
-        for _, m in ipairs(pool:messages(name)) do if m.args[1] == tag then n = n + 1 end end
-        return n
-    end
+    local function got(name, tag) return pool:count(name, tag) end
 
     it("joins the filtered connections to a group and sends to them", function()
         assert.is_true(hub:execute({

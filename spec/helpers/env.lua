@@ -152,6 +152,13 @@ end
 
 function Pool:messages(name) return self:filter("message", name) end
 
+--- How many messages client `name` got whose first argument is tag.
+function Pool:count(name, tag)
+    local n = 0
+    for _, m in ipairs(self:messages(name)) do if m.args[1] == tag then n = n + 1 end end
+    return n
+end
+
 --- Connect client `name` with a negotiate result; returns its connection id.
 function Pool:connect(name, nego, targets, server_timeout, extra)
     local cmd = { cmd = "connect", name = name, url = nego.url, accessToken = nego.accessToken,
