@@ -148,12 +148,12 @@ describe("inside nginx", function()
             assert.equal(2, #emu:requests())
         end)
         it("the bad-input table over cosockets: each row's outcome, nothing sent", function()
-            local rows = require("helpers.bad_input").ROWS
+            local bad = require("helpers.bad_input").ROWS
             emu:clear()
             local out = cjson.decode(post(ngx1, "/test/bad_input",
                 cjson.encode { root = env.root, cs = emu.cs }))
-            assert.equal(#rows, #out)
-            for i, row in ipairs(rows) do
+            assert.equal(#bad, #out)
+            for i, row in ipairs(bad) do
                 local o = out[i]
                 if row[3] == "raise" then
                     assert(o.raised and o.raised:find(row[4], 1, true), row[1] .. ": " .. cjson.encode(o))
