@@ -308,6 +308,18 @@ function Hub:close_user_connections(user_id, opts)
     return close_many(self, "close_user_connections", { user = user_id }, opts)
 end
 
+-- The option types negotiate and generate_client_token share; raises at
+-- the caller of the hub method (level 3 from here).
+local function check_token_opts(opts, method)
+    if opts.user_id ~= nil and type(opts.user_id) ~= "string" then
+        error("signalr." .. method .. ": opts.user_id must be a string, got "
+            .. type(opts.user_id), 3)
+    end
+    if opts.lifetime ~= nil and type(opts.lifetime) ~= "number" then
+        error("signalr." .. method .. ": opts.lifetime must be a number", 3)
+    end
+end
+
 local NEGOTIATE = { user_id = true, claims = true, lifetime = true }
 
 --- What a client's negotiate endpoint returns (no I/O).
@@ -318,10 +330,7 @@ local NEGOTIATE = { user_id = true, claims = true, lifetime = true }
 function Hub:negotiate(opts)
     check_self(self, "negotiate")
     opts = opt_table(opts, "opts", "negotiate", NEGOTIATE)
-    if opts.user_id ~= nil then need_string(opts.user_id, "opts.user_id", "negotiate") end
-    if opts.lifetime ~= nil and type(opts.lifetime) ~= "number" then
-        error("signalr.negotiate: opts.lifetime must be a number", 2)
-    end
+    check_token_opts(opts, "negotiate")
     if opts.lifetime ~= nil and not (opts.lifetime >= 1 and opts.lifetime < 1e9) then
         return nil, "signalr.negotiate: lifetime must be at least 1 second",
             { code = "EINVAL" }
@@ -441,10 +450,7 @@ local GENERATE = { user_id = true, lifetime = true, groups = true }
 function Hub:generate_client_token(opts)
     check_self(self, "generate_client_token")
     opts = opt_table(opts, "opts", "generate_client_token", GENERATE)
-    if opts.user_id ~= nil then need_string(opts.user_id, "opts.user_id", "generate_client_token") end
-    if opts.lifetime ~= nil and type(opts.lifetime) ~= "number" then
-        error("signalr.generate_client_token: opts.lifetime must be a number", 2)
-    end
+    check_token_opts(opts, "generate_client_token")
     if opts.groups ~= nil then
         return nil, "signalr.generate_client_token: the SignalR service's :generateToken"
             .. " takes no groups (that is Azure Web PubSub's); add the user with"
