@@ -379,6 +379,10 @@ static int l_client_info(lua_State *L)
     lua_setfield(L, -2, "has_key");
     lua_pushboolean(L, signalr_client_is_v1(lc->c));
     lua_setfield(L, -2, "v1");
+    lua_pushstring(L, signalr_connstr_client_id(cs)); /* nil when absent */
+    lua_setfield(L, -2, "client_id");
+    lua_pushstring(L, signalr_connstr_tenant_id(cs));
+    lua_setfield(L, -2, "tenant_id");
     return 1;
 }
 
@@ -462,7 +466,15 @@ static int l_client_poll(lua_State *L)
         }
         lua_pushinteger(L, (lua_Integer)o.id);
         lua_setfield(L, -2, "id");
-        if (o.rc == SIGNALR_OK) {
+        if (o.op == SIGNALR_OP_MAX && o.rc == SIGNALR_OK) {
+            /* a fetch: its status and body (the table exists already, so
+             * only an out-of-memory error here could lose the body) */
+            lua_pushinteger(L, o.status);
+            lua_setfield(L, -2, "status");
+            lua_pushlstring(L, o.body ? o.body : "", o.body_len);
+            signalr_free(o.body);
+            lua_setfield(L, -2, "body");
+        } else if (o.rc == SIGNALR_OK) {
             lua_pushboolean(L, o.value);
             lua_setfield(L, -2, "result");
         } else {
@@ -528,23 +540,10 @@ static int l_client_fds(lua_State *L)
     return 1;
 }
 
-/* client:build(op, params[, now]) -> request table | nil, msg, details
- * For transports written in Lua (nginx cosockets). */
-static int l_client_build(lua_State *L)
+/* Push built request b->req as a table for transports written in Lua
+ * (nginx cosockets), then release it.  Returns 1. */
+static int push_request(lua_State *L, box *b)
 {
-    lclient *lc = check_client(L);
-    signalr_op op = check_op(L, 2);
-    time_t now = (time_t)luaL_optnumber(L, 4, (lua_Number)time(NULL));
-    signalr_params p;
-    signalr_error e;
-    const char *nul = read_params(L, 3, &p);
-    box *b;
-
-    if (nul)
-        return nul_fail(L, nul);
-    b = new_box(L);
-    if (signalr_request_build(lc->c, op, &p, now, &b->req, &e))
-        return push_fail(L, &e);
     lua_createtable(L, 0, 10);
     lua_pushstring(L, b->req.method);
     lua_setfield(L, -2, "method");
@@ -571,15 +570,185 @@ static int l_client_build(lua_State *L)
     }
     lua_pushstring(L, b->req.user_agent);
     lua_setfield(L, -2, "User-Agent");
-    lua_pushstring(L, b->req.product_info);
-    lua_setfield(L, -2, "Asrs-User-Agent");
+    if (b->req.product_info) {
+        lua_pushstring(L, b->req.product_info);
+        lua_setfield(L, -2, "Asrs-User-Agent");
+    }
     if (b->req.content_type) {
         lua_pushstring(L, b->req.content_type);
         lua_setfield(L, -2, "Content-Type");
     }
     lua_setfield(L, -2, "headers");
+    if (b->req.headers) { /* identity requests: further lines, as is */
+        lua_pushstring(L, b->req.headers);
+        lua_setfield(L, -2, "extra_headers");
+    }
     signalr_request_clear(&b->req);
     return 1;
+}
+
+/* Build an identity request from (method, url, headers, body,
+ * content_type) at index i.. into b->req; headers is a table of
+ * name = value strings.  Returns 0, or pushes nil, msg, details and
+ * returns 3. */
+static int build_http(lua_State *L, int i, box *b)
+{
+    const char *method = luaL_checkstring(L, i);
+    size_t ul, bl = 0;
+    const char *url = luaL_checklstring(L, i + 1, &ul);
+    const char *body = luaL_optlstring(L, i + 3, NULL, &bl);
+    const char *ctype = luaL_optstring(L, i + 4, NULL);
+    const char **pairs = NULL;
+    size_t n = 0;
+    signalr_error e;
+
+    if (strlen(url) != ul)
+        return nul_fail(L, "url");
+    if (!lua_isnoneornil(L, i + 2)) {
+        luaL_checktype(L, i + 2, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, i + 2)) {
+            n++;
+            lua_pop(L, 1);
+        }
+        /* pointers live in a userdata below the results: no leak on raise */
+        pairs = lua_newuserdatauv(L, (n ? 2 * n : 1) * sizeof(*pairs), 0);
+        n = 0;
+        lua_pushnil(L);
+        while (lua_next(L, i + 2)) {
+            size_t kl, vl;
+
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "headers must map names to strings");
+            pairs[2 * n] = lua_tolstring(L, -2, &kl);
+            pairs[2 * n + 1] = lua_tolstring(L, -1, &vl);
+            if (strlen(pairs[2 * n]) != kl || strlen(pairs[2 * n + 1]) != vl)
+                return nul_fail(L, "a header");
+            n++;
+            lua_pop(L, 1);
+        }
+    }
+    if (signalr_request_http(method, url, pairs, n, body, bl, ctype, &b->req,
+                             &e))
+        return push_fail(L, &e);
+    if (pairs)
+        lua_pop(L, 1);
+    return 0;
+}
+
+/* core.http_request(method, url, headers, body, content_type)
+ * -> request table | nil, msg, details (for the cosocket transport) */
+static int l_http_request(lua_State *L)
+{
+    box *b = new_box(L);
+    int r = build_http(L, 1, b);
+
+    return r ? r : push_request(L, b);
+}
+
+/* client:fetch(method, url, headers, body, content_type)
+ * -> status, body | nil, msg, details.  Blocking, with the client's
+ * timeouts, TLS settings and retries (5xx, 429, 408, transport). */
+static int l_client_fetch(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    box *b = new_box(L);
+    signalr_http_reply hr;
+    signalr_error e;
+    int r = build_http(L, 2, b);
+
+    if (r)
+        return r;
+    if (!lc->h && signalr_http_new(&lc->h, &e))
+        return push_fail(L, &e);
+    if (signalr_http_fetch(lc->h, &b->req, &lc->http, &lc->retry, &hr, &e))
+        return push_fail(L, &e);
+    signalr_request_clear(&b->req);
+    lua_pushinteger(L, hr.status);
+    lua_pushlstring(L, hr.body, hr.body_len);
+    return 2;
+}
+
+/* client:submit_fetch(method, url, headers, body, content_type)
+ * -> id | nil, msg, details; the outcome has status and body. */
+static int l_client_submit_fetch(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    box *b = new_box(L);
+    signalr_error e;
+    unsigned long id;
+    int r = build_http(L, 2, b);
+
+    if (r)
+        return r;
+    if (!lc->m && signalr_multi_new(lc->c, &lc->http, &lc->retry,
+                                    lc->queue_size, lc->max_connections,
+                                    &lc->m, &e))
+        return push_fail(L, &e);
+    if (signalr_multi_fetch(lc->m, &b->req, &id, &e))
+        return push_fail(L, &e);
+    lua_pushinteger(L, (lua_Integer)id);
+    return 1;
+}
+
+/* client:set_access_key(kid, key) (nil, nil forgets it)
+ * -> true | nil, msg, details */
+static int l_client_set_access_key(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    const char *kid = luaL_optstring(L, 2, NULL);
+    size_t kl = 0;
+    const char *key = luaL_optlstring(L, 3, NULL, &kl);
+    signalr_error e;
+
+    if (signalr_client_set_access_key(lc->c, kid, key, kl, &e))
+        return push_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* client:credential() -> { client_id, tenant_id, client_cert,
+ * client_secret } of an Entra ID connection string (for signalr.auth
+ * only: the secret must go nowhere but the token endpoint) */
+static int l_client_credential(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    const signalr_connstr *cs = signalr_client_connstr(lc->c);
+    size_t sl;
+    const char *secret = signalr_connstr_client_secret(cs, &sl);
+
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, signalr_connstr_client_id(cs));
+    lua_setfield(L, -2, "client_id");
+    lua_pushstring(L, signalr_connstr_tenant_id(cs));
+    lua_setfield(L, -2, "tenant_id");
+    lua_pushstring(L, signalr_connstr_client_cert(cs));
+    lua_setfield(L, -2, "client_cert");
+    if (secret) {
+        lua_pushlstring(L, secret, sl);
+        lua_setfield(L, -2, "client_secret");
+    }
+    return 1;
+}
+
+/* client:build(op, params[, now]) -> request table | nil, msg, details
+ * For transports written in Lua (nginx cosockets). */
+static int l_client_build(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    signalr_op op = check_op(L, 2);
+    time_t now = (time_t)luaL_optnumber(L, 4, (lua_Number)time(NULL));
+    signalr_params p;
+    signalr_error e;
+    const char *nul = read_params(L, 3, &p);
+    box *b;
+
+    if (nul)
+        return nul_fail(L, nul);
+    b = new_box(L);
+    if (signalr_request_build(lc->c, op, &p, now, &b->req, &e))
+        return push_fail(L, &e);
+    return push_request(L, b);
 }
 
 /* client:negotiate(hub, user_id|nil, claims_json|nil, lifetime|nil[, now])
@@ -637,7 +806,9 @@ static int l_read_reply(lua_State *L)
  *                  retries, base_s, max_s) -> seconds | nil */
 static int l_retry_delay(lua_State *L)
 {
-    signalr_op op = check_op(L, 1);
+    /* "http": an identity request (signalr_request_http()) */
+    signalr_op op = !strcmp(luaL_checkstring(L, 1), "http") ? SIGNALR_OP_MAX
+                                                            : check_op(L, 1);
     int attempt = (int)luaL_checknumber(L, 2);
     const char *code = luaL_checkstring(L, 3);
     int status = (int)luaL_optnumber(L, 4, 0);
@@ -769,6 +940,10 @@ static const luaL_Reg client_methods[] = {
     {"cancel", l_client_cancel},
     {"timeout", l_client_timeout},
     {"fds", l_client_fds},
+    {"fetch", l_client_fetch},
+    {"submit_fetch", l_client_submit_fetch},
+    {"set_access_key", l_client_set_access_key},
+    {"credential", l_client_credential},
     {"close", l_client_close},
     {NULL, NULL}
 };
@@ -788,6 +963,7 @@ static const luaL_Reg funcs[] = {
     {"client", l_client},
     {"read_reply", l_read_reply},
     {"retry_delay", l_retry_delay},
+    {"http_request", l_http_request},
     {"jwt_sign", l_jwt_sign},
     {"jwt_verify", l_jwt_verify},
     {"url_encode", l_url_encode},

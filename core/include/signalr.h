@@ -62,7 +62,8 @@ extern "C" {
     X(ETOKEN,       "invalid token")                                        \
     X(EQUEUEFULL,   "asynchronous queue is full")                           \
     X(ECANCELED,    "request canceled before it completed")                 \
-    X(EREPLY,       "malformed reply from the service")
+    X(EREPLY,       "malformed reply from the service")                     \
+    X(EAUTH,        "Microsoft Entra ID refused the token request")
 
 typedef enum {
 #define SIGNALR_X_(name, msg) SIGNALR_##name,
@@ -126,6 +127,19 @@ SIGNALR_API const char *signalr_connstr_version(const signalr_connstr *cs);
 SIGNALR_API const char *signalr_connstr_auth_type(const signalr_connstr *cs);
 /* 1 when an AccessKey is present (the key itself is not exposed). */
 SIGNALR_API int signalr_connstr_has_key(const signalr_connstr *cs);
+/* Microsoft Entra ID keys (AuthType=azure...), borrowed, NULL when absent
+ * or empty: ClientId, TenantId and ClientCert (or ClientCertPath, a file
+ * path).  azure.app strings always have ClientId, TenantId and a secret
+ * or a certificate. */
+SIGNALR_API const char *signalr_connstr_client_id(const signalr_connstr *cs);
+SIGNALR_API const char *signalr_connstr_tenant_id(const signalr_connstr *cs);
+SIGNALR_API const char *signalr_connstr_client_cert(
+    const signalr_connstr *cs);
+/* ClientSecret, borrowed, NULL when absent; *len its length (len may be
+ * NULL).  A secret: send it only to the identity platform's token
+ * endpoint, never into a log or a message. */
+SIGNALR_API const char *signalr_connstr_client_secret(
+    const signalr_connstr *cs, size_t *len);
 
 /* ===== JWT (RFC 7519, HS256 per RFC 7515) ===== */
 
@@ -137,6 +151,16 @@ SIGNALR_API signalr_err signalr_jwt_sign(const char *payload_json,
                                          const unsigned char *key,
                                          size_t keylen, char **out,
                                          size_t *outlen, signalr_error *err);
+/* signalr_jwt_sign() with "kid":kid in the header (kid NULL: none), as
+ * tokens signed with a temporary access key carry (the service finds the
+ * key by it).  kid must be 1-128 characters without '"', '\\' or control
+ * bytes. */
+SIGNALR_API signalr_err signalr_jwt_sign_kid(const char *payload_json,
+                                             size_t payload_len,
+                                             const unsigned char *key,
+                                             size_t keylen, const char *kid,
+                                             char **out, size_t *outlen,
+                                             signalr_error *err);
 
 /* Verify token's HS256 signature against key (constant-time compare), that
  * its header says alg HS256, and when now > 0 that it carries a numeric
@@ -208,7 +232,8 @@ SIGNALR_API signalr_err signalr_validate_id(const char *what, const char *s,
     X(GENERATE_CLIENT_TOKEN,        "generate_client_token")                \
     X(LIST_GROUP_CONNECTIONS,       "group_connections")                    \
     X(EXECUTE,                      "execute")                              \
-    X(INVOKE,                       "invoke")
+    X(INVOKE,                       "invoke")                               \
+    X(ACCESS_KEY,                   "access_key")
 
 typedef enum {
 #define SIGNALR_X_(name, str) SIGNALR_OP_##name,
@@ -267,6 +292,17 @@ SIGNALR_API const signalr_connstr *signalr_client_connstr(
     const signalr_client *c);
 /* 1 when the client speaks the v1 route family. */
 SIGNALR_API int signalr_client_is_v1(const signalr_client *c);
+/* Give a client without an AccessKey (Entra ID) the temporary access key
+ * the service issued (GET /api/v1/auth/accessKey, operation ACCESS_KEY:
+ * {"KeyId":..., "AccessKey":...}).  signalr_client_negotiate() then signs
+ * client tokens with it, "kid" in their header.  The key is copied (and
+ * wiped when replaced or freed); key NULL forgets it.  EINVAL for a client
+ * that has an AccessKey of its own, an empty key or a bad kid. */
+SIGNALR_API signalr_err signalr_client_set_access_key(signalr_client *c,
+                                                      const char *kid,
+                                                      const char *key,
+                                                      size_t keylen,
+                                                      signalr_error *err);
 
 /* What an operation needs; unused fields are ignored.  Strings are
  * len-delimited by strlen (they must not contain NUL bytes). */
@@ -320,6 +356,9 @@ typedef struct {
     const char *user_agent;   /* borrowed from the client */
     int idempotent;
     const char *product_info; /* Asrs-User-Agent, borrowed from the client */
+    /* Further header lines, each "Name: value\r\n", or NULL (identity
+     * requests: signalr_request_http()). */
+    char *headers;
 } signalr_request;
 
 /* Build the request for op (pure: the same client state, params and now
@@ -333,6 +372,23 @@ SIGNALR_API signalr_err signalr_request_build(signalr_client *c,
                                               signalr_request *out,
                                               signalr_error *err);
 SIGNALR_API void signalr_request_clear(signalr_request *r);
+
+/* A request that is not a SignalR operation: the identity platform's
+ * token endpoint, a managed-identity endpoint.  op is SIGNALR_OP_MAX;
+ * url must be absolute http(s) without user info or fragment; headers are
+ * nheaders name/value pairs (names are tokens, values printable, no line
+ * breaks); body may be NULL, else content_type names it.  Such requests
+ * are safe to repeat: signalr_retry_delay() retries them on any transport
+ * failure, 408, 429 and 5xx.  Release with signalr_request_clear(). */
+SIGNALR_API signalr_err signalr_request_http(const char *method,
+                                             const char *url,
+                                             const char *const *headers,
+                                             size_t nheaders,
+                                             const char *body,
+                                             size_t body_len,
+                                             const char *content_type,
+                                             signalr_request *out,
+                                             signalr_error *err);
 
 /* ===== replies ===== */
 
@@ -429,6 +485,17 @@ SIGNALR_API signalr_err signalr_call(signalr_client *c, signalr_http *h,
                                      const signalr_retry_policy *policy,
                                      int *value, signalr_error *err);
 
+/* Send a built request (any: signalr_request_http() ones too) with the
+ * policy's retries, and keep the reply whatever its status: the caller
+ * reads reply->status and reply->body (borrowed, valid until the next
+ * perform on h).  Transport failures as in signalr_http_perform(). */
+SIGNALR_API signalr_err signalr_http_fetch(signalr_http *h,
+                                           const signalr_request *req,
+                                           const signalr_http_options *o,
+                                           const signalr_retry_policy *policy,
+                                           signalr_http_reply *reply,
+                                           signalr_error *err);
+
 /* signalr_call() for operations that answer with data
  * (signalr_op_returns_data()): on success *body receives the reply's body,
  * NUL-terminated (free with signalr_free()), and *body_len its length (may
@@ -455,10 +522,16 @@ typedef struct signalr_multi signalr_multi; /* opaque */
 
 typedef struct {
     unsigned long id;         /* as returned by signalr_multi_submit() */
-    signalr_op op;
+    signalr_op op;            /* SIGNALR_OP_MAX: signalr_multi_fetch() */
     signalr_err rc;           /* SIGNALR_OK or the failure */
     int value;                /* as in signalr_reply_read() */
     signalr_error err;        /* detail when rc != SIGNALR_OK */
+    /* signalr_multi_fetch() requests: the reply's status and body, owned
+     * by the outcome's reader (signalr_free()); rc is SIGNALR_OK for any
+     * status.  0 and NULL otherwise. */
+    int status;
+    char *body;
+    size_t body_len;
 } signalr_outcome;
 
 /* c is borrowed and must outlive m.  max_queue bounds the requests that
@@ -481,6 +554,14 @@ SIGNALR_API signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
                                              const signalr_params *p,
                                              unsigned long *id,
                                              signalr_error *err);
+/* Queue a built request (signalr_request_http()), taking it over: *req is
+ * zeroed, also on failure.  Its outcome carries the status and body, with
+ * the policy's retries (5xx, 429, 408, transport failures).  EQUEUEFULL
+ * as for submit. */
+SIGNALR_API signalr_err signalr_multi_fetch(signalr_multi *m,
+                                            signalr_request *req,
+                                            unsigned long *id,
+                                            signalr_error *err);
 /* Wait up to timeout_ms (0: do not wait) for activity and make progress. */
 SIGNALR_API signalr_err signalr_multi_step(signalr_multi *m, long timeout_ms,
                                            signalr_error *err);

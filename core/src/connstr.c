@@ -1,9 +1,10 @@
 /* connstr.c - Azure SignalR connection strings, parsed by the rules of the
  * service SDK's ConnectionStringParser (see the REST reference, 3.5).
  *
- * Caveats: unknown keys are ignored like the SDK does; Entra ID modes
- * (AuthType=azure, azure.msi, azure.app, aad) are recognised but the token
- * itself must come from the caller. */
+ * Caveats: unknown keys are ignored like the SDK does.  Entra ID modes
+ * (AuthType=azure, azure.msi, azure.app, aad) keep ClientId, TenantId,
+ * ClientSecret and ClientCert (or ClientCertPath, the documented spelling);
+ * acquiring tokens with them is the Lua layer's job (signalr.auth). */
 #include "internal.h"
 
 #include <ctype.h>
@@ -20,16 +21,19 @@ struct signalr_connstr {
     char *auth_type;       /* lower-cased, "" for access keys */
     char *key;             /* NULL for Entra ID */
     size_t keylen;
+    char *client_id, *tenant_id, *client_cert; /* Entra ID, NULL: absent */
+    char *secret;          /* ClientSecret, NULL: absent */
+    size_t secretlen;
 };
 
 enum { K_ENDPOINT, K_ACCESSKEY, K_VERSION, K_PORT, K_CLIENTENDPOINT,
        K_SERVERENDPOINT, K_AUTHTYPE, K_CLIENTID, K_TENANTID,
-       K_CLIENTSECRET, K_CLIENTCERT, K_COUNT };
+       K_CLIENTSECRET, K_CLIENTCERT, K_CLIENTCERTPATH, K_COUNT };
 
 static const char *const KEYS[K_COUNT] = {
     "Endpoint", "AccessKey", "Version", "Port", "ClientEndpoint",
     "ServerEndpoint", "AuthType", "ClientId", "TenantId", "ClientSecret",
-    "ClientCert"
+    "ClientCert", "ClientCertPath"
 };
 
 typedef struct {
@@ -173,6 +177,13 @@ void signalr_connstr_free(signalr_connstr *cs)
         OPENSSL_cleanse(cs->key, cs->keylen);
         free(cs->key);
     }
+    if (cs->secret) {
+        OPENSSL_cleanse(cs->secret, cs->secretlen);
+        free(cs->secret);
+    }
+    free(cs->client_id);
+    free(cs->tenant_id);
+    free(cs->client_cert);
     free(cs);
 }
 
@@ -211,6 +222,26 @@ static signalr_err parse_parts(const char *s, size_t len, span vals[K_COUNT],
         return sr__fail(err, SIGNALR_ECONNSTR,
                         "missing required key 'Endpoint'");
     return SIGNALR_OK;
+}
+
+/* Copy the Entra ID keys that are present and not empty; 0 on OOM. */
+static int keep_entra(signalr_connstr *cs, const span vals[K_COUNT])
+{
+    const span *id = &vals[K_CLIENTID], *t = &vals[K_TENANTID],
+               *sec = &vals[K_CLIENTSECRET], *cert = &vals[K_CLIENTCERT];
+
+    if (id->n && !(cs->client_id = sr__strndup(id->s, id->n)))
+        return 0;
+    if (t->n && !(cs->tenant_id = sr__strndup(t->s, t->n)))
+        return 0;
+    if (cert->n && !(cs->client_cert = sr__strndup(cert->s, cert->n)))
+        return 0;
+    if (sec->n) {
+        if (!(cs->secret = sr__strndup(sec->s, sec->n)))
+            return 0;
+        cs->secretlen = sec->n;
+    }
+    return 1;
 }
 
 signalr_err signalr_connstr_parse(const char *s, size_t len,
@@ -297,11 +328,19 @@ signalr_err signalr_connstr_parse(const char *s, size_t len,
             cs->auth_type = sr__strndup(a.s, a.n);
             for (i = 0; cs->auth_type && i < a.n; i++)
                 cs->auth_type[i] = (char)tolower((unsigned char)a.s[i]);
+            if (vals[K_CLIENTCERT].s && vals[K_CLIENTCERTPATH].s) {
+                signalr_connstr_free(cs);
+                return sr__fail(err, SIGNALR_ECONNSTR,
+                                "give 'ClientCert' or 'ClientCertPath', "
+                                "not both");
+            }
+            if (!vals[K_CLIENTCERT].s)
+                vals[K_CLIENTCERT] = vals[K_CLIENTCERTPATH];
             if (ieq(a, "azure.app") && cs->auth_type) {
-                const char *miss = !vals[K_CLIENTID].s ? "ClientId"
-                                 : !vals[K_TENANTID].s ? "TenantId"
-                                 : (!vals[K_CLIENTSECRET].s &&
-                                    !vals[K_CLIENTCERT].s)
+                const char *miss = !vals[K_CLIENTID].n ? "ClientId"
+                                 : !vals[K_TENANTID].n ? "TenantId"
+                                 : (!vals[K_CLIENTSECRET].n &&
+                                    !vals[K_CLIENTCERT].n)
                                        ? "ClientSecret' or 'ClientCert"
                                        : NULL;
                 if (miss) {
@@ -312,6 +351,10 @@ signalr_err signalr_connstr_parse(const char *s, size_t len,
                 }
             }
         }
+    }
+    if (cs->auth_type && !keep_entra(cs, vals)) {
+        signalr_connstr_free(cs);
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
     }
     if (!cs->auth_type) {
         cs->auth_type = sr__strdup("");
@@ -379,6 +422,29 @@ const char *signalr_connstr_auth_type(const signalr_connstr *cs)
 int signalr_connstr_has_key(const signalr_connstr *cs)
 {
     return cs->key != NULL;
+}
+
+const char *signalr_connstr_client_id(const signalr_connstr *cs)
+{
+    return cs->client_id;
+}
+
+const char *signalr_connstr_tenant_id(const signalr_connstr *cs)
+{
+    return cs->tenant_id;
+}
+
+const char *signalr_connstr_client_cert(const signalr_connstr *cs)
+{
+    return cs->client_cert;
+}
+
+const char *signalr_connstr_client_secret(const signalr_connstr *cs,
+                                          size_t *len)
+{
+    if (len)
+        *len = cs->secretlen;
+    return cs->secret;
 }
 
 const char *sr__connstr_key(const signalr_connstr *cs, size_t *len)

@@ -259,6 +259,24 @@ signalr_err sr__curl_prepare(CURL *c, const signalr_request *req,
         h = add_header(h, "Authorization", req->authorization, &oom);
     if (req->product_info)
         h = add_header(h, "Asrs-User-Agent", req->product_info, &oom);
+    if (req->headers) { /* "Name: value\r\n" lines */
+        const char *line = req->headers;
+
+        while (*line && !oom) {
+            size_t n = strcspn(line, "\r");
+            char *one = sr__strndup(line, n);
+            struct curl_slist *nh = one ? curl_slist_append(h, one) : NULL;
+
+            free(one);
+            if (!nh)
+                oom = 1;
+            else
+                h = nh;
+            line += n;
+            while (*line == '\r' || *line == '\n')
+                line++;
+        }
+    }
     if (oom) {
         curl_slist_free_all(h);
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
@@ -341,6 +359,36 @@ signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
     reply->body = h->sink.body ? h->sink.body : "";
     reply->body_len = h->sink.body_len;
     return SIGNALR_OK;
+}
+
+signalr_err signalr_http_fetch(signalr_http *h, const signalr_request *req,
+                               const signalr_http_options *o,
+                               const signalr_retry_policy *policy,
+                               signalr_http_reply *reply, signalr_error *err)
+{
+    int attempt;
+
+    for (attempt = 1;; attempt++) {
+        signalr_err rc = signalr_http_perform(h, req, o, reply, err);
+        int status = rc ? 0 : reply->status;
+        long delay;
+
+        if (!rc && status < 500 && status != 429 && status != 408)
+            return rc;
+        delay = signalr_retry_delay(req->op, policy, attempt,
+                                    rc ? rc : SIGNALR_ESTATUS, status,
+                                    rc ? -1 : reply->retry_after_s);
+        if (delay < 0) {
+            if (rc && err && attempt > 1) {
+                size_t n = strlen(err->msg);
+
+                snprintf(err->msg + n, sizeof(err->msg) - n,
+                         " (after %d attempts)", attempt);
+            }
+            return rc;
+        }
+        sr__sleep_ms(delay);
+    }
 }
 
 signalr_err signalr_call_data(signalr_client *c, signalr_http *h,

@@ -183,6 +183,44 @@ signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
     return SIGNALR_OK;
 }
 
+signalr_err signalr_multi_fetch(signalr_multi *m, signalr_request *req,
+                                unsigned long *id, signalr_error *err)
+{
+    xfer *x;
+    signalr_err rc;
+
+    sr__ok(err);
+    if (m->count >= m->max_queue) {
+        signalr_request_clear(req);
+        return sr__fail(err, SIGNALR_EQUEUEFULL,
+                        "queue full: %lu requests are pending; poll or "
+                        "flush before sending more",
+                        (unsigned long)m->count);
+    }
+    x = calloc(1, sizeof(*x));
+    if (!x) {
+        signalr_request_clear(req);
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    }
+    x->req = *req;
+    memset(req, 0, sizeof(*req));
+    x->req.op = SIGNALR_OP_MAX;
+    rc = start(m, x, err);
+    if (rc) {
+        curl_slist_free_all(x->hdrs);
+        put_easy(m, x->easy);
+        sr__sink_free(&x->sink);
+        signalr_request_clear(&x->req);
+        free(x);
+        return rc;
+    }
+    x->out.id = ++m->next_id;
+    x->out.op = SIGNALR_OP_MAX;
+    *id = x->out.id;
+    m->count++;
+    return SIGNALR_OK;
+}
+
 /* A transfer ended: read the reply, then finish or schedule a retry. */
 static void completed(signalr_multi *m, xfer *x, CURLcode cc)
 {
@@ -202,7 +240,13 @@ static void completed(signalr_multi *m, xfer *x, CURLcode cc)
         r.error_code = x->sink.error_code;
         r.body = x->sink.body;
         r.body_len = x->sink.body_len;
-        rc = signalr_reply_read(x->out.op, &r, &x->out.value, e);
+        x->out.status = (int)status;
+        if (x->out.op != SIGNALR_OP_MAX)
+            rc = signalr_reply_read(x->out.op, &r, &x->out.value, e);
+        else if (status >= 500 || status == 429 || status == 408)
+            rc = sr__fail(e, SIGNALR_ESTATUS, "HTTP %ld", status);
+        else
+            rc = SIGNALR_OK;
     }
     x->out.rc = rc;
     if (rc) {
@@ -223,6 +267,15 @@ static void completed(signalr_multi *m, xfer *x, CURLcode cc)
         }
     } else {
         sr__ok(e);
+    }
+    /* a fetch's reply is its result, whatever the status */
+    if (x->out.op == SIGNALR_OP_MAX && (rc == SIGNALR_OK || rc == SIGNALR_ESTATUS)) {
+        x->out.rc = SIGNALR_OK;
+        sr__ok(e);
+        free(x->out.body);
+        x->out.body = sr__strndup(x->sink.body ? x->sink.body : "",
+                                  x->sink.body_len);
+        x->out.body_len = x->out.body ? x->sink.body_len : 0;
     }
     finish(m, x);
 }
@@ -390,7 +443,7 @@ void signalr_multi_free(signalr_multi *m)
         return;
     signalr_multi_cancel(m);
     while (signalr_multi_next(m, &o))
-        ;
+        free(o.body);
     while (m->nfree)
         curl_easy_cleanup(m->free_easy[--m->nfree]);
     curl_multi_cleanup(m->cm);

@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,10 +31,20 @@ signalr_err signalr_jwt_sign(const char *payload_json, size_t payload_len,
                              const unsigned char *key, size_t keylen,
                              char **out, size_t *outlen, signalr_error *err)
 {
-    size_t hlen = sizeof(HEADER_B64) - 1;
+    return signalr_jwt_sign_kid(payload_json, payload_len, key, keylen, NULL,
+                                out, outlen, err);
+}
+
+signalr_err signalr_jwt_sign_kid(const char *payload_json, size_t payload_len,
+                                 const unsigned char *key, size_t keylen,
+                                 const char *kid, char **out, size_t *outlen,
+                                 signalr_error *err)
+{
+    size_t hlen = sizeof(HEADER_B64) - 1, klen = kid ? strlen(kid) : 0;
     size_t plen = (payload_len + 2) / 3 * 4;
-    size_t cap = hlen + 1 + plen + 1 + 43 + 1, n;
+    size_t cap, n, i;
     unsigned char mac[32];
+    char hdr[200];
     char *tok;
 
     *out = NULL;
@@ -41,12 +52,29 @@ signalr_err signalr_jwt_sign(const char *payload_json, size_t payload_len,
     if (!payload_json || !sr__json_is(payload_json, payload_len, '{'))
         return sr__fail(err, SIGNALR_EINVAL,
                         "JWT payload must be a JSON object");
+    if (kid && (!klen || klen > 128))
+        return sr__fail(err, SIGNALR_EINVAL, "kid must be 1-128 characters");
+    for (i = 0; i < klen; i++)
+        if ((unsigned char)kid[i] < 0x20 || kid[i] == '"' || kid[i] == '\\' ||
+            kid[i] == 0x7f)
+            return sr__fail(err, SIGNALR_EINVAL,
+                            "kid must not contain quotes, backslashes or "
+                            "control characters");
+    if (kid)
+        hlen = (size_t)snprintf(hdr, sizeof(hdr),
+                                "{\"alg\":\"HS256\",\"typ\":\"JWT\","
+                                "\"kid\":\"%s\"}", kid);
+    cap = (kid ? (hlen + 2) / 3 * 4 : hlen) + 1 + plen + 1 + 43 + 1;
     tok = malloc(cap);
     if (!tok)
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
-    memcpy(tok, HEADER_B64, hlen);
-    tok[hlen] = '.';
-    n = hlen + 1;
+    if (kid) {
+        n = sr__b64url_encode(tok, (const unsigned char *)hdr, hlen);
+    } else {
+        memcpy(tok, HEADER_B64, hlen);
+        n = hlen;
+    }
+    tok[n++] = '.';
     n += sr__b64url_encode(tok + n, (const unsigned char *)payload_json,
                            payload_len);
     if (sr__hmac_sha256(key, keylen, tok, n, mac)) {

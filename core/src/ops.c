@@ -67,6 +67,12 @@ static const sr__op_row ROWS[SIGNALR_OP_MAX] = {
     /* a client result: the invocation reaches the client, never resent */
     {"invoke", "POST", "/connections/%c/:invoke", NULL, NULL,
      F_BODY | F_CONN | F_DATA, NULL, "2024-12-01"},
+    /* Entra ID: a temporary access key to sign client tokens with
+     * ({"KeyId","AccessKey"}), at the path the service SDK uses, with no
+     * api-version (entra-id.md 8.1); the same for both families. */
+    {"access_key", "GET", "/api/v1/auth/accessKey", "GET",
+     "/api/v1/auth/accessKey",
+     F_NOHUB | F_DATA | F_IDEMPOTENT | F_NOVERSION, NULL, NULL},
 };
 
 const sr__op_row *sr__op(signalr_op op)

@@ -23,7 +23,8 @@ enum {
     F_DATA = 1 << 11,      /* the 200 reply's JSON body is the result */
     F_TOKEN = 1 << 12,     /* :generateToken query (userId, minutes) */
     F_PAGE = 1 << 13,      /* paged listing query (top, page size, token) */
-    F_EXEC = 1 << 14       /* :execute: commands body and filter query */
+    F_EXEC = 1 << 14,      /* :execute: commands body and filter query */
+    F_NOVERSION = 1 << 15  /* no api-version query (the SDK sends none) */
 };
 
 typedef struct {

@@ -3,6 +3,7 @@
 #include "ops.h"
 
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,9 @@ struct signalr_client {
     int port, tls;
     char *base;         /* scheme://host[:port] used for requests */
     token_slot tokens[TOKEN_SLOTS];
+    /* Entra ID: the temporary access key negotiate signs with */
+    char *temp_kid, *temp_key;
+    size_t temp_keylen;
 };
 
 static void lower(char *s)
@@ -156,6 +160,7 @@ void signalr_client_free(signalr_client *c)
         return;
     for (i = 0; i < TOKEN_SLOTS; i++)
         slot_clear(&c->tokens[i]);
+    signalr_client_set_access_key(c, NULL, NULL, 0, NULL);
     signalr_connstr_free(c->cs);
     free(c->api_version);
     free(c->application);
@@ -174,6 +179,46 @@ const signalr_connstr *signalr_client_connstr(const signalr_client *c)
 int signalr_client_is_v1(const signalr_client *c)
 {
     return c->api_version == NULL;
+}
+
+signalr_err signalr_client_set_access_key(signalr_client *c, const char *kid,
+                                          const char *key, size_t keylen,
+                                          signalr_error *err)
+{
+    char *k = NULL, *id = NULL, *tok = NULL;
+    signalr_err rc;
+
+    sr__ok(err);
+    if (key && signalr_connstr_has_key(c->cs))
+        return sr__fail(err, SIGNALR_EINVAL,
+                        "the connection string has an AccessKey: a "
+                        "temporary key is only for Entra ID clients");
+    if (key && !keylen)
+        return sr__fail(err, SIGNALR_EINVAL, "the access key is empty");
+    if (key) {
+        /* the kid rules are the header's: try them on a dummy token */
+        rc = signalr_jwt_sign_kid("{}", 2, (const unsigned char *)"k", 1,
+                                  kid ? kid : "", &tok, NULL, err);
+        free(tok);
+        if (rc)
+            return rc;
+        k = sr__strndup(key, keylen);
+        id = sr__strdup(kid);
+        if (!k || !id) {
+            free(k);
+            free(id);
+            return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+        }
+    }
+    if (c->temp_key) {
+        OPENSSL_cleanse(c->temp_key, c->temp_keylen);
+        free(c->temp_key);
+    }
+    free(c->temp_kid);
+    c->temp_key = k;
+    c->temp_kid = id;
+    c->temp_keylen = key ? keylen : 0;
+    return SIGNALR_OK;
 }
 
 /* ===== tokens ===== */
@@ -200,6 +245,10 @@ static signalr_err sign_claims(const signalr_client *c, const char *aud,
     signalr_err rc;
 
     key = sr__connstr_key(c->cs, &keylen);
+    if (!key) { /* Entra ID: the temporary key, its id in the header */
+        key = c->temp_key;
+        keylen = c->temp_keylen;
+    }
     sr__buf_adds(&b, "{\"aud\":");
     sr__buf_add_json_string(&b, aud, strlen(aud));
     sr__buf_addf(&b, ",\"exp\":%ld", (long)now + lifetime);
@@ -212,8 +261,9 @@ static signalr_err sign_claims(const signalr_client *c, const char *aud,
     payload = sr__buf_take(&b, &n);
     if (!payload)
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
-    rc = signalr_jwt_sign(payload, n, (const unsigned char *)key, keylen,
-                          tok, toklen, err);
+    rc = signalr_jwt_sign_kid(payload, n, (const unsigned char *)key, keylen,
+                              key == c->temp_key ? c->temp_kid : NULL, tok,
+                              toklen, err);
     free(payload);
     return rc;
 }
@@ -434,7 +484,7 @@ static void add_query(sr__buf *b, const signalr_client *c,
         sr__buf_adds(b, "application=");
         sr__buf_add_escaped(b, c->application, strlen(c->application));
     }
-    if (c->api_version) {
+    if (c->api_version && !(row->flags & F_NOVERSION)) {
         SEP();
         sr__buf_adds(b, "api-version=");
         sr__buf_add_escaped(b, c->api_version, strlen(c->api_version));
@@ -539,6 +589,7 @@ static size_t head_size(const signalr_request *r)
     n += 17 + strlen(r->product_info) + 2;             /* Asrs-User-Agent */
     n += r->content_type ? 14 + strlen(r->content_type) + 2 : 0;
     n += 16 + 20 + 2 + 2;                              /* Content-Length */
+    n += r->headers ? strlen(r->headers) : 0;
     return n;
 }
 
@@ -652,7 +703,133 @@ void signalr_request_clear(signalr_request *r)
     free(r->path);
     free(r->authorization);
     free(r->body);
+    free(r->headers);
     memset(r, 0, sizeof(*r));
+}
+
+/* ===== requests that are not SignalR operations ===== */
+
+static int is_tchar(int ch)
+{
+    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+signalr_err signalr_request_http(const char *method, const char *url,
+                                 const char *const *headers, size_t nheaders,
+                                 const char *body, size_t body_len,
+                                 const char *content_type,
+                                 signalr_request *r, signalr_error *err)
+{
+    static const char *const METHODS[] = {"GET", "POST", "PUT", "DELETE",
+                                          "HEAD"};
+    const char *h, *p, *end;
+    sr__buf b = {0};
+    size_t i, hn;
+    long port = -1;
+
+    memset(r, 0, sizeof(*r));
+    sr__ok(err);
+    for (i = 0; method && i < sizeof(METHODS) / sizeof(*METHODS); i++)
+        if (!strcmp(method, METHODS[i]))
+            r->method = METHODS[i];
+    if (!r->method)
+        return sr__fail(err, SIGNALR_EINVAL,
+                        "method must be GET, POST, PUT, DELETE or HEAD");
+    if (!url)
+        return sr__fail(err, SIGNALR_EINVAL, "url is missing");
+    r->tls = !strncmp(url, "https://", 8);
+    if (!r->tls && strncmp(url, "http://", 7))
+        return sr__fail(err, SIGNALR_EINVAL,
+                        "url must be an absolute http or https URL");
+    h = url + (r->tls ? 8 : 7);
+    for (p = url; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
+            *p == '#')
+            return sr__fail(err, SIGNALR_EINVAL,
+                            "url must not contain spaces, control bytes, "
+                            "non-ASCII bytes or a fragment");
+    end = h + strcspn(h, "/?");
+    if (memchr(h, '@', (size_t)(end - h)))
+        return sr__fail(err, SIGNALR_EINVAL, "url must not carry user info");
+    if (*h == '[') {
+        const char *close = memchr(h, ']', (size_t)(end - h));
+
+        if (!close || close == h + 1)
+            return sr__fail(err, SIGNALR_EINVAL, "url has a malformed host");
+        hn = (size_t)(close - h - 1);
+        p = close + 1;
+        h++;
+    } else {
+        p = memchr(h, ':', (size_t)(end - h));
+        if (!p)
+            p = end;
+        hn = (size_t)(p - h);
+    }
+    if (!hn)
+        return sr__fail(err, SIGNALR_EINVAL, "url has no host");
+    if (p < end) {
+        if (*p != ':' || p + 1 == end)
+            return sr__fail(err, SIGNALR_EINVAL, "url has a malformed port");
+        for (port = 0, p++; p < end && port <= 65535; p++) {
+            if (!isdigit((unsigned char)*p))
+                return sr__fail(err, SIGNALR_EINVAL,
+                                "url has a malformed port");
+            port = port * 10 + (*p - '0');
+        }
+        if (port < 1 || port > 65535)
+            return sr__fail(err, SIGNALR_EINVAL,
+                            "url port must be 1-65535");
+    }
+    for (i = 0; i < nheaders; i++) {
+        const char *name = headers[2 * i], *value = headers[2 * i + 1];
+
+        if (!name || !*name || !value)
+            return sr__fail(err, SIGNALR_EINVAL, "header %lu is incomplete",
+                            (unsigned long)i + 1);
+        for (p = name; *p; p++)
+            if (!is_tchar((unsigned char)*p))
+                return sr__fail(err, SIGNALR_EINVAL,
+                                "header name '%.40s' is not an HTTP token",
+                                name);
+        for (p = value; *p; p++)
+            if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+                return sr__fail(err, SIGNALR_EINVAL,
+                                "header '%.40s' has a control character in "
+                                "its value", name);
+    }
+    if (content_type && strpbrk(content_type, "\r\n"))
+        return sr__fail(err, SIGNALR_EINVAL,
+                        "content type contains a line break");
+    r->op = SIGNALR_OP_MAX;
+    r->idempotent = 1;
+    r->port = port > 0 ? (int)port : (r->tls ? 443 : 80);
+    r->user_agent = "lua-signalr/" SIGNALR_VERSION;
+    r->host = sr__strndup(h, hn);
+    r->url = sr__strdup(url);
+    r->path = sr__strdup(*end ? end : "/");
+    if (r->path && r->path[0] == '?') { /* "http://h?x" asks for "/?x" */
+        sr__buf_adds(&b, "/");
+        sr__buf_adds(&b, r->path);
+        free(r->path);
+        r->path = sr__buf_take(&b, NULL);
+    }
+    for (i = 0; i < nheaders; i++)
+        sr__buf_addf(&b, "%s: %s\r\n", headers[2 * i], headers[2 * i + 1]);
+    if (nheaders)
+        r->headers = sr__buf_take(&b, NULL);
+    if (body) {
+        r->body = sr__strndup(body, body_len);
+        r->body_len = body_len;
+        r->content_type = content_type ? content_type
+                                       : "application/octet-stream";
+    }
+    if (!r->host || !r->url || !r->path || (nheaders && !r->headers) ||
+        (body && !r->body)) {
+        sr__buf_free(&b);
+        signalr_request_clear(r);
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    }
+    return SIGNALR_OK;
 }
 
 /* ===== negotiate ===== */
@@ -757,10 +934,12 @@ signalr_err signalr_client_negotiate(signalr_client *c, const char *hub,
         rc = signalr_validate_id("user id", user_id, strlen(user_id), err);
     if (rc)
         return rc;
-    if (!signalr_connstr_has_key(c->cs))
+    if (!signalr_connstr_has_key(c->cs) && !c->temp_key)
         return sr__fail(err, SIGNALR_EINVAL,
                         "negotiate needs an AccessKey to sign client tokens "
-                        "(AuthType=%s has none)",
+                        "(AuthType=%s has none: fetch a temporary key with "
+                        "the ACCESS_KEY operation and "
+                        "signalr_client_set_access_key())",
                         signalr_connstr_auth_type(c->cs));
     if (extra_claims) {
         size_t el = strlen(extra_claims);

@@ -7,7 +7,9 @@ long signalr_retry_delay(signalr_op op, const signalr_retry_policy *policy,
                          int attempt, signalr_err failure, int status,
                          long retry_after_s)
 {
-    int idem = signalr_op_idempotent(op);
+    /* SIGNALR_OP_MAX: an identity request (signalr_request_http()), which
+     * has no effect to duplicate */
+    int idem = op == SIGNALR_OP_MAX || signalr_op_idempotent(op);
     long delay;
     int ok, i;
 

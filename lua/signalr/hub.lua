@@ -322,7 +322,12 @@ end
 
 local NEGOTIATE = { user_id = true, claims = true, lifetime = true }
 
---- What a client's negotiate endpoint returns (no I/O).
+--- What a client's negotiate endpoint returns.  With an AccessKey there
+-- is no I/O.  Under Microsoft Entra ID (no AccessKey) the client token is
+-- signed with a temporary key the service issues (`GET
+-- /api/v1/auth/accessKey`, role 'SignalR App Server'), fetched once and
+-- refreshed hourly: the first call, and one an hour, performs I/O; in
+-- async mode the call returns a request object whose `result` is the table.
 -- @tparam[opt] table opts `user_id`, `claims` (table of extra JWT claims),
 --   `lifetime` (seconds, default 3600)
 -- @treturn[1] table `{ url = ..., accessToken = ... }`
@@ -344,10 +349,7 @@ function Hub:negotiate(opts)
             return nil, "signalr.negotiate: " .. msg, { code = "EINVAL" }
         end
     end
-    local url, token, details = self._client._core:negotiate(self.name,
-        opts.user_id, claims, opts.lifetime)
-    if not url then return nil, "signalr.negotiate: " .. token, details end
-    return { url = url, accessToken = token }
+    return self._client:_negotiate(self.name, opts.user_id, claims, opts.lifetime)
 end
 
 -- ===== newer routes (rest-2024.md) =====

@@ -5,6 +5,7 @@
 local core = require "signalr.core"
 local hub_mod = require "signalr.hub"
 local json = require "signalr.json"
+local auth_mod = require "signalr.auth"
 
 local type, error, pairs, tostring, setmetatable, getmetatable, pcall =
     type, error, pairs, tostring, setmetatable, getmetatable, pcall
@@ -38,7 +39,10 @@ local OPTIONS = {
     ca_file = "string",         -- PEM bundle to trust instead of the system's
     user_agent = "string",
     token_lifetime = "number",  -- seconds a REST token lives (default 3600)
-    token_provider = "function",-- Entra ID: returns a bearer token
+    token_provider = "function",-- Entra ID: returns a bearer token[, expires_at]
+    authority_host = "string",  -- Entra ID authority (default the public cloud)
+    managed_identity_endpoint = "string", -- IMDS-style endpoint (default 169.254.169.254)
+    shared_dict = "string",     -- nginx: lua_shared_dict sharing tokens across workers
     transport = "string",       -- "auto" (cosockets inside nginx), "curl", "cosocket"
     pool_size = "number",       -- nginx: keep-alive connections per endpoint
     async = "boolean",          -- calls queue and return a request object
@@ -122,14 +126,23 @@ function _M.new(opts)
         return nil, "signalr.new: " .. msg, details
     end
     local info = handle:info()
-    if not info.has_key and not o.token_provider then
-        handle:close()
-        return nil, "signalr.new: AuthType=" .. info.auth_type
-            .. " needs the token_provider option (no AccessKey to sign with)",
-            { code = "EINVAL" }
-    end
     -- inside nginx, requests go over cosockets: never block the worker
     local in_nginx = type(ngx) == "table" and type(ngx.socket) == "table"
+    if o.shared_dict and not in_nginx then
+        handle:close()
+        error("signalr.new: option 'shared_dict' names an nginx lua_shared_dict:"
+            .. " it is only for clients inside nginx", 2)
+    end
+    -- Entra ID: a token provider, or the connection string's credential
+    local auth
+    if o.token_provider then
+        auth = auth_mod.new(o.token_provider, o)
+    elseif not info.has_key then
+        local ok, cred = pcall(auth_mod.credential, handle, info, o)
+        if not ok then handle:close(); error(cred, 2) end
+        ok, auth = pcall(auth_mod.new, cred, o)
+        if not ok then handle:close(); error(auth, 2) end
+    end
     local ngx_transport
     if o.async and (o.transport == "cosocket" or (o.transport == "auto" and in_nginx)) then
         handle:close()
@@ -156,8 +169,12 @@ function _M.new(opts)
         _inflight = o.async and {} or nil,
         _on_done = o.on_done,
         _info = info,
-        _token_provider = o.token_provider,
+        _auth = auth,
         _opts = o,
+        -- async: requests not yet reported by poll, those finished outside
+        -- an outcome (to report at the next poll), fetch handlers by id,
+        -- and callbacks waiting for a token
+        _open = 0, _ready = {}, _handlers = {}, _token_waiters = {},
     }, Client)
 end
 
@@ -208,7 +225,7 @@ function Client:close()
             self._core:cancel()
             local ok, err = pcall(self.poll, self, 0)
             if not ok and first_err == nil then first_err = err end
-        until self._core:pending() == 0
+        until self._core:pending() == 0 and #self._ready == 0
     end
     self._closed = true
     self._core:close()
@@ -241,27 +258,50 @@ function Client:poll(timeout)
     if timeout ~= nil and type(timeout) ~= "number" then
         error("signalr.poll: timeout must be a number of seconds", 2)
     end
-    local outcomes, msg = self._core:poll(timeout or 0)
+    local outcomes, msg = self._core:poll(#self._ready > 0 and 0 or timeout or 0)
     if not outcomes then return nil, "signalr.poll: " .. msg end
-    local first_err
     for i = 1, #outcomes do
         local o = outcomes[i]
-        local req = self._inflight[o.id]
-        self._inflight[o.id] = nil
-        req.done = true
-        if o.error then
-            req.error = "signalr." .. req.op .. ": " .. o.error
-            req.details = o.details
+        local handler = self._handlers[o.id]
+        if handler then
+            -- a token or key fetch of ours: its waiters go on
+            self._handlers[o.id] = nil
+            handler(o)
         else
-            req.result = o.result
+            local req = self._inflight[o.id]
+            self._inflight[o.id] = nil
+            if o.error then
+                self:_finish(req, nil, self:_explain(req._op, o.error, o.details), o.details)
+            else
+                self:_finish(req, o.result)
+            end
         end
+    end
+    -- report what finished, in order
+    local ready, first_err = self._ready, nil
+    self._ready = {}
+    for i = 1, #ready do
+        local req = ready[i]
+        req.done = true
+        self._open = self._open - 1
         if self._on_done then
             local ok, err = pcall(self._on_done, req)
             if not ok and not first_err then first_err = err end
         end
     end
     if first_err then error(first_err, 0) end
-    return #outcomes
+    return #ready
+end
+
+-- Async: a request finished; poll reports it.
+function Client:_finish(req, result, err, details)
+    if err then
+        req.error = "signalr." .. req.op .. ": " .. err
+        req.details = details
+    else
+        req.result = result
+    end
+    self._ready[#self._ready + 1] = req
 end
 
 --- poll(0): make progress without waiting.
@@ -272,7 +312,7 @@ end
 --- Requests queued and not yet finished.
 function Client:pending()
     need_async(self, "pending")
-    return self._core:pending()
+    return self._open
 end
 
 --- Wait until every queued request has finished, at most `timeout` s.
@@ -284,9 +324,9 @@ function Client:flush(timeout)
         error("signalr.flush: timeout must be a number of seconds", 2)
     end
     local deadline = timeout and core.monotonic() + timeout
-    while self._core:pending() > 0 do
+    while self._open > 0 do
         if deadline and core.monotonic() >= deadline then
-            local n = self._core:pending()
+            local n = self._open
             return nil, "signalr.flush: " .. n .. " requests still pending after "
                 .. timeout .. " s", { code = "ETIMEDOUT", pending = n }
         end
@@ -315,39 +355,249 @@ function Client:__tostring()
     return tostring(self._core)
 end
 
+-- ===== Microsoft Entra ID =====
+
+-- Perform one identity request on this client's transport (synchronous
+-- transports): status, body | nil, msg, details.
+function Client:_fetch(spec)
+    if self._ngx then
+        return transport_ngx.fetch(self._ngx, core, spec)
+    end
+    return self._core:fetch(spec.method, spec.url, spec.headers, spec.body, spec.content_type)
+end
+
+function Client:_explain(op, msg, details)
+    if self._auth and self._auth.cred then return self._auth:explain(op, msg, details) end
+    return msg
+end
+
+-- Async: call fn(token | nil, msg, details) once a token is at hand,
+-- fetching one through the queue when none is cached.
+function Client:_with_token(fn)
+    local a = self._auth
+    if a.provider then return fn(a:token()) end
+    local t = auth_mod.now()
+    local tok, refresh = a:peek(t)
+    if tok and not (refresh and not self._token_id) then return fn(tok) end
+    if tok then
+        fn(tok) -- the old token is good meanwhile: refresh behind it
+    else
+        self._token_waiters[#self._token_waiters + 1] = fn
+    end
+    if self._token_id then return end
+    local spec, msg, d = a:begin(t)
+    local id
+    if spec then
+        id, msg, d = self._core:submit_fetch(spec.method, spec.url, spec.headers,
+            spec.body, spec.content_type)
+    end
+    local function done(status, body, details)
+        self._token_id = nil
+        local nt, m, dd = a:finish(auth_mod.now(), status, body, details)
+        local waiters = self._token_waiters
+        self._token_waiters = {}
+        for i = 1, #waiters do waiters[i](nt, m, dd) end
+    end
+    if not id then return done(nil, msg, d) end
+    self._token_id = id
+    self._handlers[id] = function(o)
+        if o.error then return done(nil, o.error, o.details) end
+        done(o.status, o.body)
+    end
+end
+
+-- A bearer token for a synchronous call: token | nil, msg, details.
+function Client:_token()
+    return self._auth:token(function(spec) return self:_fetch(spec) end)
+end
+
+-- Perform op on the synchronous transports.
+function Client:_perform(op, params, what)
+    if self._ngx then
+        if not transport_ngx.usable() then return transport_ngx.phase_error(what) end
+        return transport_ngx.call(self._ngx, self._core, core, op, params)
+    end
+    return self._core:call(op, params)
+end
+
 -- The one place a hub operation goes out: token, then the transport.
 function Client:_call(op, params, what)
     if self._closing then
         return nil, "signalr." .. what .. ": the client is closed (nothing was sent)",
             { code = "ECANCELED", sent = false }
     end
-    if self._token_provider then
-        local ok, tok, err = pcall(self._token_provider)
-        if not ok or type(tok) ~= "string" or tok == "" then
-            return nil, "signalr." .. what .. ": the token provider gave no token"
-                .. ((not ok or err) and (": " .. tostring(ok and err or tok)) or ""),
-                { code = "EINVAL" }
+    local a = self._auth
+    if self._async then
+        if self._open >= self._opts.queue_size then
+            return nil, "signalr." .. what .. ": queue full: " .. self._open
+                .. " requests are pending; poll or flush before sending more",
+                { code = "EQUEUEFULL" }
         end
-        params.bearer = tok
+        local req = setmetatable({ id = 0, op = what, done = false, _op = op }, Request)
+        local function submit(tok, msg, details)
+            if self._closing then
+                return self:_finish(req, nil, "the client is closed (nothing was sent)",
+                    { code = "ECANCELED", sent = false })
+            end
+            if a and not tok then return self:_finish(req, nil, msg, details) end
+            params.bearer = tok
+            local id
+            id, msg, details = self._core:submit(op, params)
+            if not id then return self:_finish(req, nil, msg, details) end
+            req.id = id
+            self._inflight[id] = req
+        end
+        if not a then
+            -- bad input and a full queue fail at once, as before
+            local id, msg, details = self._core:submit(op, params)
+            if not id then return nil, "signalr." .. what .. ": " .. msg, details end
+            req.id = id
+            self._inflight[id] = req
+        else
+            -- bad input fails now, also while the token is still to come
+            params.bearer = "-"
+            local ok, msg, details = self._core:build(op, params)
+            params.bearer = nil
+            if not ok then return nil, "signalr." .. what .. ": " .. msg, details end
+            self:_with_token(submit)
+        end
+        self._open = self._open + 1
+        return req
     end
     local res, msg, details
-    if self._async then
-        local id
-        id, msg, details = self._core:submit(op, params)
-        if not id then return nil, "signalr." .. what .. ": " .. msg, details end
-        local req = setmetatable({ id = id, op = what, done = false }, Request)
-        self._inflight[id] = req
-        return req
-    elseif self._ngx then
-        if not transport_ngx.usable() then return transport_ngx.phase_error(what) end
-        res, msg, details = transport_ngx.call(self._ngx, self._core, core, op, params)
-    else
-        res, msg, details = self._core:call(op, params)
+    for attempt = 1, 2 do
+        if a then
+            local tok
+            tok, msg, details = self:_token()
+            if not tok then return nil, "signalr." .. what .. ": " .. msg, details end
+            params.bearer = tok
+        end
+        res, msg, details = self:_perform(op, params, what)
+        -- a refused Entra ID token: fetch a new one and try once more (a
+        -- 401 did no work, so nothing is duplicated)
+        if not (res == nil and a and a.cred and details and details.status == 401
+                and attempt == 1) then
+            break
+        end
+        a:invalidate()
     end
     if res == nil then
-        return nil, "signalr." .. what .. ": " .. msg, details
+        return nil, "signalr." .. what .. ": " .. self:_explain(op, msg, details), details
     end
     return res
+end
+
+-- The key negotiate signs with under Entra ID: fetched through
+-- GET /api/v1/auth/accessKey, cached per endpoint and identity, given to
+-- the core.  Synchronous transports; true | nil, msg, details.
+function Client:_ensure_key()
+    local k = auth_mod.key_entry(self._info, self._auth)
+    local t = auth_mod.now()
+    local usable, due = auth_mod.key_state(k, t)
+    if due and not k.busy then
+        k.busy = true
+        local body, msg, details = self:_call("access_key", {}, "negotiate")
+        k.busy = false
+        if body then
+            local ok
+            ok, msg, details = auth_mod.key_reply(k, t, body)
+            if not ok then msg = "signalr.negotiate: " .. msg end
+            usable = ok or usable
+        end
+        if not usable then return nil, msg, details end
+    elseif not usable then
+        -- another coroutine fetches it (nginx): wait for its answer
+        local deadline = t + (self._opts.timeout or 10)
+        while k.busy and auth_mod.now() < deadline do ngx.sleep(0.02) end
+        if not auth_mod.key_state(k, auth_mod.now()) then
+            return nil, "signalr.negotiate: no temporary access key after waiting for the"
+                .. " running request", { code = "ETIMEDOUT", sent = false }
+        end
+    end
+    if self._kid ~= k.kid or self._key ~= k.key then
+        local ok, msg, details = self._core:set_access_key(k.kid, k.key)
+        if not ok then return nil, "signalr.negotiate: " .. msg, details end
+        self._kid, self._key = k.kid, k.key
+    end
+    return true
+end
+
+-- Sign the client token (the core: no I/O).
+function Client:_sign(hub, user_id, claims, lifetime)
+    local url, token, details = self._core:negotiate(hub, user_id, claims, lifetime)
+    if not url then return nil, "signalr.negotiate: " .. token, details end
+    return { url = url, accessToken = token }
+end
+
+-- hub:negotiate's work: local with an AccessKey; with Entra ID a
+-- temporary key first (async mode: a request object).
+function Client:_negotiate(hub, user_id, claims, lifetime)
+    if self._info.has_key then return self:_sign(hub, user_id, claims, lifetime) end
+    if not self._async then
+        local ok, msg, details = self:_ensure_key()
+        if not ok then return nil, msg, details end
+        return self:_sign(hub, user_id, claims, lifetime)
+    end
+    if self._closing then
+        return nil, "signalr.negotiate: the client is closed (nothing was sent)",
+            { code = "ECANCELED", sent = false }
+    end
+    local req = setmetatable({ id = 0, op = "negotiate", done = false }, Request)
+    self._open = self._open + 1
+    local k = auth_mod.key_entry(self._info, self._auth)
+    local function sign()
+        local res, msg, details = self:_ensure_key_set(k)
+        if res then res, msg, details = self:_sign(hub, user_id, claims, lifetime) end
+        if res then return self:_finish(req, res) end
+        self:_finish(req, nil, (msg:gsub("^signalr%.negotiate: ", "")), details)
+    end
+    local usable, due = auth_mod.key_state(k, auth_mod.now())
+    if usable and not (due and not self._key_waiters) then return sign(), req end
+    if usable then sign() end
+    if self._key_waiters then
+        if not usable then self._key_waiters[#self._key_waiters + 1] = sign end
+        return req
+    end
+    self._key_waiters = usable and {} or { sign }
+    local function done(ok, msg, details)
+        local waiters = self._key_waiters
+        self._key_waiters = nil
+        -- without a usable key, each waiter's request fails with this error
+        self._key_error = not ok and { msg, details } or nil
+        for i = 1, #waiters do waiters[i]() end
+        self._key_error = nil
+    end
+    self:_with_token(function(tok, msg, details)
+        if not tok then return done(false, msg, details) end
+        local url = self._info.server_endpoint .. "/api/v1/auth/accessKey"
+        local id
+        id, msg, details = self._core:submit_fetch("GET", url, { Authorization = "Bearer " .. tok })
+        if not id then return done(false, msg, details) end
+        self._handlers[id] = function(o)
+            local t = auth_mod.now()
+            if o.error then return done(false, o.error, o.details) end
+            local body, m, d = core.read_reply("access_key", o.status, nil, o.body)
+            if not body then
+                return done(false, self:_explain("access_key", m, d), d)
+            end
+            done(auth_mod.key_reply(k, t, body))
+        end
+    end)
+    return req
+end
+
+-- Async: give the core the cached key, or the fetch's error.
+function Client:_ensure_key_set(k)
+    if not auth_mod.key_state(k, auth_mod.now()) then
+        local e = self._key_error or { "no temporary access key", { code = "EREPLY" } }
+        return nil, e[1], e[2]
+    end
+    if self._kid ~= k.kid or self._key ~= k.key then
+        local ok, msg, details = self._core:set_access_key(k.kid, k.key)
+        if not ok then return nil, msg, details end
+        self._kid, self._key = k.kid, k.key
+    end
+    return true
 end
 
 _M.Client = Client

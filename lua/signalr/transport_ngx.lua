@@ -103,8 +103,11 @@ local function exchange(self, req)
         host = host .. ":" .. req.port
     end
     local lines = { req.method, " ", req.path, " HTTP/1.1\r\nHost: ", host,
-                    "\r\nUser-Agent: ", h["User-Agent"],
-                    "\r\nAsrs-User-Agent: ", h["Asrs-User-Agent"], "\r\n" }
+                    "\r\nUser-Agent: ", h["User-Agent"], "\r\n" }
+    if h["Asrs-User-Agent"] then
+        lines[#lines + 1] = "Asrs-User-Agent: " .. h["Asrs-User-Agent"] .. "\r\n"
+    end
+    if req.extra_headers then lines[#lines + 1] = req.extra_headers end
     if h.Authorization then
         lines[#lines + 1] = "Authorization: " .. h.Authorization .. "\r\n"
     end
@@ -199,6 +202,37 @@ function _M.call(self, core_handle, core, op, params)
         if not delay then
             if attempt > 1 then msg = msg .. " (after " .. attempt .. " attempts)" end
             return nil, msg, details
+        end
+        if delay > 0 then sleep(delay) end
+    end
+end
+
+--- Perform an identity request (signalr.auth's spec: method, url,
+-- headers, body, content_type) over cosockets, retried like the core
+-- retries them (transport failures, 408, 429, 5xx).
+-- @return status, body | nil, message, details
+function _M.fetch(self, core, spec)
+    local req, msg, details = core.http_request(spec.method, spec.url, spec.headers,
+        spec.body, spec.content_type)
+    if not req then return nil, msg, details end
+    local attempt = 0
+    while true do
+        attempt = attempt + 1
+        local status, headers, body = exchange(self, req)
+        local code, retry_after
+        if status then
+            if status < 500 and status ~= 429 and status ~= 408 then return status, body end
+            code, retry_after = "ESTATUS", tonumber(headers["retry-after"] or "")
+        else
+            msg = headers == "timeout" and "timed out" or headers
+            code = (not body) and "ECONNECT" or (headers == "timeout" and "ETIMEDOUT" or "EHTTP")
+        end
+        local delay = core.retry_delay("http", attempt, code, status or 0, retry_after or -1,
+            self.retries, self.retry_delay, self.max_retry_delay)
+        if not delay then
+            if status then return status, body end
+            if attempt > 1 then msg = msg .. " (after " .. attempt .. " attempts)" end
+            return nil, msg, { code = code, sent = false }
         end
         if delay > 0 then sleep(delay) end
     end

@@ -125,7 +125,12 @@ describe("errors", function()
             { "Endpoint=https://x;AccessKey=" .. KEY .. ";Version=2.0", "unsupported 'Version' 2.0" },
             { "Endpoint=https://x;AccessKey=" .. KEY .. ";endpoint=https://y", "duplicate key 'Endpoint'" },
             { "Endpoint=https://x;AccessKey=a;ACCESSKEY=" .. KEY, "duplicate key 'AccessKey'" },
-            { "Endpoint=https://x;AuthType=azure", "needs the token_provider option" },
+            { "Endpoint=https://x;AuthType=azure.app;ClientId=a;TenantId=t",
+              "missing required key 'ClientSecret' or 'ClientCert' for AuthType=azure.app" },
+            { "Endpoint=https://x;AuthType=azure.app;ClientSecret=" .. KEY .. ";TenantId=t",
+              "missing required key 'ClientId' for AuthType=azure.app" },
+            { "Endpoint=https://x;AuthType=azure.app;ClientId=a;ClientSecret=" .. KEY,
+              "missing required key 'TenantId' for AuthType=azure.app" },
         } do
             it(c[2], function()
                 local client, msg, details = signalr.new(c[1])

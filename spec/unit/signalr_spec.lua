@@ -45,14 +45,27 @@ describe("signalr", function()
             assert.equal("EINVAL", details.code)
             assert.truthy(msg:find("ca_file contains a NUL byte", 1, true), msg)
         end)
-        it("accepts Entra ID with a token provider", function()
-            local client = assert(signalr.new { connection_string = "Endpoint=https://x;AuthType=azure",
-                token_provider = function() return "t" end })
+        it("accepts Entra ID with a token provider; negotiate then fetches a temporary key", function()
+            local client = assert(signalr.new { connection_string = "Endpoint=http://127.0.0.1:1;AuthType=azure",
+                token_provider = function() return "t" end, retries = 0 })
             assert.is_false(client:info().has_key)
             local ok, msg, details = client:hub("h"):negotiate()
             assert.is_nil(ok)
-            assert.equal("EINVAL", details.code)
-            assert.truthy(msg:find("negotiate needs an AccessKey", 1, true))
+            assert.equal("ECONNECT", details.code)
+            assert.is_false(details.sent)
+            assert.truthy(msg:find("^signalr.negotiate: could not connect"), msg)
+        end)
+        it("refuses certificate credentials, naming what works instead", function()
+            assert.has_error(function()
+                signalr.new("Endpoint=https://x;AuthType=azure.app;ClientId=a;TenantId=t;ClientCertPath=/c.pem")
+            end, "signalr.new: AuthType=azure.app: ClientCert (certificate credentials) is not"
+                .. " supported; use ClientSecret, workload identity or a managed identity")
+        end)
+        it("refuses shared_dict outside nginx", function()
+            assert.has_error(function()
+                signalr.new { connection_string = "Endpoint=https://x;AuthType=azure.msi", shared_dict = "t" }
+            end, "signalr.new: option 'shared_dict' names an nginx lua_shared_dict: it is only for"
+                .. " clients inside nginx")
         end)
     end)
 
