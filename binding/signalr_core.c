@@ -640,7 +640,10 @@ static int build_http(lua_State *L, int i, box *b)
  * -> request table | nil, msg, details (for the cosocket transport) */
 static int l_http_request(lua_State *L)
 {
-    box *b = new_box(L);
+    box *b;
+
+    lua_settop(L, 5); /* the box goes above the arguments */
+    b = new_box(L);
     int r = build_http(L, 1, b);
 
     return r ? r : push_request(L, b);
@@ -652,7 +655,7 @@ static int l_http_request(lua_State *L)
 static int l_client_fetch(lua_State *L)
 {
     lclient *lc = check_client(L);
-    box *b = new_box(L);
+    box *b = (lua_settop(L, 6), new_box(L));
     signalr_http_reply hr;
     signalr_error e;
     int r = build_http(L, 2, b);
@@ -674,7 +677,7 @@ static int l_client_fetch(lua_State *L)
 static int l_client_submit_fetch(lua_State *L)
 {
     lclient *lc = check_client(L);
-    box *b = new_box(L);
+    box *b = (lua_settop(L, 6), new_box(L));
     signalr_error e;
     unsigned long id;
     int r = build_http(L, 2, b);
@@ -837,11 +840,12 @@ static int l_jwt_sign(lua_State *L)
     size_t pl, kl;
     const char *payload = luaL_checklstring(L, 1, &pl);
     const char *key = luaL_checklstring(L, 2, &kl);
+    const char *kid = luaL_optstring(L, 3, NULL);
     signalr_error e;
     box *b = new_box(L);
 
-    if (signalr_jwt_sign(payload, pl, (const unsigned char *)key, kl, &b->a,
-                         NULL, &e))
+    if (signalr_jwt_sign_kid(payload, pl, (const unsigned char *)key, kl, kid,
+                             &b->a, NULL, &e))
         return push_fail(L, &e);
     lua_pushstring(L, b->a);
     return 1;

@@ -11,6 +11,9 @@ secrets=(
   "WRONGKEYWRONGKEYWRONGKEYWRONGKEYWRONGKEY1234"   # spec/e2e/cli_spec.lua
   "SECRETSECRET"                                   # spec/e2e/c_library_spec.lua
   "not-the-key"                                    # spec/unit/errors_spec.lua
+  "entra-client-secret-Q7vX2mP9kL4t"               # spec/e2e/entra_spec.lua, spec/nginx
+  "federated-assertion-Z8nW3qR6yH1c"               # spec/e2e/entra_spec.lua
+  "identity-header-K5bT9sV2xJ7d"                   # spec/e2e/entra_spec.lua
 )
 files=$(find "$@" -type f 2>/dev/null)
 [ -n "$files" ] || { echo "secrets scan: nothing to scan"; echo "0 passed, 1 failed"; exit 1; }

@@ -813,8 +813,12 @@ signalr_err signalr_request_http(const char *method, const char *url,
         free(r->path);
         r->path = sr__buf_take(&b, NULL);
     }
-    for (i = 0; i < nheaders; i++)
-        sr__buf_addf(&b, "%s: %s\r\n", headers[2 * i], headers[2 * i + 1]);
+    for (i = 0; i < nheaders; i++) {
+        sr__buf_adds(&b, headers[2 * i]);
+        sr__buf_add(&b, ": ", 2);
+        sr__buf_adds(&b, headers[2 * i + 1]);
+        sr__buf_add(&b, "\r\n", 2);
+    }
     if (nheaders)
         r->headers = sr__buf_take(&b, NULL);
     if (body) {

@@ -77,7 +77,9 @@ function _M.negotiate(emu, stream, req, method, query)
         return 400
     end
     local token = (req:get("authorization") or ""):match("^[Bb]earer%s+(%S+)$")
-    local claims, reason = auth.client(emu.key, token, hub, req:get(":authority"))
+    local key, reason = emu:client_key(token)
+    local claims
+    if key then claims, reason = auth.client(key, token, hub, req:get(":authority")) end
     if not claims then
         util.error_reply(stream, 401, "Error.Unauthorized", "authorization failed: " .. reason, method)
         return 401
@@ -121,7 +123,9 @@ function _M.connect(emu, stream, req, method, query)
     end
     local token = (req:get("authorization") or ""):match("^[Bb]earer%s+(%S+)$")
     if not token and query.access_token then token = query.access_token[#query.access_token] end
-    local claims, reason = auth.client(emu.key, token, hub, req:get(":authority"))
+    local key, reason = emu:client_key(token)
+    local claims
+    if key then claims, reason = auth.client(key, token, hub, req:get(":authority")) end
     if not claims then
         util.error_reply(stream, 401, "Error.Unauthorized", "authorization failed: " .. reason, method)
         return 401

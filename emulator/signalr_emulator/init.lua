@@ -61,7 +61,7 @@ Emu.__index = Emu
 
 function _M.new(opts)
     opts = opts or {}
-    return setmetatable({
+    local self = setmetatable({
         host = opts.host or "127.0.0.1",
         port = opts.port or _M.DEFAULT_PORT,
         key = opts.access_key or _M.DEFAULT_KEY,
@@ -78,7 +78,16 @@ function _M.new(opts)
         seen = setmetatable({}, { __mode = "k" }),
         seen_rest = setmetatable({}, { __mode = "k" }),
         servers = {},
+        -- Microsoft Entra ID: the stand-in (when configured), temporary
+        -- access keys by kid, and whether AccessKey tokens are refused
+        disable_local_auth = opts.disable_local_auth or false,
+        temp_keys = {},
     }, Emu)
+    if opts.entra then
+        opts.entra.log = function(...) return self:log(...) end
+        self.entra = require("signalr_emulator.entra").new(opts.entra)
+    end
+    return self
 end
 
 function Emu:log(level, fmt, ...)
@@ -110,6 +119,8 @@ local function admin(self, stream, method, path)
             rest_requests = self.stats.rest_requests,
             rest_connections = self.stats.rest_connections,
             clients = self.state.count,
+            entra = self.entra and self.entra.counts or nil,
+            temp_keys = self.stats.temp_keys or 0,
         }, nil, method)
     elseif what == "faults" and method == "POST" then
         local body = stream:get_body_chars(64 * 1024 + 1, 5) or ""
@@ -120,11 +131,15 @@ local function admin(self, stream, method, path)
         end
         local ok, f = pcall(cjson.decode, body)
         if not ok or type(f) ~= "table" or (f.mode ~= "status" and f.mode ~= "stall"
-                                             and f.mode ~= "reset" and f.mode ~= "reset_after") then
+                                             and f.mode ~= "reset" and f.mode ~= "reset_after"
+                                             and f.mode ~= "audience")
+                or (f.scope ~= nil and f.scope ~= "rest" and f.scope ~= "entra") then
             util.error_reply(stream, 400, "Error.Fault.Invalid",
-                'expected {"mode":"status"|"stall"|"reset"|"reset_after", "count":N, ...}', method)
+                'expected {"mode":"status"|"stall"|"reset"|"reset_after"|"audience",'
+                .. ' "count":N, "scope":"rest"|"entra", ...}', method)
             return 400
         end
+        f.scope = f.scope or "rest"
         f.count = tonumber(f.count) or 1
         self.faults[#self.faults + 1] = f
         util.reply(stream, 204, nil, nil, method)
@@ -149,14 +164,21 @@ local function admin(self, stream, method, path)
     return 200
 end
 
--- Apply the next injected fault, if any.  Returns true when it answered.
-local function fault(self, stream, method)
-    local f = self.faults[1]
+-- Apply the next injected fault of this scope ("rest", or "entra" for the
+-- identity endpoints), if any.  Returns true when it answered; "audience"
+-- faults return false, nil, the audience the next token gets.
+local function fault(self, stream, method, scope)
+    local f, at
+    for i, x in ipairs(self.faults) do
+        if x.scope == (scope or "rest") then f, at = x, i break end
+    end
     if not f then return false end
     f.count = f.count - 1
-    if f.count <= 0 then table.remove(self.faults, 1) end
+    if f.count <= 0 then table.remove(self.faults, at) end
     self:log("info", "fault: %s", f.mode)
-    if f.mode == "stall" then
+    if f.mode == "audience" then
+        return false, nil, f.audience or "api://another-resource"
+    elseif f.mode == "stall" then
         cqueues.sleep((tonumber(f.ms) or 1000) / 1000)
         return false
     elseif f.mode == "reset" then
@@ -286,11 +308,80 @@ function Emu:onstream(stream)
     elseif path:sub(1, 11) == "/_emulator/" then
         status = admin(self, stream, method, path)
     else
-        util.error_reply(stream, 404, "Error.Route.NotFound", "no such route", method)
-        status = 404
+        status = self.entra and self.entra:handle(stream, req, method, path,
+            util.parse_query(qs), function() return fault(self, stream, method, "entra") end)
+        if not status then
+            util.error_reply(stream, 404, "Error.Route.NotFound", "no such route", method)
+            status = 404
+        end
     end
     self:log("info", "%s %s -> %s", method, #path > 200 and (path:sub(1, 200) .. "...") or path,
         tostring(status))
+end
+
+-- ===== authentication (shared by the REST and client sides) =====
+
+--- A REST bearer token: the claims, or nil, status, code, reason.  `what`
+-- is the permission the route needs (signalr_emulator.entra.allowed).
+function Emu:rest_auth(token, path, authority, what)
+    local entra = require "signalr_emulator.entra"
+    local h = entra.header(token)
+    if h and h.alg == "RS256" then
+        if not self.entra then
+            return nil, 401, "Error.Unauthorized", "Microsoft Entra ID tokens are not accepted"
+                .. " (start the emulator with --entra-app or --entra-identity)"
+        end
+        local claims, why = self.entra:verify(token)
+        if not claims then
+            return nil, 401, "Error.Unauthorized", 'Bearer error="invalid_token", '
+                .. 'error_description="' .. why .. '"'
+        end
+        local ok, need = entra.allowed(claims, what)
+        if not ok then
+            return nil, 403, "Error.Forbidden", "the identity " .. tostring(claims.sub)
+                .. " has no role that allows this (" .. need .. ")"
+        end
+        return claims
+    end
+    if self.disable_local_auth then
+        return nil, 403, "Error.Forbidden", "local authentication is disabled: use a"
+            .. " Microsoft Entra ID token, not one signed with an AccessKey"
+    end
+    if what == "key" then
+        return nil, 401, "Error.Unauthorized", "a temporary access key is only issued to"
+            .. " Microsoft Entra ID identities"
+    end
+    local claims, reason = require("signalr_emulator.auth").rest(self.key, token, path, authority)
+    if not claims then
+        return nil, 401, "Error.Unauthorized", "authorization failed: " .. reason
+    end
+    return claims
+end
+
+--- The key a client token must be signed with: the temporary key its
+-- "kid" names, else the AccessKey (unless local auth is disabled).
+function Emu:client_key(token)
+    local h = require("signalr_emulator.entra").header(token)
+    local kid = h and h.kid
+    if kid ~= nil then
+        local k = type(kid) == "string" and self.temp_keys[kid]
+        if not k or k.expires <= os.time() then return nil, "The signature key was not found" end
+        return k.key
+    end
+    if self.disable_local_auth then
+        return nil, "local authentication is disabled: the token is signed with the AccessKey"
+    end
+    return self.key
+end
+
+--- Issue a temporary access key (90 minutes, as the service's).
+function Emu:issue_key()
+    local rand = require "openssl.rand"
+    local b64 = require("signalr_emulator.entra").b64url
+    local kid, key = "tk-" .. b64(rand.bytes(9)), b64(rand.bytes(32))
+    self.temp_keys[kid] = { key = key, expires = os.time() + 90 * 60 }
+    self.stats.temp_keys = (self.stats.temp_keys or 0) + 1
+    return kid, key
 end
 
 --- Bind the listening sockets (also [::1] when serving localhost).
@@ -317,6 +408,7 @@ function Emu:listen()
             if i == 1 then
                 local _, _, port = srv:localname()
                 self.port = port
+                if self.entra then self.entra.base = "http://localhost:" .. port end
             end
             self.servers[#self.servers + 1] = srv
         end

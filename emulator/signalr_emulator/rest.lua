@@ -173,7 +173,14 @@ local function generate_token(ctx)
     local claims = { aud = ctx.scheme .. "://" .. ctx.host .. "/client/?hub=" .. ctx.key,
                      exp = now + (minutes or 60) * 60, iat = now, nbf = now }
     if user and user ~= "" then claims["asrs.s.uid"] = user end
-    local token = core.jwt_sign(cjson.encode(claims), ctx.emu.key)
+    local token
+    if ctx.emu.disable_local_auth then
+        -- no AccessKey to sign with: a temporary key, named by kid
+        local kid, key = ctx.emu:issue_key()
+        token = core.jwt_sign(cjson.encode(claims), key, kid)
+    else
+        token = core.jwt_sign(cjson.encode(claims), ctx.emu.key)
+    end
     return 200, nil, nil, cjson.encode { token = token }
 end
 
@@ -437,6 +444,22 @@ function _M.handle(emu, stream, req, method, path, query_string, rec)
         util.reply(stream, 200, nil, nil, method)
         return 200
     end
+    if segs[at] == "auth" and segs[at + 1] == "accessKey" and #segs == at + 1 then
+        -- a temporary access key for an Entra ID identity (entra-id.md
+        -- 8.1): /api/v1/auth/accessKey (the SDK's path, no api-version)
+        -- or /api/auth/accessKey?api-version=2023-07-01 and later
+        if method ~= "GET" then return fail(405, "Error.Method.NotAllowed", "use GET") end
+        if not v1 and ver < "2023-07-01" then
+            return fail(404, "Error.Route.NotFound", "no such route in api-version " .. ver
+                .. ": " .. path .. " needs 2023-07-01")
+        end
+        local token = (req:get("authorization") or ""):match("^[Bb]earer%s+(%S+)$")
+        local claims, st, code, why = emu:rest_auth(token, path, req:get(":authority"), "key")
+        if not claims then return fail(st, code, why) end
+        local kid, key = emu:issue_key()
+        util.reply(stream, 200, cjson.encode { KeyId = kid, AccessKey = key }, nil, method)
+        return 200
+    end
     if segs[at] ~= "hubs" or not segs[at + 1] then
         return fail(404, "Error.Route.NotFound", "no such route: " .. path)
     end
@@ -465,10 +488,10 @@ function _M.handle(emu, stream, req, method, path, query_string, rec)
     end
     -- authentication: aud = this request's URL on this host
     local token = (req:get("authorization") or ""):match("^[Bb]earer%s+(%S+)$")
-    local claims, reason_ = auth.rest(emu.key, token, path, req:get(":authority"))
-    if not claims then
-        return fail(401, "Error.Unauthorized", "authorization failed: " .. reason_)
-    end
+    local what = handler == generate_token and "token"
+        or (method == "GET" or method == "HEAD") and "read" or "send"
+    local claims, st, code, why = emu:rest_auth(token, path, req:get(":authority"), what)
+    if not claims then return fail(st, code, why) end
     ctx.key = hubs_mod.key(hub, app)
     ctx.vars = vars
     ctx.v1, ctx.emu, ctx.app, ctx.version, ctx.path = v1, emu, app, ver, path

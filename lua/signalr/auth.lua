@@ -296,7 +296,7 @@ end
 -- should start now.
 function Auth:peek(t)
     local e = self.entry
-    if e.token and t < e.expires_on - _M.EXPIRY_SLACK then
+    if e.token and t < e.expires_on - e.slack then
         return e.token, t >= e.refresh_at and not e.busy and t >= e.retry_at
     end
     return nil, not e.busy
@@ -305,6 +305,7 @@ end
 function Auth:store(t, token, exp)
     local e = self.entry
     e.token, e.expires_on, e.refresh_at, e.retry_at = token, exp, refresh_at(t, exp), 0
+    e.slack = math.min(_M.EXPIRY_SLACK, (exp - t) / 4) -- short tokens: a quarter
     e.error = nil
 end
 
@@ -392,7 +393,7 @@ function Auth:from_dict(t)
     local v = self.dict:get(self.dict_key)
     local exp, tok = (v or ""):match("^(%S+) (%S+)$")
     exp = tonumber(exp)
-    if exp and t < exp - _M.EXPIRY_SLACK then
+    if exp and t < exp - math.min(_M.EXPIRY_SLACK, (exp - t) / 4) then
         self:store(t, tok, exp)
         return tok
     end

@@ -552,7 +552,10 @@ function Client:_negotiate(hub, user_id, claims, lifetime)
         self:_finish(req, nil, (msg:gsub("^signalr%.negotiate: ", "")), details)
     end
     local usable, due = auth_mod.key_state(k, auth_mod.now())
-    if usable and not (due and not self._key_waiters) then return sign(), req end
+    if usable and not (due and not self._key_waiters) then
+        sign()
+        return req
+    end
     if usable then sign() end
     if self._key_waiters then
         if not usable then self._key_waiters[#self._key_waiters + 1] = sign end
