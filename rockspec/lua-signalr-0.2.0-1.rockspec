@@ -50,6 +50,7 @@ build = {
       ["signalr"] = "lua/signalr/init.lua",
       ["signalr.hub"] = "lua/signalr/hub.lua",
       ["signalr.json"] = "lua/signalr/json.lua",
+      ["signalr.auth"] = "lua/signalr/auth.lua",
       ["signalr.actions"] = "lua/signalr/actions.lua",
       ["signalr.transport_ngx"] = "lua/signalr/transport_ngx.lua",
       ["signalr.cli"] = "lua/signalr/cli.lua",

@@ -22,6 +22,7 @@ dependencies = {
    "lua-cjson",
    "http",
    "cqueues",
+   "luaossl", -- the Entra ID stand-in's RS256 keys
 }
 build = {
    type = "builtin",
@@ -33,6 +34,7 @@ build = {
       ["signalr_emulator.rest"] = "emulator/signalr_emulator/rest.lua",
       ["signalr_emulator.client"] = "emulator/signalr_emulator/client.lua",
       ["signalr_emulator.filter"] = "emulator/signalr_emulator/filter.lua",
+      ["signalr_emulator.entra"] = "emulator/signalr_emulator/entra.lua",
    },
    install = {
       bin = { ["signalr-emulator"] = "bin/signalr-emulator" },

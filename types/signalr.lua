@@ -22,7 +22,10 @@
 ---@field ca_file? string  not inside nginx (use lua_ssl_trusted_certificate)
 ---@field user_agent? string
 ---@field token_lifetime? number
----@field token_provider? fun(): string
+---@field token_provider? fun(): string, number?
+---@field authority_host? string
+---@field managed_identity_endpoint? string
+---@field shared_dict? string
 ---@field transport? "auto"|"curl"|"cosocket"
 ---@field pool_size? integer
 ---@field async? boolean

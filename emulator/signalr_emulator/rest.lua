@@ -490,8 +490,8 @@ function _M.handle(emu, stream, req, method, path, query_string, rec)
     local token = (req:get("authorization") or ""):match("^[Bb]earer%s+(%S+)$")
     local what = handler == generate_token and "token"
         or (method == "GET" or method == "HEAD") and "read" or "send"
-    local claims, st, acode, reason = emu:rest_auth(token, path, req:get(":authority"), what)
-    if not claims then return fail(st, acode, reason) end
+    local claims, st, acode, refusal = emu:rest_auth(token, path, req:get(":authority"), what)
+    if not claims then return fail(st, acode, refusal) end
     ctx.key = hubs_mod.key(hub, app)
     ctx.vars = vars
     ctx.v1, ctx.emu, ctx.app, ctx.version, ctx.path = v1, emu, app, ver, path

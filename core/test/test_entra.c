@@ -1,0 +1,177 @@
+/* test_entra.c - what the core gives Microsoft Entra ID clients: the
+ * connection string's identity keys, HS256 with a kid, temporary access
+ * keys for negotiate, the access_key operation, identity requests. */
+#include "harness.h"
+#include "internal.h"
+
+#include <stdlib.h>
+
+#define APP "Endpoint=https://x.service.signalr.net;AuthType=azure.app;" \
+            "ClientId=cid;TenantId=tid;ClientSecret=s3cr3t;Version=1.0;"
+
+static int has(const char *s, const char *part)
+{
+    return s && strstr(s, part) != NULL;
+}
+
+int main(void)
+{
+    signalr_connstr *cs;
+    signalr_client *c;
+    signalr_request r;
+    signalr_error e;
+    char *url, *tok, *payload;
+    size_t n;
+
+    /* the identity keys */
+    CHECK(!signalr_connstr_parse(APP, strlen(APP), &cs, &e), "parse azure.app");
+    CHECK_STR(signalr_connstr_client_id(cs), "cid", "client id");
+    CHECK_STR(signalr_connstr_tenant_id(cs), "tid", "tenant id");
+    CHECK_STR(signalr_connstr_client_secret(cs, &n), "s3cr3t", "secret");
+    CHECK(n == 6, "secret length");
+    CHECK(signalr_connstr_client_cert(cs) == NULL, "no certificate");
+    signalr_connstr_free(cs);
+    {
+        const char *p = "Endpoint=https://x;AuthType=azure.app;ClientId=a;"
+                        "TenantId=t;ClientCertPath=/c.pem";
+        CHECK(!signalr_connstr_parse(p, strlen(p), &cs, &e), "ClientCertPath");
+        CHECK_STR(signalr_connstr_client_cert(cs), "/c.pem", "cert path");
+        signalr_connstr_free(cs);
+        p = "Endpoint=https://x;AuthType=azure.app;ClientId=a;TenantId=t;"
+            "ClientCert=/a;ClientCertPath=/b";
+        CHECK(signalr_connstr_parse(p, strlen(p), &cs, &e) == SIGNALR_ECONNSTR,
+              "both cert keys");
+        CHECK(has(e.msg, "not both"), e.msg);
+        p = "Endpoint=https://x;AuthType=azure.app;ClientId=;TenantId=t;"
+            "ClientSecret=s";
+        CHECK(signalr_connstr_parse(p, strlen(p), &cs, &e) == SIGNALR_ECONNSTR,
+              "empty ClientId");
+        CHECK(has(e.msg, "'ClientId'") && !has(e.msg, "s;"), e.msg);
+        p = "Endpoint=https://x;AuthType=azure.msi;Version=1.0;";
+        CHECK(!signalr_connstr_parse(p, strlen(p), &cs, &e), "msi");
+        CHECK(signalr_connstr_client_id(cs) == NULL, "system-assigned");
+        CHECK(signalr_connstr_client_secret(cs, NULL) == NULL, "no secret");
+        signalr_connstr_free(cs);
+    }
+
+    /* kid in the header; verify still accepts it */
+    CHECK(!signalr_jwt_sign_kid("{\"exp\":9999999999}", 18,
+                                (const unsigned char *)"k", 1, "kid-1", &tok,
+                                NULL, &e), "sign with kid");
+    /* {"alg":"HS256","typ":"JWT","kid":"kid-1"} */
+    CHECK(!strncmp(tok, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImtpZC0xIn0.",
+                   56), tok);
+    CHECK(!signalr_jwt_verify(tok, strlen(tok), (const unsigned char *)"k", 1,
+                              1, &payload, NULL, &e), "verify with kid");
+    signalr_free(payload);
+    signalr_free(tok);
+    CHECK(signalr_jwt_sign_kid("{}", 2, (const unsigned char *)"k", 1, "a\"b",
+                               &tok, NULL, &e) == SIGNALR_EINVAL, "quote in kid");
+    CHECK(signalr_jwt_sign_kid("{}", 2, (const unsigned char *)"k", 1, "",
+                               &tok, NULL, &e) == SIGNALR_EINVAL, "empty kid");
+
+    /* negotiate needs the temporary key, then signs with it */
+    CHECK(!signalr_client_new(APP, strlen(APP), NULL, &c, &e), "client");
+    CHECK(signalr_client_negotiate(c, "chat", "u", NULL, 60, 1000, &url, &tok,
+                                   &e) == SIGNALR_EINVAL, "no key yet");
+    CHECK(has(e.msg, "signalr_client_set_access_key"), e.msg);
+    CHECK(signalr_client_set_access_key(c, "k1", "", 0, &e) == SIGNALR_EINVAL,
+          "empty key");
+    CHECK(signalr_client_set_access_key(c, "bad\nkid", "key", 3, &e) ==
+              SIGNALR_EINVAL, "control byte in kid");
+    CHECK(!signalr_client_set_access_key(c, "k1", "temporary-key", 13, &e),
+          "set key");
+    CHECK(!signalr_client_negotiate(c, "chat", "u", NULL, 60, 1000, &url, &tok,
+                                    &e), "negotiate");
+    CHECK_STR(url, "https://x.service.signalr.net/client/?hub=chat", "url");
+    CHECK(!signalr_jwt_verify(tok, strlen(tok),
+                              (const unsigned char *)"temporary-key", 13, 1000,
+                              &payload, NULL, &e), "signed with the temporary key");
+    CHECK(has(payload, "\"asrs.s.uid\":\"u\""), payload);
+    signalr_free(payload);
+    signalr_free(url);
+    signalr_free(tok);
+    CHECK(!signalr_client_set_access_key(c, NULL, NULL, 0, &e), "forget");
+    CHECK(signalr_client_negotiate(c, "chat", NULL, NULL, 60, 1000, &url, &tok,
+                                   &e) == SIGNALR_EINVAL, "forgotten");
+
+    /* the access_key operation: the SDK's path, no api-version */
+    {
+        signalr_params p;
+
+        memset(&p, 0, sizeof(p));
+        p.bearer = "entra-token";
+        CHECK(!signalr_request_build(c, SIGNALR_OP_ACCESS_KEY, &p, 1000, &r, &e),
+              "build access_key");
+        CHECK_STR(r.method, "GET", "method");
+        CHECK_STR(r.url, "https://x.service.signalr.net/api/v1/auth/accessKey",
+                  "url");
+        CHECK_STR(r.authorization, "Bearer entra-token", "bearer as is");
+        CHECK(signalr_op_returns_data(SIGNALR_OP_ACCESS_KEY), "answers with data");
+        signalr_request_clear(&r);
+    }
+    signalr_client_free(c);
+    {
+        const char *ak = "Endpoint=https://x;AccessKey=abc;Version=1.0;";
+
+        CHECK(!signalr_client_new(ak, strlen(ak), NULL, &c, &e), "ak client");
+        CHECK(signalr_client_set_access_key(c, "k", "x", 1, &e) == SIGNALR_EINVAL,
+              "an AccessKey client takes no temporary key");
+        signalr_client_free(c);
+    }
+
+    /* identity requests */
+    {
+        static const char *const hdrs[] = {"Metadata", "true", "X-A", "b c"};
+        static const char *const bad_name[] = {"Bad Name", "v"};
+        static const char *const bad_value[] = {"X", "a\r\nInjected: 1"};
+        static const char *const bad_urls[] = {
+            "ftp://h/x", "http://", "http://h:0/", "http://h:99999/",
+            "http://u@h/", "http://h/a b", "http://h/#f", "http://[]/",
+            "http://h:/x", "http://h:1x/"};
+        size_t i;
+
+        CHECK(!signalr_request_http("GET", "http://169.254.169.254/metadata/"
+                                    "identity/oauth2/token?api-version=2018-02-01",
+                                    hdrs, 2, NULL, 0, NULL, &r, &e), "imds");
+        CHECK(r.op == SIGNALR_OP_MAX, "not an operation");
+        CHECK_STR(r.host, "169.254.169.254", "host");
+        CHECK(r.port == 80 && !r.tls, "port");
+        CHECK_STR(r.path, "/metadata/identity/oauth2/token?api-version=2018-02-01",
+                  "path");
+        CHECK_STR(r.headers, "Metadata: true\r\nX-A: b c\r\n", "headers");
+        CHECK(r.body == NULL && r.content_type == NULL, "no body");
+        signalr_request_clear(&r);
+        CHECK(!signalr_request_http("POST", "https://[::1]:8443?x=1", NULL, 0,
+                                    "a=b", 3, "application/x-www-form-urlencoded",
+                                    &r, &e), "post");
+        CHECK_STR(r.host, "::1", "v6 host");
+        CHECK(r.port == 8443 && r.tls, "v6 port");
+        CHECK_STR(r.path, "/?x=1", "a query without a path");
+        CHECK(r.body_len == 3 && !strcmp(r.body, "a=b"), "body");
+        CHECK_STR(r.content_type, "application/x-www-form-urlencoded", "type");
+        signalr_request_clear(&r);
+        CHECK(signalr_request_http("PATCH", "http://h/", NULL, 0, NULL, 0, NULL,
+                                   &r, &e) == SIGNALR_EINVAL, "method");
+        for (i = 0; i < sizeof(bad_urls) / sizeof(*bad_urls); i++)
+            CHECK(signalr_request_http("GET", bad_urls[i], NULL, 0, NULL, 0, NULL,
+                                       &r, &e) == SIGNALR_EINVAL, bad_urls[i]);
+        CHECK(signalr_request_http("GET", "http://h/", bad_name, 1, NULL, 0, NULL,
+                                   &r, &e) == SIGNALR_EINVAL, "header name");
+        CHECK(signalr_request_http("GET", "http://h/", bad_value, 1, NULL, 0,
+                                   NULL, &r, &e) == SIGNALR_EINVAL, "header value");
+        CHECK(has(e.msg, "control character"), e.msg);
+        /* identity requests are retried like idempotent calls */
+        {
+            signalr_retry_policy pol = {2, 100, 1000};
+
+            CHECK(signalr_retry_delay(SIGNALR_OP_MAX, &pol, 1, SIGNALR_ESTATUS,
+                                      500, -1) == 100, "500 retried");
+            CHECK(signalr_retry_delay(SIGNALR_OP_MAX, &pol, 2, SIGNALR_ETIMEDOUT,
+                                      0, -1) == 200, "timeout retried");
+            CHECK(signalr_retry_delay(SIGNALR_OP_MAX, &pol, 1, SIGNALR_ESTATUS,
+                                      400, -1) == -1, "400 not retried");
+        }
+    }
+    return t_done("test_entra");
+}
