@@ -726,6 +726,7 @@ signalr_err signalr_request_http(const char *method, const char *url,
     sr__buf b = {0};
     size_t i, hn;
     long port = -1;
+    int literal = 0; /* [IPv6] */
 
     memset(r, 0, sizeof(*r));
     sr__ok(err);
@@ -759,6 +760,7 @@ signalr_err signalr_request_http(const char *method, const char *url,
         hn = (size_t)(close - h - 1);
         p = close + 1;
         h++;
+        literal = 1;
     } else {
         p = memchr(h, ':', (size_t)(end - h));
         if (!p)
@@ -767,6 +769,17 @@ signalr_err signalr_request_http(const char *method, const char *url,
     }
     if (!hn)
         return sr__fail(err, SIGNALR_EINVAL, "url has no host");
+    /* RFC 3986: an IP literal of hex digits, ':' and '.', or a reg-name
+     * of unreserved characters (names, IPv4 addresses) */
+    for (i = 0; i < hn; i++) {
+        int ch = (unsigned char)h[i];
+
+        if (literal ? !(isxdigit(ch) || ch == ':' || ch == '.')
+                         : !(isalnum(ch) || ch == '-' || ch == '.' ||
+                             ch == '_' || ch == '~'))
+            return sr__fail(err, SIGNALR_EINVAL,
+                            "url has a malformed host");
+    }
     if (p < end) {
         if (*p != ':' || p + 1 == end)
             return sr__fail(err, SIGNALR_EINVAL, "url has a malformed port");

@@ -128,7 +128,8 @@ int main(void)
         static const char *const bad_urls[] = {
             "ftp://h/x", "http://", "http://h:0/", "http://h:99999/",
             "http://u@h/", "http://h/a b", "http://h/#f", "http://[]/",
-            "http://h:/x", "http://h:1x/"};
+            "http://h:/x", "http://h:1x/", "https://login.[icrosoft.com/t",
+            "http://[::1x]/", "http://h%41/"};
         size_t i;
 
         CHECK(!signalr_request_http("GET", "http://169.254.169.254/metadata/"
