@@ -144,28 +144,22 @@ static signalr_err start(signalr_multi *m, xfer *x, signalr_error *err)
     return SIGNALR_OK;
 }
 
-signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
-                                 const signalr_params *p, unsigned long *id,
-                                 signalr_error *err)
+/* Room for one more outcome?  EQUEUEFULL when max_queue are pending. */
+static signalr_err room(const signalr_multi *m, signalr_error *err)
 {
-    xfer *x;
-    signalr_err rc;
+    if (m->count < m->max_queue)
+        return SIGNALR_OK;
+    return sr__fail(err, SIGNALR_EQUEUEFULL,
+                    "queue full: %lu requests are pending; poll or flush "
+                    "before sending more", (unsigned long)m->count);
+}
 
-    sr__ok(err);
-    if (m->count >= m->max_queue)
-        return sr__fail(err, SIGNALR_EQUEUEFULL,
-                        "queue full: %lu requests are pending; poll or "
-                        "flush before sending more",
-                        (unsigned long)m->count);
-    x = calloc(1, sizeof(*x));
-    if (!x)
-        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
-    rc = signalr_request_build(m->c, op, p, time(NULL), &x->req, err);
-    /* bad input first (EINVAL whatever the mode), then the mode's limit */
-    if (!rc && signalr_op_returns_data(op))
-        rc = sr__fail(err, SIGNALR_EUNSUPPORTED,
-                      "%s answers with data, which outcomes do not carry: "
-                      "call it on a blocking client", signalr_op_name(op));
+/* Start x (its request built, or rc the build's failure) and give it its
+ * id; on failure x and what it holds are released. */
+static signalr_err enqueue(signalr_multi *m, xfer *x, signalr_err rc,
+                           signalr_op op, unsigned long *id,
+                           signalr_error *err)
+{
     if (!rc)
         rc = start(m, x, err);
     if (rc) {
@@ -183,6 +177,28 @@ signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
     return SIGNALR_OK;
 }
 
+signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
+                                 const signalr_params *p, unsigned long *id,
+                                 signalr_error *err)
+{
+    xfer *x;
+    signalr_err rc;
+
+    sr__ok(err);
+    if ((rc = room(m, err)))
+        return rc;
+    x = calloc(1, sizeof(*x));
+    if (!x)
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    rc = signalr_request_build(m->c, op, p, time(NULL), &x->req, err);
+    /* bad input first (EINVAL whatever the mode), then the mode's limit */
+    if (!rc && signalr_op_returns_data(op))
+        rc = sr__fail(err, SIGNALR_EUNSUPPORTED,
+                      "%s answers with data, which outcomes do not carry: "
+                      "call it on a blocking client", signalr_op_name(op));
+    return enqueue(m, x, rc, op, id, err);
+}
+
 signalr_err signalr_multi_fetch(signalr_multi *m, signalr_request *req,
                                 unsigned long *id, signalr_error *err)
 {
@@ -190,35 +206,15 @@ signalr_err signalr_multi_fetch(signalr_multi *m, signalr_request *req,
     signalr_err rc;
 
     sr__ok(err);
-    if (m->count >= m->max_queue) {
-        signalr_request_clear(req);
-        return sr__fail(err, SIGNALR_EQUEUEFULL,
-                        "queue full: %lu requests are pending; poll or "
-                        "flush before sending more",
-                        (unsigned long)m->count);
-    }
-    x = calloc(1, sizeof(*x));
+    x = (rc = room(m, err)) ? NULL : calloc(1, sizeof(*x));
     if (!x) {
         signalr_request_clear(req);
-        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+        return rc ? rc : sr__fail(err, SIGNALR_ENOMEM, "out of memory");
     }
     x->req = *req;
     memset(req, 0, sizeof(*req));
     x->req.op = SIGNALR_OP_MAX;
-    rc = start(m, x, err);
-    if (rc) {
-        curl_slist_free_all(x->hdrs);
-        put_easy(m, x->easy);
-        sr__sink_free(&x->sink);
-        signalr_request_clear(&x->req);
-        free(x);
-        return rc;
-    }
-    x->out.id = ++m->next_id;
-    x->out.op = SIGNALR_OP_MAX;
-    *id = x->out.id;
-    m->count++;
-    return SIGNALR_OK;
+    return enqueue(m, x, SIGNALR_OK, SIGNALR_OP_MAX, id, err);
 }
 
 /* A transfer ended: read the reply, then finish or schedule a retry. */
