@@ -385,7 +385,10 @@ function Client:_with_token(fn)
         self._token_waiters[#self._token_waiters + 1] = fn
     end
     if self._token_id then return end
-    local spec, msg, d = a:begin(t)
+    -- this client's own fetch (not the shared entry's "busy": that is for
+    -- synchronous callers, which would otherwise wait on a queue they
+    -- cannot drive)
+    local spec, msg, d = a.cred:request(t)
     local id
     if spec then
         id, msg, d = self._core:submit_fetch(spec.method, spec.url, spec.headers,
