@@ -343,6 +343,7 @@ function Auth:finish(t, status, body, details)
     end
     if not tok then
         self:failed(t, exp, d)
+        self:wake()
         return nil, exp, d
     end
     self:store(t, tok, exp)
@@ -446,30 +447,26 @@ function Auth:token(fetch)
             self.dict:delete(lock)
             return dt
         end
-        local spec, msg, d = self:begin(t)
-        local nt
-        if spec then
-            nt, msg, d = self:finish(now(), fetch(spec))
-        else
-            self.entry.busy = false
-        end
+        local nt, msg, d = self:fetch_now(t, fetch)
         self.dict:delete(lock)
-        self:wake()
         if nt then return nt end
         if tok then return tok end
         return nil, msg, d
     end
-    local spec, msg, d = self:begin(t)
-    if not spec then
-        self.entry.busy = false
-        self:wake()
-        return tok or nil, msg, d
-    end
-    local nt
-    nt, msg, d = self:finish(now(), fetch(spec))
-    if not nt then self:wake() end
+    local nt, msg, d = self:fetch_now(t, fetch)
     if nt then return nt end
     if tok then return tok end -- the old one is still good: keep using it
+    return nil, msg, d
+end
+
+--- Perform one token request now, as the one caller that fetches (a
+-- synchronous transport): token | nil, msg, details.  Those waiting for
+-- it are woken either way.
+function Auth:fetch_now(t, fetch)
+    local spec, msg, d = self:begin(t)
+    if spec then return self:finish(now(), fetch(spec)) end
+    self.entry.busy = false
+    self:wake()
     return nil, msg, d
 end
 

@@ -378,13 +378,12 @@ function Client:_with_token(fn)
     if a.provider then return fn(a:token()) end
     local t = auth_mod.now()
     local tok, refresh = a:peek(t)
-    if tok and not (refresh and not self._token_id) then return fn(tok) end
     if tok then
-        fn(tok) -- the old token is good meanwhile: refresh behind it
+        fn(tok) -- when a refresh is due, the old token is good meanwhile
     else
         self._token_waiters[#self._token_waiters + 1] = fn
     end
-    if self._token_id then return end
+    if (tok and not refresh) or self._token_id then return end
     -- this client's own fetch (not the shared entry's "busy": that is for
     -- synchronous callers, which would otherwise wait on a queue they
     -- cannot drive)
@@ -437,33 +436,38 @@ function Client:_call(op, params, what)
                 { code = "EQUEUEFULL" }
         end
         local req = setmetatable({ id = 0, op = what, done = false, _op = op }, Request)
+        -- failures while this call runs are its results (bad input, a
+        -- full queue, no token from a provider); later ones, the request's
+        local now, refused = true, nil
         local function submit(tok, msg, details)
             if self._closing then
                 return self:_finish(req, nil, "the client is closed (nothing was sent)",
                     { code = "ECANCELED", sent = false })
             end
-            if a and not tok then return self:_finish(req, nil, msg, details) end
-            params.bearer = tok
             local id
-            id, msg, details = self._core:submit(op, params)
-            if not id then return self:_finish(req, nil, msg, details) end
+            if a and not tok then
+                id = nil
+            else
+                params.bearer = tok
+                id, msg, details = self._core:submit(op, params)
+            end
+            if not id then
+                if now then refused = { msg, details } return end
+                return self:_finish(req, nil, msg, details)
+            end
             req.id = id
             self._inflight[id] = req
         end
-        if not a then
-            -- bad input and a full queue fail at once, as before
-            local id, msg, details = self._core:submit(op, params)
-            if not id then return nil, "signalr." .. what .. ": " .. msg, details end
-            req.id = id
-            self._inflight[id] = req
-        else
-            -- bad input fails now, also while the token is still to come
+        if a and not a.provider and not a:peek(auth_mod.now()) then
+            -- the token is still to come: check the input now, send it later
             params.bearer = "-"
             local ok, msg, details = self._core:build(op, params)
             params.bearer = nil
             if not ok then return nil, "signalr." .. what .. ": " .. msg, details end
-            self:_with_token(submit)
         end
+        if a then self:_with_token(submit) else submit() end
+        now = false
+        if refused then return nil, "signalr." .. what .. ": " .. refused[1], refused[2] end
         self._open = self._open + 1
         return req
     end
@@ -517,11 +521,8 @@ function Client:_ensure_key()
                 .. " running request", { code = "ETIMEDOUT", sent = false }
         end
     end
-    if self._kid ~= k.kid or self._key ~= k.key then
-        local ok, msg, details = self._core:set_access_key(k.kid, k.key)
-        if not ok then return nil, "signalr.negotiate: " .. msg, details end
-        self._kid, self._key = k.kid, k.key
-    end
+    local ok, msg, details = self:_ensure_key_set(k)
+    if not ok then return nil, "signalr.negotiate: " .. msg, details end
     return true
 end
 
@@ -555,15 +556,12 @@ function Client:_negotiate(hub, user_id, claims, lifetime)
         self:_finish(req, nil, (msg:gsub("^signalr%.negotiate: ", "")), details)
     end
     local usable, due = auth_mod.key_state(k, auth_mod.now())
-    if usable and not (due and not self._key_waiters) then
-        sign()
-        return req
-    end
-    if usable then sign() end
-    if self._key_waiters then
+    if usable then sign() end -- when a refresh is due, the old key is good meanwhile
+    if self._key_waiters then -- a fetch is running: wait for it
         if not usable then self._key_waiters[#self._key_waiters + 1] = sign end
         return req
     end
+    if usable and not due then return req end
     self._key_waiters = usable and {} or { sign }
     local function done(ok, msg, details)
         local waiters = self._key_waiters

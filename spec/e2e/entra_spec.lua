@@ -157,6 +157,13 @@ describe("Microsoft Entra ID", function()
         local before = tokens()
         local c = app("app2", { async = true })
         local hub = assert(c:hub("Chat"))
+        -- bad input fails at once, also before any token is at hand
+        local bad, msg, d = hub:to_group("", "newMessage", {})
+        assert.is_nil(bad)
+        assert.equal("EINVAL", d.code)
+        assert.truthy(msg:find("^signalr.to_group: group name"), msg)
+        assert.equal(0, c:pending())
+        assert.equal(0, tokens() - before)
         local reqs = {}
         for i = 1, 10 do reqs[i] = assert(hub:broadcast("newMessage", { "async", i })) end
         assert.equal(10, c:pending())
@@ -171,6 +178,11 @@ describe("Microsoft Entra ID", function()
         assert.is_true(assert(hub:to_user("ann", "newMessage", { "to ann" })) ~= nil)
         assert(c:flush(10))
         env.wait(function() return pool:count("as1", "to ann") == 1 end, 10, "ann's message")
+        -- and once a token is cached
+        bad, msg, d = hub:to_group("", "newMessage", {})
+        assert.is_nil(bad)
+        assert.equal("EINVAL", d.code)
+        assert.equal(0, c:pending())
         -- a token is cached now: a second negotiate is ready at the next poll
         local again = assert(hub:negotiate())
         assert(c:flush(5))

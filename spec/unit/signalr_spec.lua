@@ -55,6 +55,31 @@ describe("signalr", function()
             assert.is_false(details.sent)
             assert.truthy(msg:find("^signalr.negotiate: could not connect"), msg)
         end)
+        it("a token provider that gives no token: the call fails at once, also in async mode", function()
+            for _, async in ipairs { false, true } do
+                local c = assert(signalr.new { connection_string = "Endpoint=http://127.0.0.1:1;AuthType=azure",
+                    async = async, token_provider = function() return nil, "no credentials here" end })
+                local r, msg, d = c:hub("h"):broadcast("t")
+                assert.is_nil(r)
+                assert.equal("EINVAL", d.code)
+                assert.equal("signalr.broadcast: the token provider gave no token: no credentials here", msg)
+                if async then assert.equal(0, c:pending()) end
+            end
+        end)
+        it("a token provider's token is cached when it says when it expires", function()
+            local calls, exp = 0, nil
+            local c = assert(signalr.new { connection_string = "Endpoint=http://127.0.0.1:1;AuthType=azure",
+                retries = 0, token_provider = function() calls = calls + 1 return "t" .. calls, exp end })
+            local hub = c:hub("h")
+            hub:broadcast("x")
+            hub:broadcast("x")
+            assert.equal(2, calls) -- no expiry: asked every time, as before
+            exp = os.time() + 3600
+            hub:broadcast("x")
+            hub:broadcast("x")
+            hub:broadcast("x")
+            assert.equal(3, calls)
+        end)
         it("refuses certificate credentials, naming what works instead", function()
             assert.has_error(function()
                 signalr.new("Endpoint=https://x;AuthType=azure.app;ClientId=a;TenantId=t;ClientCertPath=/c.pem")
