@@ -182,6 +182,7 @@ describe("Microsoft Entra ID", function()
         bad, msg, d = hub:to_group("", "newMessage", {})
         assert.is_nil(bad)
         assert.equal("EINVAL", d.code)
+        assert.truthy(msg:find("^signalr.to_group: group name"), msg)
         assert.equal(0, c:pending())
         -- a token is cached now: a second negotiate is ready at the next poll
         local again = assert(hub:negotiate())
