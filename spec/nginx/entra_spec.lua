@@ -6,39 +6,26 @@ local env = require "helpers.env"
 
 local SECRET = "entra-client-secret-Q7vX2mP9kL4t"
 
-local function sh(cmd)
-    local p = io.popen("unset LD_PRELOAD ASAN_OPTIONS LSAN_OPTIONS SIGNALR_BUILD; " .. cmd)
-    local out = p:read("*a")
-    p:close()
-    return out
-end
+local nginx = require "helpers.nginx"
+local sh = nginx.sh
 
+-- spec/nginx/entra.conf, rendered into a private prefix and started
 local function start_nginx(emu)
-    for _ = 1, 5 do
-        local port, prefix = 20000 + math.random(0, 20000), os.tmpname()
-        os.remove(prefix)
+    local cs = "Endpoint=http://localhost;Port=" .. emu.port
+        .. ";AuthType=azure.app;ClientId=@ID@;ClientSecret=" .. SECRET .. ";TenantId=t1;Version=1.0;"
+    return nginx.start(function(prefix, port)
         sh("mkdir -p " .. prefix .. "/logs " .. prefix .. "/temp")
         sh(string.format("sed -e 's|@ROOT@|%s|g' -e 's|@PORT@|%d|g' %s/spec/nginx/entra.conf > %s/nginx.conf",
             env.root, port, env.root, prefix))
-        local cs = "Endpoint=http://localhost;Port=" .. emu.port
-            .. ";AuthType=azure.app;ClientId=@ID@;ClientSecret=" .. SECRET .. ";TenantId=t1;Version=1.0;"
-        local out = sh(string.format("ENTRA_CS='%s' ENTRA_AUTHORITY='%s/' nginx -p %s -c %s/nginx.conf 2>&1",
+        return sh(string.format("ENTRA_CS='%s' ENTRA_AUTHORITY='%s/' nginx -p %s -c %s/nginx.conf 2>&1",
             cs, emu.base, prefix, prefix))
-        if not out:find("Address already in use", 1, true) then
-            assert(not out:find("emerg"), out)
-            local n = { port = port, prefix = prefix, base = "http://127.0.0.1:" .. port }
-            env.wait(function() return io.open(prefix .. "/logs/nginx.pid") end, 10, "nginx")
-            env.sleep(0.3)
-            return n
-        end
-    end
-    error("no free port for nginx")
+    end, function(n)
+        -- no route of its own answers without a token: a 404 means it serves
+        return sh("curl -s -o /dev/null -w '%{http_code}' " .. n.base .. "/") == "404"
+    end)
 end
 
-local function stop_nginx(n)
-    sh("nginx -p " .. n.prefix .. " -c " .. n.prefix .. "/nginx.conf -s stop 2>&1")
-    env.keep_log(n.prefix .. "/logs/error.log", "nginx")
-end
+local stop_nginx = nginx.stop
 
 -- 50 requests at once; returns the workers that answered and the bodies
 local function burst(n, query)

@@ -6,39 +6,18 @@ local cjson = require "cjson"
 local env = require "helpers.env"
 local rows = require "helpers.rows"
 
-local function sh(cmd)
-    local p = io.popen("unset LD_PRELOAD ASAN_OPTIONS LSAN_OPTIONS SIGNALR_BUILD; " .. cmd)
-    local out = p:read("*a")
-    p:close()
-    return out
-end
-
-local function free_port()
-    return 20000 + math.random(0, 20000)
-end
+local nginx = require "helpers.nginx"
+local sh, free_port = nginx.sh, nginx.free_port
 
 -- Start examples/openresty with a private prefix; returns { port, prefix }.
--- A random port may be taken: try another one.
 local function start_nginx(cs, ca)
-    for _ = 1, 5 do
-        local port, prefix = free_port(), os.tmpname()
-        os.remove(prefix)
-        local out = sh(string.format("AzureSignalRConnectionString='%s' %s/examples/openresty/run.sh %s %d %s %s 2>&1",
+    return nginx.start(function(prefix, port)
+        return sh(string.format("AzureSignalRConnectionString='%s' %s/examples/openresty/run.sh %s %d %s %s 2>&1",
             cs, env.root, prefix, port, ca, env.root .. "/spec/nginx/locations.conf"))
-        if not out:find("Address already in use", 1, true) then
-            assert(out == "" or not out:find("emerg"), out)
-            env.wait(function() return sh("curl -s http://127.0.0.1:" .. port .. "/ping") == "pong\n" end,
-                10, "nginx")
-            return { port = port, prefix = prefix, base = "http://127.0.0.1:" .. port }
-        end
-    end
-    error("no free port for nginx")
+    end, function(n) return sh("curl -s " .. n.base .. "/ping") == "pong\n" end)
 end
 
-local function stop_nginx(n)
-    sh("nginx -p " .. n.prefix .. " -c " .. n.prefix .. "/nginx.conf -s stop 2>&1")
-    env.keep_log(n.prefix .. "/logs/error.log", "nginx")
-end
+local stop_nginx = nginx.stop
 
 local function post(n, path, body)
     local f = os.tmpname()

@@ -1,0 +1,44 @@
+--- Private nginx instances for the specs: a shell without the sanitizer
+-- environment, a start that tries another port when one is taken, a
+-- stop that keeps the error log for the secrets scan.
+local env = require "helpers.env"
+
+local M = {}
+
+--- Run a shell command (the sanitizer environment of `make asan` unset);
+-- returns what it printed.
+function M.sh(cmd)
+    local p = io.popen("unset LD_PRELOAD ASAN_OPTIONS LSAN_OPTIONS SIGNALR_BUILD; " .. cmd)
+    local out = p:read("*a")
+    p:close()
+    return out
+end
+
+function M.free_port()
+    return 20000 + math.random(0, 20000)
+end
+
+--- Start nginx: launch(prefix, port) renders its configuration into a new
+-- prefix and starts it, returning what it printed; ready(n) says when it
+-- serves.  Returns { port, prefix, base }.
+function M.start(launch, ready)
+    for _ = 1, 5 do
+        local port, prefix = M.free_port(), os.tmpname()
+        os.remove(prefix)
+        local out = launch(prefix, port)
+        if not out:find("Address already in use", 1, true) then
+            assert(out == "" or not out:find("emerg"), out)
+            local n = { port = port, prefix = prefix, base = "http://127.0.0.1:" .. port }
+            env.wait(function() return ready(n) end, 10, "nginx")
+            return n
+        end
+    end
+    error("no free port for nginx")
+end
+
+function M.stop(n)
+    M.sh("nginx -p " .. n.prefix .. " -c " .. n.prefix .. "/nginx.conf -s stop 2>&1")
+    env.keep_log(n.prefix .. "/logs/error.log", "nginx")
+end
+
+return M
