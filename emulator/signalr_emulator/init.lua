@@ -8,6 +8,9 @@ local util = require "signalr_emulator.util"
 local rest = require "signalr_emulator.rest"
 local client = require "signalr_emulator.client"
 local hubs_mod = require "signalr_emulator.hubs"
+local auth = require "signalr_emulator.auth"
+local entra = require "signalr_emulator.entra"
+local rand = require "openssl.rand"
 
 local cjson = util.json
 local tostring, tonumber, type, pcall, format = tostring, tonumber, type, pcall, string.format
@@ -85,7 +88,7 @@ function _M.new(opts)
     }, Emu)
     if opts.entra then
         opts.entra.log = function(...) return self:log(...) end
-        self.entra = require("signalr_emulator.entra").new(opts.entra)
+        self.entra = entra.new(opts.entra)
     end
     return self
 end
@@ -324,7 +327,6 @@ end
 --- A REST bearer token: the claims, or nil, status, code, reason.  `what`
 -- is the permission the route needs (signalr_emulator.entra.allowed).
 function Emu:rest_auth(token, path, authority, what)
-    local entra = require "signalr_emulator.entra"
     local h = entra.header(token)
     if h and h.alg == "RS256" then
         if not self.entra then
@@ -351,7 +353,7 @@ function Emu:rest_auth(token, path, authority, what)
         return nil, 401, "Error.Unauthorized", "a temporary access key is only issued to"
             .. " Microsoft Entra ID identities"
     end
-    local claims, reason = require("signalr_emulator.auth").rest(self.key, token, path, authority)
+    local claims, reason = auth.rest(self.key, token, path, authority)
     if not claims then
         return nil, 401, "Error.Unauthorized", "authorization failed: " .. reason
     end
@@ -361,7 +363,7 @@ end
 --- The key a client token must be signed with: the temporary key its
 -- "kid" names, else the AccessKey (unless local auth is disabled).
 function Emu:client_key(token)
-    local h = require("signalr_emulator.entra").header(token)
+    local h = entra.header(token)
     local kid = h and h.kid
     if kid ~= nil then
         local k = type(kid) == "string" and self.temp_keys[kid]
@@ -376,9 +378,7 @@ end
 
 --- Issue a temporary access key (90 minutes, as the service's).
 function Emu:issue_key()
-    local rand = require "openssl.rand"
-    local b64 = require("signalr_emulator.entra").b64url
-    local kid, key = "tk-" .. b64(rand.bytes(9)), b64(rand.bytes(32))
+    local kid, key = "tk-" .. entra.b64url(rand.bytes(9)), entra.b64url(rand.bytes(32))
     self.temp_keys[kid] = { key = key, expires = os.time() + 90 * 60 }
     self.stats.temp_keys = (self.stats.temp_keys or 0) + 1
     return kid, key
