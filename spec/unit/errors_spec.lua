@@ -212,7 +212,9 @@ describe("errors", function()
             emu:fault { mode = "status", status = 503, count = 5 }
             local ok, msg, details = client { retries = 2, retry_delay = 0.01 }:broadcast("t")
             assert.is_nil(ok)
-            assert.equal(503, details.status)
+            -- seen once under ASan in a full run, not reproduced since: say what came instead
+            assert.equal(503, details.status, tostring(details.code) .. ": " .. tostring(msg)
+                .. " (requests: " .. #emu:requests() .. ")")
             assert.truthy(msg:find("(after 3 attempts)", 1, true), msg)
             assert.equal(3, #emu:requests())
         end)
