@@ -316,11 +316,13 @@ function Auth:failed(t, msg, details)
     e.retry_at = t + _M.RETRY_AFTER_FAILURE
 end
 
---- Forget the cached token (the service refused it).
-function Auth:invalidate()
+--- Forget the cached token when it is still `token` (the service refused
+-- it; a newer one, fetched since, stays).
+function Auth:invalidate(token)
     local e = self.entry
+    if e.token ~= token then return end
     e.token, e.expires_on, e.refresh_at, e.retry_at = nil, nil, nil, 0
-    if self.dict then self.dict:delete(self.dict_key) end
+    if self.dict and self:from_dict(now()) == token then self.dict:delete(self.dict_key) end
 end
 
 --- The token request to perform now (marks the fetch as running).

@@ -270,7 +270,15 @@ function Client:poll(timeout)
         else
             local req = self._inflight[o.id]
             self._inflight[o.id] = nil
-            if o.error then
+            local a = self._auth
+            if o.error and a and a.cred and o.details and o.details.status == 401
+                    and not req._retried and not self._closing then
+                -- a refused Entra ID token: once more with a new one (a 401
+                -- did no work, so nothing is duplicated)
+                req._retried = true
+                a:invalidate(req._token)
+                self:_with_token(req._submit)
+            elseif o.error then
                 self:_finish(req, nil, self:_explain(req._op, o.error, o.details), o.details)
             else
                 self:_finish(req, o.result)
@@ -455,9 +463,10 @@ function Client:_call(op, params, what)
                 if now then refused = { msg, details } return end
                 return self:_finish(req, nil, msg, details)
             end
-            req.id = id
+            req.id, req._token = id, tok
             self._inflight[id] = req
         end
+        req._submit = submit
         if a and not a.provider and not a:peek(auth_mod.now()) then
             -- the token is still to come: check the input now, send it later
             params.bearer = "-"
@@ -486,7 +495,7 @@ function Client:_call(op, params, what)
                 and attempt == 1) then
             break
         end
-        a:invalidate()
+        a:invalidate(params.bearer)
     end
     if res == nil then
         return nil, "signalr." .. what .. ": " .. self:_explain(op, msg, details), details

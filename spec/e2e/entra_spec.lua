@@ -60,7 +60,8 @@ describe("Microsoft Entra ID", function()
                        "--entra-identity system", "--entra-identity mi-reader:rest-reader",
                        "--entra-identity mi-nokey:rest-owner",
                        "--entra-federated wl1:" .. dir .. "/assertion" }
-        for _, id in ipairs { "app1", "app2", "app3", "app4", "app5", "app6", "app7", "app8", "env1" } do
+        for _, id in ipairs { "app1", "app2", "app3", "app4", "app5", "app6", "app7", "app8", "app9",
+                              "env1" } do
             args[#args + 1] = "--entra-app " .. id .. ":" .. SECRET
         end
         emu = env.emulator(table.concat(args, " "))
@@ -296,6 +297,35 @@ describe("Microsoft Entra ID", function()
             assert.truthy(msg:find("The audience is invalid", 1, true), msg)
             assert.falsy(msg:find("AccessKey", 1, true), msg)
             assert.same({ 401, 401 }, rest_statuses())
+        end)
+
+        it("async mode: a 401 gets one more try with a new token, then is explained", function()
+            local before = tokens()
+            emu:fault { mode = "audience", count = 1, scope = "entra" }
+            local c = app("app9", { async = true })
+            local hub = assert(c:hub("Chat"))
+            local r1 = assert(hub:broadcast("newMessage", { "async retry" }))
+            assert(c:flush(10))
+            assert.is_true(r1.result, r1.error)
+            assert.equal(2, tokens() - before)
+            assert.same({ 401, 202 }, rest_statuses())
+            -- every token refused: the second 401 is the answer, explained
+            emu:clear()
+            c:close()
+            c = app("app9", { async = true })
+            hub = assert(c:hub("Chat"))
+            emu:fault { mode = "audience", count = 2, scope = "entra" }
+            -- the cached token is good: drop it through a first refusal
+            emu:fault { mode = "status", status = 401, count = 1 }
+            local r2 = assert(hub:broadcast("newMessage", { "x" }))
+            assert(c:flush(10))
+            assert.is_nil(r2.result)
+            assert.equal(401, r2.details.status)
+            assert.truthy(r2.error:find("^signalr.broadcast: HTTP 401 Unauthorized %(the service refused"
+                .. " the Microsoft Entra ID token"), r2.error)
+            clean(r2.error, r2.details)
+            assert.same({ 401, 401 }, rest_statuses())
+            c:close()
         end)
 
         it("a missing role: 403 naming the role; reads still work", function()
