@@ -851,6 +851,24 @@ static int l_jwt_sign(lua_State *L)
     return 1;
 }
 
+/* core.jwt_sign_rs256(payload_json, pem_path) -> token | nil, msg, details */
+static int l_jwt_sign_rs256(lua_State *L)
+{
+    size_t pl, fl;
+    const char *payload = luaL_checklstring(L, 1, &pl);
+    const char *path = luaL_checklstring(L, 2, &fl);
+    signalr_error e;
+    box *b;
+
+    if (strlen(path) != fl)
+        return nul_fail(L, "certificate path");
+    b = new_box(L);
+    if (signalr_jwt_sign_rs256(payload, pl, path, &b->a, NULL, &e))
+        return push_fail(L, &e);
+    lua_pushstring(L, b->a);
+    return 1;
+}
+
 /* core.jwt_verify(token, key[, now]) -> payload_json | nil, msg, details
  * now = 0 skips the expiry check. */
 static int l_jwt_verify(lua_State *L)
@@ -969,6 +987,7 @@ static const luaL_Reg funcs[] = {
     {"retry_delay", l_retry_delay},
     {"http_request", l_http_request},
     {"jwt_sign", l_jwt_sign},
+    {"jwt_sign_rs256", l_jwt_sign_rs256},
     {"jwt_verify", l_jwt_verify},
     {"url_encode", l_url_encode},
     {"url_decode", l_url_decode},

@@ -162,6 +162,19 @@ SIGNALR_API signalr_err signalr_jwt_sign_kid(const char *payload_json,
                                              char **out, size_t *outlen,
                                              signalr_error *err);
 
+/* Sign payload_json as an RS256 JWT with the RSA private key in the PEM
+ * file pem_path, whose certificate (in the same file) names it in the
+ * header: {"alg":"RS256","typ":"JWT","x5t":<SHA-1 thumbprint>,
+ * "x5t#S256":<SHA-256 thumbprint>}, both base64url of the DER
+ * certificate's digest.  For Microsoft Entra ID certificate credentials
+ * (client assertions).  EINVAL when the file cannot be read or lacks a
+ * matching key and certificate (PFX files are not read). */
+SIGNALR_API signalr_err signalr_jwt_sign_rs256(const char *payload_json,
+                                               size_t payload_len,
+                                               const char *pem_path,
+                                               char **out, size_t *outlen,
+                                               signalr_error *err);
+
 /* Verify token's HS256 signature against key (constant-time compare), that
  * its header says alg HS256, and when now > 0 that it carries a numeric
  * "exp" later than now.  On success *payload receives the decoded payload

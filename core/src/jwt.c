@@ -1,10 +1,16 @@
-/* jwt.c - HS256 JSON Web Tokens (RFC 7519, RFC 7515 section 3 and A.1).
- * The only file that calls OpenSSL. */
+/* jwt.c - HS256 JSON Web Tokens (RFC 7519, RFC 7515 section 3 and A.1),
+ * and RS256 client assertions for Microsoft Entra ID certificate
+ * credentials.  The only file that calls OpenSSL (besides wiping secrets
+ * with OPENSSL_cleanse). */
 #include "internal.h"
 
+#include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,5 +196,124 @@ signalr_err signalr_jwt_verify(const char *token, size_t len,
 out:
     free(hdr);
     free(body);
+    return rc;
+}
+
+/* ===== RS256 client assertions (certificate credentials) ===== */
+
+/* No passphrase: OpenSSL's default would prompt on the terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return 0;
+}
+
+/* Read the first private key and the first certificate of a PEM file. */
+static signalr_err read_pem(const char *path, EVP_PKEY **key, X509 **cert,
+                            signalr_error *err)
+{
+    BIO *b = BIO_new_file(path, "r");
+
+    *key = NULL;
+    *cert = NULL;
+    if (!b)
+        return sr__fail(err, SIGNALR_EINVAL,
+                        "cannot read the certificate file %.300s", path);
+    *key = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+    (void)BIO_reset(b);
+    *cert = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
+    BIO_free(b);
+    ERR_clear_error();
+    if (*key && *cert && X509_check_private_key(*cert, *key) == 1)
+        return SIGNALR_OK;
+    EVP_PKEY_free(*key);
+    X509_free(*cert);
+    *key = NULL;
+    *cert = NULL;
+    ERR_clear_error();
+    return sr__fail(err, SIGNALR_EINVAL,
+                    "the certificate file %.300s needs a PEM private key and "
+                    "the PEM certificate that matches it, the key not "
+                    "encrypted (PFX files are not read: convert with "
+                    "openssl pkcs12 -nodes)", path);
+}
+
+signalr_err signalr_jwt_sign_rs256(const char *payload_json,
+                                   size_t payload_len, const char *pem_path,
+                                   char **out, size_t *outlen,
+                                   signalr_error *err)
+{
+    unsigned char sha1[20], sha256[32], *sig = NULL;
+    char t1[32], t256[48], hdr[200];
+    unsigned int dl = 0;
+    size_t hl, siglen = 0, n, cap;
+    EVP_PKEY *key;
+    X509 *cert;
+    EVP_MD_CTX *md = NULL;
+    signalr_err rc;
+    char *tok = NULL;
+
+    *out = NULL;
+    sr__ok(err);
+    if (!payload_json || !sr__json_is(payload_json, payload_len, '{'))
+        return sr__fail(err, SIGNALR_EINVAL,
+                        "JWT payload must be a JSON object");
+    if (!pem_path)
+        return sr__fail(err, SIGNALR_EINVAL, "no certificate file");
+    rc = read_pem(pem_path, &key, &cert, err);
+    if (rc)
+        return rc;
+    rc = sr__fail(err, SIGNALR_ECRYPTO, "RS256 signing failed");
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
+        rc = sr__fail(err, SIGNALR_EINVAL,
+                      "the certificate's key must be RSA (RS256)");
+        goto done;
+    }
+    /* x5t: SHA-1 thumbprint of the DER certificate; x5t#S256: SHA-256 */
+    if (!X509_digest(cert, EVP_sha1(), sha1, &dl) || dl != 20 ||
+        !X509_digest(cert, EVP_sha256(), sha256, &dl) || dl != 32)
+        goto done;
+    t1[sr__b64url_encode(t1, sha1, 20)] = '\0';
+    t256[sr__b64url_encode(t256, sha256, 32)] = '\0';
+    hl = (size_t)snprintf(hdr, sizeof(hdr),
+                          "{\"alg\":\"RS256\",\"typ\":\"JWT\",\"x5t\":\"%s\","
+                          "\"x5t#S256\":\"%s\"}", t1, t256);
+    cap = (hl + 2) / 3 * 4 + 1 + (payload_len + 2) / 3 * 4 + 1 +
+          ((size_t)EVP_PKEY_get_size(key) + 2) / 3 * 4 + 1;
+    tok = malloc(cap);
+    md = EVP_MD_CTX_new();
+    if (!tok || !md) {
+        rc = sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+        goto done;
+    }
+    n = sr__b64url_encode(tok, (const unsigned char *)hdr, hl);
+    tok[n++] = '.';
+    n += sr__b64url_encode(tok + n, (const unsigned char *)payload_json,
+                           payload_len);
+    if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+        EVP_DigestSign(md, NULL, &siglen, (unsigned char *)tok, n) != 1)
+        goto done;
+    sig = malloc(siglen);
+    if (!sig || EVP_DigestSign(md, sig, &siglen, (unsigned char *)tok, n) != 1)
+        goto done;
+    tok[n++] = '.';
+    n += sr__b64url_encode(tok + n, sig, siglen);
+    tok[n] = '\0';
+    *out = tok;
+    tok = NULL;
+    if (outlen)
+        *outlen = n;
+    rc = SIGNALR_OK;
+    sr__ok(err);
+done:
+    ERR_clear_error();
+    free(sig);
+    free(tok);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(key);
+    X509_free(cert);
     return rc;
 }

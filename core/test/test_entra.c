@@ -1,10 +1,16 @@
 /* test_entra.c - what the core gives Microsoft Entra ID clients: the
  * connection string's identity keys, HS256 with a kid, temporary access
  * keys for negotiate, the access_key operation, identity requests. */
+#define _POSIX_C_SOURCE 200809L
 #include "harness.h"
 #include "internal.h"
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define APP "Endpoint=https://x.service.signalr.net;AuthType=azure.app;" \
             "ClientId=cid;TenantId=tid;ClientSecret=s3cr3t;Version=1.0;"
@@ -12,6 +18,78 @@
 static int has(const char *s, const char *part)
 {
     return s && strstr(s, part) != NULL;
+}
+
+/* Write a fresh RSA key and its self-signed certificate to path (both,
+ * or only the certificate); returns the key (the caller frees it). */
+static EVP_PKEY *make_pem(const char *path, int with_key)
+{
+    EVP_PKEY *k = EVP_RSA_gen(2048);
+    X509 *x = X509_new();
+    FILE *f = fopen(path, "w");
+
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, k);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"app", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    X509_sign(x, k, EVP_sha256());
+    if (with_key)
+        PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
+    PEM_write_X509(f, x);
+    fclose(f);
+    X509_free(x);
+    return k;
+}
+
+/* RS256 client assertions: the signature verifies with the key, the
+ * header names the certificate by its thumbprints, bad files are EINVAL. */
+static void test_rs256(void)
+{
+    char path[] = "/tmp/signalr-test-XXXXXX", *tok, *hdr;
+    int fd = mkstemp(path);
+    EVP_PKEY *k;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char sig[512];
+    const char *d1, *d2;
+    size_t n, hl, sl;
+    signalr_error e;
+
+    close(fd);
+    k = make_pem(path, 1);
+    CHECK(!signalr_jwt_sign_rs256("{\"iss\":\"a\"}", 11, path, &tok, &n, &e),
+          e.msg);
+    d1 = strchr(tok, '.');
+    d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    CHECK(d2 && n == strlen(tok), "three segments");
+    hdr = malloc((size_t)(d1 - tok));
+    hl = sr__b64url_decode((unsigned char *)hdr, tok, (size_t)(d1 - tok));
+    hdr[hl] = '\0';
+    CHECK(has(hdr, "\"alg\":\"RS256\"") && has(hdr, "\"x5t\":\"") &&
+              has(hdr, "\"x5t#S256\":\""), hdr);
+    sl = sr__b64url_decode(sig, d2 + 1, strlen(d2 + 1));
+    CHECK(sl == 256, "a 2048-bit signature");
+    CHECK(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, k) == 1 &&
+              EVP_DigestVerify(md, sig, sl, (const unsigned char *)tok,
+                               (size_t)(d2 - tok)) == 1,
+          "the signature verifies with the certificate's key");
+    free(hdr);
+    signalr_free(tok);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(k);
+    /* a certificate without its key, a missing file, a bad payload */
+    EVP_PKEY_free(make_pem(path, 0));
+    CHECK(signalr_jwt_sign_rs256("{}", 2, path, &tok, NULL, &e) == SIGNALR_EINVAL,
+          "no key");
+    CHECK(has(e.msg, "needs a PEM private key"), e.msg);
+    unlink(path);
+    CHECK(signalr_jwt_sign_rs256("{}", 2, path, &tok, NULL, &e) == SIGNALR_EINVAL,
+          "no file");
+    CHECK(has(e.msg, "cannot read the certificate file"), e.msg);
+    CHECK(signalr_jwt_sign_rs256("[]", 2, path, &tok, NULL, &e) == SIGNALR_EINVAL,
+          "payload not an object");
 }
 
 int main(void)
@@ -174,5 +252,6 @@ int main(void)
                                       400, -1) == -1, "400 not retried");
         }
     }
+    test_rs256();
     return t_done("test_entra");
 }

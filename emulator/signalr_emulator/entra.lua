@@ -6,7 +6,8 @@
 -- `roles` claim as the service reads role assignments.
 --
 -- Routes (same port as the service):
---   POST /{tenant}/oauth2/v2.0/token            client secret or assertion
+--   POST /{tenant}/oauth2/v2.0/token            client secret, federated or
+--                                               certificate (RS256) assertion
 --   GET  /{tenant}/discovery/v2.0/keys          JWKS
 --   GET  /metadata/identity/oauth2/token        IMDS (header Metadata: true)
 --   GET  /msi/token                             App Service (X-IDENTITY-HEADER)
@@ -14,6 +15,7 @@
 -- travel in the token (the service looks role assignments up instead).
 -- @module signalr_emulator.entra
 local pkey = require "openssl.pkey"
+local x509 = require "openssl.x509"
 local digest = require "openssl.digest"
 local rand = require "openssl.rand"
 local util = require "signalr_emulator.util"
@@ -83,13 +85,14 @@ Entra.__index = Entra
 
 --- opts: apps = { [client_id] = { secret =, roles = {...} } },
 -- federated = { [client_id] = { assertion =, roles = } },
+-- certs = { [client_id] = { cert = <openssl.x509>, roles = } },
 -- identities = { [client_id | "system"] = { roles = } }, identity_header,
 -- token_lifetime (s), base (issuer prefix, set once listening).
 function _M.new(opts)
     local self = setmetatable({
         key = pkey.new { type = "RSA", bits = 2048 },
         kid = b64url(rand.bytes(9)),
-        apps = opts.apps or {}, federated = opts.federated or {},
+        apps = opts.apps or {}, federated = opts.federated or {}, certs = opts.certs or {},
         identities = opts.identities or {},
         identity_header = opts.identity_header,
         lifetime = opts.token_lifetime or 3600,
@@ -143,6 +146,35 @@ function Entra:verify(token, now)
         return nil, "the issuer is invalid"
     end
     return c
+end
+
+--- A certificate credential's client assertion: nil when good, else why
+-- not (the header's thumbprint, the RS256 signature with the
+-- certificate's key, aud = this token endpoint, iss = sub = the client,
+-- the time window).
+local function check_cert_assertion(cert, assertion, client_id, tenant)
+    local h = _M.header(assertion)
+    if not h or h.alg ~= "RS256" then return "not an RS256 JWT" end
+    if h.x5t ~= b64url(cert:digest("sha1", "s")) then
+        return "the x5t thumbprint names another certificate"
+    end
+    local input, sig = assertion:match("^([%w%-_]+%.[%w%-_]+)%.([%w%-_]+)$")
+    local raw = unb64url(sig)
+    local d = digest.new("sha256")
+    d:update(input or "")
+    if not raw or not cert:getPublicKey():verify(raw, d) then return "the signature is invalid" end
+    local ok, c = pcall(cjson.decode, unb64url(input:match("%.(.*)$")) or "")
+    if not ok or type(c) ~= "table" then return "the payload is not JSON" end
+    local now = os_time()
+    if type(c.aud) ~= "string" or not c.aud:match("^https?://[^/]+/" .. tenant:gsub("%p", "%%%0")
+            .. "/oauth2/v2%.0/token$") then
+        return "aud is not this token endpoint"
+    end
+    if c.iss ~= client_id or c.sub ~= client_id then return "iss and sub must be the client id" end
+    if type(c.exp) ~= "number" or c.exp <= now or type(c.nbf) ~= "number" or c.nbf > now + 60 then
+        return "the assertion is not valid now"
+    end
+    if type(c.jti) ~= "string" or c.jti == "" then return "jti is missing" end
 end
 
 -- What each role allows: "send" (REST writes), "read" (checks, listings),
@@ -213,13 +245,22 @@ function Entra:handle(stream, req, method, path, query, fault)
         end
         local app = self.apps[f.client_id or ""]
         local fed = self.federated[f.client_id or ""]
-        if not app and not fed then
+        local cert = self.certs[f.client_id or ""]
+        if not app and not fed and not cert then
             return aad_error(stream, 400, "unauthorized_client", 700016, "Application with"
                 .. " identifier '" .. tostring(f.client_id) .. "' was not found in the directory '"
                 .. tenant .. "'.", method)
         end
         local roles
-        if f.client_assertion then
+        if f.client_assertion and cert then
+            local why = check_cert_assertion(cert.cert, f.client_assertion, f.client_id,
+                tenant)
+            if why then
+                return aad_error(stream, 401, "invalid_client", 700027, "Client assertion"
+                    .. " failed signature validation: " .. why, method)
+            end
+            roles = cert.roles
+        elseif f.client_assertion then
             if not fed or f.client_assertion_type
                     ~= "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
                     or f.client_assertion ~= fed.assertion then
@@ -287,8 +328,8 @@ function Entra:handle(stream, req, method, path, query, fault)
 end
 
 --- Parse "ID:SECRET[:role,role]" (apps), "ID:FILE[:roles]" (federated:
--- the assertion is the file's content) or "ID[:roles]" (identities;
--- "system" for the system-assigned one).
+-- the assertion is the file's content; cert: the file's PEM certificate)
+-- or "ID[:roles]" (identities; "system" for the system-assigned one).
 function _M.parse_spec(kind, spec)
     local parts = {}
     for p in (spec .. ":"):gmatch("([^:]*):") do parts[#parts + 1] = p end
@@ -313,6 +354,14 @@ function _M.parse_spec(kind, spec)
     local r, why = roles(parts[3])
     if r == false then return nil, why end
     if kind == "app" then return parts[1], { secret = parts[2], roles = r } end
+    if kind == "cert" then
+        local f = io.open(parts[2], "rb")
+        if not f then return nil, "cannot read " .. parts[2] end
+        local ok, crt = pcall(x509.new, f:read("*a"), "PEM")
+        f:close()
+        if not ok or not crt then return nil, parts[2] .. " holds no PEM certificate" end
+        return parts[1], { cert = crt, roles = r }
+    end
     local f = io.open(parts[2], "rb")
     if not f then return nil, "cannot read " .. parts[2] end
     local a = f:read("*a"):match("^%s*(.-)%s*$")

@@ -99,6 +99,8 @@ local function identity_error(self, status, body)
         hint = " (check ClientSecret: it is wrong or expired)"
     elseif aadsts == "AADSTS700016" then
         hint = " (check ClientId and TenantId: no such application in that tenant)"
+    elseif aadsts == "AADSTS700027" then
+        hint = " (check ClientCert: the application has no such certificate registered)"
     elseif aadsts == "AADSTS90002" then
         hint = " (check TenantId: no such tenant)"
     end
@@ -107,13 +109,36 @@ local function identity_error(self, status, body)
         { status = status, service_code = aadsts })
 end
 
+-- A JWT id for client assertions: unique (time, a counter and random
+-- bits, in the UUID shape), not secret.
+local jti_count = 0
+local function jti()
+    jti_count = jti_count + 1
+    local r = math.random
+    return string.format("%08x-%04x-4%03x-%04x-%04x%08x", os.time() % 4294967296,
+        jti_count % 65536, r(0, 4095), r(0, 65535), r(0, 65535), r(0, 2147483647))
+end
+
 --- The next token request: { method, url, headers, body, content_type }
 -- (nil, msg, details when it cannot be made, e.g. an unreadable file).
 function Cred:request(t)
-    if self.kind == "secret" or self.kind == "assertion" then
+    if self.kind == "secret" or self.kind == "assertion" or self.kind == "certificate" then
         local f = { "client_id", self.client_id, "scope", _M.SCOPE }
         if self.kind == "secret" then
             f[#f + 1], f[#f + 2] = "client_secret", self.secret
+        elseif self.kind == "certificate" then
+            -- a client assertion signed with the certificate's key (C core):
+            -- for this token endpoint, 10 minutes (certificate-credentials)
+            local claims = cjson.encode { aud = self.url, iss = self.client_id,
+                sub = self.client_id, jti = jti(), nbf = floor(t), iat = floor(t),
+                exp = floor(t) + 600 }
+            local a, msg, d = core.jwt_sign_rs256(claims, self.cert)
+            if not a then
+                return fail(d.code == "ECRYPTO" and "ECRYPTO" or "EAUTH", self.who .. ": " .. msg)
+            end
+            f[#f + 1], f[#f + 2] = "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+            f[#f + 1], f[#f + 2] = "client_assertion", a
         else
             if not self.assertion or t >= self.assertion_at + _M.ASSERTION_REFRESH then
                 local a = read_file(self.assertion_file)
@@ -175,15 +200,20 @@ local function authority_of(opts)
     return a
 end
 
-local function app(opts, tenant, client_id, secret, assertion_file)
+-- An application: a client secret, a federated assertion file, or a
+-- certificate (a PEM file with its key).
+local function app(opts, tenant, client_id, secret, assertion_file, cert)
     local authority = authority_of(opts)
     local who = "Microsoft Entra ID token request (authority " .. authority
         .. ", tenant " .. tenant .. ", client id " .. client_id .. ")"
-    return cred(secret and "secret" or "assertion", who, {
+    return cred(secret and "secret" or cert and "certificate" or "assertion", who, {
         url = authority .. enc(tenant) .. "/oauth2/v2.0/token", authority = authority,
-        tenant = tenant, client_id = client_id, secret = secret,
+        tenant = tenant, client_id = client_id, secret = secret, cert = cert,
         assertion_file = assertion_file, assertion_at = -1e18,
         cache_key = concat({ "app", authority, tenant, client_id }, "|"),
+        -- tokens of different secrets or certificates are kept apart (a
+        -- table key, never printed)
+        local_key = secret or cert or assertion_file,
         identity = "application " .. client_id .. " in tenant " .. tenant,
     })
 end
@@ -216,10 +246,12 @@ local function default_chain(opts)
     local tenant, id = getenv("AZURE_TENANT_ID"), getenv("AZURE_CLIENT_ID")
     local secret = getenv("AZURE_CLIENT_SECRET")
     if tenant and id and secret and secret ~= "" then return app(opts, tenant, id, secret) end
-    if tenant and id and (getenv("AZURE_CLIENT_CERTIFICATE_PATH") or getenv("AZURE_USERNAME")) then
-        error("signalr.new: AuthType=azure: AZURE_CLIENT_CERTIFICATE_PATH and AZURE_USERNAME"
-            .. " credentials are not supported; set AZURE_CLIENT_SECRET, use workload identity"
-            .. " (AZURE_FEDERATED_TOKEN_FILE) or a managed identity", 0)
+    local cert = getenv("AZURE_CLIENT_CERTIFICATE_PATH")
+    if tenant and id and cert and cert ~= "" then return app(opts, tenant, id, nil, nil, cert) end
+    if tenant and id and getenv("AZURE_USERNAME") then
+        error("signalr.new: AuthType=azure: AZURE_USERNAME (username and password) credentials"
+            .. " are not supported; set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH, use"
+            .. " workload identity (AZURE_FEDERATED_TOKEN_FILE) or a managed identity", 0)
     end
     local file = getenv("AZURE_FEDERATED_TOKEN_FILE")
     if tenant and id and file and file ~= "" then return app(opts, tenant, id, nil, file) end
@@ -234,11 +266,9 @@ function _M.credential(handle, info, opts)
     local c = handle:credential()
     if at == "azure.app" or (at == "aad" and c.tenant_id and c.client_id
                              and (c.client_secret or c.client_cert)) then
-        if not c.client_secret then
-            error("signalr.new: AuthType=" .. at .. ": ClientCert (certificate credentials)"
-                .. " is not supported; use ClientSecret, workload identity or a managed identity", 0)
-        end
-        return app(opts, c.tenant_id, c.client_id, c.client_secret)
+        -- ClientSecret first, as the service SDK's parser takes it
+        return app(opts, c.tenant_id, c.client_id, c.client_secret, nil,
+            not c.client_secret and c.client_cert or nil)
     elseif at == "azure.msi" or at == "aad" then
         return managed(opts, c.client_id)
     end
@@ -278,7 +308,7 @@ function _M.new(cred_or_provider, opts)
         self.cred = cred_or_provider
         self.identity = cred_or_provider.identity
         self.entry = entry(tokens, cred_or_provider.cache_key .. "|"
-            .. (cred_or_provider.secret or ""))
+            .. (cred_or_provider.local_key or ""))
     end
     if opts.shared_dict then
         local dict = in_ngx and ngx.shared and ngx.shared[opts.shared_dict]
@@ -499,7 +529,7 @@ end
 --- The key cache entry of a client (by its endpoint and credential).
 function _M.key_entry(info, a)
     local id = info.server_endpoint .. "|" .. (a.cred and (a.cred.cache_key .. "|"
-        .. (a.cred.secret or "")) or tostring(a))
+        .. (a.cred.local_key or "")) or tostring(a))
     local k = keys[id]
     if not k then
         k = {}

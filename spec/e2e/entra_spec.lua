@@ -22,6 +22,7 @@ local function clean(...)
         assert.falsy(s:find(ASSERTION:sub(1, 16), 1, true), "the assertion leaked: " .. s)
         assert.falsy(s:find(IDHEADER:sub(1, 16), 1, true), "the identity header leaked: " .. s)
         assert.falsy(s:find("eyJ[%w_-]+%.eyJ"), "a token leaked: " .. s)
+        assert.falsy(s:find("PRIVATE KEY", 1, true), "a private key leaked: " .. s)
     end
     return ...
 end
@@ -56,10 +57,19 @@ describe("Microsoft Entra ID", function()
         os.remove(dir)
         os.execute("mkdir -p " .. dir)
         write(dir .. "/assertion", ASSERTION .. "\n")
+        -- certificates: the app's (key + certificate in one PEM file, the
+        -- stand-in knows the certificate) and one it does not know
+        for _, name in ipairs { "app", "other" } do
+            assert(os.execute(string.format("cd %s && openssl req -x509 -newkey rsa:2048 -nodes"
+                .. " -days 2 -subj /CN=%s -keyout %s.key -out %s.crt 2>/dev/null && cat %s.key"
+                .. " %s.crt > %s.pem", dir, name, name, name, name, name, name)))
+        end
         local args = { "--disable-local-auth", "--identity-header", IDHEADER,
                        "--entra-identity system", "--entra-identity mi-reader:rest-reader",
                        "--entra-identity mi-nokey:rest-owner",
-                       "--entra-federated wl1:" .. dir .. "/assertion" }
+                       "--entra-federated wl1:" .. dir .. "/assertion",
+                       "--entra-cert-app cert1:" .. dir .. "/app.crt",
+                       "--entra-cert-app cert2:" .. dir .. "/app.crt" }
         for _, id in ipairs { "app1", "app2", "app3", "app4", "app5", "app6", "app7", "app8", "app9",
                               "env1" } do
             args[#args + 1] = "--entra-app " .. id .. ":" .. SECRET
@@ -152,6 +162,41 @@ describe("Microsoft Entra ID", function()
                       AZURE_FEDERATED_TOKEN_FILE = dir .. "/other", AZURE_AUTHORITY_HOST = emu.base },
             cs, "print(h:broadcast('newMessage', {'x'}))")
         assert.truthy(out:find("AADSTS70021", 1, true), out)
+    end)
+
+    it("azure.app with a certificate (ClientCertPath): RS256 assertions; a wrong one refused", function()
+        local before = tokens()
+        local function cert_client(id, file)
+            return assert(signalr.new { connection_string = "Endpoint=http://localhost;Port=" .. emu.port
+                .. ";AuthType=azure.app;ClientId=" .. id .. ";TenantId=tenant1;ClientCertPath=" .. dir
+                .. "/" .. file .. ";Version=1.0;", authority_host = emu.base .. "/" })
+        end
+        local hub = assert(cert_client("cert1", "app.pem"):hub("Chat"))
+        assert(pool:connect("c1", assert(hub:negotiate { user_id = "cara" })))
+        for i = 1, 3 do assert.is_true(clean(hub:to_user("cara", "newMessage", { "cert", i }))) end
+        env.wait(function() return pool:count("c1", "cert") == 3 end, 10, "cara's messages")
+        assert.equal(1, tokens() - before)
+        emu:clear()
+        local ok, msg, d = clean(cert_client("cert1", "other.pem"):hub("Chat"):broadcast("newMessage", { "x" }))
+        assert.is_nil(ok)
+        assert.equal("EAUTH", d.code)
+        assert.equal("AADSTS700027", d.service_code)
+        assert.truthy(msg:find("(check ClientCert: the application has no such certificate registered)",
+            1, true), msg)
+        -- the certificate alone, without its key
+        ok, msg, d = clean(cert_client("cert1", "app.crt"):hub("Chat"):broadcast("newMessage", { "x" }))
+        assert.is_nil(ok)
+        assert.equal("EAUTH", d.code)
+        assert.truthy(msg:find("needs a PEM private key", 1, true), msg)
+        assert.same({}, rest_statuses())
+        -- and through the default chain (AZURE_CLIENT_CERTIFICATE_PATH)
+        local out = child({ AZURE_TENANT_ID = "tenant1", AZURE_CLIENT_ID = "cert2",
+                            AZURE_CLIENT_CERTIFICATE_PATH = dir .. "/app.pem",
+                            AZURE_AUTHORITY_HOST = emu.base },
+            "Endpoint=http://localhost;Port=" .. emu.port .. ";AuthType=azure;Version=1.0;",
+            "print(h:to_user('cara', 'newMessage', {'chain cert'}))")
+        assert.equal("true\n", out)
+        env.wait(function() return pool:count("c1", "chain cert") == 1 end, 10, "the chain's send")
     end)
 
     it("async mode: sends wait in the queue for the token; negotiate is a request", function()

@@ -80,11 +80,16 @@ describe("signalr", function()
             hub:broadcast("x")
             assert.equal(3, calls)
         end)
-        it("refuses certificate credentials, naming what works instead", function()
-            assert.has_error(function()
-                signalr.new("Endpoint=https://x;AuthType=azure.app;ClientId=a;TenantId=t;ClientCertPath=/c.pem")
-            end, "signalr.new: AuthType=azure.app: ClientCert (certificate credentials) is not"
-                .. " supported; use ClientSecret, workload identity or a managed identity")
+        it("certificate credentials: an unreadable file fails the call, naming it, before any I/O", function()
+            local c = assert(signalr.new { connection_string = "Endpoint=http://127.0.0.1:1;AuthType=azure.app;"
+                .. "ClientId=a;TenantId=t;ClientCertPath=/nonexistent/app.pem",
+                authority_host = "http://127.0.0.1:1/" })
+            local ok, msg, d = c:hub("h"):broadcast("x")
+            assert.is_nil(ok)
+            assert.equal("EAUTH", d.code)
+            assert.is_false(d.sent)
+            assert.equal("signalr.broadcast: Microsoft Entra ID token request (authority http://127.0.0.1:1/,"
+                .. " tenant t, client id a): cannot read the certificate file /nonexistent/app.pem", msg)
         end)
         it("refuses shared_dict outside nginx", function()
             assert.has_error(function()
