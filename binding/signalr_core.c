@@ -518,14 +518,18 @@ static int l_client_timeout(lua_State *L)
     return 1;
 }
 
-/* client:fds() -> array of { fd = n, read = bool, write = bool } */
+/* client:fds() -> array of { fd = n, read = bool, write = bool }: every
+ * descriptor libcurl watches, however many */
 static int l_client_fds(lua_State *L)
 {
     lclient *lc = check_client(L);
-    int fds[64], ev[64], n = 0, i;
+    int n = lc->m ? signalr_multi_fds(lc->m, NULL, NULL, 0) : 0, i;
+    /* the arrays live in a userdata: no leak if a push raises */
+    int *fds = lua_newuserdatauv(L, (size_t)(n ? 2 * n : 1) * sizeof(int), 0);
+    int *ev = fds + n;
 
-    if (lc->m)
-        n = signalr_multi_fds(lc->m, fds, ev, 64);
+    if (n)
+        n = signalr_multi_fds(lc->m, fds, ev, n);
     lua_createtable(L, n, 0);
     for (i = 0; i < n; i++) {
         lua_createtable(L, 0, 3);
@@ -537,6 +541,24 @@ static int l_client_fds(lua_State *L)
         lua_setfield(L, -2, "write");
         lua_rawseti(L, -2, i + 1);
     }
+    return 1;
+}
+
+/* client:pollfd() -> the client's one pollable descriptor (epoll), or
+ * nil where there is none; creates the multi handle when needed */
+static int l_client_pollfd(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    signalr_error e;
+
+    if (!lc->m && signalr_multi_new(lc->c, &lc->http, &lc->retry,
+                                    lc->queue_size, lc->max_connections,
+                                    &lc->m, &e))
+        return push_fail(L, &e);
+    if (signalr_multi_pollfd(lc->m) < 0)
+        lua_pushnil(L);
+    else
+        lua_pushinteger(L, signalr_multi_pollfd(lc->m));
     return 1;
 }
 
@@ -962,6 +984,7 @@ static const luaL_Reg client_methods[] = {
     {"cancel", l_client_cancel},
     {"timeout", l_client_timeout},
     {"fds", l_client_fds},
+    {"pollfd", l_client_pollfd},
     {"fetch", l_client_fetch},
     {"submit_fetch", l_client_submit_fetch},
     {"set_access_key", l_client_set_access_key},

@@ -78,6 +78,10 @@ function Client:flush(timeout) end
 function Client:fds() end
 ---@return number|nil
 function Client:timeout() end
+---@return integer? fd  an epoll descriptor for the whole client (Linux), nil elsewhere
+function Client:pollfd() end
+---@return "r"
+function Client:events() end
 
 ---@alias signalr.Result true|signalr.Request|nil
 ---@alias signalr.Check boolean|signalr.Request|nil

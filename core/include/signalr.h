@@ -586,10 +586,18 @@ SIGNALR_API size_t signalr_multi_pending(const signalr_multi *m);
 SIGNALR_API void signalr_multi_cancel(signalr_multi *m);
 /* Milliseconds until signalr_multi_step() is due: 0 now, -1 no timer. */
 SIGNALR_API long signalr_multi_timeout(signalr_multi *m);
-/* Fill fds/events (1 read, 2 write) with at most max descriptors to watch;
- * returns how many. */
+/* The descriptors libcurl wants watched, exactly (any number, any fd
+ * value): fills fds/events (1 read, 2 write) with at most max of them and
+ * returns how many there are (more than max: call again with room; fds
+ * and events may be NULL when max is 0).  The
+ * set changes as transfers start and end. */
 SIGNALR_API int signalr_multi_fds(signalr_multi *m, int *fds, int *events,
                                   int max);
+/* One descriptor for the whole client, readable when signalr_multi_step()
+ * has socket work (an epoll descriptor, Linux); -1 where there is none
+ * (wait on signalr_multi_fds() instead).  Owned by m.  Wait for it to be
+ * readable, or for signalr_multi_timeout(), then step(m, 0). */
+SIGNALR_API int signalr_multi_pollfd(const signalr_multi *m);
 
 #ifdef __cplusplus
 }

@@ -1,12 +1,23 @@
 /* http_multi.c - the asynchronous transport: libcurl multi, a bounded
- * queue, non-blocking retries, and exactly one outcome per request. */
+ * queue, non-blocking retries, and exactly one outcome per request.
+ *
+ * libcurl is driven with curl_multi_socket_action: its socket and timer
+ * callbacks keep an exact set of descriptors (any number, any value) with
+ * their read/write interest, mirrored into one epoll descriptor on Linux
+ * (signalr_multi_pollfd) so a caller's loop can wait on a single fd;
+ * elsewhere poll() waits on the set itself. */
 #define _POSIX_C_SOURCE 200809L
 #include "curl_common.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 
 #define FREE_EASY 32
 
@@ -36,6 +47,15 @@ struct signalr_multi {
     list active, waiting, done;
     CURL *free_easy[FREE_EASY];
     int nfree;
+    /* the sockets libcurl wants watched: fd and interest (1 read, 2
+     * write), in no order; libcurl's timer (-1: none) */
+    struct sock {
+        curl_socket_t fd;
+        int ev;
+    } *socks;
+    size_t nsocks, capsocks;
+    long long timer_due;
+    int epfd;                  /* -1 without epoll */
 };
 
 static void push(list *l, xfer *x)
@@ -60,6 +80,75 @@ static void unlink_x(list *l, xfer *x)
     else
         l->tail = x->prev;
     x->prev = x->next = NULL;
+}
+
+/* ===== libcurl's sockets and timer ===== */
+
+#ifdef __linux__
+/* Mirror one socket's interest into the epoll set (fds may be reused:
+ * ADD and MOD fall back on each other). */
+static int epoll_set(int epfd, curl_socket_t fd, int ev)
+{
+    struct epoll_event e;
+
+    memset(&e, 0, sizeof(e));
+    e.data.fd = fd;
+    e.events = (ev & 1 ? EPOLLIN : 0u) | (ev & 2 ? EPOLLOUT : 0u);
+    if (!ev)
+        return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &e) == 0 || errno == ENOENT ||
+               errno == EBADF ? 0 : -1;
+    if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &e) == 0)
+        return 0;
+    if (errno == ENOENT && epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) == 0)
+        return 0;
+    return -1;
+}
+#endif
+
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud,
+                     void *sockp)
+{
+    signalr_multi *m = ud;
+    int ev = what == CURL_POLL_REMOVE ? 0
+             : (what & CURL_POLL_IN ? 1 : 0) | (what & CURL_POLL_OUT ? 2 : 0);
+    size_t i;
+
+    (void)e;
+    (void)sockp;
+    for (i = 0; i < m->nsocks && m->socks[i].fd != fd; i++)
+        ;
+    if (!ev) {
+        if (i < m->nsocks)
+            m->socks[i] = m->socks[--m->nsocks];
+    } else {
+        if (i == m->nsocks) {
+            if (m->nsocks == m->capsocks) {
+                size_t cap = m->capsocks ? m->capsocks * 2 : 16;
+                struct sock *ns = realloc(m->socks, cap * sizeof(*ns));
+
+                if (!ns)
+                    return -1; /* libcurl fails the transfer */
+                m->socks = ns;
+                m->capsocks = cap;
+            }
+            m->socks[m->nsocks++].fd = fd;
+        }
+        m->socks[i].ev = ev;
+    }
+#ifdef __linux__
+    if (epoll_set(m->epfd, fd, ev))
+        return -1;
+#endif
+    return 0;
+}
+
+static int on_timer(CURLM *cm, long timeout_ms, void *ud)
+{
+    signalr_multi *m = ud;
+
+    (void)cm;
+    m->timer_due = timeout_ms < 0 ? -1 : sr__now_ms() + timeout_ms;
+    return 0;
 }
 
 signalr_err signalr_multi_new(signalr_client *c, const signalr_http_options *o,
@@ -87,6 +176,21 @@ signalr_err signalr_multi_new(signalr_client *c, const signalr_http_options *o,
         m->has_retry = 1;
     }
     m->max_queue = max_queue ? max_queue : 1024;
+    m->timer_due = -1;
+    m->epfd = -1;
+#ifdef __linux__
+    m->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (m->epfd < 0) {
+        curl_multi_cleanup(m->cm);
+        free(m);
+        return sr__fail(err, SIGNALR_ENOMEM, "could not create an epoll "
+                        "descriptor: %s", strerror(errno));
+    }
+#endif
+    curl_multi_setopt(m->cm, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(m->cm, CURLMOPT_SOCKETDATA, m);
+    curl_multi_setopt(m->cm, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(m->cm, CURLMOPT_TIMERDATA, m);
     curl_multi_setopt(m->cm, CURLMOPT_MAX_HOST_CONNECTIONS,
                       max_host_connections > 0 ? max_host_connections : 8L);
     curl_multi_setopt(m->cm, CURLMOPT_MAXCONNECTS,
@@ -300,27 +404,96 @@ static long due_retries(signalr_multi *m)
     return next;
 }
 
+/* Hand libcurl what happened on a socket (or its timer: CURL_SOCKET_TIMEOUT). */
+static signalr_err act(signalr_multi *m, curl_socket_t fd, int flags,
+                       signalr_error *err)
+{
+    int running = 0;
+
+    if (curl_multi_socket_action(m->cm, fd, flags, &running) != CURLM_OK)
+        return sr__fail(err, SIGNALR_EHTTP, "curl_multi_socket_action failed");
+    return SIGNALR_OK;
+}
+
+/* Wait up to wait_ms for socket activity (0: just look) and act on it. */
+static signalr_err wait_sockets(signalr_multi *m, long wait_ms,
+                                signalr_error *err)
+{
+#ifdef __linux__
+    struct epoll_event ev[64];
+    int n, i;
+
+    n = epoll_wait(m->epfd, ev, 64, (int)wait_ms);
+    if (n < 0 && errno != EINTR)
+        return sr__fail(err, SIGNALR_EHTTP, "epoll_wait failed: %s",
+                        strerror(errno));
+    for (i = 0; i < n; i++) {
+        int f = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+                (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        signalr_err rc = act(m, ev[i].data.fd, f, err);
+
+        if (rc)
+            return rc;
+    }
+    return SIGNALR_OK;
+#else
+    struct pollfd *p = NULL;
+    size_t i, n = m->nsocks;
+    int r;
+    signalr_err rc = SIGNALR_OK;
+
+    if (n && !(p = calloc(n, sizeof(*p))))
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    for (i = 0; i < n; i++) {
+        p[i].fd = m->socks[i].fd;
+        p[i].events = (short)((m->socks[i].ev & 1 ? POLLIN : 0) |
+                              (m->socks[i].ev & 2 ? POLLOUT : 0));
+    }
+    r = poll(p, (nfds_t)n, (int)wait_ms);
+    if (r < 0 && errno != EINTR)
+        rc = sr__fail(err, SIGNALR_EHTTP, "poll failed: %s", strerror(errno));
+    for (i = 0; r > 0 && !rc && i < n; i++) {
+        int f = (p[i].revents & POLLIN ? CURL_CSELECT_IN : 0) |
+                (p[i].revents & POLLOUT ? CURL_CSELECT_OUT : 0) |
+                (p[i].revents & (POLLERR | POLLHUP | POLLNVAL)
+                     ? CURL_CSELECT_ERR : 0);
+
+        if (f)
+            rc = act(m, p[i].fd, f, err);
+    }
+    free(p);
+    return rc;
+#endif
+}
+
 signalr_err signalr_multi_step(signalr_multi *m, long timeout_ms,
                                signalr_error *err)
 {
-    long next = due_retries(m);
-    int running = 0, left;
+    long next = due_retries(m), wait = timeout_ms > 0 ? timeout_ms : 0;
+    long long now = sr__now_ms();
+    signalr_err rc;
     CURLMsg *msg;
+    int left;
 
     sr__ok(err);
-    if (timeout_ms > 0 && next >= 0 && next < timeout_ms)
-        timeout_ms = next;
-    if (timeout_ms > 0) {
-        if (m->active.head) {
-            if (curl_multi_poll(m->cm, NULL, 0, (int)timeout_ms, NULL) !=
-                CURLM_OK)
-                return sr__fail(err, SIGNALR_EHTTP, "curl_multi_poll failed");
-        } else if (m->waiting.head) {
-            sr__sleep_ms(timeout_ms);
-        }
+    if (m->timer_due >= 0)
+        wait = m->timer_due <= now ? 0
+               : (m->timer_due - now < wait ? (long)(m->timer_due - now) : wait);
+    if (next >= 0 && next < wait)
+        wait = next;
+    /* nothing under way: do not sleep */
+    if (!m->active.head && !m->waiting.head)
+        wait = 0;
+    rc = wait_sockets(m, wait, err);
+    if (rc)
+        return rc;
+    if (m->timer_due >= 0 && m->timer_due <= sr__now_ms()) {
+        m->timer_due = -1;
+        rc = act(m, CURL_SOCKET_TIMEOUT, 0, err);
+        if (rc)
+            return rc;
     }
-    if (curl_multi_perform(m->cm, &running) != CURLM_OK)
-        return sr__fail(err, SIGNALR_EHTTP, "curl_multi_perform failed");
     while ((msg = curl_multi_info_read(m->cm, &left))) {
         xfer *x = NULL;
 
@@ -391,44 +564,37 @@ void signalr_multi_cancel(signalr_multi *m)
 
 long signalr_multi_timeout(signalr_multi *m)
 {
-    long t = -1, next = -1;
+    long t = -1;
     long long now = sr__now_ms();
     xfer *x;
 
     if (m->done.head)
         return 0;
-    curl_multi_timeout(m->cm, &t);
+    if (m->timer_due >= 0)
+        t = m->timer_due > now ? (long)(m->timer_due - now) : 0;
     for (x = m->waiting.head; x; x = x->next) {
         long d = x->due_ms > now ? (long)(x->due_ms - now) : 0;
 
-        if (next < 0 || d < next)
-            next = d;
+        if (t < 0 || d < t)
+            t = d;
     }
-    if (t < 0 || (next >= 0 && next < t))
-        t = next;
     return t;
 }
 
 int signalr_multi_fds(signalr_multi *m, int *fds, int *events, int max)
 {
-    fd_set r, w, e;
-    int maxfd = -1, fd, n = 0;
+    size_t i;
 
-    FD_ZERO(&r);
-    FD_ZERO(&w);
-    FD_ZERO(&e);
-    if (curl_multi_fdset(m->cm, &r, &w, &e, &maxfd) != CURLM_OK)
-        return 0;
-    for (fd = 0; fd <= maxfd && n < max; fd++) {
-        int ev = (FD_ISSET(fd, &r) ? 1 : 0) | (FD_ISSET(fd, &w) ? 2 : 0);
-
-        if (ev) {
-            fds[n] = fd;
-            events[n] = ev;
-            n++;
-        }
+    for (i = 0; i < m->nsocks && (int)i < max; i++) {
+        fds[i] = (int)m->socks[i].fd;
+        events[i] = m->socks[i].ev;
     }
-    return n;
+    return (int)m->nsocks;
+}
+
+int signalr_multi_pollfd(const signalr_multi *m)
+{
+    return m->epfd;
 }
 
 void signalr_multi_free(signalr_multi *m)
@@ -443,5 +609,8 @@ void signalr_multi_free(signalr_multi *m)
     while (m->nfree)
         curl_easy_cleanup(m->free_easy[--m->nfree]);
     curl_multi_cleanup(m->cm);
+    if (m->epfd >= 0)
+        close(m->epfd);
+    free(m->socks);
     free(m);
 }

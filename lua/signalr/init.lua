@@ -228,6 +228,7 @@ function Client:close()
         until self._core:pending() == 0 and #self._ready == 0
     end
     self._closed = true
+    if self._adapter then self._adapter.detach() end
     self._core:close()
     -- a callback's error surfaces after the client is closed for good
     if first_err ~= nil then error(first_err, 0) end
@@ -345,18 +346,37 @@ function Client:flush(timeout)
     return true
 end
 
---- For an existing event loop: the sockets to watch, as
--- `{ { fd = n, read = bool, write = bool }, ... }`, and `client:timeout()`,
--- the seconds until `poll` is due (nil: no timer).  Call `client:poll(0)`
--- when a socket is ready or the timeout passed.
+--- For an existing event loop: every socket to watch, as
+-- `{ { fd = n, read = bool, write = bool }, ... }` (exact; the set changes
+-- as transfers start and end), and `client:timeout()`, the seconds until
+-- `poll` is due (nil: no timer).  Call `client:poll(0)` when a socket is
+-- ready or the timeout passed.  Simpler: wait on `client:pollfd()`.
 function Client:fds()
     need_async(self, "fds")
     return self._core:fds()
 end
 
+--- Seconds until `poll` is due (0: now), or nil when nothing is timed.
 function Client:timeout()
     need_async(self, "timeout")
+    if #self._ready > 0 then return 0 end
     return self._core:timeout()
+end
+
+--- One descriptor for the whole client (an epoll descriptor, Linux):
+-- readable when `poll(0)` has socket work.  Wait for it to be readable,
+-- or for `client:timeout()`, then `client:poll(0)`.  With `events()` and
+-- `timeout()` this lets cqueues wait on the client itself:
+-- `cqueues.poll(client)`.  nil where there is no epoll (use `fds()`).
+function Client:pollfd()
+    need_async(self, "pollfd")
+    return self._core:pollfd()
+end
+
+--- The events to wait for on `pollfd()`: always "r" (cqueues' protocol).
+function Client:events()
+    need_async(self, "events")
+    return "r"
 end
 
 function Client:__tostring()
@@ -478,6 +498,7 @@ function Client:_call(op, params, what)
         now = false
         if refused then return nil, "signalr." .. what .. ": " .. refused[1], refused[2] end
         self._open = self._open + 1
+        if self._adapter then self._adapter.wake() end
         return req
     end
     local res, msg, details
@@ -557,6 +578,7 @@ function Client:_negotiate(hub, user_id, claims, lifetime)
     end
     local req = setmetatable({ id = 0, op = "negotiate", done = false }, Request)
     self._open = self._open + 1
+    if self._adapter then self._adapter.wake() end
     local k = auth_mod.key_entry(self._info, self._auth)
     local function sign()
         local res, msg, details = self:_ensure_key_set(k)
