@@ -320,6 +320,15 @@ function Emu:onstream(stream)
     end
     self:log("info", "%s %s -> %s", method, #path > 200 and (path:sub(1, 200) .. "...") or path,
         tostring(status))
+    -- A reply sent before the request body was read (faults, early
+    -- refusals) leaves the stream half closed; lua-http's shutdown would
+    -- then read on with step(0) in a loop that can spin without progress.
+    -- Read what is left here (bounded, briefly); a body that is too large
+    -- or does not end costs the connection instead.
+    if stream.state == "half closed (local)" and stream.connection.socket then
+        pcall(stream.get_body_chars, stream, self.max_body + 1, 1)
+        if stream.state ~= "closed" then drop(stream) end
+    end
 end
 
 -- ===== authentication (shared by the REST and client sides) =====

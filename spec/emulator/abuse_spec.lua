@@ -87,6 +87,36 @@ describe("signalr-emulator under abuse", function()
         end)
     end
 
+    it("a refusal sent before the body arrived: the body is read, the connection serves on,"
+        .. " nothing spins", function()
+        local sock = assert(socket.connect("127.0.0.1", emu.port))
+        sock:settimeout(5)
+        sock:setmode("b", "b")
+        -- no token: 401 before the body is read; the body follows 0.3 s later
+        local body = '{"target":"t","arguments":[]}'
+        sock:write(send_path(#body) .. "\r\n")
+        sock:flush()
+        local line = sock:read("*l")
+        assert.equal("401", line:match("^HTTP/1%.1 (%d+)"))
+        local len
+        for h in function() local l = sock:read("*l") return l and not l:match("^\r?$") and l or nil end do
+            len = len or tonumber(h:match("^content%-length: *(%d+)"))
+        end
+        sock:read(len)
+        env.sleep(0.3)
+        sock:write(body)
+        sock:flush()
+        local before = cpu_s(emu.pid)
+        -- the same connection answers the next request
+        sock:write("HEAD /api/v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        sock:flush()
+        assert.equal("200", (sock:read("*l") or ""):match("^HTTP/1%.1 (%d+)"))
+        sock:close()
+        env.sleep(1)
+        assert.is_true(cpu_s(emu.pid) - before < 0.3, "the emulator is busy while idle")
+        healthy()
+    end)
+
     it("two Content-Length headers, or Content-Length with chunked -> 400", function()
         assert.equal("400", (raw(emu.port, send_path(5, "Content-Length: 6\r\n") .. "\r\nhello")))
         assert.equal("400", (raw(emu.port,
