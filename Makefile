@@ -27,7 +27,7 @@ APT_PKGS = build-essential pkg-config curl libcurl4-openssl-dev libssl-dev \
            luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-check luarocks \
            lua-http lua-cqueues lua-luaossl valgrind nginx-light \
            libnginx-mod-http-lua openssl wrk python3-requests python3-jwt \
-           lua-rex-pcre2 lua-ldoc clang cppcheck lua-luv
+           lua-rex-pcre2 lua-ldoc clang cppcheck lua-luv time
 
 .PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint dist install docs \
         fuzz fuzz-long valgrind static \
@@ -101,6 +101,7 @@ test-nginx: all
 bench: deps all
 	@cd bench && [ -d node_modules/jsonwebtoken ] || npm ci --no-audit --no-fund --loglevel=error
 	@bash bench/run.sh
+	@bash bench/cpu.sh
 
 # wrk: an nginx handler calling hub:broadcast vs the same handler without
 # the call, in one run; results in bench/RESULTS.md

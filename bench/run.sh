@@ -35,8 +35,8 @@ wrk_rate() { wrk -t"$1" -c"$2" -d"${secs}s" -s "$tmp/wrk.lua" "$url" | awk '/Req
 echo "measuring, ${secs}s each ..." >&2
 wrk1=$(wrk_rate 1 1)
 wrkn=$(wrk_rate 2 "$conns")
-blocking=$(lua5.4 bench/lua_send.lua blocking "$secs")
-async=$(lua5.4 bench/lua_send.lua async "$secs" "$conns")
+blocking=$(lua5.4 bench/lua_send.lua blocking "$secs" | awk '{print $1}')
+async=$(lua5.4 bench/lua_send.lua async "$secs" "$conns" | awk '{print $1}')
 py=$(/usr/bin/python3 bench/peer_python.py "$url" "$aud" "$key" "$secs" "$tmp/body")
 nd=$(NODE_PATH="$root/bench/node_modules" node bench/peer_node.js "$url" "$aud" "$key" "$secs" "$tmp/body")
 cc -O2 -Icore/include bench/bench_build.c build/libsignalr.a -lcurl -lcrypto -o "$tmp/bench_build"

@@ -463,6 +463,17 @@ function Client:_call(op, params, what)
                 .. " requests are pending; poll or flush before sending more",
                 { code = "EQUEUEFULL" }
         end
+        if not a then
+            -- AccessKey clients: the core signs; bad input and a full
+            -- queue fail here, nothing queued
+            local id, msg, details = self._core:submit(op, params)
+            if not id then return nil, "signalr." .. what .. ": " .. msg, details end
+            local req = setmetatable({ id = id, op = what, done = false, _op = op }, Request)
+            self._inflight[id] = req
+            self._open = self._open + 1
+            if self._adapter then self._adapter.wake() end
+            return req
+        end
         local req = setmetatable({ id = 0, op = what, done = false, _op = op }, Request)
         -- failures while this call runs are its results (bad input, a
         -- full queue, no token from a provider); later ones, the request's
@@ -473,7 +484,7 @@ function Client:_call(op, params, what)
                     { code = "ECANCELED", sent = false })
             end
             local id
-            if a and not tok then
+            if not tok then
                 id = nil
             else
                 params.bearer = tok
@@ -487,14 +498,14 @@ function Client:_call(op, params, what)
             self._inflight[id] = req
         end
         req._submit = submit
-        if a and not a.provider and not a:peek(auth_mod.now()) then
+        if not a.provider and not a:peek(auth_mod.now()) then
             -- the token is still to come: check the input now, send it later
             params.bearer = "-"
             local ok, msg, details = self._core:build(op, params)
             params.bearer = nil
             if not ok then return nil, "signalr." .. what .. ": " .. msg, details end
         end
-        if a then self:_with_token(submit) else submit() end
+        self:_with_token(submit)
         now = false
         if refused then return nil, "signalr." .. what .. ": " .. refused[1], refused[2] end
         self._open = self._open + 1

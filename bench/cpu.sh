@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# bench/cpu.sh (make bench): CPU per send of the sending process against
+# wrk's CPU per request on the same route, in one run on loopback, as the
+# median of ROUNDS rounds with the spread.  Ratio = wrk's CPU per request
+# / ours (1.00: as lean as wrk).  Also sends/s against wrk on a sink that
+# answers after 10 ms (latency-bound).  Targets are issue 15's.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+secs=${SECS:-3}; rounds=${ROUNDS:-5}
+tmp=$(mktemp -d); port=$((21000 + RANDOM % 5000)); sport=$((port + 1))
+trap 'nginx -p "$tmp" -c "$tmp/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/logs"
+cat > "$tmp/nginx.conf" <<CONF
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1; error_log logs/error.log; pid logs/nginx.pid;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $tmp;
+  server { listen 127.0.0.1:$port; keepalive_requests 1000000; location / { return 202; } }
+  server { listen 127.0.0.1:$sport; keepalive_requests 1000000;
+    location / { content_by_lua_block { ngx.sleep(0.01) ngx.exit(202) } } } }
+CONF
+nginx -p "$tmp" -c "$tmp/nginx.conf"
+key=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH
+export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" LUA_CPATH="$root/build/lua5.4/?.so;;"
+body='{"target":"newMessage","arguments":["player42",{"x":12.5,"y":7.25,"hp":87,"state":"running","team":"red"},"0123456789abcde"]}'
+tok=$(lua5.4 -e "print(require('signalr.core').jwt_sign('{\"aud\":\"x\",\"exp\":4102444800}', '$key'))")
+cat > "$tmp/wrk.lua" <<LUA
+wrk.method = "POST"
+wrk.body = [[$body]]
+wrk.headers["Content-Type"] = "application/json; charset=utf-8"
+wrk.headers["Authorization"] = "Bearer $tok"
+LUA
+lean="http://127.0.0.1:$port/api/hubs/chat/:send?api-version=2022-06-01"
+slow="http://127.0.0.1:$sport/api/hubs/chat/:send?api-version=2022-06-01"
+# wrk THREADS CONNS URL -> "req/s cpu_us_per_request"
+wrk_cpu() {
+  /usr/bin/time -f "%U %S" -o "$tmp/time" wrk -t"$1" -c"$2" -d"${secs}s" -s "$tmp/wrk.lua" "$3" > "$tmp/wrk.out"
+  local n rate
+  n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out"); rate=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out")
+  awk -v n="$n" -v r="$rate" '{ printf "%s %.2f", r, ($1 + $2) / n * 1e6 }' "$tmp/time"
+}
+# ours MODE INFLIGHT PORT -> "sends/s cpu_us_per_send"
+ours() {
+  AzureSignalRConnectionString="Endpoint=http://127.0.0.1;Port=$3;AccessKey=$key;Version=1.0;" \
+    lua5.4 bench/lua_send.lua "$1" "$secs" "$2"
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2;
+  printf "%.2f (%.2f-%.2f)", m, a[1], a[NR] }'; }
+: > "$tmp/r_async"; : > "$tmp/r_block"; : > "$tmp/r_slow"; : > "$tmp/lines"
+echo "measuring: $rounds rounds, ${secs}s per line ..." >&2
+for i in $(seq 1 "$rounds"); do
+  read -r w16 w16c <<< "$(wrk_cpu 1 16 "$lean")"
+  read -r a16 a16c <<< "$(ours async 16 "$port")"
+  read -r w1 w1c <<< "$(wrk_cpu 1 1 "$lean")"
+  read -r b1 b1c <<< "$(ours blocking 1 "$port")"
+  read -r w64 _ <<< "$(wrk_cpu 1 64 "$slow")"
+  read -r a64 _ <<< "$(ours async 64 "$sport")"
+  awk -v a="$w16c" -v b="$a16c" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_async"
+  awk -v a="$w1c" -v b="$b1c" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_block"
+  awk -v a="$a64" -v b="$w64" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_slow"
+  printf '| %d | %s / %s | %s / %s | %s / %s | %s / %s | %s | %s |\n' "$i" \
+    "$w16" "$w16c" "$a16" "$a16c" "$w1" "$w1c" "$b1" "$b1c" "$w64" "$a64" >> "$tmp/lines"
+done
+cat <<OUT
+Rounds (req/s / CPU µs per request or send):
+
+| round | wrk -t1 -c16 | async, 16 in flight | wrk -t1 -c1 | blocking | wrk -t1 -c64, 10 ms sink (req/s) | async, 64 in flight, 10 ms sink (sends/s) |
+|---|---|---|---|---|---|---|
+$(cat "$tmp/lines")
+
+| ratio (median of $rounds, min-max) | value | target |
+|---|---|---|
+| CPU per request, wrk -c16 / CPU per send, async 16 in flight | $(median < "$tmp/r_async") | >= 0.6 |
+| CPU per request, wrk -c1 / CPU per send, blocking | $(median < "$tmp/r_block") | >= 0.5 |
+| sends/s async 64 in flight / wrk -c64, 10 ms sink | $(median < "$tmp/r_slow") | >= 0.95 |
+OUT
