@@ -27,11 +27,33 @@ typedef struct {
     size_t up_len, up_pos;
 } sr__sink;
 
-/* Reset c (keeping its connection cache) and set it up to send req into
- * s.  *hdrs receives the header list to free after the transfer. */
-signalr_err sr__curl_prepare(CURL *c, const signalr_request *req,
+/* One easy handle and what it was last set up with, so the next transfer
+ * of the same shape only sets what changed (no curl_easy_reset and two
+ * dozen setopts per send), and its header list: nodes and lines owned
+ * here, rewritten in place (no allocation per send once grown).  One
+ * transfer at a time per handle; the list lives until the next prepare
+ * or sr__easy_free. */
+typedef struct {
+    CURL *curl;
+    int shape;                 /* 0: not set up; see http_curl.c */
+    const sr__sink *sink;      /* where the callbacks write */
+    long timeout, conn_timeout;
+    int verify;
+    char *ca_file, *ua;        /* copies */
+    struct curl_slist *nodes;
+    size_t cap_nodes;
+    char *lines;
+    size_t cap_lines;
+} sr__easy;
+
+/* NULL when out of memory. */
+sr__easy *sr__easy_new(void);
+void sr__easy_free(sr__easy *e);
+
+/* Set e up to send req into s (the connection cache survives). */
+signalr_err sr__curl_prepare(sr__easy *e, const signalr_request *req,
                              const signalr_http_options *o, sr__sink *s,
-                             struct curl_slist **hdrs, signalr_error *err);
+                             signalr_error *err);
 /* Map a failed transfer to ECONNECT / ETIMEDOUT / EHTTP. */
 signalr_err sr__curl_error(CURL *c, CURLcode cc, const sr__sink *s,
                            signalr_error *err);

@@ -17,7 +17,7 @@
 #define DATA_KEEP (8 * 1024 * 1024)
 
 struct signalr_http {
-    CURL *curl;
+    sr__easy *easy;
     sr__sink sink;
 };
 
@@ -166,35 +166,136 @@ signalr_err sr__curl_error(CURL *c, CURLcode cc, const sr__sink *s,
     return rc;
 }
 
-static struct curl_slist *add_header(struct curl_slist *h, const char *name,
-                                     const char *value, int *oom)
+sr__easy *sr__easy_new(void)
 {
-    size_t a = strlen(name), b = strlen(value);
-    char *line = malloc(a + b + 3);
-    struct curl_slist *n;
+    sr__easy *e = calloc(1, sizeof(*e));
 
-    if (!line) {
-        *oom = 1;
-        return h;
+    if (e && !(e->curl = curl_easy_init())) {
+        free(e);
+        e = NULL;
     }
-    memcpy(line, name, a);
-    memcpy(line + a, ": ", 2);
-    memcpy(line + a + 2, value, b + 1);
-    n = curl_slist_append(h, line);
-    free(line);
-    if (!n)
-        *oom = 1;
-    return n ? n : h;
+    return e;
 }
 
-signalr_err sr__curl_prepare(CURL *c, const signalr_request *req,
+void sr__easy_free(sr__easy *e)
+{
+    if (!e)
+        return;
+    curl_easy_cleanup(e->curl);
+    free(e->ca_file);
+    free(e->ua);
+    free(e->nodes);
+    free(e->lines);
+    free(e);
+}
+
+/* Both NULL or equal strings. */
+static int same(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+static int set_copy(char **slot, const char *v)
+{
+    char *c = v ? sr__strndup(v, strlen(v)) : NULL;
+
+    if (v && !c)
+        return -1;
+    free(*slot);
+    *slot = c;
+    return 0;
+}
+
+/* The header lines of req, NUL-separated, into e->lines, and e->nodes
+ * linked over them; 0, or -1 when out of memory. */
+static int build_headers(sr__easy *e, const signalr_request *req)
+{
+    const char *names[3] = {"Content-Type", "Authorization",
+                            "Asrs-User-Agent"};
+    const char *vals[3];
+    size_t need = sizeof("Expect:"), n = 1, i, at;
+    const char *line;
+
+    vals[0] = req->content_type ? req->content_type : "";
+    vals[1] = req->authorization;
+    vals[2] = req->product_info;
+    for (i = 0; i < 3; i++)
+        if (vals[i]) {
+            need += strlen(names[i]) + 2 + strlen(vals[i]) + 1;
+            n++;
+        }
+    for (line = req->headers; line && *line;) { /* "Name: value\r\n" */
+        size_t k = strcspn(line, "\r\n");
+
+        if (k) {
+            need += k + 1;
+            n++;
+        }
+        line += k;
+        line += strspn(line, "\r\n");
+    }
+    if (need > e->cap_lines) {
+        char *nl = realloc(e->lines, need);
+
+        if (!nl)
+            return -1;
+        e->lines = nl;
+        e->cap_lines = need;
+    }
+    if (n > e->cap_nodes) {
+        struct curl_slist *nn = realloc(e->nodes, n * sizeof(*nn));
+
+        if (!nn)
+            return -1;
+        e->nodes = nn;
+        e->cap_nodes = n;
+    }
+    memcpy(e->lines, "Expect:", sizeof("Expect:"));
+    e->nodes[0].data = e->lines;
+    at = sizeof("Expect:");
+    n = 1;
+    for (i = 0; i < 3; i++) {
+        size_t a, b;
+
+        if (!vals[i])
+            continue;
+        a = strlen(names[i]);
+        b = strlen(vals[i]);
+        e->nodes[n++].data = e->lines + at;
+        memcpy(e->lines + at, names[i], a);
+        memcpy(e->lines + at + a, ": ", 2);
+        memcpy(e->lines + at + a + 2, vals[i], b + 1);
+        at += a + 2 + b + 1;
+    }
+    for (line = req->headers; line && *line;) {
+        size_t k = strcspn(line, "\r\n");
+
+        if (k) {
+            e->nodes[n++].data = e->lines + at;
+            memcpy(e->lines + at, line, k);
+            e->lines[at + k] = '\0';
+            at += k + 1;
+        }
+        line += k;
+        line += strspn(line, "\r\n");
+    }
+    for (i = 0; i < n; i++)
+        e->nodes[i].next = i + 1 < n ? &e->nodes[i + 1] : NULL;
+    return 0;
+}
+
+/* The option sets a request can need; one handle switching between them
+ * is reset first. */
+enum { SHAPE_HEAD = 1, SHAPE_GET, SHAPE_STREAM, SHAPE_FIELDS };
+
+signalr_err sr__curl_prepare(sr__easy *e, const signalr_request *req,
                              const signalr_http_options *o, sr__sink *s,
-                             struct curl_slist **hdrs, signalr_error *err)
+                             signalr_error *err)
 {
     static const signalr_http_options defaults = {0, 0, 1, NULL};
-    struct curl_slist *h = NULL;
+    CURL *c = e->curl;
     long timeout, conn_timeout;
-    int oom = 0;
+    int shape;
 
     if (!o)
         o = &defaults;
@@ -208,81 +309,72 @@ signalr_err sr__curl_prepare(CURL *c, const signalr_request *req,
     timeout = o->timeout_ms > 0 ? o->timeout_ms : 10000;
     conn_timeout = o->connect_timeout_ms > 0 ? o->connect_timeout_ms
                    : timeout < 5000 ? timeout : 5000;
+    shape = !strcmp(req->method, "HEAD")  ? SHAPE_HEAD
+            : !strcmp(req->method, "GET") ? SHAPE_GET
+            : !req->idempotent            ? SHAPE_STREAM
+                                          : SHAPE_FIELDS;
+    if (build_headers(e, req))
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
 
-    /* reset keeps the connection cache: keep-alive survives */
-    curl_easy_reset(c);
+    if (shape != e->shape || timeout != e->timeout ||
+        conn_timeout != e->conn_timeout || !o->verify_tls != !e->verify ||
+        !same(o->ca_file, e->ca_file) || !same(req->user_agent, e->ua)) {
+        /* a new set-up: reset keeps the connection cache (keep-alive) */
+        e->shape = 0;
+        if (set_copy(&e->ca_file, o->ca_file) ||
+            set_copy(&e->ua, req->user_agent))
+            return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+        curl_easy_reset(c);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, conn_timeout);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, o->verify_tls ? 1L : 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, o->verify_tls ? 2L : 0L);
+        if (o->ca_file)
+            curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
+        curl_easy_setopt(c, CURLOPT_USERAGENT, req->user_agent);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        if (shape == SHAPE_HEAD) {
+            curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        } else if (shape == SHAPE_GET) {
+            curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        } else if (shape == SHAPE_STREAM) {
+            /* sends: the body through the read callback, never resent */
+            curl_easy_setopt(c, CURLOPT_POST, 1L);
+            curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+            curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+        }
+        e->sink = NULL;
+        e->timeout = timeout;
+        e->conn_timeout = conn_timeout;
+        e->verify = o->verify_tls;
+        e->shape = shape;
+    }
     curl_easy_setopt(c, CURLOPT_URL, req->url);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, conn_timeout);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, o->verify_tls ? 1L : 0L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, o->verify_tls ? 2L : 0L);
-    if (o->ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, req->user_agent);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (!strcmp(req->method, "HEAD")) {
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    } else if (!strcmp(req->method, "GET")) {
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    } else if (!req->idempotent) {
-        /* sends: the body through the read callback, never resent */
+    if (e->sink != s) {
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->errbuf);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
+        curl_easy_setopt(c, CURLOPT_READDATA, s);
+        curl_easy_setopt(c, CURLOPT_SEEKDATA, s);
+        e->sink = s;
+    }
+    if (shape == SHAPE_STREAM) {
         s->up = req->body ? req->body : "";
         s->up_len = req->body ? req->body_len : 0;
-        s->up_pos = 0;
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
-        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(c, CURLOPT_READDATA, s);
-        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-        curl_easy_setopt(c, CURLOPT_SEEKDATA, s);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t)s->up_len);
-    } else {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->up_len);
+    } else if (shape == SHAPE_FIELDS) {
         /* POST/PUT/DELETE: always send a Content-Length */
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t)(req->body ? req->body_len : 0));
     }
-    h = curl_slist_append(h, "Expect:");
-    if (!h)
-        oom = 1;
-    h = add_header(h, "Content-Type",
-                   req->content_type ? req->content_type : "", &oom);
-    if (req->authorization)
-        h = add_header(h, "Authorization", req->authorization, &oom);
-    if (req->product_info)
-        h = add_header(h, "Asrs-User-Agent", req->product_info, &oom);
-    if (req->headers) { /* "Name: value\r\n" lines */
-        const char *line = req->headers;
-
-        while (*line && !oom) {
-            size_t n = strcspn(line, "\r");
-            char *one = sr__strndup(line, n);
-            struct curl_slist *nh = one ? curl_slist_append(h, one) : NULL;
-
-            free(one);
-            if (!nh)
-                oom = 1;
-            else
-                h = nh;
-            line += n;
-            while (*line == '\r' || *line == '\n')
-                line++;
-        }
-    }
-    if (oom) {
-        curl_slist_free_all(h);
-        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    *hdrs = h;
+    /* the list may have grown elsewhere: its head is what libcurl reads */
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, e->nodes);
     return SIGNALR_OK;
 }
 
@@ -313,8 +405,8 @@ signalr_err signalr_http_new(signalr_http **out, signalr_error *err)
     *out = NULL;
     if (!h)
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
-    h->curl = curl_easy_init();
-    if (!h->curl) {
+    h->easy = sr__easy_new();
+    if (!h->easy) {
         free(h);
         return sr__fail(err, SIGNALR_ENOMEM, "could not create a curl handle");
     }
@@ -326,7 +418,7 @@ void signalr_http_free(signalr_http *h)
 {
     if (!h)
         return;
-    curl_easy_cleanup(h->curl);
+    sr__easy_free(h->easy);
     sr__sink_free(&h->sink);
     free(h);
 }
@@ -336,7 +428,7 @@ signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
                                  signalr_http_reply *reply,
                                  signalr_error *err)
 {
-    struct curl_slist *hdrs = NULL;
+    CURL *curl = h->easy->curl;
     long status = 0;
     signalr_err rc;
     CURLcode cc;
@@ -344,15 +436,13 @@ signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
     sr__ok(err);
     memset(reply, 0, sizeof(*reply));
     reply->retry_after_s = -1;
-    rc = sr__curl_prepare(h->curl, req, o, &h->sink, &hdrs, err);
+    rc = sr__curl_prepare(h->easy, req, o, &h->sink, err);
     if (rc)
         return rc;
-    cc = curl_easy_perform(h->curl);
-    curl_slist_free_all(hdrs);
-    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
+    cc = curl_easy_perform(curl);
     if (cc != CURLE_OK)
-        return sr__curl_error(h->curl, cc, &h->sink, err);
-    curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+        return sr__curl_error(curl, cc, &h->sink, err);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     reply->status = (int)status;
     memcpy(reply->error_code, h->sink.error_code, sizeof(reply->error_code));
     reply->retry_after_s = h->sink.retry_after_s;

@@ -24,8 +24,7 @@
 typedef struct xfer {
     struct xfer *prev, *next;  /* in the active, waiting or done list */
     signalr_request req;
-    CURL *easy;
-    struct curl_slist *hdrs;
+    sr__easy *easy;
     sr__sink sink;
     int attempt;
     long long due_ms;          /* waiting: when to try again */
@@ -45,7 +44,7 @@ struct signalr_multi {
     size_t max_queue, count;   /* count: submitted, not yet collected */
     unsigned long next_id;
     list active, waiting, done;
-    CURL *free_easy[FREE_EASY];
+    sr__easy *free_easy[FREE_EASY];
     int nfree;
     /* the sockets libcurl wants watched: fd and interest (1 read, 2
      * write), in no order; libcurl's timer (-1: none) */
@@ -199,26 +198,24 @@ signalr_err signalr_multi_new(signalr_client *c, const signalr_http_options *o,
     return SIGNALR_OK;
 }
 
-static CURL *get_easy(signalr_multi *m)
+static sr__easy *get_easy(signalr_multi *m)
 {
-    return m->nfree ? m->free_easy[--m->nfree] : curl_easy_init();
+    return m->nfree ? m->free_easy[--m->nfree] : sr__easy_new();
 }
 
-static void put_easy(signalr_multi *m, CURL *e)
+static void put_easy(signalr_multi *m, sr__easy *e)
 {
     if (!e)
         return;
     if (m->nfree < FREE_EASY)
         m->free_easy[m->nfree++] = e;
     else
-        curl_easy_cleanup(e);
+        sr__easy_free(e);
 }
 
 /* Finish x with its outcome: to the done list, resources released. */
 static void finish(signalr_multi *m, xfer *x)
 {
-    curl_slist_free_all(x->hdrs);
-    x->hdrs = NULL;
     put_easy(m, x->easy);
     x->easy = NULL;
     sr__sink_free(&x->sink);
@@ -234,14 +231,11 @@ static signalr_err start(signalr_multi *m, xfer *x, signalr_error *err)
         x->easy = get_easy(m);
     if (!x->easy)
         return sr__fail(err, SIGNALR_ENOMEM, "could not create a curl handle");
-    curl_slist_free_all(x->hdrs);
-    x->hdrs = NULL;
-    rc = sr__curl_prepare(x->easy, &x->req, &m->http, &x->sink, &x->hdrs,
-                          err);
+    rc = sr__curl_prepare(x->easy, &x->req, &m->http, &x->sink, err);
     if (rc)
         return rc;
-    curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
-    if (curl_multi_add_handle(m->cm, x->easy) != CURLM_OK)
+    curl_easy_setopt(x->easy->curl, CURLOPT_PRIVATE, x);
+    if (curl_multi_add_handle(m->cm, x->easy->curl) != CURLM_OK)
         return sr__fail(err, SIGNALR_EHTTP, "curl_multi_add_handle failed");
     x->attempt++;
     push(&m->active, x);
@@ -267,7 +261,6 @@ static signalr_err enqueue(signalr_multi *m, xfer *x, signalr_err rc,
     if (!rc)
         rc = start(m, x, err);
     if (rc) {
-        curl_slist_free_all(x->hdrs);
         put_easy(m, x->easy);
         sr__sink_free(&x->sink);
         signalr_request_clear(&x->req);
@@ -328,14 +321,14 @@ static void completed(signalr_multi *m, xfer *x, CURLcode cc)
     long status = 0, delay;
     signalr_err rc;
 
-    curl_multi_remove_handle(m->cm, x->easy);
+    curl_multi_remove_handle(m->cm, x->easy->curl);
     unlink_x(&m->active, x);
     if (cc != CURLE_OK) {
-        rc = sr__curl_error(x->easy, cc, &x->sink, e);
+        rc = sr__curl_error(x->easy->curl, cc, &x->sink, e);
     } else {
         signalr_reply r;
 
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(x->easy->curl, CURLINFO_RESPONSE_CODE, &status);
         r.status = (int)status;
         r.error_code = x->sink.error_code;
         r.body = x->sink.body;
@@ -539,9 +532,9 @@ static void cancel_list(signalr_multi *m, list *l, int active)
 
         unlink_x(l, x);
         if (active) {
-            curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
-            curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &req_bytes);
-            curl_multi_remove_handle(m->cm, x->easy);
+            curl_easy_getinfo(x->easy->curl, CURLINFO_PRETRANSFER_TIME_T, &pre);
+            curl_easy_getinfo(x->easy->curl, CURLINFO_REQUEST_SIZE, &req_bytes);
+            curl_multi_remove_handle(m->cm, x->easy->curl);
         }
         sent = active && (pre > 0 || req_bytes > 0 || x->sink.up_pos > 0);
         x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED, "%s",
@@ -607,7 +600,7 @@ void signalr_multi_free(signalr_multi *m)
     while (signalr_multi_next(m, &o))
         free(o.body);
     while (m->nfree)
-        curl_easy_cleanup(m->free_easy[--m->nfree]);
+        sr__easy_free(m->free_easy[--m->nfree]);
     curl_multi_cleanup(m->cm);
     if (m->epfd >= 0)
         close(m->epfd);
