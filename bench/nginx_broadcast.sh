@@ -33,12 +33,32 @@ wrk.body = [[$body]]
 wrk.headers["Content-Type"] = "application/json"
 LUA
 curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/chat/broadcast" > /dev/null
-run() { wrk -t1 -c"$conns" -d"${secs}s" -s "$tmp/post.lua" "http://127.0.0.1:$app_port$1" | awk '/Requests\/sec/ {print $2}'; }
-noop=$(run /bench/noop)
-bcast=$(run /chat/broadcast)
+master=$(cat "$tmp/app/logs/nginx.pid"); worker=$(pgrep -P "$master" | head -1)
+cpu() { awk '{ print $14 + $15 }' "/proc/$worker/stat"; } # clock ticks
+# run PATH -> "req/s cpu_us_per_request" (the app worker's user+sys)
+run() {
+  local c0 c1 out n r
+  c0=$(cpu)
+  out=$(wrk -t1 -c"$conns" -d"${secs}s" -s "$tmp/post.lua" "http://127.0.0.1:$app_port$1")
+  c1=$(cpu)
+  n=$(awk '/requests in/ {print $1}' <<< "$out"); r=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
+  awk -v r="$r" -v c=$((c1 - c0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%s %.1f", r, c / hz / n * 1e6 }'
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2;
+  printf "%.2f (%.2f-%.2f)", m, a[1], a[NR] }'; }
+rounds=${ROUNDS:-5}; : > "$tmp/r_rate"; : > "$tmp/r_cpu"
+echo "measuring: $rounds rounds, ${secs}s per line ..." >&2
+for i in $(seq 1 "$rounds"); do
+  read -r noop noopc <<< "$(run /bench/noop)"
+  read -r bcast bcastc <<< "$(run /chat/broadcast)"
+  awk -v a="$bcast" -v b="$noop" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_rate"
+  awk -v a="$noopc" -v b="$bcastc" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_cpu"
+  echo "  round $i: without the call $noop req/s, ${noopc} us CPU/req;" \
+    "with hub:broadcast $bcast req/s, ${bcastc} us CPU/req" >&2
+done
 errors=$(grep -c '\[error\]' "$tmp/app/logs/error.log" || true)
-ratio=$(awk -v a="$bcast" -v b="$noop" 'BEGIN { printf "%.2f", a / b }')
-echo "nginx handler, wrk -t1 -c$conns -d${secs}s, 1 worker:"
-echo "  without the hub call:      $noop req/s"
-echo "  with hub:broadcast (sink): $bcast req/s"
-echo "  ratio: $ratio   (errors logged: $errors)"
+echo "nginx handler, wrk -t1 -c$conns -d${secs}s, 1 worker, median of $rounds rounds (spread):"
+echo "  req/s with hub:broadcast / without the call: $(median < "$tmp/r_rate")   target >= 0.5"
+echo "  CPU per request of the worker, without / with: $(median < "$tmp/r_cpu")"
+echo "  errors logged: $errors"

@@ -456,8 +456,36 @@ function Client:_call(op, params, what)
         return nil, "signalr." .. what .. ": the client is closed (nothing was sent)",
             { code = "ECANCELED", sent = false }
     end
+    if self._async then return self:_call_async(op, params, what) end
     local a = self._auth
-    if self._async then
+    local res, msg, details
+    for attempt = 1, 2 do
+        if a then
+            local tok
+            tok, msg, details = self:_token()
+            if not tok then return nil, "signalr." .. what .. ": " .. msg, details end
+            params.bearer = tok
+        end
+        res, msg, details = self:_perform(op, params, what)
+        -- a refused Entra ID token: fetch a new one and try once more (a
+        -- 401 did no work, so nothing is duplicated)
+        if not (res == nil and a and a.cred and details and details.status == 401
+                and attempt == 1) then
+            break
+        end
+        a:invalidate(params.bearer)
+    end
+    if res == nil then
+        return nil, "signalr." .. what .. ": " .. self:_explain(op, msg, details), details
+    end
+    return res
+end
+
+-- The async half of _call (apart, so that the synchronous path holds no
+-- closures: LuaJIT compiles it then).
+function Client:_call_async(op, params, what)
+    local a = self._auth
+    do
         if self._open >= self._opts.queue_size then
             return nil, "signalr." .. what .. ": queue full: " .. self._open
                 .. " requests are pending; poll or flush before sending more",
@@ -512,27 +540,6 @@ function Client:_call(op, params, what)
         if self._adapter then self._adapter.wake() end
         return req
     end
-    local res, msg, details
-    for attempt = 1, 2 do
-        if a then
-            local tok
-            tok, msg, details = self:_token()
-            if not tok then return nil, "signalr." .. what .. ": " .. msg, details end
-            params.bearer = tok
-        end
-        res, msg, details = self:_perform(op, params, what)
-        -- a refused Entra ID token: fetch a new one and try once more (a
-        -- 401 did no work, so nothing is duplicated)
-        if not (res == nil and a and a.cred and details and details.status == 401
-                and attempt == 1) then
-            break
-        end
-        a:invalidate(params.bearer)
-    end
-    if res == nil then
-        return nil, "signalr." .. what .. ": " .. self:_explain(op, msg, details), details
-    end
-    return res
 end
 
 -- The key negotiate signs with under Entra ID: fetched through

@@ -9,8 +9,8 @@
 -- @module signalr.transport_ngx
 local ngx = ngx
 local tcp, sleep, now, get_phase = ngx.socket.tcp, ngx.sleep, ngx.time, ngx.get_phase
-local tonumber, tostring, lower, concat =
-    tonumber, tostring, string.lower, table.concat
+local tonumber, tostring, lower, concat, find, sub, byte =
+    tonumber, tostring, string.lower, table.concat, string.find, string.sub, string.byte
 
 local _M = {}
 
@@ -68,17 +68,70 @@ local function read_body(sock, headers, method, status)
     return sock:receive("*a"), nil, true -- until close
 end
 
+-- The pool name and connect options of one endpoint, made once per
+-- host and port (the hot path allocates neither).
+local function pool_opts(self, req)
+    local byhost = self._pools[req.host]
+    if not byhost then
+        byhost = {}
+        self._pools[req.host] = byhost
+    end
+    local key = req.tls and -req.port or req.port
+    local o = byhost[key]
+    if not o then
+        o = { pool = req.host .. ":" .. req.port .. (req.tls and ":tls" or "")
+            .. (self.verify_tls and "" or ":noverify") }
+        byhost[key] = o
+    end
+    return o
+end
+
+-- "HTTP/1.x NNN ..." -> NNN, or nil
+local function status_of(head)
+    if sub(head, 1, 7) ~= "HTTP/1." or sub(head, 9, 9) ~= " " then return nil end
+    local m = byte(head, 8)
+    if m ~= 48 and m ~= 49 then return nil end
+    local a, b, c, d = byte(head, 10, 13)
+    if not (a and b and c) or a < 48 or a > 57 or b < 48 or b > 57 or c < 48 or c > 57
+        or (d and d ~= 32) then
+        return nil
+    end
+    return (a - 48) * 100 + (b - 48) * 10 + (c - 48)
+end
+
+-- The headers the transport and the reply reader use, by plain search
+-- in the lowered head (no pattern matching: LuaJIT compiles this).
+local WANTED = { "content-length", "transfer-encoding", "connection",
+                 "x-ms-error-code", "retry-after" }
+
+local function headers_of(head)
+    local lh, headers = lower(head), {}
+    for i = 1, #WANTED do
+        local name = WANTED[i]
+        local _, e = find(lh, "\r\n" .. name .. ":", 1, true)
+        if e then
+            local from, to = e + 1, (find(head, "\r", e + 1, true) or #head + 1) - 1
+            while from <= to and (byte(head, from) == 32 or byte(head, from) == 9) do
+                from = from + 1
+            end
+            while to >= from and (byte(head, to) == 32 or byte(head, to) == 9) do
+                to = to - 1
+            end
+            headers[name] = sub(head, from, to)
+        end
+    end
+    return headers
+end
+
 -- One exchange.  Returns status, headers, body, keepalive | nil, err,
 -- sent (whether any request byte may have reached the server).
 local function exchange(self, req)
     local sock = tcp()
     local t = self.timeouts
     sock:settimeouts(t.connect, t.send, t.read)
-    local pool = req.host .. ":" .. req.port .. (req.tls and ":tls" or "")
-        .. (self.verify_tls and "" or ":noverify")
     -- nginx's resolver does not read /etc/hosts: name loopback ourselves
     local addr = req.host == "localhost" and "127.0.0.1" or req.host
-    local ok, err = sock:connect(addr, req.port, { pool = pool })
+    local ok, err = sock:connect(addr, req.port, pool_opts(self, req))
     if not ok then
         if err:find("no resolver", 1, true) then
             err = err .. " (add a 'resolver' directive to nginx.conf)"
@@ -139,15 +192,12 @@ local function exchange(self, req)
         return nil, err == "timeout" and "timeout" or ("connection " .. err), true,
             reused and err == "closed"
     end
-    local status = tonumber(head:match("^HTTP/1%.[01] (%d%d%d)"))
+    local status = status_of(head)
     if not status then
         sock:close()
         return nil, "malformed status line", true
     end
-    local headers = {}
-    for k, v in head:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do
-        headers[lower(k)] = v:match("^(.-)%s*$")
-    end
+    local headers = headers_of(head)
     local body, until_close
     body, err, until_close = read_body(sock, headers, req.method, status)
     if not body then
@@ -162,49 +212,57 @@ local function exchange(self, req)
     return status, headers, body
 end
 
+-- One attempt: res | nil, msg, details, delay (a delay: try again after
+-- it).  Apart from the retry loop, so the common case runs no loop
+-- (LuaJIT then compiles it instead of aborting on the loop).
+local function attempt_call(self, core_handle, core, op, params, attempt)
+    local req, msg, details = core_handle:build(op, params, now())
+    if not req then return nil, msg, details end
+    local status, headers, body, stale = exchange(self, req)
+    -- A pooled connection the server had closed: one immediate fresh
+    -- attempt, when that cannot duplicate anything: the request was
+    -- not sent at all, or it is idempotent.  A send that went out on
+    -- it may have been read, so it is never resent.
+    if not status and stale and attempt == 1 and (not body or req.idempotent) then
+        status, headers, body = exchange(self, req)
+    end
+    local code, fail_status, retry_after
+    if status then
+        local res
+        res, msg, details = core.read_reply(op, status, headers["x-ms-error-code"], body)
+        if res ~= nil then return res end
+        details.sent = true
+        code, fail_status = "ESTATUS", status
+        retry_after = tonumber(headers["retry-after"] or "")
+    else
+        msg = headers -- the error text
+        local sent = body
+        code = (not sent) and "ECONNECT" or (msg == "timeout" and "ETIMEDOUT" or "EHTTP")
+        if msg == "timeout" then msg = "timed out" end
+        if stale and sent and not req.idempotent then
+            msg = "the connection closed before a reply, after the request was sent:"
+                .. " it may have been delivered, so it was not sent again"
+        end
+        details = { code = code, sent = sent and true or false }
+    end
+    local delay = core.retry_delay(op, attempt, code, fail_status or 0,
+        retry_after or -1, self.retries, self.retry_delay, self.max_retry_delay)
+    if not delay and attempt > 1 then msg = msg .. " (after " .. attempt .. " attempts)" end
+    return nil, msg, details, delay
+end
+
 --- Perform op with params through cosockets, with the core's retry rules.
 -- @return true | false | nil, message, details
 function _M.call(self, core_handle, core, op, params)
-    local attempt = 0
-    while true do
-        attempt = attempt + 1
-        local req, msg, details = core_handle:build(op, params, now())
-        if not req then return nil, msg, details end
-        local status, headers, body, stale = exchange(self, req)
-        -- A pooled connection the server had closed: one immediate fresh
-        -- attempt, when that cannot duplicate anything: the request was
-        -- not sent at all, or it is idempotent.  A send that went out on
-        -- it may have been read, so it is never resent.
-        if not status and stale and attempt == 1 and (not body or req.idempotent) then
-            status, headers, body = exchange(self, req)
-        end
-        local code, fail_status, retry_after
-        if status then
-            local res
-            res, msg, details = core.read_reply(op, status, headers["x-ms-error-code"], body)
-            if res ~= nil then return res end
-            details.sent = true
-            code, fail_status = "ESTATUS", status
-            retry_after = tonumber(headers["retry-after"] or "")
-        else
-            msg = headers -- the error text
-            local sent = body
-            code = (not sent) and "ECONNECT" or (msg == "timeout" and "ETIMEDOUT" or "EHTTP")
-            if msg == "timeout" then msg = "timed out" end
-            if stale and sent and not req.idempotent then
-                msg = "the connection closed before a reply, after the request was sent:"
-                    .. " it may have been delivered, so it was not sent again"
-            end
-            details = { code = code, sent = sent and true or false }
-        end
-        local delay = core.retry_delay(op, attempt, code, fail_status or 0,
-            retry_after or -1, self.retries, self.retry_delay, self.max_retry_delay)
-        if not delay then
-            if attempt > 1 then msg = msg .. " (after " .. attempt .. " attempts)" end
-            return nil, msg, details
-        end
+    local res, msg, details, delay = attempt_call(self, core_handle, core, op, params, 1)
+    if not delay then return res, msg, details end
+    local attempt = 1
+    repeat
         if delay > 0 then sleep(delay) end
-    end
+        attempt = attempt + 1
+        res, msg, details, delay = attempt_call(self, core_handle, core, op, params, attempt)
+    until not delay
+    return res, msg, details
 end
 
 --- Perform an identity request (signalr.auth's spec: method, url,
@@ -251,6 +309,7 @@ function _M.new(o)
         max_retry_delay = o.max_retry_delay,
         keepalive_timeout = 60000,
         pool_size = o.pool_size or 32,
+        _pools = {},
     }
 end
 
