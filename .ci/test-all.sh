@@ -71,6 +71,7 @@ for v in ${LUAS:-5.4 5.1 5.3 jit}; do run_busted "$v" unit; done
 run_busted 5.4 emulator
 run_busted 5.4 conformance
 run_busted 5.4 e2e
+run_busted 5.4 faults
 run_busted 5.4 nginx
 
 # the rocks: spec/rock/check.sh (each Lua version into an empty tree, the

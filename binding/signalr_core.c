@@ -18,6 +18,7 @@
 
 #define CLIENT_MT "signalr.client"
 #define BOX_MT "signalr.box"
+#define POLLSET_MT "signalr.pollset"
 
 typedef struct {
     signalr_client *c;
@@ -993,6 +994,98 @@ static const luaL_Reg client_methods[] = {
     {NULL, NULL}
 };
 
+/* ===== pollset: one descriptor over several clients' ===== */
+
+typedef struct {
+    signalr_pollset *s;
+} lpollset;
+
+static lpollset *check_pollset(lua_State *L)
+{
+    lpollset *p = luaL_checkudata(L, 1, POLLSET_MT);
+
+    if (!p->s)
+        luaL_error(L, "signalr.core: the pollset is closed");
+    return p;
+}
+
+/* core.pollset() -> set | nil, msg, details (no epoll: EUNSUPPORTED) */
+static int l_pollset(lua_State *L)
+{
+    lpollset *p = lua_newuserdata(L, sizeof(*p));
+    signalr_error e;
+
+    p->s = NULL;
+    luaL_setmetatable(L, POLLSET_MT);
+    if (signalr_pollset_new(&p->s, &e))
+        return push_fail(L, &e);
+    return 1;
+}
+
+/* set:add(fd) -> true | nil, msg, details */
+static int l_pollset_add(lua_State *L)
+{
+    lpollset *p = check_pollset(L);
+    lua_Integer fd = luaL_checkinteger(L, 2);
+    signalr_error e;
+
+    if (fd < 0 || fd > 0x7fffffff)
+        return luaL_argerror(L, 2, "not a descriptor");
+    if (signalr_pollset_add(p->s, (int)fd, &e))
+        return push_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_pollset_remove(lua_State *L)
+{
+    lpollset *p = check_pollset(L);
+    lua_Integer fd = luaL_checkinteger(L, 2);
+
+    if (fd >= 0 && fd <= 0x7fffffff)
+        signalr_pollset_remove(p->s, (int)fd);
+    return 0;
+}
+
+static int l_pollset_fd(lua_State *L)
+{
+    lua_pushinteger(L, signalr_pollset_fd(check_pollset(L)->s));
+    return 1;
+}
+
+/* set:wait(seconds) -> true (readable) | false (timed out) | nil, msg */
+static int l_pollset_wait(lua_State *L)
+{
+    lpollset *p = check_pollset(L);
+    lua_Number t = luaL_optnumber(L, 2, 0);
+    signalr_error e;
+    int r;
+
+    r = signalr_pollset_wait(p->s, t < 0 ? -1 : (long)(t * 1000 + 0.5), &e);
+    if (r < 0)
+        return push_fail(L, &e);
+    lua_pushboolean(L, r);
+    return 1;
+}
+
+static int l_pollset_close(lua_State *L)
+{
+    lpollset *p = luaL_checkudata(L, 1, POLLSET_MT);
+
+    signalr_pollset_free(p->s);
+    p->s = NULL;
+    return 0;
+}
+
+static const luaL_Reg pollset_methods[] = {
+    {"add", l_pollset_add},
+    {"remove", l_pollset_remove},
+    {"fd", l_pollset_fd},
+    {"wait", l_pollset_wait},
+    {"close", l_pollset_close},
+    {NULL, NULL}
+};
+
 /* core.monotonic() -> seconds on a monotonic clock (for deadlines) */
 static int l_monotonic(lua_State *L)
 {
@@ -1005,6 +1098,7 @@ static int l_monotonic(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     {"monotonic", l_monotonic},
+    {"pollset", l_pollset},
     {"client", l_client},
     {"read_reply", l_read_reply},
     {"retry_delay", l_retry_delay},
@@ -1037,6 +1131,15 @@ __attribute__((visibility("default"))) int luaopen_signalr_core(lua_State *L)
         lua_pushcfunction(L, l_client_tostring);
         lua_setfield(L, -2, "__tostring");
         lua_pushliteral(L, "signalr.client");
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, POLLSET_MT)) {
+        luaL_newlib(L, pollset_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_pollset_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushliteral(L, "signalr.pollset");
         lua_setfield(L, -2, "__name");
     }
     lua_pop(L, 1);

@@ -599,6 +599,31 @@ SIGNALR_API int signalr_multi_fds(signalr_multi *m, int *fds, int *events,
  * readable, or for signalr_multi_timeout(), then step(m, 0). */
 SIGNALR_API int signalr_multi_pollfd(const signalr_multi *m);
 
+/* ===== one descriptor over several (several endpoints) ===== */
+
+/* A set of descriptors that is itself one pollable descriptor (an epoll
+ * descriptor holding others, Linux), so a loop can wait on several
+ * clients' signalr_multi_pollfd() at once.  The set does not own the
+ * descriptors it watches; it owns its own (closed by _free). */
+typedef struct signalr_pollset signalr_pollset;
+
+/* *out = the new set; SIGNALR_EUNSUPPORTED where there is no epoll. */
+SIGNALR_API signalr_err signalr_pollset_new(signalr_pollset **out,
+                                            signalr_error *err);
+/* Watch fd for readability (adding one twice is not an error). */
+SIGNALR_API signalr_err signalr_pollset_add(signalr_pollset *s, int fd,
+                                            signalr_error *err);
+/* Stop watching fd (not watched: not an error). */
+SIGNALR_API void signalr_pollset_remove(signalr_pollset *s, int fd);
+/* The set's own descriptor: readable when a watched one is. */
+SIGNALR_API int signalr_pollset_fd(const signalr_pollset *s);
+/* Wait at most timeout_ms (0: just look, -1: no limit) until a watched
+ * descriptor is readable: 1 readable, 0 timed out (or interrupted), -1 on
+ * an error (err says which). */
+SIGNALR_API int signalr_pollset_wait(signalr_pollset *s, long timeout_ms,
+                                     signalr_error *err);
+SIGNALR_API void signalr_pollset_free(signalr_pollset *s);
+
 #ifdef __cplusplus
 }
 #endif

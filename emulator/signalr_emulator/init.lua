@@ -135,11 +135,12 @@ local function admin(self, stream, method, path)
         local ok, f = pcall(cjson.decode, body)
         if not ok or type(f) ~= "table" or (f.mode ~= "status" and f.mode ~= "stall"
                                              and f.mode ~= "reset" and f.mode ~= "reset_after"
-                                             and f.mode ~= "audience")
-                or (f.scope ~= nil and f.scope ~= "rest" and f.scope ~= "entra") then
+                                             and f.mode ~= "audience" and f.mode ~= "truncate")
+                or (f.scope ~= nil and f.scope ~= "rest" and f.scope ~= "entra")
+                or (f.path ~= nil and type(f.path) ~= "string") then
             util.error_reply(stream, 400, "Error.Fault.Invalid",
-                'expected {"mode":"status"|"stall"|"reset"|"reset_after"|"audience",'
-                .. ' "count":N, "scope":"rest"|"entra", ...}', method)
+                'expected {"mode":"status"|"stall"|"reset"|"reset_after"|"truncate"|"audience",'
+                .. ' "count":N, "scope":"rest"|"entra", "path":"part of the path", ...}', method)
             return 400
         end
         f.scope = f.scope or "rest"
@@ -170,10 +171,14 @@ end
 -- Apply the next injected fault of this scope ("rest", or "entra" for the
 -- identity endpoints), if any.  Returns true when it answered; "audience"
 -- faults return false, nil, the audience the next token gets.
-local function fault(self, stream, method, scope)
+local function fault(self, stream, method, scope, path)
     local f, at
     for i, x in ipairs(self.faults) do
-        if x.scope == (scope or "rest") then f, at = x, i break end
+        if x.scope == (scope or "rest")
+                and (not x.path or (path and path:find(x.path, 1, true))) then
+            f, at = x, i
+            break
+        end
     end
     if not f then return false end
     f.count = f.count - 1
@@ -193,6 +198,9 @@ local function fault(self, stream, method, scope)
         -- do the work (deliver), then close without a reply: the request
         -- was read and acted on, and the client cannot know it
         return "after"
+    elseif f.mode == "truncate" then
+        -- do the work, then a reply whose body stops short of its length
+        return "truncate"
     end
     local extra = f.retry_after and { ["retry-after"] = string.format("%d", f.retry_after) } or nil
     local status = math.floor(tonumber(f.status) or 503)
@@ -287,7 +295,7 @@ function Emu:onstream(stream)
         local r = self.requests
         r[#r + 1] = rec
         if #r > 1000 then table.remove(r, 1) end
-        local answered, fstatus = fault(self, stream, method)
+        local answered, fstatus = fault(self, stream, method, nil, target)
         if answered == "after" then
             -- the reply is swallowed, then the connection is reset
             local mute = util.proxy(stream, {
@@ -298,6 +306,23 @@ function Emu:onstream(stream)
             local sock = stream.connection:take_socket()
             if sock then sock:close() end
             status = 0
+        elseif answered == "truncate" then
+            -- the work is done; the reply's body stops short of its
+            -- Content-Length and the connection closes
+            local got = 200
+            local mute = util.proxy(stream, {
+                write_headers = function(_, h) got = tonumber(h:get(":status")) or got return true end,
+                write_chunk = function() return true end,
+            })
+            rest.handle(self, mute, req, method, path, qs, rec)
+            local sock = stream.connection:take_socket()
+            if sock then
+                sock:xwrite(string.format("HTTP/1.1 %d Cut\r\nContent-Type: application/json\r\n"
+                    .. "Content-Length: 64\r\n\r\n{\"cut\":", got), "bn")
+                sock:flush()
+                sock:close()
+            end
+            status = got
         elseif answered then
             status = fstatus or 0
         else

@@ -7,8 +7,10 @@
 --             userId = ..., connectionId = ..., groupName = ... }
 --
 -- A message names at most one recipient (none = broadcast).  `endpoints`
--- (multi-instance routing) is not supported: one client talks to one
--- service.
+-- chooses the endpoints of a client made with several: a list of names,
+-- or of endpoint tables (`{ name = ..., ... }`, as `client:endpoints()`
+-- returns them, or the binding's `{ endpointType, name, endpoint,
+-- online }`); matched by name.
 -- @module signalr.actions
 local type, error, pairs, tostring = type, error, pairs, tostring
 local lower = string.lower
@@ -16,9 +18,9 @@ local lower = string.lower
 local _M = {}
 
 local MESSAGE_KEYS = { target = true, arguments = true, userId = true,
-                       groupName = true, connectionId = true }
+                       groupName = true, connectionId = true, endpoints = true }
 local GROUP_KEYS = { action = true, userId = true, connectionId = true,
-                     groupName = true }
+                     groupName = true, endpoints = true }
 
 local function fail(msg)
     return nil, "signalr.send: " .. msg, { code = "EINVAL" }
@@ -29,7 +31,11 @@ local function check_keys(action, known)
         if not known[k] then
             error("signalr.send: unknown action key '" .. tostring(k) .. "'", 4)
         end
-        if k ~= "arguments" and type(v) ~= "string" then
+        if k == "endpoints" then
+            if type(v) ~= "table" then
+                error("signalr.send: action.endpoints must be a list, got " .. type(v), 4)
+            end
+        elseif k ~= "arguments" and type(v) ~= "string" then
             error("signalr.send: action." .. k .. " must be a string, got "
                 .. type(v), 4)
         end
@@ -43,17 +49,19 @@ local function message(hub, a)
     if n > 1 then
         return fail("a message names at most one of userId, groupName and connectionId")
     end
-    if a.userId then return hub:to_user(a.userId, a.target, a.arguments) end
-    if a.groupName then return hub:to_group(a.groupName, a.target, a.arguments) end
+    local o = a.endpoints and { endpoints = a.endpoints } or nil
+    if a.userId then return hub:to_user(a.userId, a.target, a.arguments, o) end
+    if a.groupName then return hub:to_group(a.groupName, a.target, a.arguments, o) end
     if a.connectionId then
-        return hub:to_connection(a.connectionId, a.target, a.arguments)
+        return hub:to_connection(a.connectionId, a.target, a.arguments, o)
     end
-    return hub:broadcast(a.target, a.arguments)
+    return hub:broadcast(a.target, a.arguments, o)
 end
 
 local function group(hub, a)
     check_keys(a, GROUP_KEYS)
     local kind = lower(a.action)
+    local o = a.endpoints and { endpoints = a.endpoints } or nil
     if a.userId and a.connectionId then
         return fail("a group action names userId or connectionId, not both")
     end
@@ -64,8 +72,8 @@ local function group(hub, a)
         if a.groupName then
             return fail("removeAll takes no groupName")
         end
-        if a.userId then return hub:remove_user_from_all_groups(a.userId) end
-        return hub:remove_connection_from_all_groups(a.connectionId)
+        if a.userId then return hub:remove_user_from_all_groups(a.userId, o) end
+        return hub:remove_connection_from_all_groups(a.connectionId, o)
     end
     if kind ~= "add" and kind ~= "remove" then
         return fail("unknown group action '" .. a.action
@@ -75,13 +83,13 @@ local function group(hub, a)
         return fail("a group action '" .. a.action .. "' needs groupName")
     end
     if a.userId then
-        if kind == "add" then return hub:add_user_to_group(a.userId, a.groupName) end
-        return hub:remove_user_from_group(a.userId, a.groupName)
+        if kind == "add" then return hub:add_user_to_group(a.userId, a.groupName, o) end
+        return hub:remove_user_from_group(a.userId, a.groupName, o)
     end
     if kind == "add" then
-        return hub:add_connection_to_group(a.connectionId, a.groupName)
+        return hub:add_connection_to_group(a.connectionId, a.groupName, o)
     end
-    return hub:remove_connection_from_group(a.connectionId, a.groupName)
+    return hub:remove_connection_from_group(a.connectionId, a.groupName, o)
 end
 
 --- Run one action on hub.

@@ -1,10 +1,13 @@
 --- Hub objects: one method per REST operation of the Azure SignalR Service.
 -- Every method returns `true` (or a boolean for existence checks) on
 -- success and `nil, message, details` on failure; a wrong argument type
--- raises.
+-- raises.  Every method takes `opts.endpoints` (a list of endpoint names,
+-- or the tables `client:endpoints()` returns) to choose the endpoints of
+-- a client made with several (signalr.endpoints).
 -- @module signalr.hub
 local core = require "signalr.core"
 local json = require "signalr.json"
+local names_of = require("signalr.endpoints").names
 
 local type, error, tostring, setmetatable, getmetatable, ipairs, pairs =
     type, error, tostring, setmetatable, getmetatable, ipairs, pairs
@@ -71,20 +74,21 @@ local function encode(args, method)
     return text
 end
 
-local function send(self, op, method, params, args)
+local function send(self, op, method, params, args, names)
     local text, msg, details = encode(args, method)
     if not text then return nil, msg, details end
     params.hub = self.name
     params.arguments = text
-    return self._client:_call(op, params, method)
+    return self._client:_call(op, params, method, names)
 end
 
-local EXCLUDE = { exclude = true }
+local EXCLUDE = { exclude = true, endpoints = true }
+local ONLY_ENDPOINTS = { endpoints = true }
 
 --- Send to every client of the hub.
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
--- @tparam[opt] table opts `exclude` = list of connection ids
+-- @tparam[opt] table opts `exclude` = list of connection ids, `endpoints`
 -- @treturn[1] true (async mode: a request object)
 -- @treturn[2] nil
 -- @treturn[2] string message
@@ -95,7 +99,8 @@ function Hub:broadcast(target, args, opts)
     need_string(target, "target", "broadcast")
     opts = opt_table(opts, "opts", "broadcast", EXCLUDE)
     return send(self, "broadcast", "broadcast",
-        { target = target, excluded = check_exclude(opts.exclude, "broadcast") }, args)
+        { target = target, excluded = check_exclude(opts.exclude, "broadcast") }, args,
+        names_of(opts.endpoints, "broadcast"))
 end
 
 --- Send to every connection of one user.
@@ -103,19 +108,22 @@ end
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
 -- @treturn[1] true
+-- @tparam[opt] table opts `endpoints`
 -- @treturn[2] nil, message, details
-function Hub:to_user(user_id, target, args)
+function Hub:to_user(user_id, target, args, opts)
     check_self(self, "to_user")
     need_string(user_id, "user_id", "to_user")
     need_string(target, "target", "to_user")
-    return send(self, "to_user", "to_user", { user = user_id, target = target }, args)
+    opts = opt_table(opts, "opts", "to_user", ONLY_ENDPOINTS)
+    return send(self, "to_user", "to_user", { user = user_id, target = target }, args,
+        names_of(opts.endpoints, "to_user"))
 end
 
 --- Send to every connection in a group.
 -- @tparam string group
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
--- @tparam[opt] table opts `exclude` = list of connection ids
+-- @tparam[opt] table opts `exclude` = list of connection ids, `endpoints`
 -- @treturn[1] true
 -- @treturn[2] nil, message, details
 function Hub:to_group(group, target, args, opts)
@@ -124,7 +132,8 @@ function Hub:to_group(group, target, args, opts)
     need_string(target, "target", "to_group")
     opts = opt_table(opts, "opts", "to_group", EXCLUDE)
     return send(self, "to_group", "to_group", { group = group, target = target,
-        excluded = check_exclude(opts.exclude, "to_group") }, args)
+        excluded = check_exclude(opts.exclude, "to_group") }, args,
+        names_of(opts.endpoints, "to_group"))
 end
 
 --- Send to one connection (accepted even when it does not exist, as the
@@ -132,14 +141,17 @@ end
 -- @tparam string connection_id
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
+-- @tparam[opt] table opts `endpoints`
 -- @treturn[1] true
 -- @treturn[2] nil, message, details
-function Hub:to_connection(connection_id, target, args)
+function Hub:to_connection(connection_id, target, args, opts)
     check_self(self, "to_connection")
     need_string(connection_id, "connection_id", "to_connection")
     need_string(target, "target", "to_connection")
+    opts = opt_table(opts, "opts", "to_connection", ONLY_ENDPOINTS)
     return send(self, "to_connection", "to_connection",
-        { connection = connection_id, target = target }, args)
+        { connection = connection_id, target = target }, args,
+        names_of(opts.endpoints, "to_connection"))
 end
 
 --- Add a connection to a group.
@@ -215,15 +227,17 @@ local SIMPLE = {
 }
 local FIELD = { connection_id = "connection", user_id = "user", group = "group" }
 
+-- (each also takes an opts table after its arguments: `endpoints`)
 for method, names in pairs(SIMPLE) do
-    Hub[method] = function(self, a, b)
+    Hub[method] = function(self, a, b, c)
         check_self(self, method)
-        local params, vals = { hub = self.name }, { a, b }
+        local params, vals = { hub = self.name }, { a, b, c }
         for i, n in ipairs(names) do
             need_string(vals[i], n, method)
             params[FIELD[n]] = vals[i]
         end
-        return self._client:_call(method, params, method)
+        local opts = opt_table(vals[#names + 1], "opts", method, ONLY_ENDPOINTS)
+        return self._client:_call(method, params, method, names_of(opts.endpoints, method))
     end
 end
 
@@ -238,7 +252,7 @@ function Hub:add_user_to_group(user_id, group, opts)
     check_self(self, "add_user_to_group")
     need_string(user_id, "user_id", "add_user_to_group")
     need_string(group, "group", "add_user_to_group")
-    opts = opt_table(opts, "opts", "add_user_to_group", { ttl = true })
+    opts = opt_table(opts, "opts", "add_user_to_group", { ttl = true, endpoints = true })
     if opts.ttl ~= nil and type(opts.ttl) ~= "number" then
         error("signalr.add_user_to_group: opts.ttl must be a number", 2)
     end
@@ -249,24 +263,26 @@ function Hub:add_user_to_group(user_id, group, opts)
     end
     return self._client:_call("add_user_to_group",
         { hub = self.name, user = user_id, group = group, ttl = opts.ttl },
-        "add_user_to_group")
+        "add_user_to_group", names_of(opts.endpoints, "add_user_to_group"))
 end
 
 --- Close one client connection (true also when it is already gone).
 -- @tparam string connection_id
 -- @tparam[opt] string reason sent to the client in its close message
+-- @tparam[opt] table opts `endpoints`
 -- @treturn[1] true
 -- @treturn[2] nil, message, details
-function Hub:close_connection(connection_id, reason)
+function Hub:close_connection(connection_id, reason, opts)
     check_self(self, "close_connection")
     need_string(connection_id, "connection_id", "close_connection")
     if reason ~= nil then need_string(reason, "reason", "close_connection") end
+    opts = opt_table(opts, "opts", "close_connection", ONLY_ENDPOINTS)
     return self._client:_call("close_connection",
         { hub = self.name, connection = connection_id, reason = reason },
-        "close_connection")
+        "close_connection", names_of(opts.endpoints, "close_connection"))
 end
 
-local CLOSE_OPTS = { exclude = true, reason = true }
+local CLOSE_OPTS = { exclude = true, reason = true, endpoints = true }
 
 local function close_many(self, method, params, opts)
     opts = opt_table(opts, "opts", method, CLOSE_OPTS)
@@ -274,11 +290,11 @@ local function close_many(self, method, params, opts)
     params.hub = self.name
     params.reason = opts.reason
     params.excluded = check_exclude(opts.exclude, method)
-    return self._client:_call(method, params, method)
+    return self._client:_call(method, params, method, names_of(opts.endpoints, method))
 end
 
 --- Close every connection of the hub (api 2022-06-01+).
--- @tparam[opt] table opts `exclude` (connection ids), `reason`
+-- @tparam[opt] table opts `exclude` (connection ids), `reason`, `endpoints`
 -- @treturn[1] true
 -- @treturn[2] nil, message, details
 function Hub:close_all_connections(opts)
@@ -288,7 +304,7 @@ end
 
 --- Close every connection in a group (api 2022-06-01+).
 -- @tparam string group
--- @tparam[opt] table opts `exclude` (connection ids), `reason`
+-- @tparam[opt] table opts `exclude` (connection ids), `reason`, `endpoints`
 -- @treturn[1] true
 -- @treturn[2] nil, message, details
 function Hub:close_group_connections(group, opts)
@@ -299,7 +315,7 @@ end
 
 --- Close every connection of a user (api 2022-06-01+).
 -- @tparam string user_id
--- @tparam[opt] table opts `exclude` (connection ids), `reason`
+-- @tparam[opt] table opts `exclude` (connection ids), `reason`, `endpoints`
 -- @treturn[1] true
 -- @treturn[2] nil, message, details
 function Hub:close_user_connections(user_id, opts)
@@ -320,7 +336,8 @@ local function check_token_opts(opts, method)
     end
 end
 
-local NEGOTIATE = { user_id = true, claims = true, lifetime = true }
+local NEGOTIATE = { user_id = true, claims = true, lifetime = true, endpoints = true,
+                    context = true }
 
 --- What a client's negotiate endpoint returns.  With an AccessKey there
 -- is no I/O.  Under Microsoft Entra ID (no AccessKey) the client token is
@@ -329,7 +346,9 @@ local NEGOTIATE = { user_id = true, claims = true, lifetime = true }
 -- refreshed hourly: the first call, and one an hour, performs I/O; in
 -- async mode the call returns a request object whose `result` is the table.
 -- @tparam[opt] table opts `user_id`, `claims` (table of extra JWT claims),
---   `lifetime` (seconds, default 3600)
+--   `lifetime` (seconds, default 3600); with several endpoints,
+--   `endpoints` (choose among these) and `context` (handed to the
+--   client's `router` as `ctx.context`, e.g. the caller's region)
 -- @treturn[1] table `{ url = ..., accessToken = ... }`
 -- @treturn[2] nil, message, details
 function Hub:negotiate(opts)
@@ -349,7 +368,8 @@ function Hub:negotiate(opts)
             return nil, "signalr.negotiate: " .. msg, { code = "EINVAL" }
         end
     end
-    return self._client:_negotiate(self.name, opts.user_id, claims, opts.lifetime)
+    return self._client:_negotiate(self.name, opts.user_id, claims, opts.lifetime,
+        names_of(opts.endpoints, "negotiate"), opts.context)
 end
 
 -- ===== newer routes (rest-2024.md) =====
@@ -373,40 +393,16 @@ local function continuation(link)
     end
 end
 
-local GROUP_CONNECTIONS = { top = true, max_page_size = true }
+local GROUP_CONNECTIONS = { top = true, max_page_size = true, endpoints = true }
 
---- List the connections in a group (api 2024-12-01+): every page, each a
--- request of its own, following the service's `nextLink`.  Returns a list;
--- an error on any page returns `nil, message, details` (never a truncated
--- list), with `details.fetched` = the members read before it.
--- @tparam string group
--- @tparam[opt] table opts `top` (most members to return, 1..2^31-1),
---   `max_page_size` (members per request, 1..200; the service's default is 200)
--- @treturn[1] table `{ { connection_id = ..., user_id = ... or nil }, ... }`
--- @treturn[2] nil, message, details
-function Hub:group_connections(group, opts)
-    check_self(self, "group_connections")
-    need_string(group, "group", "group_connections")
-    opts = opt_table(opts, "opts", "group_connections", GROUP_CONNECTIONS)
-    for k in pairs(GROUP_CONNECTIONS) do
-        if opts[k] ~= nil and type(opts[k]) ~= "number" then
-            error("signalr.group_connections: opts." .. k .. " must be a number", 2)
-        end
-    end
-    if opts.top ~= nil and not whole(opts.top, 1, 2147483647) then
-        return nil, "signalr.group_connections: top must be a whole number"
-            .. " from 1 to 2147483647", { code = "EINVAL" }
-    end
-    if opts.max_page_size ~= nil and not whole(opts.max_page_size, 1, 200) then
-        return nil, "signalr.group_connections: max_page_size must be a whole"
-            .. " number from 1 to 200", { code = "EINVAL" }
-    end
-    local list, seen, token = {}, {}, nil
+-- Every page of one endpoint's list (names: that endpoint, or nil).
+local function list_pages(self, group, opts, names, list)
+    local seen, token = {}, nil
     while true do
         local body, msg, details = self._client:_call("group_connections", {
             hub = self.name, group = group, top = opts.top,
             max_page_size = opts.max_page_size, continuation_token = token,
-        }, "group_connections")
+        }, "group_connections", names)
         if not body then
             if details then details.fetched = #list end
             return nil, msg, details
@@ -440,7 +436,64 @@ function Hub:group_connections(group, opts)
     end
 end
 
-local GENERATE = { user_id = true, lifetime = true, groups = true }
+--- List the connections in a group (api 2024-12-01+): every page, each a
+-- request of its own, following the service's `nextLink`.  Returns a list;
+-- an error on any page returns `nil, message, details` (never a truncated
+-- list), with `details.fetched` = the members read before it.
+-- @tparam string group
+-- @tparam[opt] table opts `top` (most members to return, 1..2^31-1),
+--   `max_page_size` (members per request, 1..200; the service's default is 200)
+-- @treturn[1] table `{ { connection_id = ..., user_id = ... or nil }, ... }`
+-- @treturn[2] nil, message, details
+function Hub:group_connections(group, opts)
+    check_self(self, "group_connections")
+    need_string(group, "group", "group_connections")
+    opts = opt_table(opts, "opts", "group_connections", GROUP_CONNECTIONS)
+    for k in pairs(GROUP_CONNECTIONS) do
+        if opts[k] ~= nil and type(opts[k]) ~= "number" then
+            error("signalr.group_connections: opts." .. k .. " must be a number", 2)
+        end
+    end
+    if opts.top ~= nil and not whole(opts.top, 1, 2147483647) then
+        return nil, "signalr.group_connections: top must be a whole number"
+            .. " from 1 to 2147483647", { code = "EINVAL" }
+    end
+    if opts.max_page_size ~= nil and not whole(opts.max_page_size, 1, 200) then
+        return nil, "signalr.group_connections: max_page_size must be a whole"
+            .. " number from 1 to 200", { code = "EINVAL" }
+    end
+    local names = names_of(opts.endpoints, "group_connections")
+    if not self._client._multi then return list_pages(self, group, opts, names, {}) end
+    -- several endpoints: each one's members (a connection lives on one),
+    -- every page of each; a failure anywhere fails the whole list
+    local targets, skipped, details = self._client:_target_names(names, "group_connections")
+    if not targets then return nil, skipped, details end
+    local list, eps = {}, {}
+    for _, name in ipairs(targets) do
+        local ok, msg
+        ok, msg, details = list_pages(self, group, opts, { name }, list)
+        if not ok then
+            details = details or {}
+            eps[name] = { code = details.code, status = details.status, message = msg }
+            details.endpoints, details.fetched = eps, #list
+            return nil, msg, details
+        end
+        eps[name] = true
+        if opts.top and #list >= opts.top then return list end
+    end
+    if #skipped > 0 then -- endpoints skipped as offline: their members are unknown
+        local off = {}
+        for i, m in ipairs(skipped) do
+            off[i] = m.name
+            eps[m.name] = { code = "EOFFLINE", message = m.last_error or "offline" }
+        end
+        return nil, "signalr.group_connections: not listed, endpoint(s) offline: "
+            .. table.concat(off, ", "), { code = "EPARTIAL", endpoints = eps, fetched = #list }
+    end
+    return list
+end
+
+local GENERATE = { user_id = true, lifetime = true, groups = true, endpoints = true }
 
 --- Have the service issue a client access token (`POST :generateToken`,
 -- api 2022-11-01+): what negotiate hands a client when the app has no
@@ -468,7 +521,7 @@ function Hub:generate_client_token(opts)
     end
     local body, msg, details = self._client:_call("generate_client_token", {
         hub = self.name, user = opts.user_id, minutes_to_expire = minutes,
-    }, "generate_client_token")
+    }, "generate_client_token", names_of(opts.endpoints, "generate_client_token"))
     if not body then return nil, msg, details end
     local ok, reply = pcall(json.decode, body)
     if not ok or type(reply) ~= "table" or type(reply.token) ~= "string"
@@ -488,12 +541,13 @@ end
 -- @treturn[1] table `{ result = <the client's value> }` (a JSON null is `signalr.null`)
 -- @treturn[2] nil, message, details (the client's error, a connection that
 --   is gone, no handler: `ESTATUS` with the service's code)
-function Hub:invoke(connection_id, target, args)
+function Hub:invoke(connection_id, target, args, opts)
     check_self(self, "invoke")
     need_string(connection_id, "connection_id", "invoke")
     need_string(target, "target", "invoke")
+    opts = opt_table(opts, "opts", "invoke", ONLY_ENDPOINTS)
     local body, msg, details = send(self, "invoke", "invoke",
-        { connection = connection_id, target = target }, args)
+        { connection = connection_id, target = target }, args, names_of(opts.endpoints, "invoke"))
     if not body then return nil, msg, details end
     local ok, reply = pcall(json.decode, body)
     if not ok or type(reply) ~= "table" then
@@ -504,7 +558,7 @@ function Hub:invoke(connection_id, target, args)
     return out
 end
 
-local EXECUTE = { filter = true }
+local EXECUTE = { filter = true, endpoints = true }
 local COMMAND = {
     SendMessage = { type = true, target = true, arguments = true },
     JoinGroup = { type = true, group = true },
@@ -578,7 +632,7 @@ function Hub:execute(commands, opts)
         end
     end
     return self._client:_call("execute", { hub = self.name, commands = "[" .. table.concat(parts, ",") .. "]",
-        filter = opts.filter }, "execute")
+        filter = opts.filter }, "execute", names_of(opts.endpoints, "execute"))
 end
 
 --- Run an Azure Functions output-binding action (message or group action).

@@ -49,7 +49,15 @@ local OPTIONS = {
     queue_size = "number",      -- async: most requests pending at once
     max_connections = "number", -- async: parallel connections per endpoint
     on_done = "function",       -- async: called with each finished request
+    endpoints = "table",        -- several instances (signalr.endpoints)
+    router = "function",        -- endpoints: negotiate's choice
+    health_interval = "number", -- endpoints: seconds between health checks (120)
+    health_timeout = "number",  -- endpoints: seconds a check may take (2)
+    health_retries = "number",  -- endpoints: extra attempts before offline (2)
+    health_retry_delay = "number", -- endpoints: seconds between attempts (3)
 }
+local MULTI_ONLY = { router = true, health_interval = true, health_timeout = true,
+                     health_retries = true, health_retry_delay = true }
 _M.DEFAULTS = {
     api_version = "2022-06-01", timeout = 10, retries = 2, retry_delay = 0.5,
     max_retry_delay = 10, verify_tls = true, token_lifetime = 3600,
@@ -115,6 +123,15 @@ function _M.new(opts)
             .. type(opts), 2)
     end
     check_opts(opts)
+    if opts.endpoints ~= nil then
+        return require("signalr.endpoints").new(opts, _M.new)
+    end
+    for k in pairs(MULTI_ONLY) do
+        if opts[k] ~= nil then
+            error("signalr.new: option '" .. k .. "' is for clients with several endpoints"
+                .. " (option 'endpoints')", 2)
+        end
+    end
     if opts.connection_string == nil then
         error("signalr.new: option 'connection_string' is required", 2)
     end
@@ -202,6 +219,15 @@ end
 -- @treturn[2] nil, message, details
 function Client:health()
     return self:_call("health", {}, "health")
+end
+
+--- The client's endpoint as a list of one, in the shape a client with
+-- several endpoints gives (`{ name = "", type = "primary", online = true,
+-- endpoint = ..., client_endpoint = ..., server_endpoint = ... }`).
+function Client:endpoints()
+    local i = self._info
+    return { { name = "", type = "primary", online = true, endpoint = i.endpoint,
+               client_endpoint = i.client_endpoint, server_endpoint = i.server_endpoint } }
 end
 
 --- What the connection string says (never the key).
@@ -450,8 +476,27 @@ function Client:_perform(op, params, what)
     return self._core:call(op, params)
 end
 
+-- A call's opts.endpoints on a client of one endpoint: it is named "".
+local function one_endpoint(names, what)
+    for _, n in ipairs(names) do
+        if n ~= "" then
+            return nil, "signalr." .. what .. ": unknown endpoint '" .. n .. "' (this client has"
+                .. " one endpoint, named \"\"; several come with option 'endpoints')",
+                { code = "EINVAL" }
+        end
+    end
+    if #names == 0 then
+        return nil, "signalr." .. what .. ": opts.endpoints names no endpoint", { code = "EINVAL" }
+    end
+    return true
+end
+
 -- The one place a hub operation goes out: token, then the transport.
-function Client:_call(op, params, what)
+function Client:_call(op, params, what, names)
+    if names then
+        local ok, msg, d = one_endpoint(names, what)
+        if not ok then return nil, msg, d end
+    end
     if self._closing then
         return nil, "signalr." .. what .. ": the client is closed (nothing was sent)",
             { code = "ECANCELED", sent = false }
@@ -583,7 +628,11 @@ end
 
 -- hub:negotiate's work: local with an AccessKey; with Entra ID a
 -- temporary key first (async mode: a request object).
-function Client:_negotiate(hub, user_id, claims, lifetime)
+function Client:_negotiate(hub, user_id, claims, lifetime, names)
+    if names then
+        local ok, msg, d = one_endpoint(names, "negotiate")
+        if not ok then return nil, msg, d end
+    end
     if self._info.has_key then return self:_sign(hub, user_id, claims, lifetime) end
     if not self._async then
         local ok, msg, details = self:_ensure_key()

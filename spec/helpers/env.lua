@@ -41,19 +41,21 @@ end
 local Emu = {}
 Emu.__index = Emu
 
---- Start bin/signalr-emulator with extra arguments; returns the handle.
-function M.emulator(args)
+--- Start bin/signalr-emulator with extra arguments (on a free port, or
+-- on `port`); returns the handle.
+function M.emulator(args, port)
     local dir = tmpdir()
     local cmd = string.format(
-        M.CLEAN .. "%s/bin/signalr-emulator --port 0 --log-level %s %s > %s/out 2> %s/err & echo $! > %s/pid",
-        M.root, os.getenv("EMULATOR_LOG") or (os.getenv("SIGNALR_SCAN_DIR") and "debug" or "warn"),
+        M.CLEAN .. "%s/bin/signalr-emulator --port %d --log-level %s %s > %s/out 2> %s/err & echo $! > %s/pid",
+        M.root, port or 0, os.getenv("EMULATOR_LOG") or (os.getenv("SIGNALR_SCAN_DIR") and "debug" or "warn"),
         args or "", dir, dir, dir)
     assert(os.execute(cmd))
     local line = M.wait(function()
         local out = read(dir .. "/out") or ""
         return out:match("Connection string: ([^\n]+)\n")
     end, 10, "the emulator to start (" .. (read(dir .. "/err") or "") .. ")")
-    local self = setmetatable({ dir = dir, cs = line, pid = read(dir .. "/pid"):match("%d+") }, Emu)
+    local self = setmetatable({ dir = dir, cs = line, pid = read(dir .. "/pid"):match("%d+"),
+                                args = args }, Emu)
     self.port = tonumber(line:match("Port=(%d+)"))
     self.base = "http://127.0.0.1:" .. self.port
     return self
@@ -72,6 +74,30 @@ function Emu:stop()
     os.execute("kill " .. self.pid .. " 2>/dev/null")
     M.sleep(0.05)
     M.keep_log(self.dir .. "/err", "emulator")
+end
+
+--- Kill the emulator (SIGKILL: no goodbye to its clients) and wait until
+-- its port refuses connections.
+function Emu:kill()
+    os.execute("kill -9 " .. self.pid .. " 2>/dev/null")
+    M.wait(function()
+        return os.execute(M.CLEAN .. "curl -s -o /dev/null -m 1 -I " .. self.base .. "/api/health 2>/dev/null") ~= true
+    end, 10, "the emulator to go away")
+    M.keep_log(self.dir .. "/err", "emulator")
+end
+
+--- Start it again on the same port with the same arguments (and so the
+-- same key): a service coming back.  Its state starts empty.
+function Emu:restart()
+    local fresh
+    for _ = 1, 20 do
+        local ok, e = pcall(M.emulator, self.args, self.port)
+        if ok then fresh = e break end
+        M.sleep(0.2)
+    end
+    assert(fresh, "the emulator did not come back on port " .. self.port)
+    self.pid, self.dir = fresh.pid, fresh.dir
+    return self
 end
 
 --- An admin or raw HTTP call with curl: returns status, body.
