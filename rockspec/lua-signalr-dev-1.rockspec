@@ -37,7 +37,7 @@ build = {
          sources = {
             "core/src/buf.c", "core/src/connstr.c", "core/src/error.c",
             "core/src/http_curl.c", "core/src/http_multi.c", "core/src/jwt.c",
-            "core/src/ops.c", "core/src/reply.c", "core/src/request.c",
+            "core/src/ops.c", "core/src/pollset.c", "core/src/reply.c", "core/src/request.c",
             "core/src/retry.c", "core/src/url.c", "core/src/validate.c",
             "binding/signalr_core.c",
          },
@@ -50,6 +50,7 @@ build = {
       ["signalr.hub"] = "lua/signalr/hub.lua",
       ["signalr.json"] = "lua/signalr/json.lua",
       ["signalr.auth"] = "lua/signalr/auth.lua",
+      ["signalr.endpoints"] = "lua/signalr/endpoints.lua",
       ["signalr.loop.luv"] = "lua/signalr/loop/luv.lua",
       ["signalr.loop.cqueues"] = "lua/signalr/loop/cqueues.lua",
       ["signalr.actions"] = "lua/signalr/actions.lua",

@@ -8,9 +8,29 @@
 ---@field status? integer  the HTTP status of an ESTATUS failure
 ---@field service_code? string  x-ms-error-code, or ErrorDetail.code
 ---@field fetched? integer  group_connections: members read before the failure
+---@field sent? boolean  whether a failed request may have reached the service
+---@field endpoints? table<string, true|boolean|signalr.Details>  several endpoints: each one's answer
+---@field delivered? integer  EPARTIAL: endpoints that took the call
+---@field failed? integer  EPARTIAL: endpoints that did not (failed or offline)
+
+---@class signalr.EndpointEntry: signalr.Options
+---@field connection_string string
+---@field name? string  unique; default the endpoint's URL
+---@field type? "primary"|"secondary"
+
+---@class signalr.Endpoint
+---@field name string
+---@field type "primary"|"secondary"
+---@field online boolean
+---@field endpoint string
+---@field client_endpoint? string
+---@field server_endpoint? string
+---@field last_error? string
+
+---@alias signalr.Endpoints (string|signalr.Endpoint|{ name: string })[]
 
 ---@class signalr.Options
----@field connection_string string
+---@field connection_string? string  (or endpoints)
 ---@field api_version? string  "2022-06-01" (default), a later date, or "v1"
 ---@field application? string
 ---@field timeout? number
@@ -32,6 +52,12 @@
 ---@field queue_size? integer
 ---@field max_connections? integer
 ---@field on_done? fun(req: signalr.Request)
+---@field endpoints? (string|signalr.EndpointEntry)[]  several instances
+---@field router? fun(endpoints: signalr.Endpoint[], ctx: { hub: string, user_id?: string, claims?: string, context?: any }): signalr.Endpoint|string|nil
+---@field health_interval? number
+---@field health_timeout? number
+---@field health_retries? integer
+---@field health_retry_delay? number
 
 ---@class signalr
 ---@field _VERSION string
@@ -63,6 +89,8 @@ function Client:hub(name) end
 function Client:health() end
 ---@return table
 function Client:info() end
+---@return signalr.Endpoint[]
+function Client:endpoints() end
 function Client:close() end
 ---@param timeout? number
 ---@return integer|nil
@@ -91,95 +119,108 @@ function Client:events() end
 local Hub = {}
 ---@param target string
 ---@param args? any[]
----@param opts? { exclude?: string[] }
+---@param opts? { exclude?: string[], endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
 function Hub:broadcast(target, args, opts) end
 ---@param user_id string
 ---@param target string
 ---@param args? any[]
+---@param opts? { endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
-function Hub:to_user(user_id, target, args) end
+function Hub:to_user(user_id, target, args, opts) end
 ---@param group string
 ---@param target string
 ---@param args? any[]
----@param opts? { exclude?: string[] }
+---@param opts? { exclude?: string[], endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
 function Hub:to_group(group, target, args, opts) end
 ---@param connection_id string
 ---@param target string
 ---@param args? any[]
+---@param opts? { endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
-function Hub:to_connection(connection_id, target, args) end
+function Hub:to_connection(connection_id, target, args, opts) end
 ---@param connection_id string
 ---@param group string
+---@param opts? { endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
-function Hub:add_connection_to_group(connection_id, group) end
+function Hub:add_connection_to_group(connection_id, group, opts) end
 ---@param connection_id string
 ---@param group string
+---@param opts? { endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
-function Hub:remove_connection_from_group(connection_id, group) end
+function Hub:remove_connection_from_group(connection_id, group, opts) end
 ---@param connection_id string
+---@param opts? { endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
-function Hub:remove_connection_from_all_groups(connection_id) end
+function Hub:remove_connection_from_all_groups(connection_id, opts) end
 ---@param user_id string
 ---@param group string
----@param opts? { ttl?: integer }
+---@param opts? { ttl?: integer, endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
 function Hub:add_user_to_group(user_id, group, opts) end
 ---@param user_id string
 ---@param group string
+---@param opts? { endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
-function Hub:remove_user_from_group(user_id, group) end
+function Hub:remove_user_from_group(user_id, group, opts) end
 ---@param user_id string
+---@param opts? { endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
-function Hub:remove_user_from_all_groups(user_id) end
+function Hub:remove_user_from_all_groups(user_id, opts) end
 ---@param connection_id string
+---@param opts? { endpoints?: signalr.Endpoints }
 ---@return signalr.Check, string?, signalr.Details?
-function Hub:connection_exists(connection_id) end
+function Hub:connection_exists(connection_id, opts) end
 ---@param user_id string
+---@param opts? { endpoints?: signalr.Endpoints }
 ---@return signalr.Check, string?, signalr.Details?
-function Hub:user_exists(user_id) end
+function Hub:user_exists(user_id, opts) end
 ---@param group string
+---@param opts? { endpoints?: signalr.Endpoints }
 ---@return signalr.Check, string?, signalr.Details?
-function Hub:group_exists(group) end
+function Hub:group_exists(group, opts) end
 ---@param user_id string
 ---@param group string
+---@param opts? { endpoints?: signalr.Endpoints }
 ---@return signalr.Check, string?, signalr.Details?
-function Hub:user_in_group(user_id, group) end
+function Hub:user_in_group(user_id, group, opts) end
 ---@param connection_id string
 ---@param reason? string
+---@param opts? { endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
-function Hub:close_connection(connection_id, reason) end
----@param opts? { exclude?: string[], reason?: string }
+function Hub:close_connection(connection_id, reason, opts) end
+---@param opts? { exclude?: string[], reason?: string, endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
 function Hub:close_all_connections(opts) end
 ---@param group string
----@param opts? { exclude?: string[], reason?: string }
+---@param opts? { exclude?: string[], reason?: string, endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
 function Hub:close_group_connections(group, opts) end
 ---@param user_id string
----@param opts? { exclude?: string[], reason?: string }
+---@param opts? { exclude?: string[], reason?: string, endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
 function Hub:close_user_connections(user_id, opts) end
 ---@param group string
----@param opts? { top?: integer, max_page_size?: integer }
+---@param opts? { top?: integer, max_page_size?: integer, endpoints?: signalr.Endpoints }
 ---@return { connection_id: string, user_id?: string }[]|nil, string?, signalr.Details?
 function Hub:group_connections(group, opts) end
----@param opts? { user_id?: string, lifetime?: number }
+---@param opts? { user_id?: string, lifetime?: number, endpoints?: signalr.Endpoints }
 ---@return string|nil token, string?, signalr.Details?
 function Hub:generate_client_token(opts) end
----@param opts? { user_id?: string, claims?: table<string, any>, lifetime?: number }
+---@param opts? { user_id?: string, claims?: table<string, any>, lifetime?: number, endpoints?: signalr.Endpoints, context?: any }
 ---@return { url: string, accessToken: string }|nil, string?, signalr.Details?
 function Hub:negotiate(opts) end
 ---@param commands ({ type: "SendMessage", target: string, arguments?: any[] }|{ type: "JoinGroup"|"LeaveGroup", group: string }|{ type: "CloseConnection", reason?: string })[]
----@param opts? { filter?: string }
+---@param opts? { filter?: string, endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
 function Hub:execute(commands, opts) end
 ---@param connection_id string
 ---@param target string
 ---@param args? any[]
+---@param opts? { endpoints?: signalr.Endpoints }
 ---@return { result: any, protocol?: string }|nil, string?, signalr.Details?
-function Hub:invoke(connection_id, target, args) end
+function Hub:invoke(connection_id, target, args, opts) end
 ---@param action table  an Azure Functions output-binding message or group action
 ---@return signalr.Result, string?, signalr.Details?
 function Hub:send(action) end

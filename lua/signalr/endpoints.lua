@@ -806,8 +806,9 @@ function Multi:close()
         if not ok and first_err == nil then first_err = err end
     end
     self._closed = true
-    if self._pollset then self._pollset:close() end
+    -- the loop lets go of the descriptor before it closes
     if self._adapter then self._adapter.detach() end
+    if self._pollset then self._pollset:close() end
     if first_err ~= nil then error(first_err, 0) end
 end
 

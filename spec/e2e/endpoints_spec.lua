@@ -290,24 +290,6 @@ describe("several endpoints", function()
             assert.equal(0, c:pending())
             c:close()
         end)
-
-        it("the luv adapter drives a client of several endpoints through its one descriptor", function()
-            local uv = require "luv"
-            local c = assert(new(both(), { async = true }))
-            local hub = c:hub("chat")
-            require("signalr.loop.luv").attach(c, uv)
-            local reqs = {}
-            for i = 1, 20 do reqs[i] = assert(hub:broadcast("m", { i })) end
-            local t = uv.new_timer()
-            t:start(5000, 0, function() uv.stop() end)
-            local check = uv.new_idle()
-            check:start(function() if c:pending() == 0 then uv.stop() end end)
-            uv.run()
-            check:stop() check:close() t:stop() t:close()
-            for i = 1, 20 do assert.is_true(reqs[i].result, "request " .. i) end
-            c:close() -- detaches the adapter
-            uv.run("nowait") -- let libuv close the handles
-        end)
     end)
 
     describe("a plain client", function()

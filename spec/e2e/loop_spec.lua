@@ -116,6 +116,29 @@ describe("async mode in event loops", function()
         handle.detach() -- a second detach is harmless
     end)
 
+    it("the luv adapter drives a client of several endpoints through its one descriptor", function()
+        -- (here, where luv is loaded once: busted reloads modules per file,
+        -- and a second luv load shares libuv's default loop with the first)
+        local other = env.emulator()
+        local c = assert(signalr.new { async = true, retries = 0, endpoints = {
+            { connection_string = emu.cs, name = "eu" }, { connection_string = other.cs, name = "us" } } })
+        local hub = c:hub("chat")
+        require("signalr.loop.luv").attach(c, uv)
+        local reqs = {}
+        for i = 1, 20 do reqs[i] = assert(hub:broadcast("m", { i })) end
+        local t = uv.new_timer()
+        t:start(5000, 0, function() uv.stop() end)
+        local check = uv.new_timer()
+        check:start(20, 20, function() if c:pending() == 0 then uv.stop() end end)
+        uv.run()
+        check:stop() check:close() t:stop() t:close()
+        for i = 1, 20 do assert.is_true(reqs[i].result, "request " .. i) end
+        assert.equal(20, delivered())
+        c:close() -- detaches the adapter
+        uv.run("nowait") -- let libuv close the handles
+        other:stop()
+    end)
+
     it("the cqueues adapter: the client is pollable itself", function()
         local c = async_client()
         local hub = assert(c:hub("Chat"))
