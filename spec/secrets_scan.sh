@@ -14,6 +14,7 @@ secrets=(
   "entra-client-secret-Q7vX2mP9kL4t"               # spec/e2e/entra_spec.lua, spec/nginx
   "federated-assertion-Z8nW3qR6yH1c"               # spec/e2e/entra_spec.lua
   "identity-header-K5bT9sV2xJ7d"                   # spec/e2e/entra_spec.lua
+  "multi-endpoint-secret-8Hq2"                     # spec/e2e/endpoints_spec.lua
 )
 files=$(find "$@" -type f 2>/dev/null)
 [ -n "$files" ] || { echo "secrets scan: nothing to scan"; echo "0 passed, 1 failed"; exit 1; }

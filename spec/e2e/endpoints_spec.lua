@@ -292,6 +292,36 @@ describe("several endpoints", function()
         end)
     end)
 
+    describe("mixed auth", function()
+        it("an AccessKey endpoint and a Microsoft Entra ID endpoint, one broadcast", function()
+            local SECRET = "multi-endpoint-secret-8Hq2"
+            local e = env.emulator("--disable-local-auth --entra-app multi-app:" .. SECRET)
+            local c = assert(new {
+                { connection_string = a.cs, name = "key" },
+                { connection_string = "Endpoint=http://localhost;Port=" .. e.port
+                    .. ";AuthType=azure.app;ClientId=multi-app;ClientSecret=" .. SECRET
+                    .. ";TenantId=t1;Version=1.0;", authority_host = e.base .. "/", name = "entra" },
+            })
+            local hub = c:hub("chat")
+            local ids = {}
+            for _, ep in ipairs { "key", "entra" } do
+                local n = assert(hub:negotiate { endpoints = { ep } })
+                ids[ep] = assert(pool:connect("mixed-" .. ep, n))
+            end
+            assert.is_true(hub:broadcast("newMessage", { "mixed-auth" }))
+            for _, ep in ipairs { "key", "entra" } do
+                env.wait(function() return pool:count("mixed-" .. ep, "mixed-auth") == 1 end, 5,
+                    "the " .. ep .. " client to get the message")
+            end
+            -- the Entra ID endpoint's token is its own: the key endpoint
+            -- never saw a bearer token from the identity platform
+            assert.equal(1, e:stats().entra.token)
+            for _, ep in ipairs { "key", "entra" } do pool:send { cmd = "stop", name = "mixed-" .. ep } end
+            c:close()
+            e:stop()
+        end)
+    end)
+
     describe("a plain client", function()
         it("is one endpoint named \"\"", function()
             local c = assert(signalr.new(a.cs))
