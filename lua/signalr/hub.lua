@@ -538,6 +538,7 @@ end
 -- @tparam string connection_id
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
+-- @tparam[opt] table opts `endpoints`
 -- @treturn[1] table `{ result = <the client's value> }` (a JSON null is `signalr.null`)
 -- @treturn[2] nil, message, details (the client's error, a connection that
 --   is gone, no handler: `ESTATUS` with the service's code)
