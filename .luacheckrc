@@ -4,3 +4,4 @@ files["spec"] = { std = "+busted" }
 exclude_files = { "spec/e2e/node_modules" }
 read_globals = { "ngx" }
 files["examples/openresty"] = { globals = { "ngx" } }
+files["lua/signalr/upstream.lua"] = { globals = { "ngx" } }

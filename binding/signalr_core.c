@@ -994,6 +994,56 @@ static const luaL_Reg client_methods[] = {
     {NULL, NULL}
 };
 
+/* ===== serverless upstream signatures ===== */
+
+/* core.upstream_sign(key, connection_id) -> "sha256=<HEX>" */
+static int l_upstream_sign(lua_State *L)
+{
+    const char *key = luaL_checkstring(L, 1);
+    size_t n;
+    const char *id = luaL_checklstring(L, 2, &n);
+    char out[SIGNALR_SIGNATURE_LEN + 1];
+    signalr_error e;
+
+    if (signalr_upstream_sign(key, id, n, out, &e))
+        return push_fail(L, &e);
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* core.upstream_verify(header, connection_id, { key, ... }) -> the index
+ * of the key that signed it | false, "mismatch" | false, "malformed" */
+static int l_upstream_verify(lua_State *L)
+{
+    size_t hn, idn, nkeys, i;
+    const char *h = luaL_checklstring(L, 1, &hn);
+    const char *id = luaL_checklstring(L, 2, &idn);
+    const char *keys[16];
+    int r;
+
+    luaL_checktype(L, 3, LUA_TTABLE);
+    nkeys = (size_t)lua_rawlen(L, 3);
+    if (nkeys > 16)
+        return luaL_argerror(L, 3, "at most 16 keys");
+    for (i = 0; i < nkeys; i++) {
+        lua_rawgeti(L, 3, (lua_Integer)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_argerror(L, 3, "keys must be strings");
+        keys[i] = lua_tostring(L, -1);
+        lua_pop(L, 1); /* the table keeps the string alive */
+    }
+    r = signalr_upstream_verify(h, hn, id, idn, keys, nkeys);
+    if (r >= 0) {
+        lua_pushinteger(L, r + 1);
+        return 1;
+    }
+    if (r == -3)
+        return luaL_error(L, "signalr.core: HMAC-SHA256 failed");
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, r == -2 ? "malformed" : "mismatch");
+    return 2;
+}
+
 /* ===== pollset: one descriptor over several clients' ===== */
 
 typedef struct {
@@ -1099,6 +1149,8 @@ static int l_monotonic(lua_State *L)
 static const luaL_Reg funcs[] = {
     {"monotonic", l_monotonic},
     {"pollset", l_pollset},
+    {"upstream_sign", l_upstream_sign},
+    {"upstream_verify", l_upstream_verify},
     {"client", l_client},
     {"read_reply", l_read_reply},
     {"retry_delay", l_retry_delay},

@@ -599,6 +599,32 @@ SIGNALR_API int signalr_multi_fds(signalr_multi *m, int *fds, int *events,
  * readable, or for signalr_multi_timeout(), then step(m, 0). */
 SIGNALR_API int signalr_multi_pollfd(const signalr_multi *m);
 
+/* ===== serverless upstream: the X-ASRS-Signature header ===== */
+
+/* The service signs each upstream request with every access key:
+ * "sha256=" + hex(HMAC-SHA256(key = the AccessKey string's bytes, message
+ * = the X-ASRS-Connection-Id)), one item per key, joined by ",". */
+#define SIGNALR_SIGNATURE_LEN 71 /* "sha256=" + 64 hex digits */
+
+/* Write the signature of connection_id (id_len bytes) under access_key
+ * into out (SIGNALR_SIGNATURE_LEN + 1 bytes, NUL-terminated; uppercase
+ * hex, as the service's emulator writes it).  ECRYPTO if OpenSSL fails. */
+SIGNALR_API signalr_err signalr_upstream_sign(const char *access_key,
+                                              const char *connection_id,
+                                              size_t id_len, char *out,
+                                              signalr_error *err);
+/* Does header (header_len bytes: items "sha256=<hex>" separated by ",",
+ * spaces around items ignored, hex in either case) hold the signature of
+ * connection_id under one of the nkeys keys?  Compares in constant time
+ * for a given header length.  Returns the index of the first key that
+ * matches (0-based), -1 when none does, -2 when the header is malformed
+ * (an item that is not "sha256=" + 64 hex digits), -3 when OpenSSL
+ * fails.  Neither keys nor the header are kept. */
+SIGNALR_API int signalr_upstream_verify(const char *header, size_t header_len,
+                                        const char *connection_id,
+                                        size_t id_len,
+                                        const char *const *keys, size_t nkeys);
+
 /* ===== one descriptor over several (several endpoints) ===== */
 
 /* A set of descriptors that is itself one pollable descriptor (an epoll
