@@ -38,7 +38,7 @@ build = {
             "core/src/buf.c", "core/src/connstr.c", "core/src/error.c",
             "core/src/http_curl.c", "core/src/http_multi.c", "core/src/jwt.c",
             "core/src/ops.c", "core/src/pollset.c", "core/src/reply.c", "core/src/request.c",
-            "core/src/retry.c", "core/src/url.c", "core/src/validate.c",
+            "core/src/retry.c", "core/src/upstream.c", "core/src/url.c", "core/src/validate.c",
             "binding/signalr_core.c",
          },
          incdirs = { "core/include", "core/src", "$(OPENSSL_INCDIR)" },
@@ -51,6 +51,9 @@ build = {
       ["signalr.json"] = "lua/signalr/json.lua",
       ["signalr.auth"] = "lua/signalr/auth.lua",
       ["signalr.endpoints"] = "lua/signalr/endpoints.lua",
+      -- MessagePack upstream bodies load lua-messagepack when one arrives
+      -- (optional: JSON clients need nothing more)
+      ["signalr.upstream"] = "lua/signalr/upstream.lua",
       ["signalr.loop.luv"] = "lua/signalr/loop/luv.lua",
       ["signalr.loop.cqueues"] = "lua/signalr/loop/cqueues.lua",
       ["signalr.actions"] = "lua/signalr/actions.lua",
