@@ -15,7 +15,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${missing[@]}" >/dev/null
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
-if [ -f "$root/spec/e2e/package-lock.json" ] && [ ! -d "$root/spec/e2e/node_modules/@microsoft/signalr" ]; then
+if [ -f "$root/spec/e2e/package-lock.json" ] && { [ ! -d "$root/spec/e2e/node_modules/@microsoft/signalr" ] || [ ! -d "$root/spec/e2e/node_modules/@microsoft/signalr-protocol-msgpack" ]; }; then
   command -v npm >/dev/null || { echo "deps: npm is required (Node 20 + npm)"; exit 1; }
   echo "deps: npm ci (spec/e2e)"
   (cd "$root/spec/e2e" && npm ci --no-audit --no-fund --loglevel=error)

@@ -1,7 +1,10 @@
 --- The client side of the emulator: negotiate, then the WebSocket with the
--- JSON hub protocol (handshake, invocations without invocationId, pings,
--- close).  Serverless clients are listen-only: one that invokes a hub
--- method is disconnected with a close message saying why.
+-- JSON or the MessagePack hub protocol (handshake, invocations, pings,
+-- close).  With upstream templates (--upstream), client events and hub
+-- method invocations go to the app's upstream and completions come back
+-- to the invoking client; without one that matches, clients are
+-- listen-only: one that invokes a hub method is disconnected with a close
+-- message saying why.
 local cqueues = require "cqueues"
 local condition = require "cqueues.condition"
 local websocket = require "http.websocket"
@@ -10,6 +13,8 @@ local rand = require "openssl.rand"
 local util = require "signalr_emulator.util"
 local auth = require "signalr_emulator.auth"
 local hubs_mod = require "signalr_emulator.hubs"
+local upstream = require "signalr_emulator.upstream"
+local msgpack = require "signalr_emulator.msgpack"
 
 local cjson = util.json
 local type, pcall, tostring = type, pcall, tostring
@@ -90,25 +95,35 @@ function _M.negotiate(emu, stream, req, method, query)
     local ctoken = version >= 1 and random_id(16) or id
     emu.pending[ctoken] = {
         id = id, key = hubs_mod.key(hub), user = auth.user_of(claims),
-        expires = os.time() + 60,
+        hub = hub, claims = claims, expires = os.time() + 60,
     }
     local body = {
         negotiateVersion = version >= 1 and 1 or 0,
         connectionId = id,
-        availableTransports = { { transport = "WebSockets", transferFormats = { "Text" } } },
+        availableTransports = { { transport = "WebSockets", transferFormats = { "Text", "Binary" } } },
     }
     if version >= 1 then body.connectionToken = ctoken end
     util.reply(stream, 200, cjson.encode(body), nil, method)
     return 200
 end
 
--- Parse the records of one text message.
+-- Parse the records of one text message: { record or false, its text }.
 local function records(data)
     local out = {}
     for rec in data:gmatch("([^" .. RS .. "]*)" .. RS) do
         local ok, msg = pcall(cjson.decode, rec)
-        out[#out + 1] = ok and type(msg) == "table" and msg or false
+        out[#out + 1] = { ok and type(msg) == "table" and msg or false, rec }
     end
+    return out
+end
+
+-- The messages of one binary (MessagePack) message: { record or false,
+-- its bytes without the length prefix }.
+local function mp_records(data)
+    local out = {}
+    local parts = msgpack.split(data)
+    if not parts then return { { false, "" } } end
+    for _, b in ipairs(parts) do out[#out + 1] = { msgpack.to_record(b) or false, b } end
     return out
 end
 
@@ -148,6 +163,7 @@ function _M.connect(emu, stream, req, method, query)
     assert(ws:accept())
     ws.socket, ws.meter = metered(ws.socket)
     p.active = true
+    p.query = (req:get(":path") or ""):match("(%?.*)$")
     emu:log("info", "client %s connected to hub %s (user %s)", p.id, p.key, tostring(p.user))
     _M.serve(emu, ws, p)
     emu.pending[id] = nil
@@ -156,21 +172,41 @@ end
 
 -- The life of one connected client.
 function _M.serve(emu, ws, p)
-    -- handshake: {"protocol":"json","version":1}<RS>
+    -- handshake: {"protocol":"json"|"messagepack","version":1}<RS>
     local data = ws:receive(emu.handshake_timeout)
     local first = data and records(data)[1]
-    if not first or first.protocol ~= "json" then
+    first = first and first[1]
+    if not first or (first.protocol ~= "json" and first.protocol ~= "messagepack") then
         local why = first and ("protocol '" .. tostring(first.protocol)
-            .. "' is not supported (JSON only)") or "no handshake received"
+            .. "' is not supported (json, messagepack)") or "no handshake received"
         ws:send(cjson.encode { error = why } .. RS, "text")
         ws:close(1000, "")
         emu:log("info", "client %s refused: %s", p.id, why)
         return
     end
+    local binary = first.protocol == "messagepack"
     ws:send("{}" .. RS, "text")
+    local info = { id = p.id, hub = p.hub, user = p.user, claims = p.claims, query = p.query }
 
     local queue, cond, closing, done = {}, condition.new(), nil, false
-    local conn = { id = p.id, user = p.user, groups = {} }
+    local connected_up = upstream.match(emu.upstreams, p.hub, "connections", "connected")
+    local disconnected_up = upstream.match(emu.upstreams, p.hub, "connections", "disconnected")
+    local conn = { id = p.id, user = p.user, groups = {}, protocol = first.protocol }
+    -- frames are built as JSON records; a MessagePack client gets each
+    -- record transcoded (the arguments as they were sent)
+    local function encode(frame)
+        if not binary then return frame end
+        local out = {}
+        for rec in frame:gmatch("([^" .. RS .. "]*)" .. RS) do
+            local ok, b = pcall(msgpack.from_record, rec)
+            if ok then
+                out[#out + 1] = b
+            else
+                emu:log("warn", "client %s: cannot send as MessagePack: %s", p.id, tostring(b))
+            end
+        end
+        return concat(out)
+    end
     -- invocations waiting for the client's Completion (client results)
     local waiting = {}
     --- Send an invocation frame with invocationId id and wait up to
@@ -188,33 +224,42 @@ function _M.serve(emu, ws, p)
     end
     function conn.send(frame)
         if closing then return end
-        queue[#queue + 1] = frame
+        queue[#queue + 1] = encode(frame)
+        cond:signal()
+    end
+    -- bytes already in the client's protocol (an upstream's completion)
+    function conn.send_raw(bytes)
+        if closing then return end
+        queue[#queue + 1] = bytes
         cond:signal()
     end
     function conn.close(reason)
         if closing then return end
-        closing = cjson.encode { type = 7, error = reason, allowReconnect = false } .. RS
+        closing = encode(cjson.encode { type = 7, error = reason, allowReconnect = false } .. RS)
         -- gone for REST at once, even before the socket is closed
         emu.state:remove(p.key, p.id)
         cond:signal()
     end
     emu.state:add(p.key, conn)
+    if connected_up then
+        upstream.post(emu, connected_up, info, "connections", "connected", '{"type":10}', "application/json")
+    end
 
     -- writer: drains the queue, pings every ping_interval seconds
     cqueues.running():wrap(function()
         while not done do
             if #queue == 0 and not closing then
                 if not cond:wait(emu.ping_interval) and not done then
-                    queue[1] = '{"type":6}' .. RS
+                    queue[1] = encode('{"type":6}' .. RS)
                 end
             end
             if #queue > 0 then
                 local batch = concat(queue)
                 queue = {}
-                if not ws:send(batch, "text") then break end
+                if not ws:send(batch, binary and "binary" or "text") then break end
             end
             if closing then
-                ws:send(closing, "text")
+                ws:send(closing, binary and "binary" or "text")
                 ws:close(1000, "")
                 break
             end
@@ -234,10 +279,29 @@ function _M.serve(emu, ws, p)
             break
         end
         local stop
-        for _, r in ipairs(records(msg)) do
+        for _, item in ipairs(binary and mp_records(msg) or records(msg)) do
+            local r, raw = item[1], item[2]
+            local up = r and r.type == 1 and type(r.target) == "string"
+                and upstream.match(emu.upstreams, p.hub, "messages", r.target)
             if not r then
-                conn.close("Invalid message: not JSON")
+                conn.close(binary and "Invalid message: not MessagePack" or "Invalid message: not JSON")
                 stop = true
+            elseif up then
+                -- a hub method call: to the upstream, in order; its answer
+                -- to the client when the call expects one
+                local status, body = upstream.post(emu, up, info, "messages", r.target, raw,
+                    binary and "application/x-msgpack" or "application/json")
+                local inv = r.invocationId
+                if type(inv) == "string" then
+                    if status == 200 and body ~= "" then
+                        conn.send_raw(body)
+                    elseif status == 200 or status == 204 then
+                        conn.send(cjson.encode { type = 3, invocationId = inv } .. RS)
+                    else
+                        conn.send(cjson.encode { type = 3, invocationId = inv,
+                            error = "Invocation failed, status code " .. (status == 0 and 500 or status) } .. RS)
+                    end
+                end
             elseif r.type == 7 then
                 stop = true
             elseif r.type == 3 and type(r.invocationId) == "string" and waiting[r.invocationId] then
@@ -261,6 +325,10 @@ function _M.serve(emu, ws, p)
         w.cond:signal()
     end
     emu.state:remove(p.key, p.id)
+    if disconnected_up then
+        upstream.post(emu, disconnected_up, info, "connections", "disconnected", '{"type":11}',
+            "application/json")
+    end
     emu:log("info", "client %s disconnected from hub %s", p.id, p.key)
 end
 

@@ -85,6 +85,9 @@ function _M.new(opts)
         -- access keys by kid, and whether AccessKey tokens are refused
         disable_local_auth = opts.disable_local_auth or false,
         temp_keys = {},
+        -- serverless upstream templates, in order (the first match wins)
+        upstreams = opts.upstreams or {},
+        upstream_timeout = opts.upstream_timeout or 30,
     }, Emu)
     if opts.entra then
         opts.entra.log = function(...) return self:log(...) end

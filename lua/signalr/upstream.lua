@@ -467,6 +467,17 @@ end
 function _M.handle(spec)
     check_spec(spec, "handle")
     local ngx = ngx
+    if not spec.on_error and type(ngx) == "table" and ngx.log then
+        -- a handler that raised: its error in nginx's log (the client
+        -- gets an error completion or, for connected, a refusal)
+        local copy = {}
+        for k, v in pairs(spec) do copy[k] = v end
+        copy.on_error = function(ev, err)
+            ngx.log(ngx.ERR, "signalr.upstream: the ", ev.category, "/", ev.event,
+                " handler of hub ", ev.hub, " failed: ", err)
+        end
+        spec = copy
+    end
     if type(ngx) ~= "table" or not ngx.req then
         error("signalr.upstream.handle: needs nginx (use upstream.dispatch elsewhere)", 2)
     end

@@ -2,11 +2,15 @@
 // lines on stdin; every event is written as one JSON line on stdout.
 //   {"cmd":"connect","name":"a","url":"...","accessToken":"...","targets":["newMessage"]}
 //   {"cmd":"invoke","name":"a","target":"echo","args":[1]}   (client -> server send)
+//   {"cmd":"call","name":"a","id":"q1","target":"echo","args":[1]}  (invoke, waits for the result)
+//   connect takes "protocol":"messagepack" for the MessagePack hub protocol
 //   {"cmd":"stop","name":"a"}    {"cmd":"quit"}
 // events: connected {name, connectionId} | message {name, target, args}
 //         closed {name, error} | failed {name, error}
+//         result {name, id, result} | call_failed {name, id, error}
 "use strict";
 const signalR = require("@microsoft/signalr");
+const { MessagePackHubProtocol } = require("@microsoft/signalr-protocol-msgpack");
 const readline = require("readline");
 
 const pool = new Map();
@@ -18,12 +22,13 @@ const logger = {
 };
 
 async function connect(c) {
-  const conn = new signalR.HubConnectionBuilder()
+  let builder = new signalR.HubConnectionBuilder()
     // without a token the client negotiates with the app at c.url (nginx),
     // which redirects it to the service
     .withUrl(c.url, c.accessToken ? { accessTokenFactory: () => c.accessToken } : {})
-    .configureLogging(logger)
-    .build();
+    .configureLogging(logger);
+  if (c.protocol === "messagepack") builder = builder.withHubProtocol(new MessagePackHubProtocol());
+  const conn = builder.build();
   if (c.serverTimeout) conn.serverTimeoutInMilliseconds = c.serverTimeout;
   for (const target of c.targets || ["newMessage"]) {
     conn.on(target, (...args) => { emit({ ev: "message", name: c.name, target, args }); });
@@ -51,8 +56,15 @@ rl.on("line", async (line) => {
   if (!line.trim()) return;
   const c = JSON.parse(line);
   const conn = pool.get(c.name);
-  if (c.cmd === "connect") await connect(c);
-  else if (c.cmd === "invoke" && conn) conn.send(c.target, ...(c.args || [])).catch(() => {});
+  if (c.cmd === "connect") { await connect(c); return; }
+  // (an empty Lua table arrives as {}: no arguments)
+  const args = Array.isArray(c.args) ? c.args : [];
+  if (c.cmd === "invoke" && conn) conn.send(c.target, ...args).catch(() => {});
+  else if (c.cmd === "call" && conn) {
+    conn.invoke(c.target, ...args)
+      .then((result) => emit({ ev: "result", name: c.name, id: c.id, result: result === undefined ? null : result }))
+      .catch((err) => emit({ ev: "call_failed", name: c.name, id: c.id, error: err.message }));
+  }
   else if (c.cmd === "stop" && conn) await conn.stop();
   else if (c.cmd === "quit") {
     await Promise.all([...pool.values()].map((x) => x.stop().catch(() => {})));

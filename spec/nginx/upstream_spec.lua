@@ -1,0 +1,180 @@
+-- Serverless event handlers end to end: real JS clients (JSON and
+-- MessagePack over WebSockets) invoke hub methods -> the emulator POSTs
+-- them upstream -> a real nginx runs signalr.upstream.handle -> the
+-- handler broadcasts through the REST API -> every client receives; an
+-- invocation that expects a result gets the handler's value or its error;
+-- connected/disconnected arrive once each.  Then forged, replayed and
+-- malformed requests straight at nginx: refused, and no handler runs.
+local env = require "helpers.env"
+local nginx = require "helpers.nginx"
+local signalr = require "signalr"
+local core = require "signalr.core"
+local cjson = require "cjson"
+local sh = nginx.sh
+
+local OLD_KEY = "the-rotated-out-key-0123456789abcdefghijklmn"
+
+local function counts(n)
+    return cjson.decode(sh("curl -s " .. n.base .. "/counts"))
+end
+
+-- POST to the handler with curl: status
+local function post(n, path, headers, body)
+    local f = assert(io.open(n.prefix .. "/req", "wb"))
+    f:write(body)
+    f:close()
+    local args = { "curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @" .. n.prefix .. "/req" }
+    for k, v in pairs(headers) do args[#args + 1] = "-H '" .. k .. ": " .. v .. "'" end
+    args[#args + 1] = "'" .. n.base .. path .. "'"
+    return tonumber(sh(table.concat(args, " ")))
+end
+
+describe("serverless upstream through nginx", function()
+    local n, emu, pool, hub
+    setup(function()
+        local cs_file = os.tmpname()
+        n = nginx.start(function(prefix, port)
+            sh("mkdir -p " .. prefix .. "/logs " .. prefix .. "/temp")
+            sh(string.format("sed -e 's|@ROOT@|%s|g' -e 's|@PORT@|%d|g' %s/spec/nginx/upstream.conf > %s/nginx.conf",
+                env.root, port, env.root, prefix))
+            return sh(string.format("UPSTREAM_CS_FILE='%s' UPSTREAM_KEYS='%s,%s' nginx -p %s -c %s/nginx.conf 2>&1",
+                cs_file, OLD_KEY, env.KEY, prefix, prefix))
+        end, function(x)
+            return sh("curl -s -o /dev/null -w '%{http_code}' " .. x.base .. "/counts") == "200"
+        end)
+        emu = env.emulator("--upstream '" .. n.base .. "/upstream/{hub}/{category}/{event};hub=chat'")
+        local f = assert(io.open(cs_file, "w"))
+        f:write(emu.cs, "\n")
+        f:close()
+        sh("chmod 644 " .. cs_file) -- the worker runs as another user
+        pool = env.clients(emu)
+        hub = assert(assert(signalr.new(emu.cs)):hub("chat"))
+    end)
+    teardown(function()
+        pool:quit()
+        emu:stop()
+        nginx.stop(n)
+        local errors = sh("grep -c '\\[error\\]' " .. n.prefix .. "/logs/error.log || true")
+        assert.equal("0", errors:match("%d+"), sh("cat " .. n.prefix .. "/logs/error.log"))
+    end)
+
+    local ids = {}
+    it("clients of both protocols connect: one connected event each", function()
+        for _, c in ipairs { { "json", "json" }, { "mp", "messagepack" } } do
+            local nego = assert(hub:negotiate { user_id = "user-" .. c[1] })
+            ids[c[1]] = assert(pool:connect(c[1], nego, { "newMessage" }, nil, { protocol = c[2] }))
+        end
+        env.wait(function()
+            local t = counts(n)
+            return t["connected:" .. ids.json] and t["connected:" .. ids.mp]
+        end, 10, "connected events")
+        local t = counts(n)
+        assert.equal(1, t["connected:" .. ids.json])
+        assert.equal(1, t["connected:" .. ids.mp])
+        assert.equal("json", t["protocol:" .. ids.json])
+        assert.equal("user-mp", t["user:" .. ids.mp])
+    end)
+
+    it("a client's call reaches the handler, whose broadcast reaches every client", function()
+        pool:send { cmd = "invoke", name = "json", target = "broadcast", args = { "from json" } }
+        pool:send { cmd = "invoke", name = "mp", target = "broadcast", args = { "from msgpack" } }
+        for _, who in ipairs { "json", "mp" } do
+            env.wait(function()
+                local seen = {}
+                for _, m in ipairs(pool:messages(who)) do seen[m.args[2]] = m.args end
+                return seen["from json"] and seen["from msgpack"]
+            end, 10, who .. " to get both broadcasts")
+        end
+        -- each once, naming the sender's connection and protocol
+        for _, who in ipairs { "json", "mp" } do
+            local got = {}
+            for _, m in ipairs(pool:messages(who)) do
+                got[#got + 1] = m.args
+            end
+            assert.equal(2, #got)
+            for _, a in ipairs(got) do
+                if a[2] == "from json" then
+                    assert.same({ ids.json, "from json", "json" }, a)
+                else
+                    assert.same({ ids.mp, "from msgpack", "messagepack" }, a)
+                end
+            end
+        end
+    end)
+
+    it("an invocation that expects a result gets the handler's value, in its protocol", function()
+        local value = { n = 42, list = { 1, 2, 3 }, text = "é" }
+        pool:send { cmd = "call", name = "json", id = "q1", target = "echo", args = { value } }
+        pool:send { cmd = "call", name = "mp", id = "q2", target = "echo", args = { value } }
+        local r = env.wait(function()
+            local res = pool:filter("result")
+            return #res >= 2 and res
+        end, 10, "results")
+        for _, e in ipairs(r) do assert.same(value, e.result) end
+    end)
+
+    it("a handler's error reaches the invoking client as an error completion", function()
+        pool:send { cmd = "call", name = "json", id = "f1", target = "fail", args = {} }
+        pool:send { cmd = "call", name = "mp", id = "f2", target = "fail", args = {} }
+        local f = env.wait(function()
+            local res = pool:filter("call_failed")
+            return #res >= 2 and res
+        end, 10, "failures")
+        for _, e in ipairs(f) do assert.matches("no such room", e.error) end
+        -- no handler for the method: the service's own text for a 404
+        pool:send { cmd = "call", name = "json", id = "u1", target = "unknown", args = {} }
+        local u = env.wait(function()
+            for _, e in ipairs(pool:filter("call_failed")) do if e.id == "u1" then return e end end
+        end, 10, "the unknown method's failure")
+        assert.matches("Invocation failed, status code 404", u.error)
+    end)
+
+    it("forged, replayed, truncated, oversized or mistyped requests: refused, no handler runs", function()
+        local before = counts(n).calls
+        local body = '{"type":1,"invocationId":"1","target":"echo","arguments":[1]}'
+        local function h(over)
+            local t = { ["X-ASRS-Connection-Id"] = "c1", ["X-ASRS-Hub"] = "chat",
+                        ["X-ASRS-Category"] = "messages", ["X-ASRS-Event"] = "echo",
+                        ["X-ASRS-Signature"] = core.upstream_sign(env.KEY, "c1"),
+                        ["Content-Type"] = "application/json" }
+            for k, v in pairs(over or {}) do t[k] = v end
+            for k, v in pairs(t) do if v == false then t[k] = nil end end
+            return t
+        end
+        local path = "/upstream/chat/messages/echo"
+        -- the genuine request is answered (and runs the handler once)
+        assert.equal(200, post(n, path, h(), body))
+        local cases = {
+            { "a forged signature", h { ["X-ASRS-Signature"] = "sha256=" .. string.rep("AB", 32) }, body, 401 },
+            { "no signature", h { ["X-ASRS-Signature"] = false }, body, 401 },
+            { "signed with a key nginx does not hold", h { ["X-ASRS-Signature"] =
+                core.upstream_sign("someone-elses-key", "c1") }, body, 401 },
+            { "replayed for another connection", h { ["X-ASRS-Connection-Id"] = "c2" }, body, 401 },
+            { "missing routing headers", h { ["X-ASRS-Event"] = false }, body, 400 },
+            { "a truncated body", h(), body:sub(1, 30), 400 },
+            { "an unknown content type", h { ["Content-Type"] = "text/plain" }, body, 415 },
+            { "an oversized body", h(), string.rep("x", 1024 * 1024 + 10), 413 },
+        }
+        for _, c in ipairs(cases) do
+            assert.equal(c[4], post(n, path, c[2], c[3]), c[1])
+        end
+        assert.equal(before + 1, counts(n).calls)
+        -- key rotation: a request signed with the old key verifies too
+        assert.equal(200, post(n, path, h { ["X-ASRS-Signature"] = core.upstream_sign(OLD_KEY, "c1") }, body))
+        assert.equal(before + 2, counts(n).calls)
+    end)
+
+    it("clients leave: one disconnected event each", function()
+        pool:send { cmd = "stop", name = "json" }
+        pool:send { cmd = "stop", name = "mp" }
+        env.wait(function()
+            local t = counts(n)
+            return t["disconnected:" .. ids.json] and t["disconnected:" .. ids.mp]
+        end, 10, "disconnected events")
+        env.sleep(0.3)
+        local t = counts(n)
+        assert.equal(1, t["disconnected:" .. ids.json])
+        assert.equal(1, t["disconnected:" .. ids.mp])
+        assert.equal(1, t["connected:" .. ids.json])
+    end)
+end)
