@@ -100,7 +100,11 @@ function _M.negotiate(emu, stream, req, method, query)
     local body = {
         negotiateVersion = version >= 1 and 1 or 0,
         connectionId = id,
-        availableTransports = { { transport = "WebSockets", transferFormats = { "Text", "Binary" } } },
+        availableTransports = {
+            { transport = "WebSockets", transferFormats = { "Text", "Binary" } },
+            { transport = "ServerSentEvents", transferFormats = { "Text" } },
+            { transport = "LongPolling", transferFormats = { "Text", "Binary" } },
+        },
     }
     if version >= 1 then body.connectionToken = ctoken end
     util.reply(stream, 200, cjson.encode(body), nil, method)
@@ -127,15 +131,57 @@ local function mp_records(data)
     return out
 end
 
---- GET /client/?hub=...&id=... with an upgrade to WebSocket.
-function _M.connect(emu, stream, req, method, query)
-    local hub = hub_param(query)
-    local id = query.id and query.id[#query.id]
-    if method ~= "GET" or not hub or not id then
-        util.error_reply(stream, 400, "Error.Request.Invalid",
-            "expected GET /client/?hub=<hub>&id=<connectionToken>", method)
-        return 400
+-- ===== Server-Sent Events and Long Polling: a session per connection =====
+-- Client messages arrive by POST into the session's inbox; the service's
+-- go out on the held event stream (SSE) or in the answer to the next
+-- poll (Long Polling).  A session looks like the WebSocket to serve().
+
+local Session = {}
+Session.__index = Session
+
+local function now() return cqueues.monotime() end
+
+local function new_session(kind, stream)
+    return setmetatable({ kind = kind, stream = stream, inbox = {}, in_cond = condition.new(),
+                          outbox = {}, out_cond = condition.new(), closed = false,
+                          meter = { left = MAX_MESSAGE } }, Session)
+end
+
+-- the next client message (nil, "timeout" after timeout s; nil once closed)
+function Session:receive(timeout)
+    local deadline = timeout and now() + timeout
+    while #self.inbox == 0 do
+        if self.closed then return nil end
+        local left = deadline and deadline - now()
+        if left and left <= 0 then return nil, "timeout" end
+        self.in_cond:wait(left)
     end
+    return table.remove(self.inbox, 1), "text"
+end
+
+function Session:send(data)
+    if self.closed then return nil end
+    if self.kind == "sse" then
+        -- one event per message; a line break starts another data line
+        local ok = self.stream:write_chunk("data: " .. data:gsub("\n", "\ndata: ") .. "\r\n\r\n", false)
+        if not ok then self:close() end
+        return ok
+    end
+    self.outbox[#self.outbox + 1] = data
+    self.out_cond:signal()
+    return true
+end
+
+function Session:close()
+    if self.closed then return end
+    self.closed = true
+    self.in_cond:signal()
+    self.out_cond:signal()
+    if self.kind == "sse" then pcall(self.stream.write_chunk, self.stream, "", true) end
+end
+
+-- The token of a client request, checked: claims | nil after replying.
+local function authorize(emu, stream, req, method, query, hub)
     local token = (req:get("authorization") or ""):match("^[Bb]earer%s+(%S+)$")
     if not token and query.access_token then token = query.access_token[#query.access_token] end
     local key, reason = emu:client_key(token)
@@ -143,7 +189,69 @@ function _M.connect(emu, stream, req, method, query)
     if key then claims, reason = auth.client(key, token, hub, req:get(":authority")) end
     if not claims then
         util.error_reply(stream, 401, "Error.Unauthorized", "authorization failed: " .. reason, method)
-        return 401
+    end
+    return claims
+end
+
+-- POST /client/?hub=&id=: a message from an SSE or Long Polling client;
+-- DELETE: a Long Polling client leaves; GET without an upgrade: a poll.
+local function session_request(emu, stream, method, id)
+    local sess = emu.sessions[id]
+    if not sess then
+        util.error_reply(stream, 404, "Error.Connection.NotExisted", "no connection " .. id, method)
+        return 404
+    end
+    if method == "POST" then
+        local body = stream:get_body_chars(MAX_MESSAGE + 1, emu.timeout) or ""
+        if #body > MAX_MESSAGE then
+            util.error_reply(stream, 413, "Error.Payload.TooLarge", "a client message over "
+                .. MAX_MESSAGE .. " bytes", method)
+            sess:close()
+            return 413
+        end
+        sess.inbox[#sess.inbox + 1] = body
+        sess.in_cond:signal()
+        util.reply(stream, 200, nil, nil, method)
+        return 200
+    elseif method == "DELETE" then
+        sess:close()
+        util.reply(stream, 202, nil, nil, method)
+        return 202
+    end
+    -- a poll: what is waiting, else wait for it (at most 100 s); 204 once closed
+    local deadline = now() + (emu.poll_timeout or 100)
+    while #sess.outbox == 0 and not sess.closed and now() < deadline do
+        sess.out_cond:wait(deadline - now())
+    end
+    if #sess.outbox == 0 and sess.closed then
+        util.reply(stream, 204, nil, nil, method)
+        return 204
+    end
+    local data = concat(sess.outbox)
+    sess.outbox = {}
+    local h = require("http.headers").new()
+    h:append(":status", "200")
+    h:append("content-type", "application/octet-stream")
+    h:append("content-length", string.format("%d", #data))
+    stream:write_headers(h, false)
+    stream:write_chunk(data, true)
+    return 200
+end
+
+--- /client/?hub=...&id=...: GET with an upgrade to WebSocket, GET with
+-- Accept: text/event-stream (SSE), a first GET (Long Polling), and the
+-- POSTs, polls and DELETE of SSE and Long Polling connections.
+function _M.connect(emu, stream, req, method, query)
+    local hub = hub_param(query)
+    local id = query.id and query.id[#query.id]
+    if (method ~= "GET" and method ~= "POST" and method ~= "DELETE") or not hub or not id then
+        util.error_reply(stream, 400, "Error.Request.Invalid",
+            "expected GET, POST or DELETE /client/?hub=<hub>&id=<connectionToken>", method)
+        return 400
+    end
+    if not authorize(emu, stream, req, method, query, hub) then return 401 end
+    if method ~= "GET" or (emu.sessions[id] and not websocket.new_from_stream(stream, req)) then
+        return session_request(emu, stream, method, id)
     end
     local p = emu.pending[id]
     if not p or p.expires < os.time() then
@@ -154,20 +262,47 @@ function _M.connect(emu, stream, req, method, query)
         util.error_reply(stream, 409, "Error.Connection.Duplicate", "connection " .. id .. " is already open", method)
         return 409
     end
-    local ws = websocket.new_from_stream(stream, req)
-    if not ws then
-        util.error_reply(stream, 400, "Error.Transport.Unsupported",
-            "only the WebSockets transport is offered", method)
-        return 400
-    end
-    assert(ws:accept())
-    ws.socket, ws.meter = metered(ws.socket)
-    p.active = true
     p.query = (req:get(":path") or ""):match("(%?.*)$")
-    emu:log("info", "client %s connected to hub %s (user %s)", p.id, p.key, tostring(p.user))
-    _M.serve(emu, ws, p)
+    local ws = websocket.new_from_stream(stream, req)
+    local transport, name, result = ws, "WebSockets", 101
+    if ws then
+        assert(ws:accept())
+        ws.socket, ws.meter = metered(ws.socket)
+    elseif (req:get("accept") or ""):find("text/event-stream", 1, true) then
+        local h = require("http.headers").new()
+        h:append(":status", "200")
+        h:append("content-type", "text/event-stream")
+        h:append("cache-control", "no-cache")
+        stream:write_headers(h, false)
+        -- a first line, so the client sees the stream open
+        stream:write_chunk(":\r\n", false)
+        transport, name, result = new_session("sse", stream), "ServerSentEvents", 200
+        emu.sessions[id] = transport
+    else
+        -- Long Polling: the first poll answers at once; the session lives on
+        transport, name, result = new_session("lp"), "LongPolling", 200
+        emu.sessions[id] = transport
+        util.reply(stream, 200, nil, nil, method)
+    end
+    p.active = true
+    emu:log("info", "client %s connected to hub %s over %s (user %s)", p.id, p.key, name, tostring(p.user))
+    if name == "LongPolling" then
+        -- served from its own thread: this request is answered
+        cqueues.running():wrap(function()
+            _M.serve(emu, transport, p)
+            transport:close()
+            emu.sessions[id] = nil
+            emu.pending[id] = nil
+        end)
+        return result
+    end
+    _M.serve(emu, transport, p)
+    if name == "ServerSentEvents" then
+        transport:close()
+        emu.sessions[id] = nil
+    end
     emu.pending[id] = nil
-    return 101
+    return result
 end
 
 -- The life of one connected client.

@@ -87,6 +87,8 @@ function _M.new(opts)
         temp_keys = {},
         -- serverless upstream templates, in order (the first match wins)
         upstreams = opts.upstreams or {},
+        -- Server-Sent Events and Long Polling connections by token
+        sessions = {},
         upstream_timeout = opts.upstream_timeout or 30,
     }, Emu)
     if opts.entra then

@@ -4,6 +4,7 @@
 //   {"cmd":"invoke","name":"a","target":"echo","args":[1]}   (client -> server send)
 //   {"cmd":"call","name":"a","id":"q1","target":"echo","args":[1]}  (invoke, waits for the result)
 //   connect takes "protocol":"messagepack" for the MessagePack hub protocol
+//   and "transport":"ServerSentEvents"|"LongPolling" (default WebSockets)
 //   {"cmd":"stop","name":"a"}    {"cmd":"quit"}
 // events: connected {name, connectionId} | message {name, target, args}
 //         closed {name, error} | failed {name, error}
@@ -25,7 +26,9 @@ async function connect(c) {
   let builder = new signalR.HubConnectionBuilder()
     // without a token the client negotiates with the app at c.url (nginx),
     // which redirects it to the service
-    .withUrl(c.url, c.accessToken ? { accessTokenFactory: () => c.accessToken } : {})
+    .withUrl(c.url, Object.assign(c.accessToken ? { accessTokenFactory: () => c.accessToken } : {},
+      // "transport": "WebSockets" | "ServerSentEvents" | "LongPolling"
+      c.transport ? { transport: signalR.HttpTransportType[c.transport] } : {}))
     .configureLogging(logger);
   if (c.protocol === "messagepack") builder = builder.withHubProtocol(new MessagePackHubProtocol());
   const conn = builder.build();

@@ -136,13 +136,17 @@ describe("signalr-emulator", function()
             return emu:http("POST", "/client/negotiate?hub=" .. hub .. "&negotiateVersion=1", "",
                 { Authorization = "Bearer " .. token(claims) })
         end
-        it("negotiate offers WebSockets with a connection token", function()
+        it("negotiate offers every transport of the official client, with a connection token", function()
             local status, body = negotiate("chat", { nameid = "u1" })
             assert.equal(200, status)
             local n = cjson.decode(body)
             assert.equal(1, n.negotiateVersion)
             assert.truthy(n.connectionId and n.connectionToken)
-            assert.same({ { transport = "WebSockets", transferFormats = { "Text" } } }, n.availableTransports)
+            assert.same({
+                { transport = "WebSockets", transferFormats = { "Text", "Binary" } },
+                { transport = "ServerSentEvents", transferFormats = { "Text" } },
+                { transport = "LongPolling", transferFormats = { "Text", "Binary" } },
+            }, n.availableTransports)
         end)
         it("negotiate checks the client audience", function()
             assert.equal(401, (negotiate("chat", { aud = "http://localhost/client/?hub=other" })))

@@ -13,6 +13,14 @@ local cjson = require "cjson"
 local sh = nginx.sh
 
 local OLD_KEY = "the-rotated-out-key-0123456789abcdefghijklmn"
+-- every transport and hub protocol of the official client
+local CLIENTS = {
+    { name = "json", protocol = "json" },
+    { name = "mp", protocol = "messagepack" },
+    { name = "sse", protocol = "json", transport = "ServerSentEvents" },
+    { name = "lp", protocol = "json", transport = "LongPolling" },
+    { name = "lpmp", protocol = "messagepack", transport = "LongPolling" },
+}
 
 local function counts(n)
     return cjson.decode(sh("curl -s " .. n.base .. "/counts"))
@@ -59,66 +67,69 @@ describe("serverless upstream through nginx", function()
     end)
 
     local ids = {}
-    it("clients of both protocols connect: one connected event each", function()
-        for _, c in ipairs { { "json", "json" }, { "mp", "messagepack" } } do
-            local nego = assert(hub:negotiate { user_id = "user-" .. c[1] })
-            ids[c[1]] = assert(pool:connect(c[1], nego, { "newMessage" }, nil, { protocol = c[2] }))
+    it("clients of every transport and protocol connect: one connected event each", function()
+        for _, c in ipairs(CLIENTS) do
+            local nego = assert(hub:negotiate { user_id = "user-" .. c.name })
+            ids[c.name] = assert(pool:connect(c.name, nego, { "newMessage" }, nil,
+                { protocol = c.protocol, transport = c.transport }))
         end
         env.wait(function()
             local t = counts(n)
-            return t["connected:" .. ids.json] and t["connected:" .. ids.mp]
+            for _, c in ipairs(CLIENTS) do if not t["connected:" .. ids[c.name]] then return false end end
+            return true
         end, 10, "connected events")
         local t = counts(n)
-        assert.equal(1, t["connected:" .. ids.json])
-        assert.equal(1, t["connected:" .. ids.mp])
-        assert.equal("json", t["protocol:" .. ids.json])
-        assert.equal("user-mp", t["user:" .. ids.mp])
+        for _, c in ipairs(CLIENTS) do
+            assert.equal(1, t["connected:" .. ids[c.name]])
+            assert.equal("user-" .. c.name, t["user:" .. ids[c.name]])
+        end
     end)
 
-    it("a client's call reaches the handler, whose broadcast reaches every client", function()
-        pool:send { cmd = "invoke", name = "json", target = "broadcast", args = { "from json" } }
-        pool:send { cmd = "invoke", name = "mp", target = "broadcast", args = { "from msgpack" } }
-        for _, who in ipairs { "json", "mp" } do
+    it("a client's call reaches the handler, whose broadcast reaches every client once", function()
+        for _, c in ipairs(CLIENTS) do
+            pool:send { cmd = "invoke", name = c.name, target = "broadcast", args = { "from " .. c.name } }
+        end
+        for _, who in ipairs(CLIENTS) do
             env.wait(function()
                 local seen = {}
-                for _, m in ipairs(pool:messages(who)) do seen[m.args[2]] = m.args end
-                return seen["from json"] and seen["from msgpack"]
-            end, 10, who .. " to get both broadcasts")
+                for _, m in ipairs(pool:messages(who.name)) do seen[m.args[2]] = true end
+                for _, c in ipairs(CLIENTS) do if not seen["from " .. c.name] then return false end end
+                return true
+            end, 10, who.name .. " to get every broadcast")
         end
+        env.sleep(0.3)
         -- each once, naming the sender's connection and protocol
-        for _, who in ipairs { "json", "mp" } do
-            local got = {}
-            for _, m in ipairs(pool:messages(who)) do
-                got[#got + 1] = m.args
-            end
-            assert.equal(2, #got)
-            for _, a in ipairs(got) do
-                if a[2] == "from json" then
-                    assert.same({ ids.json, "from json", "json" }, a)
-                else
-                    assert.same({ ids.mp, "from msgpack", "messagepack" }, a)
-                end
+        for _, who in ipairs(CLIENTS) do
+            local got = pool:messages(who.name)
+            assert.equal(#CLIENTS, #got, who.name)
+            for _, m in ipairs(got) do
+                local from = m.args[2]:match("^from (.*)$")
+                local sender
+                for _, c in ipairs(CLIENTS) do if c.name == from then sender = c end end
+                assert.same({ ids[from], "from " .. from, sender.protocol }, m.args)
             end
         end
     end)
 
     it("an invocation that expects a result gets the handler's value, in its protocol", function()
         local value = { n = 42, list = { 1, 2, 3 }, text = "é" }
-        pool:send { cmd = "call", name = "json", id = "q1", target = "echo", args = { value } }
-        pool:send { cmd = "call", name = "mp", id = "q2", target = "echo", args = { value } }
+        for _, c in ipairs(CLIENTS) do
+            pool:send { cmd = "call", name = c.name, id = "q-" .. c.name, target = "echo", args = { value } }
+        end
         local r = env.wait(function()
             local res = pool:filter("result")
-            return #res >= 2 and res
+            return #res >= #CLIENTS and res
         end, 10, "results")
-        for _, e in ipairs(r) do assert.same(value, e.result) end
+        for _, e in ipairs(r) do assert.same(value, e.result, e.name) end
     end)
 
     it("a handler's error reaches the invoking client as an error completion", function()
-        pool:send { cmd = "call", name = "json", id = "f1", target = "fail", args = {} }
-        pool:send { cmd = "call", name = "mp", id = "f2", target = "fail", args = {} }
+        for _, c in ipairs(CLIENTS) do
+            pool:send { cmd = "call", name = c.name, id = "f-" .. c.name, target = "fail", args = {} }
+        end
         local f = env.wait(function()
             local res = pool:filter("call_failed")
-            return #res >= 2 and res
+            return #res >= #CLIENTS and res
         end, 10, "failures")
         for _, e in ipairs(f) do assert.matches("no such room", e.error) end
         -- no handler for the method: the service's own text for a 404
@@ -164,17 +175,30 @@ describe("serverless upstream through nginx", function()
         assert.equal(before + 2, counts(n).calls)
     end)
 
+    it("REST sends reach each client in its own protocol, the arguments as sent", function()
+        local args = { "text é", 42, 1.5, true, signalr.null, { a = { 1, 2 }, b = "x" }, { 3 } }
+        assert.is_true(hub:broadcast("newMessage", args))
+        local want = { "text é", 42, 1.5, true, cjson.null, { a = { 1, 2 }, b = "x" }, { 3 } }
+        for _, c in ipairs(CLIENTS) do
+            local m = env.wait(function()
+                for _, x in ipairs(pool:messages(c.name)) do if x.args[1] == "text é" then return x end end
+            end, 10, c.name .. " to get the REST broadcast")
+            assert.same(want, m.args, c.name)
+        end
+    end)
+
     it("clients leave: one disconnected event each", function()
-        pool:send { cmd = "stop", name = "json" }
-        pool:send { cmd = "stop", name = "mp" }
+        for _, c in ipairs(CLIENTS) do pool:send { cmd = "stop", name = c.name } end
         env.wait(function()
             local t = counts(n)
-            return t["disconnected:" .. ids.json] and t["disconnected:" .. ids.mp]
+            for _, c in ipairs(CLIENTS) do if not t["disconnected:" .. ids[c.name]] then return false end end
+            return true
         end, 10, "disconnected events")
         env.sleep(0.3)
         local t = counts(n)
-        assert.equal(1, t["disconnected:" .. ids.json])
-        assert.equal(1, t["disconnected:" .. ids.mp])
-        assert.equal(1, t["connected:" .. ids.json])
+        for _, c in ipairs(CLIENTS) do
+            assert.equal(1, t["disconnected:" .. ids[c.name]], c.name)
+            assert.equal(1, t["connected:" .. ids[c.name]], c.name)
+        end
     end)
 end)
