@@ -60,4 +60,35 @@ function _M.from_log_phase()
     if not ok then ngx.log(ngx.WARN, err) end
 end
 
+-- The serverless half: the service POSTs client events here (configure
+-- the upstream URL template http(s)://<this host>/upstream; locally:
+-- signalr-emulator --upstream 'http://127.0.0.1:<port>/upstream').  The
+-- signature is checked against the connection string's AccessKey (add
+-- the secondary key to the list while you rotate keys).
+local upstream = require "signalr.upstream"
+local handlers -- made on first use: the hub is this worker's
+function _M.upstream()
+    handlers = handlers or {
+        keys = { os.getenv("AzureSignalRConnectionString") },
+        hubs = { chat = {
+            connected = function(ev)
+                ngx.log(ngx.INFO, "chat: ", ev.user_id or ev.connection_id, " joined")
+            end,
+            disconnected = function(ev)
+                ngx.log(ngx.INFO, "chat: ", ev.user_id or ev.connection_id, " left")
+            end,
+            messages = {
+                -- connection.send("broadcast", text): to everyone, with the sender
+                broadcast = function(ev, text)
+                    if type(text) ~= "string" then error("broadcast takes a text") end
+                    assert(get_hub():broadcast("newMessage", { ev.user_id or ev.connection_id, text }))
+                end,
+                -- await connection.invoke("echo", value): the value back
+                echo = function(_, value) return value end,
+            },
+        } },
+    }
+    return upstream.handle(handlers)
+end
+
 return _M

@@ -56,17 +56,29 @@ local function key_list(keys, what)
     if type(keys) ~= "table" or #keys == 0 then
         error("signalr.upstream." .. what .. ": keys must be an access key or a list of them", 3)
     end
+    local out = {}
     for i, k in ipairs(keys) do
         if type(k) ~= "string" or k == "" then
             error("signalr.upstream." .. what .. ": keys[" .. i .. "] must be a non-empty string", 3)
         end
+        -- a connection string stands for its AccessKey
+        if k:find("Endpoint=", 1, true) then
+            local key = k:match("[Aa][Cc][Cc][Ee][Ss][Ss][Kk][Ee][Yy]=([^;]+)")
+            if not key then
+                error("signalr.upstream." .. what .. ": keys[" .. i .. "] is a connection string"
+                    .. " without an AccessKey (upstream signatures need the access keys)", 3)
+            end
+            k = key
+        end
+        out[i] = k
     end
-    return keys
+    return out
 end
 
 --- Check `X-ASRS-Signature` against one or more access keys (primary and
 -- secondary): `sha256=<hex>` items, comma-separated, any case, compared
--- in constant time.  The keys are the AccessKey strings themselves.
+-- in constant time.  `keys`: AccessKey strings, or connection strings
+-- (their AccessKey is used).
 -- @treturn[1] true
 -- @treturn[2] nil, message, details (`code` "ESIGNATURE", `status` 401)
 function _M.verify(headers, keys)

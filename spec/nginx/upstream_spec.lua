@@ -202,3 +202,53 @@ describe("serverless upstream through nginx", function()
         end
     end)
 end)
+
+describe("the serverless chat example (examples/openresty)", function()
+    local emu, pool, base, prefix
+    setup(function()
+        -- the emulator calls nginx and nginx calls the emulator: the
+        -- port first, then the emulator, then nginx on that port
+        for _ = 1, 5 do
+            local port = nginx.free_port()
+            prefix = os.tmpname()
+            os.remove(prefix)
+            emu = env.emulator("--upstream 'http://127.0.0.1:" .. port .. "/upstream'")
+            local out = sh(string.format("AzureSignalRConnectionString='%s' %s/examples/openresty/run.sh %s %d 2>&1",
+                emu.cs, env.root, prefix, port))
+            if not out:find("Address already in use", 1, true) then
+                base = "http://127.0.0.1:" .. port
+                break
+            end
+            emu:stop()
+        end
+        assert(base, "no free port for nginx")
+        env.wait(function() return sh("curl -s " .. base .. "/ping") == "pong\n" end, 10, "nginx")
+        pool = env.clients(emu)
+    end)
+    teardown(function()
+        pool:quit()
+        emu:stop()
+        nginx.stop { prefix = prefix }
+    end)
+
+    it("negotiate through nginx, send, and the handler broadcasts back; invoke gets its value", function()
+        -- the client negotiates with nginx, which hands it to the service
+        pool:send { cmd = "connect", name = "alice", url = base .. "/chat?user=alice", targets = { "newMessage" } }
+        env.wait(function()
+            for _, e in ipairs(pool:events()) do
+                if e.name == "alice" and e.ev == "connected" then return true end
+                assert(not (e.name == "alice" and e.ev == "failed"), e.error)
+            end
+        end, 15, "alice to connect through nginx")
+        pool:send { cmd = "invoke", name = "alice", target = "broadcast", args = { "hello, room" } }
+        local m = env.wait(function() return pool:messages("alice")[1] end, 10, "the broadcast")
+        assert.same({ "alice", "hello, room" }, m.args)
+        pool:send { cmd = "call", name = "alice", id = "e1", target = "echo", args = { { 1, "two" } } }
+        local r = env.wait(function() return pool:filter("result")[1] end, 10, "the echo")
+        assert.same({ 1, "two" }, r.result)
+        -- a call the handler refuses: an error completion, the worker logs it
+        pool:send { cmd = "call", name = "alice", id = "e2", target = "broadcast", args = { 42 } }
+        local f = env.wait(function() return pool:filter("call_failed")[1] end, 10, "the refusal")
+        assert.matches("broadcast takes a text", f.error)
+    end)
+end)
