@@ -9,8 +9,10 @@ description = {
    detailed = [[
       signalr-emulator serves the Azure SignalR Service data-plane REST API
       (v1 and 2022-06-01+ routes, :generateToken, the paged group listing)
-      and the client side (negotiate, WebSocket, JSON hub protocol), with
-      the service's status codes, token checks and limits, and test hooks.
+      and the client side (negotiate; WebSockets, Server-Sent Events and
+      Long Polling; the JSON and MessagePack hub protocols), serverless
+      upstream calls to your event handlers, with the service's status
+      codes, token checks and limits, and test hooks.
       Runs on Lua 5.4 (or 5.1-5.3) with lua-http and cqueues.
    ]],
    license = "MIT",
@@ -23,6 +25,7 @@ dependencies = {
    "http",
    "cqueues",
    "luaossl", -- the Entra ID stand-in's RS256 keys
+   "lua-messagepack", -- the MessagePack hub protocol
 }
 build = {
    type = "builtin",
@@ -35,6 +38,8 @@ build = {
       ["signalr_emulator.client"] = "emulator/signalr_emulator/client.lua",
       ["signalr_emulator.filter"] = "emulator/signalr_emulator/filter.lua",
       ["signalr_emulator.entra"] = "emulator/signalr_emulator/entra.lua",
+      ["signalr_emulator.upstream"] = "emulator/signalr_emulator/upstream.lua",
+      ["signalr_emulator.msgpack"] = "emulator/signalr_emulator/msgpack.lua",
    },
    install = {
       bin = { ["signalr-emulator"] = "bin/signalr-emulator" },
