@@ -263,4 +263,41 @@ describe("signalr.upstream", function()
             assert.same({ 3, {}, "5", 3, "got yo" }, mp.unpack(out:sub(2)))
         end)
     end)
+
+    describe("outside bytes", function()
+        -- random and mutated bodies: parse answers (an event or nil,
+        -- message, details with a status), it never raises
+        it("parse never raises on arbitrary JSON or MessagePack bodies", function()
+            math.randomseed(1234)
+            local seeds = {
+                '{"type":1,"invocationId":"0","target":"send","arguments":["hi",null,{"x":[1,2]}]}',
+                string.char(0x96, 0x01, 0x80, 0xa1, 0x30, 0xa4) .. "send" .. string.char(0x91, 0xa2) .. "hi"
+                    .. string.char(0x90),
+            }
+            for i = 1, 3000 do
+                local b = seeds[i % 2 + 1]
+                local t = {}
+                for j = 1, #b do t[j] = b:sub(j, j) end
+                for _ = 1, math.random(1, 6) do
+                    local at = math.random(1, #t + 1)
+                    local op = math.random(3)
+                    if op == 1 then t[at] = string.char(math.random(0, 255))
+                    elseif op == 2 then table.remove(t, math.min(at, #t))
+                    else table.insert(t, at, string.char(math.random(0, 255))) end
+                end
+                if i % 7 == 0 then -- pure noise
+                    t = {}
+                    for j = 1, math.random(0, 40) do t[j] = string.char(math.random(0, 255)) end
+                end
+                local body = table.concat(t)
+                local ct = i % 2 == 0 and "application/json" or "application/x-msgpack"
+                local ok, ev, msg, d = pcall(upstream.parse, headers { ["Content-Type"] = ct }, body)
+                assert(ok, "raised on " .. string.format("%q", body) .. ": " .. tostring(ev))
+                if not ev then
+                    assert.is_string(msg)
+                    assert.is_true(d.status == 400 or d.status == 415)
+                end
+            end
+        end)
+    end)
 end)
