@@ -56,6 +56,9 @@ size_t sr__b64url_encode(char *dst, const unsigned char *src, size_t n);
 /* Returns decoded length or (size_t)-1; dst holds n * 3 / 4 + 3 bytes. */
 size_t sr__b64url_decode(unsigned char *dst, const char *src, size_t n);
 
+/* 0-15 for a hex digit, -1 otherwise (url.c). */
+int sr__hexval(char c);
+
 /* HMAC-SHA256 (the only OpenSSL use, in jwt.c). */
 signalr_err sr__hmac_sha256(const unsigned char *key, size_t keylen,
                             const char *data, size_t n,

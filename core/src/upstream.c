@@ -33,18 +33,6 @@ signalr_err signalr_upstream_sign(const char *access_key,
     return SIGNALR_OK;
 }
 
-/* 0-15 for a hex digit, -1 otherwise */
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Parse the items of header into macs (at most max); returns how many,
  * or -1 when one is malformed. */
 static int parse_items(const char *h, size_t n, unsigned char (*macs)[32],
@@ -70,8 +58,8 @@ static int parse_items(const char *h, size_t n, unsigned char (*macs)[32],
         if (count == max)
             return -1; /* more items than any service sends */
         for (j = 0; j < 32; j++) {
-            int hi = hexval((unsigned char)h[i + PREFIX_LEN + 2 * j]);
-            int lo = hexval((unsigned char)h[i + PREFIX_LEN + 2 * j + 1]);
+            int hi = sr__hexval(h[i + PREFIX_LEN + 2 * j]);
+            int lo = sr__hexval(h[i + PREFIX_LEN + 2 * j + 1]);
 
             if (hi < 0 || lo < 0)
                 return -1;

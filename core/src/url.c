@@ -36,7 +36,7 @@ size_t signalr_url_encode(char *dst, size_t dstlen, const char *src,
     return o;
 }
 
-static int hexval(char c)
+int sr__hexval(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -60,8 +60,8 @@ size_t signalr_url_decode(char *dst, const char *src, size_t srclen,
 
             if (i + 2 >= srclen)
                 return (size_t)-1;
-            hi = hexval(src[i + 1]);
-            lo = hexval(src[i + 2]);
+            hi = sr__hexval(src[i + 1]);
+            lo = sr__hexval(src[i + 2]);
             if (hi < 0 || lo < 0)
                 return (size_t)-1;
             dst[o++] = (char)(hi * 16 + lo);

@@ -20,15 +20,8 @@ local floor = math.floor
 
 local _M = { mp = mp }
 
-function _M.varint(n)
-    local out = {}
-    repeat
-        local b = n % 128
-        n = floor(n / 128)
-        out[#out + 1] = char(n > 0 and b + 128 or b)
-    until n == 0
-    return concat(out)
-end
+-- the length prefix: the library's (signalr.upstream frames completions)
+_M.varint = require("signalr.upstream")._varint
 
 --- Split a binary WebSocket message into its MessagePack messages (the
 -- bytes without their prefix); nil when a prefix or a length is wrong.

@@ -269,19 +269,25 @@ function Multi:_observe(targets, results, op)
     end
 end
 
--- Synchronous transports: run the checks that are due (one attempt each;
--- retries come at later calls).  Inside nginx a timer does this instead.
-function Multi:_due_checks()
-    if self._async or self._timer or #self._members < 2 then return end
+-- Run the checks that are due, one attempt each, on a synchronous
+-- transport (retries come later, when they are due).
+local function run_checks(c)
     local now = mono()
-    for _, m in ipairs(self._members) do
+    for _, m in ipairs(c._members) do
         if now >= m.next_check and not m.checking then
             m.checking = true
             local ok, msg = m.probe:health()
             m.checking = false
-            self:_checked(m, ok, msg)
+            c:_checked(m, ok, msg)
         end
     end
+end
+
+-- Synchronous transports: the due checks at call time.  Inside nginx a
+-- timer runs them instead.
+function Multi:_due_checks()
+    if self._async or self._timer or #self._members < 2 then return end
+    run_checks(self)
 end
 
 -- Async: submit the checks that are due through the probes' queues.
@@ -314,15 +320,7 @@ function Multi:_start_timer()
     tick = function(premature)
         local c = weak.c
         if premature or not c or c._closing then return end
-        local now = mono()
-        for _, m in ipairs(c._members) do
-            if now >= m.next_check and not m.checking then
-                m.checking = true
-                local ok, msg = m.probe:health()
-                m.checking = false
-                c:_checked(m, ok, msg)
-            end
-        end
+        run_checks(c)
         local step = c._health.interval
         for _, m in ipairs(c._members) do step = min(step, m.next_check - mono()) end
         ngx.timer.at(step > 0.05 and step or 0.05, tick)
@@ -699,24 +697,8 @@ function Multi:pending()
     return self._open
 end
 
-function Multi:flush(timeout)
-    need_async(self, "flush")
-    if timeout ~= nil and type(timeout) ~= "number" then
-        error("signalr.flush: timeout must be a number of seconds", 2)
-    end
-    local deadline = timeout and mono() + timeout
-    while self._open > 0 do
-        if deadline and mono() >= deadline then
-            local n = self._open
-            return nil, "signalr.flush: " .. n .. " requests still pending after "
-                .. timeout .. " s", { code = "ETIMEDOUT", pending = n }
-        end
-        local wait = 0.05
-        if deadline then wait = math.max(0, math.min(wait, deadline - mono())) end
-        self:poll(wait)
-    end
-    return true
-end
+-- Multi:flush is the plain client's (it needs only _open and poll):
+-- signalr (init.lua) sets it.
 
 function Multi:fds()
     need_async(self, "fds")

@@ -703,4 +703,6 @@ function Client:_ensure_key_set(k)
 end
 
 _M.Client = Client
+-- a client of several endpoints waits for its requests as this one does
+require("signalr.endpoints").Multi.flush = Client.flush
 return _M
