@@ -649,21 +649,7 @@ function Multi:_due_in()
     return t
 end
 
-function Multi:_report()
-    local ready, first_err = self._ready, nil
-    self._ready = {}
-    for i = 1, #ready do
-        local req = ready[i]
-        req.done = true
-        self._open = self._open - 1
-        if self._on_done then
-            local ok, err = pcall(self._on_done, req)
-            if not ok and not first_err then first_err = err end
-        end
-    end
-    if first_err then error(first_err, 0) end
-    return #ready
-end
+-- Multi:_report is the plain client's too (set by init.lua).
 
 --- Make progress on every endpoint (async): wait up to `timeout` s, then
 -- finish what completed; a request finishes once all its endpoints have.
@@ -698,7 +684,7 @@ function Multi:pending()
 end
 
 -- Multi:flush is the plain client's (it needs only _open and poll):
--- signalr (init.lua) sets it.
+-- init.lua sets it.
 
 function Multi:fds()
     need_async(self, "fds")

@@ -312,7 +312,12 @@ function Client:poll(timeout)
             end
         end
     end
-    -- report what finished, in order
+    return self:_report()
+end
+
+-- Report what finished, in order: done, on_done; raises the first error
+-- an on_done raised, after all were reported.  Returns how many.
+function Client:_report()
     local ready, first_err = self._ready, nil
     self._ready = {}
     for i = 1, #ready do
@@ -704,5 +709,6 @@ end
 
 _M.Client = Client
 -- a client of several endpoints waits for its requests as this one does
-require("signalr.endpoints").Multi.flush = Client.flush
+local Multi = require("signalr.endpoints").Multi
+Multi.flush, Multi._report = Client.flush, Client._report
 return _M
