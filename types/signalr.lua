@@ -67,9 +67,83 @@ local signalr = {}
 ---Create a client (no I/O).  Options errors raise; a bad connection string
 ---returns nil, message, details.
 ---@param opts string|signalr.Options
----@return signalr.Client|nil client
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Client|nil client
 ---@return string? message
----@return signalr.Details? details
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Details? details
 function signalr.new(opts) end
 
 ---@class signalr.Request
@@ -83,13 +157,87 @@ function signalr.new(opts) end
 ---@class signalr.Client
 local Client = {}
 ---@param name string
----@return signalr.Hub|nil, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Hub|nil, string?, signalr.Details?
 function Client:hub(name) end
 ---@return true|nil, string?, signalr.Details?
 function Client:health() end
 ---@return table
 function Client:info() end
----@return signalr.Endpoint[]
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Endpoint[]
 function Client:endpoints() end
 function Client:close() end
 ---@param timeout? number
@@ -120,86 +268,752 @@ local Hub = {}
 ---@param target string
 ---@param args? any[]
 ---@param opts? { exclude?: string[], endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:broadcast(target, args, opts) end
 ---@param user_id string
 ---@param target string
 ---@param args? any[]
 ---@param opts? { endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:to_user(user_id, target, args, opts) end
 ---@param group string
 ---@param target string
 ---@param args? any[]
 ---@param opts? { exclude?: string[], endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:to_group(group, target, args, opts) end
 ---@param connection_id string
 ---@param target string
 ---@param args? any[]
 ---@param opts? { endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:to_connection(connection_id, target, args, opts) end
 ---@param connection_id string
 ---@param group string
 ---@param opts? { endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:add_connection_to_group(connection_id, group, opts) end
 ---@param connection_id string
 ---@param group string
 ---@param opts? { endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:remove_connection_from_group(connection_id, group, opts) end
 ---@param connection_id string
 ---@param opts? { endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:remove_connection_from_all_groups(connection_id, opts) end
 ---@param user_id string
 ---@param group string
 ---@param opts? { ttl?: integer, endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:add_user_to_group(user_id, group, opts) end
 ---@param user_id string
 ---@param group string
 ---@param opts? { endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:remove_user_from_group(user_id, group, opts) end
 ---@param user_id string
 ---@param opts? { endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:remove_user_from_all_groups(user_id, opts) end
 ---@param connection_id string
 ---@param opts? { endpoints?: signalr.Endpoints }
----@return signalr.Check, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Check, string?, signalr.Details?
 function Hub:connection_exists(connection_id, opts) end
 ---@param user_id string
 ---@param opts? { endpoints?: signalr.Endpoints }
----@return signalr.Check, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Check, string?, signalr.Details?
 function Hub:user_exists(user_id, opts) end
 ---@param group string
 ---@param opts? { endpoints?: signalr.Endpoints }
----@return signalr.Check, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Check, string?, signalr.Details?
 function Hub:group_exists(group, opts) end
 ---@param user_id string
 ---@param group string
 ---@param opts? { endpoints?: signalr.Endpoints }
----@return signalr.Check, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Check, string?, signalr.Details?
 function Hub:user_in_group(user_id, group, opts) end
 ---@param connection_id string
 ---@param reason? string
 ---@param opts? { endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:close_connection(connection_id, reason, opts) end
 ---@param opts? { exclude?: string[], reason?: string, endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:close_all_connections(opts) end
 ---@param group string
 ---@param opts? { exclude?: string[], reason?: string, endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:close_group_connections(group, opts) end
 ---@param user_id string
 ---@param opts? { exclude?: string[], reason?: string, endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:close_user_connections(user_id, opts) end
 ---@param group string
 ---@param opts? { top?: integer, max_page_size?: integer, endpoints?: signalr.Endpoints }
@@ -213,7 +1027,44 @@ function Hub:generate_client_token(opts) end
 function Hub:negotiate(opts) end
 ---@param commands ({ type: "SendMessage", target: string, arguments?: any[] }|{ type: "JoinGroup"|"LeaveGroup", group: string }|{ type: "CloseConnection", reason?: string })[]
 ---@param opts? { filter?: string, endpoints?: signalr.Endpoints }
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:execute(commands, opts) end
 ---@param connection_id string
 ---@param target string
@@ -222,7 +1073,81 @@ function Hub:execute(commands, opts) end
 ---@return { result: any, protocol?: string }|nil, string?, signalr.Details?
 function Hub:invoke(connection_id, target, args, opts) end
 ---@param action table  an Azure Functions output-binding message or group action
----@return signalr.Result, string?, signalr.Details?
+---@---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
+
+return signalr.Result, string?, signalr.Details?
 function Hub:send(action) end
+
+---@class signalr.upstream.Event
+---@field hub string
+---@field category "connections"|"messages"|string
+---@field event string
+---@field connection_id string
+---@field user_id? string
+---@field claims table<string, string>
+---@field query table<string, string>
+---@field protocol "json"|"messagepack"
+---@field error? string  disconnected: why
+---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+
+---@class signalr.upstream.Spec
+---@field keys string|string[]  AccessKeys or connection strings
+---@field hubs table<string, { connected?: fun(ev: signalr.upstream.Event), disconnected?: fun(ev: signalr.upstream.Event), messages?: table<string, fun(ev: signalr.upstream.Event, ...): any> }>
+---@field max_body? integer
+---@field on_error? fun(ev: signalr.upstream.Event, err: string)
+---@field hide_errors? boolean
+
+---require "signalr.upstream": serverless event handlers
+---@class signalr.upstream
+---@field null userdata
+local upstream = {}
+---@return true|nil, string?, signalr.Details?
+function upstream.verify(headers, keys) end
+---@return signalr.upstream.Event|nil, string?, signalr.Details?
+function upstream.parse(headers, body) end
+---@return string body, string content_type
+function upstream.completion(event, result) end
+---@return string body, string content_type
+function upstream.completion_error(event, message) end
+---@param spec signalr.upstream.Spec
+---@return integer status, string body, string? content_type, string? why
+function upstream.dispatch(spec, headers, body) end
+---@param spec signalr.upstream.Spec
+function upstream.handle(spec) end
 
 return signalr
