@@ -18,8 +18,8 @@
 -- @module signalr.endpoints
 local core = require "signalr.core"
 
-local type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall =
-    type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall
+local type, error, pairs, ipairs, tostring, setmetatable, pcall =
+    type, error, pairs, ipairs, tostring, setmetatable, pcall
 local concat, sort, random, min = table.concat, table.sort, math.random, math.min
 local lower = string.lower
 local mono = core.monotonic
@@ -96,14 +96,6 @@ local function view(m)
              last_error = m.last_error, checked_at = m.checked_at }
 end
 
-local function check_number(o, k, lo)
-    local v = o[k]
-    if v ~= nil and (type(v) ~= "number" or not (v >= lo and v < 1e9)) then
-        error("signalr.new: option '" .. k .. "' must be a number"
-            .. (lo > 0 and " above 0" or " from 0"), 4)
-    end
-end
-
 --- Build a client over several endpoints (called by signalr.new).
 -- `new_client(opts)` makes one endpoint's client.
 function _M.new(opts, new_client)
@@ -115,20 +107,11 @@ function _M.new(opts, new_client)
     if opts.connection_string ~= nil then
         error("signalr.new: give either 'connection_string' or 'endpoints', not both", 3)
     end
-    if opts.router ~= nil and type(opts.router) ~= "function" then
-        error("signalr.new: option 'router' must be a function", 3)
-    end
-    check_number(opts, "health_interval", 0.001)
-    check_number(opts, "health_timeout", 0.001)
-    check_number(opts, "health_retry_delay", 0)
-    local hr = opts.health_retries
-    if hr ~= nil and (type(hr) ~= "number" or hr < 0 or hr > 100 or hr % 1 ~= 0) then
-        error("signalr.new: option 'health_retries' must be an integer from 0 to 100", 3)
-    end
+    -- (signalr.new checked the options' types and ranges)
     local health = {
         interval = opts.health_interval or _M.HEALTH.interval,
         timeout = opts.health_timeout or _M.HEALTH.timeout,
-        retries = hr or _M.HEALTH.retries,
+        retries = opts.health_retries or _M.HEALTH.retries,
         retry_delay = opts.health_retry_delay or _M.HEALTH.retry_delay,
     }
     local self = setmetatable({
@@ -715,17 +698,7 @@ end
 
 -- ===== the client's other methods =====
 
-function Multi:hub(name)
-    if getmetatable(self) ~= Multi then
-        error("signalr: call client:hub(name) with a colon", 2)
-    end
-    if type(name) ~= "string" then
-        error("signalr.hub: hub name must be a string, got " .. type(name), 2)
-    end
-    local ok, msg, details = core.validate("hub", name)
-    if not ok then return nil, "signalr.hub: " .. msg, details end
-    return require("signalr.hub").new(self, name)
-end
+-- Multi:hub is the plain client's (init.lua sets it).
 
 --- The endpoints and their state: a list of `{ name, type, online,
 -- endpoint, client_endpoint, server_endpoint, last_error, checked_at }`.

@@ -6,6 +6,7 @@ local core = require "signalr.core"
 local hub_mod = require "signalr.hub"
 local json = require "signalr.json"
 local auth_mod = require "signalr.auth"
+local endpoints_mod = require "signalr.endpoints"
 
 local type, error, pairs, tostring, setmetatable, getmetatable, pcall =
     type, error, pairs, tostring, setmetatable, getmetatable, pcall
@@ -81,7 +82,7 @@ local function check_opts(opts)
         end
     end
     for _, k in pairs { "timeout", "retry_delay", "max_retry_delay",
-                        "connect_timeout", "token_lifetime" } do
+                        "connect_timeout", "token_lifetime", "health_interval", "health_timeout" } do
         local v = opts[k]
         if v ~= nil and not (v > 0 and v < 1e9) then
             error("signalr.new: option '" .. k .. "' must be a positive number", 3)
@@ -101,9 +102,20 @@ local function check_opts(opts)
     if t ~= nil and t ~= "auto" and t ~= "curl" and t ~= "cosocket" then
         error("signalr.new: option 'transport' must be \"auto\", \"curl\" or \"cosocket\"", 3)
     end
-    local r = opts.retries
-    if r ~= nil and not (r >= 0 and r <= 100 and floor(r) == r) then
-        error("signalr.new: option 'retries' must be an integer from 0 to 100", 3)
+    for _, k in pairs { "retries", "health_retries" } do
+        local r = opts[k]
+        if r ~= nil and not (r >= 0 and r <= 100 and floor(r) == r) then
+            error("signalr.new: option '" .. k .. "' must be an integer from 0 to 100", 3)
+        end
+    end
+    for _, k in pairs { "health_interval", "health_timeout" } do
+        if opts[k] ~= nil and opts[k] < 0.001 then
+            error("signalr.new: option '" .. k .. "' must be at least 0.001 seconds", 3)
+        end
+    end
+    local hd = opts.health_retry_delay
+    if hd ~= nil and not (hd >= 0 and hd < 1e9) then
+        error("signalr.new: option 'health_retry_delay' must be a number from 0", 3)
     end
 end
 
@@ -124,7 +136,7 @@ function _M.new(opts)
     end
     check_opts(opts)
     if opts.endpoints ~= nil then
-        return require("signalr.endpoints").new(opts, _M.new)
+        return endpoints_mod.new(opts, _M.new)
     end
     for k in pairs(MULTI_ONLY) do
         if opts[k] ~= nil then
@@ -203,7 +215,8 @@ end
 -- @treturn[2] string message
 -- @treturn[2] table details
 function Client:hub(name)
-    if getmetatable(self) ~= Client then
+    local mt = getmetatable(self)
+    if mt ~= Client and mt ~= endpoints_mod.Multi then
         error("signalr: call client:hub(name) with a colon", 2)
     end
     if type(name) ~= "string" then
@@ -708,7 +721,8 @@ function Client:_ensure_key_set(k)
 end
 
 _M.Client = Client
--- a client of several endpoints waits for its requests as this one does
-local Multi = require("signalr.endpoints").Multi
-Multi.flush, Multi._report = Client.flush, Client._report
+-- a client of several endpoints makes hubs and waits for its requests as
+-- this one does
+local Multi = endpoints_mod.Multi
+Multi.hub, Multi.flush, Multi._report = Client.hub, Client.flush, Client._report
 return _M
