@@ -34,14 +34,19 @@ local JSON = "application/json"
 local MSGPACK = "application/x-msgpack"
 
 -- A header of headers (any case of the name; ngx's table or a plain one).
-local function header(headers, name)
-    local v = headers[name]
-    if v == nil then
-        local want = lower(name)
-        for k, x in pairs(headers) do
-            if type(k) == "string" and lower(k) == want then v = x break end
-        end
+-- t[name], else the value under any case of name (header names, JSON
+-- fields, hub and method names all match case-insensitively)
+local function lookup(t, name)
+    local v = t[name]
+    if v ~= nil then return v end
+    local want = lower(name)
+    for k, x in pairs(t) do
+        if type(k) == "string" and lower(k) == want then return x end
     end
+end
+
+local function header(headers, name)
+    local v = lookup(headers, name)
     if type(v) == "table" then v = v[1] end -- a repeated header: the first
     return v
 end
@@ -81,11 +86,8 @@ end
 -- (their AccessKey is used).
 -- @treturn[1] true
 -- @treturn[2] nil, message, details (`code` "ESIGNATURE", `status` 401)
-function _M.verify(headers, keys)
-    if type(headers) ~= "table" then
-        error("signalr.upstream.verify: headers must be a table, got " .. type(headers), 2)
-    end
-    keys = key_list(keys, "verify")
+-- verify with keys already checked and resolved (key_list)
+local function verify(headers, keys)
     local id = header(headers, "X-ASRS-Connection-Id")
     if type(id) ~= "string" or id == "" then
         return fail(401, "ESIGNATURE", "no X-ASRS-Connection-Id: the signature cannot be checked")
@@ -102,6 +104,13 @@ function _M.verify(headers, keys)
     end
     return fail(401, "ESIGNATURE", "X-ASRS-Signature does not match this connection id under any"
         .. " of the " .. #keys .. " key(s)")
+end
+
+function _M.verify(headers, keys)
+    if type(headers) ~= "table" then
+        error("signalr.upstream.verify: headers must be a table, got " .. type(headers), 2)
+    end
+    return verify(headers, key_list(keys, "verify"))
 end
 
 -- "a: b, c: d" -> { a = "b", c = "d" } (the first value of a type wins)
@@ -136,13 +145,7 @@ end
 
 -- A field of a JSON object, read case-insensitively (the service writes
 -- `type`, the official emulator `Type`).
-local function field(t, name)
-    local v = t[name]
-    if v ~= nil then return v end
-    for k, x in pairs(t) do
-        if type(k) == "string" and lower(k) == name then return x end
-    end
-end
+local field = lookup
 
 local mp -- lua-messagepack, loaded for the first MessagePack body
 local function msgpack()
@@ -372,26 +375,18 @@ end
 
 -- ===== dispatch: an event to the handler table =====
 
-local function find_hub(hubs, name)
-    local h = hubs[name]
-    if h then return h end
-    local want = lower(name)
-    for k, v in pairs(hubs) do
-        if type(k) == "string" and lower(k) == want then return v end
-    end
-end
-
 local function check_spec(spec, what)
     if type(spec) ~= "table" then
         error("signalr.upstream." .. what .. ": expected a table { keys = ..., hubs = ... }", 3)
     end
-    key_list(spec.keys, what)
+    local keys = key_list(spec.keys, what)
     if type(spec.hubs) ~= "table" then
         error("signalr.upstream." .. what .. ": hubs must be a table of hub name -> handlers", 3)
     end
     if spec.on_error ~= nil and type(spec.on_error) ~= "function" then
         error("signalr.upstream." .. what .. ": on_error must be a function", 3)
     end
+    return keys
 end
 
 --- Answer one upstream request (no I/O): the status, body and content
@@ -406,7 +401,7 @@ end
 -- @treturn string|nil content type
 -- @treturn[opt] string why a request was refused (never a secret)
 function _M.dispatch(spec, headers, body)
-    check_spec(spec, "dispatch")
+    local keys = check_spec(spec, "dispatch")
     if type(headers) ~= "table" then
         error("signalr.upstream.dispatch: headers must be a table, got " .. type(headers), 2)
     end
@@ -415,23 +410,18 @@ function _M.dispatch(spec, headers, body)
         return 413, "", nil, "body over " .. max .. " bytes"
     end
     -- the signature first: nothing of an unsigned request is looked at
-    local ok, msg, d = _M.verify(headers, spec.keys)
+    local ok, msg, d = verify(headers, keys)
     if not ok then return d.status, "", nil, msg end
     local ev
     ev, msg, d = _M.parse(headers, body)
     if not ev then return d.status, "", nil, msg end
-    local hub = find_hub(spec.hubs, ev.hub)
+    local hub = lookup(spec.hubs, ev.hub)
     local fn
     if hub then
         if lower(ev.category) == "connections" then
             fn = hub[lower(ev.event)]
         elseif type(hub.messages) == "table" then
-            fn = hub.messages[ev.event]
-            if fn == nil then
-                for k, v in pairs(hub.messages) do
-                    if type(k) == "string" and lower(k) == lower(ev.event) then fn = v break end
-                end
-            end
+            fn = lookup(hub.messages, ev.event)
         end
     end
     if type(fn) ~= "function" then
