@@ -54,7 +54,7 @@ function _M.array_header(n) return header(0x90, 0xdc, 0xdd, n) end
 function _M.map_header(n) return header(0x80, 0xde, 0xdf, n) end
 
 -- One JSON value at i of s, as MessagePack into out; returns the next index.
-local function skip(s, i)
+local function past_space(s, i)
     local _, e = find(s, "^[ \t\r\n]*", i)
     return e + 1
 end
@@ -74,25 +74,25 @@ local function json_string(s, i)
 end
 
 value = function(s, i, out)
-    i = skip(s, i)
+    i = past_space(s, i)
     local c = sub(s, i, i)
     if c == "{" then
         local parts, n = {}, 0
-        i = skip(s, i + 1)
+        i = past_space(s, i + 1)
         if sub(s, i, i) == "}" then
             out[#out + 1] = _M.map_header(0)
             return i + 1
         end
         while true do
-            i = skip(s, i)
+            i = past_space(s, i)
             local k
             k, i = json_string(s, i)
             parts[#parts + 1] = mp.pack(k)
-            i = skip(s, i)
+            i = past_space(s, i)
             if sub(s, i, i) ~= ":" then error("expected ':'") end
             i = value(s, i + 1, parts)
             n = n + 1
-            i = skip(s, i)
+            i = past_space(s, i)
             local d = sub(s, i, i)
             i = i + 1
             if d == "}" then break end
@@ -103,7 +103,7 @@ value = function(s, i, out)
         return i
     elseif c == "[" then
         local parts, n = {}, 0
-        i = skip(s, i + 1)
+        i = past_space(s, i + 1)
         if sub(s, i, i) == "]" then
             out[#out + 1] = _M.array_header(0)
             return i + 1
@@ -111,7 +111,7 @@ value = function(s, i, out)
         while true do
             i = value(s, i, parts)
             n = n + 1
-            i = skip(s, i)
+            i = past_space(s, i)
             local d = sub(s, i, i)
             i = i + 1
             if d == "]" then break end
@@ -150,7 +150,7 @@ end
 function _M.from_json(text)
     local out = {}
     local i = value(text, 1, out)
-    if skip(text, i) <= #text then error("trailing text") end
+    if past_space(text, i) <= #text then error("trailing text") end
     return concat(out)
 end
 
