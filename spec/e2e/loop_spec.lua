@@ -88,6 +88,16 @@ describe("async mode in event loops", function()
         c:close()
     end)
 
+    -- run the luv loop until done() says so (checked every 20 ms), at most
+    -- limit seconds
+    local function run_luv(done, limit)
+        local guard, check = uv.new_timer(), uv.new_timer()
+        guard:start(limit * 1000, 0, function() uv.stop() end)
+        check:start(20, 20, function() if done() then uv.stop() end end)
+        uv.run()
+        for _, t in ipairs { guard, check } do t:stop() t:close() end
+    end
+
     it("the luv adapter: requests queued before and during the loop all finish", function()
         local done = 0
         local c = async_client { on_done = function(req)
@@ -102,12 +112,9 @@ describe("async mode in event loops", function()
         later:start(300, 0, function()
             for i = 1, 10 do assert(hub:broadcast("newMessage", { "during", i })) end
         end)
-        local guard = uv.new_timer()
-        guard:start(10000, 0, function() uv.stop() end)
-        local check = uv.new_timer()
-        check:start(20, 20, function() if done == 20 then uv.stop() end end)
-        uv.run()
-        for _, t in ipairs { later, guard, check } do t:stop() t:close() end
+        run_luv(function() return done == 20 end, 10)
+        later:stop()
+        later:close()
         assert.equal(20, done)
         assert.equal(20, delivered())
         c:close() -- detaches the adapter
@@ -126,12 +133,7 @@ describe("async mode in event loops", function()
         require("signalr.loop.luv").attach(c, uv)
         local reqs = {}
         for i = 1, 20 do reqs[i] = assert(hub:broadcast("m", { i })) end
-        local t = uv.new_timer()
-        t:start(5000, 0, function() uv.stop() end)
-        local check = uv.new_timer()
-        check:start(20, 20, function() if c:pending() == 0 then uv.stop() end end)
-        uv.run()
-        check:stop() check:close() t:stop() t:close()
+        run_luv(function() return c:pending() == 0 end, 5)
         for i = 1, 20 do assert.is_true(reqs[i].result, "request " .. i) end
         assert.equal(20, delivered())
         c:close() -- detaches the adapter
