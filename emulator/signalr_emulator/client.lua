@@ -65,6 +65,21 @@ local function hub_param(query)
     return h
 end
 
+-- The token of a client request, checked: claims | nil after replying.
+-- The Authorization header, else (query given: the connection itself) the
+-- last access_token query value.
+local function authorize(emu, stream, req, method, query, hub)
+    local token = (req:get("authorization") or ""):match("^[Bb]earer%s+(%S+)$")
+    if not token and query and query.access_token then token = query.access_token[#query.access_token] end
+    local key, reason = emu:client_key(token)
+    local claims
+    if key then claims, reason = auth.client(key, token, hub, req:get(":authority")) end
+    if not claims then
+        util.error_reply(stream, 401, "Error.Unauthorized", "authorization failed: " .. reason, method)
+    end
+    return claims
+end
+
 --- POST /client/negotiate?hub=...&negotiateVersion=1
 function _M.negotiate(emu, stream, req, method, query)
     if method ~= "POST" then
@@ -81,14 +96,8 @@ function _M.negotiate(emu, stream, req, method, query)
         util.error_reply(stream, 400, "Error.Hub.Invalid", why, method)
         return 400
     end
-    local token = (req:get("authorization") or ""):match("^[Bb]earer%s+(%S+)$")
-    local key, reason = emu:client_key(token)
-    local claims
-    if key then claims, reason = auth.client(key, token, hub, req:get(":authority")) end
-    if not claims then
-        util.error_reply(stream, 401, "Error.Unauthorized", "authorization failed: " .. reason, method)
-        return 401
-    end
+    local claims = authorize(emu, stream, req, method, nil, hub)
+    if not claims then return 401 end
     stream:get_body_as_string(emu.timeout)
     local version = tonumber(query.negotiateVersion and query.negotiateVersion[1] or "0") or 0
     local id = random_id(11)
@@ -178,19 +187,6 @@ function Session:close()
     self.in_cond:signal()
     self.out_cond:signal()
     if self.kind == "sse" then pcall(self.stream.write_chunk, self.stream, "", true) end
-end
-
--- The token of a client request, checked: claims | nil after replying.
-local function authorize(emu, stream, req, method, query, hub)
-    local token = (req:get("authorization") or ""):match("^[Bb]earer%s+(%S+)$")
-    if not token and query.access_token then token = query.access_token[#query.access_token] end
-    local key, reason = emu:client_key(token)
-    local claims
-    if key then claims, reason = auth.client(key, token, hub, req:get(":authority")) end
-    if not claims then
-        util.error_reply(stream, 401, "Error.Unauthorized", "authorization failed: " .. reason, method)
-    end
-    return claims
 end
 
 -- POST /client/?hub=&id=: a message from an SSE or Long Polling client;
