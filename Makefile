@@ -14,7 +14,7 @@ VERSION := $(shell sed -n 's/^\#define SIGNALR_VERSION "\(.*\)"/\1/p' core/inclu
 SAN     ?=
 ALLCFLAGS = $(WARN) $(WERROR) $(CFLAGS) $(SAN) -fPIC -fvisibility=hidden \
             -Icore/include -Icore/src
-LIBS     = -lcurl -lcrypto
+LIBS     = -lcurl -lcrypto -lwslay
 
 CORE_SRC = $(wildcard core/src/*.c)
 CORE_OBJ = $(CORE_SRC:core/src/%.c=$(BUILD)/core/%.o)
@@ -27,7 +27,8 @@ APT_PKGS = build-essential pkg-config curl libcurl4-openssl-dev libssl-dev \
            luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-check luarocks \
            lua-http lua-cqueues lua-luaossl valgrind nginx-light \
            libnginx-mod-http-lua openssl wrk python3-requests python3-jwt \
-           lua-rex-pcre2 lua-ldoc clang cppcheck lua-luv time lua-messagepack
+           lua-rex-pcre2 lua-ldoc clang cppcheck lua-luv time lua-messagepack \
+           libwslay-dev
 
 .PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint dist install docs \
         fuzz fuzz-long valgrind static \

@@ -39,7 +39,7 @@ blocking=$(lua5.4 bench/lua_send.lua blocking "$secs" | awk '{print $1}')
 async=$(lua5.4 bench/lua_send.lua async "$secs" "$conns" | awk '{print $1}')
 py=$(/usr/bin/python3 bench/peer_python.py "$url" "$aud" "$key" "$secs" "$tmp/body")
 nd=$(NODE_PATH="$root/bench/node_modules" node bench/peer_node.js "$url" "$aud" "$key" "$secs" "$tmp/body")
-cc -O2 -Icore/include bench/bench_build.c build/libsignalr.a -lcurl -lcrypto -o "$tmp/bench_build"
+cc -O2 -Icore/include bench/bench_build.c build/libsignalr.a -lcurl -lcrypto -lwslay -o "$tmp/bench_build"
 cached_us=$("$tmp/bench_build" 300000 | sed -n 's/.*: \([0-9.]*\) us.*/\1/p')
 sign_us=$("$tmp/bench_build" 300000 sign | sed -n 's/.*: \([0-9.]*\) us.*/\1/p')
 ir() { # instructions per send inside run_loop, by callgrind

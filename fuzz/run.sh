@@ -23,7 +23,7 @@ done
 for h in fuzz/fuzz_*.c; do
   name=$(basename "$h" .c); short=${name#fuzz_}
   bin="$out/$name"
-  if ! clang $CFLAGS $SAN -fsanitize=fuzzer "$h" "${objs[@]}" -lcurl -lcrypto -o "$bin" 2> "$out/$name.build.log"; then
+  if ! clang $CFLAGS $SAN -fsanitize=fuzzer "$h" "${objs[@]}" -lcurl -lcrypto -lwslay -o "$bin" 2> "$out/$name.build.log"; then
     echo "$name: does not build"; cat "$out/$name.build.log"; fail=$((fail + 1)); continue
   fi
   mkdir -p "$out/corpus-$short"

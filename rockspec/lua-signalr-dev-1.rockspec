@@ -27,6 +27,8 @@ external_dependencies = {
    -- multiarch directory, which a header check would miss)
    CURL = { library = "curl" },
    OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+   -- WebSocket framing of persistent mode's server connections
+   WSLAY = { header = "wslay/wslay.h", library = "wslay" },
 }
 build = {
    type = "builtin",
@@ -38,12 +40,13 @@ build = {
             "core/src/buf.c", "core/src/connstr.c", "core/src/error.c",
             "core/src/http_curl.c", "core/src/http_multi.c", "core/src/jwt.c",
             "core/src/ops.c", "core/src/pollset.c", "core/src/reply.c", "core/src/request.c",
-            "core/src/retry.c", "core/src/upstream.c", "core/src/url.c", "core/src/validate.c",
+            "core/src/retry.c", "core/src/sock.c", "core/src/svcproto.c",
+            "core/src/upstream.c", "core/src/ws.c", "core/src/url.c", "core/src/validate.c",
             "binding/signalr_core.c",
          },
-         incdirs = { "core/include", "core/src", "$(OPENSSL_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-         libraries = { "curl", "crypto" },
+         incdirs = { "core/include", "core/src", "$(OPENSSL_INCDIR)", "$(WSLAY_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(WSLAY_LIBDIR)" },
+         libraries = { "curl", "crypto", "wslay" },
          defines = { "_POSIX_C_SOURCE=200809L" },
       },
       ["signalr"] = "lua/signalr/init.lua",
@@ -51,6 +54,8 @@ build = {
       ["signalr.json"] = "lua/signalr/json.lua",
       ["signalr.auth"] = "lua/signalr/auth.lua",
       ["signalr.endpoints"] = "lua/signalr/endpoints.lua",
+      ["signalr.persistent"] = "lua/signalr/persistent.lua",
+      ["signalr.persistent_ngx"] = "lua/signalr/persistent_ngx.lua",
       -- MessagePack upstream bodies load lua-messagepack when one arrives
       -- (optional: JSON clients need nothing more)
       ["signalr.upstream"] = "lua/signalr/upstream.lua",

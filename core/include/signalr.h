@@ -650,6 +650,219 @@ SIGNALR_API int signalr_pollset_wait(signalr_pollset *s, long timeout_ms,
                                      signalr_error *err);
 SIGNALR_API void signalr_pollset_free(signalr_pollset *s);
 
+
+/* ===== persistent mode: the service protocol of server connections =====
+ * Frames are [varint length][MessagePack array]; see the reference sheet
+ * of the service protocol.  Pure: nothing here does I/O. */
+
+enum {
+    SIGNALR_SP_HANDSHAKE_REQUEST = 1,
+    SIGNALR_SP_HANDSHAKE_RESPONSE = 2,
+    SIGNALR_SP_PING = 3,
+    SIGNALR_SP_CLOSE_CONNECTION = 5,
+    SIGNALR_SP_MULTI_CONNECTION_DATA = 7,
+    SIGNALR_SP_USER_DATA = 8,
+    SIGNALR_SP_MULTI_USER_DATA = 9,
+    SIGNALR_SP_BROADCAST = 10,
+    SIGNALR_SP_GROUP_BROADCAST = 13,
+    SIGNALR_SP_MULTI_GROUP_BROADCAST = 14,
+    SIGNALR_SP_SERVICE_ERROR = 15,
+    SIGNALR_SP_JOIN_GROUP_WITH_ACK = 18,
+    SIGNALR_SP_LEAVE_GROUP_WITH_ACK = 19,
+    SIGNALR_SP_ACK = 20,
+    SIGNALR_SP_CHECK_USER_IN_GROUP = 21,
+    SIGNALR_SP_SERVICE_EVENT = 22,
+    SIGNALR_SP_CHECK_GROUP_EXISTENCE = 23,
+    SIGNALR_SP_CHECK_CONNECTION_EXISTENCE = 24,
+    SIGNALR_SP_CHECK_USER_EXISTENCE = 25,
+    SIGNALR_SP_USER_JOIN_GROUP_WITH_ACK = 26,
+    SIGNALR_SP_USER_LEAVE_GROUP_WITH_ACK = 27,
+    SIGNALR_SP_ACCESS_KEY_REQUEST = 28,
+    SIGNALR_SP_ACCESS_KEY_RESPONSE = 29,
+    SIGNALR_SP_CLOSE_CONNECTIONS = 31,
+    SIGNALR_SP_CLOSE_USER_CONNECTIONS = 32,
+    SIGNALR_SP_CLOSE_GROUP_CONNECTIONS = 33
+};
+
+/* Connection types of the handshake. */
+#define SIGNALR_SP_DEFAULT_CONNECTION 0
+#define SIGNALR_SP_WEAK_CONNECTION    2 /* send-only: a management server */
+
+/* Client protocols a data message carries a payload for. */
+#define SIGNALR_SP_JSON        1
+#define SIGNALR_SP_MESSAGEPACK 2
+
+/* Largest data message written unless signalr_sp_data.max_size says. */
+#define SIGNALR_SP_DEFAULT_MAX (16u * 1024 * 1024)
+/* Ping pairs a decoded message keeps (further pairs are passed over). */
+#define SIGNALR_SP_MAX_PING 8
+
+/* A message to clients (types 7, 8, 9, 10, 13, 14).  Strings are NUL
+ * terminated; every pointer is borrowed for the call. */
+typedef struct {
+    int type;
+    const char *id;              /* 8: the user; 13: the group */
+    const char *const *list;     /* 7 connections, 9 users, 14 groups;
+                                    10 and 13: the excluded connections */
+    size_t count;
+    const char *target;          /* the client method */
+    const char *arguments;       /* a JSON array; NULL: [] */
+    size_t arguments_len;
+    int protocols;               /* SIGNALR_SP_JSON | SIGNALR_SP_MESSAGEPACK */
+    size_t max_size;             /* 0: SIGNALR_SP_DEFAULT_MAX */
+} signalr_sp_data;
+
+/* An operation: group membership (18, 19, 26, 27), checks (21, 23, 24,
+ * 25), closes (5, 31, 32, 33) and the access-key request (28).
+ * id: the connection, user or group the type names (28: the Microsoft
+ * Entra token); group: the group of 18/19/21/26/27 (NULL for 19 and 27:
+ * every group; 28: the kid or NULL); text: a close reason; list: the
+ * excluded connections of 31-33; ttl: 26 only, SIGNALR_TTL_NONE unset. */
+typedef struct {
+    int type;
+    const char *id;
+    const char *group;
+    const char *text;
+    const char *const *list;
+    size_t count;
+    long ack_id;                 /* 0..2147483647 */
+    long ttl;
+} signalr_sp_op;
+
+/* Each writes one whole frame to *out (owned, signalr_free) and its
+ * length to *out_len.  Data messages carry one payload per protocol
+ * asked: JSON {"type":1,"target":...,"arguments":...}+0x1E and the
+ * MessagePack [1,{},nil,target,arguments,[]] with its varint prefix (the
+ * arguments transcoded from the JSON).  ETOOBIG past max_size. */
+SIGNALR_API signalr_err signalr_sp_encode_data(const signalr_sp_data *d,
+                                               char **out, size_t *out_len,
+                                               signalr_error *err);
+SIGNALR_API signalr_err signalr_sp_encode_op(const signalr_sp_op *o,
+                                             char **out, size_t *out_len,
+                                             signalr_error *err);
+/* connection_type: SIGNALR_SP_WEAK_CONNECTION for a management server. */
+SIGNALR_API signalr_err signalr_sp_encode_handshake(int connection_type,
+                                                    char **out,
+                                                    size_t *out_len,
+                                                    signalr_error *err);
+/* [3, kv[0], kv[1], ...]; n (even) strings, 0 for a keep-alive. */
+SIGNALR_API signalr_err signalr_sp_encode_ping(const char *const *kv,
+                                               size_t n, char **out,
+                                               size_t *out_len,
+                                               signalr_error *err);
+
+/* One message read from the service.  Every pointer is borrowed from the
+ * buffer given to signalr_sp_next; a NULL str[k] is a MessagePack nil.
+ *   2 HandshakeResponse: str[0] error (empty or NULL: accepted),
+ *                        str[1] connection id
+ *   3 Ping:              ping[2i], ping[2i+1] for i < nping
+ *   5 CloseConnection:   str[0] connection id, str[1] error
+ *  15 ServiceError:      str[0] message
+ *  20 Ack:               num[0] ack id, num[1] status, str[0] message
+ *  22 ServiceEvent:      num[0] object type, str[0] id, num[1] kind,
+ *                        str[1] message
+ *  29 AccessKeyResponse: str[0] kid, str[1] key, str[2] error type,
+ *                        str[3] error message
+ * Other types come back with their type only. */
+typedef struct {
+    int type;
+    long long num[2];
+    const char *str[4];
+    size_t len[4];
+    const char *ping[2 * SIGNALR_SP_MAX_PING];
+    size_t ping_len[2 * SIGNALR_SP_MAX_PING];
+    size_t nping;
+} signalr_sp_message;
+
+/* Read the first frame of buf[0..len): 1 with *m filled and *used = the
+ * frame's bytes; 0 when the frame is not complete yet (*used = 0); -1 on
+ * an error: with *used > 0 the frame's message was malformed (err
+ * EREPLY; the caller may go on after it), with *used == 0 the stream is
+ * broken (a bad length prefix, or a frame over max bytes: ETOOBIG; max 0
+ * means 2^31-1). */
+SIGNALR_API int signalr_sp_next(const char *buf, size_t len, size_t max,
+                                signalr_sp_message *m, size_t *used,
+                                signalr_error *err);
+
+
+/* ===== persistent mode: a WebSocket client without I/O =====
+ * The caller moves bytes: signalr_ws_output() gives what to write (then
+ * signalr_ws_written()), signalr_ws_input() takes what was read, and
+ * signalr_ws_stream() gives the received binary messages' bytes, one
+ * continuous stream (then signalr_ws_consume()). */
+typedef struct signalr_ws signalr_ws; /* opaque */
+
+enum {
+    SIGNALR_WS_UPGRADING = 1, /* the upgrade request is out or going */
+    SIGNALR_WS_OPEN = 2,
+    SIGNALR_WS_CLOSING = 3,   /* a close frame was sent or received */
+    SIGNALR_WS_CLOSED = 4
+};
+
+/* host: the Host header ("name[:port]"); path: path and query; headers:
+ * further "Name: value\r\n" lines or NULL.  The upgrade request is the
+ * first output.  Messages may be queued at once; they go out after 101. */
+SIGNALR_API signalr_err signalr_ws_new(signalr_ws **out, const char *host,
+                                       const char *path, const char *headers,
+                                       signalr_error *err);
+SIGNALR_API void signalr_ws_free(signalr_ws *ws); /* NULL ok */
+/* Bytes from the network.  An upgrade refused: ESTATUS with err->status;
+ * a bad answer or broken framing: EREPLY.  Either closes the socket. */
+SIGNALR_API signalr_err signalr_ws_input(signalr_ws *ws, const char *data,
+                                         size_t len, signalr_error *err);
+/* Queue one binary message (copied).  ECONNECT once closing. */
+SIGNALR_API signalr_err signalr_ws_send(signalr_ws *ws, const char *data,
+                                        size_t len, signalr_error *err);
+/* The bytes to write now (borrowed until the next call on ws); at most
+ * 256 KiB are made ready at a time. */
+SIGNALR_API void signalr_ws_output(signalr_ws *ws, const char **data,
+                                   size_t *len);
+SIGNALR_API void signalr_ws_written(signalr_ws *ws, size_t n);
+/* The received stream (borrowed until the next call on ws). */
+SIGNALR_API void signalr_ws_stream(const signalr_ws *ws, const char **data,
+                                   size_t *len);
+SIGNALR_API void signalr_ws_consume(signalr_ws *ws, size_t n);
+/* Bytes queued or ready that the network has not taken yet. */
+SIGNALR_API size_t signalr_ws_pending(const signalr_ws *ws);
+/* Start the close handshake (code 1000: normal). */
+SIGNALR_API void signalr_ws_close(signalr_ws *ws, int code,
+                                  const char *reason);
+/* SIGNALR_WS_*; *close_code (NULL ok): the code of a close frame
+ * received, else 0. */
+SIGNALR_API int signalr_ws_state(const signalr_ws *ws, int *close_code);
+
+/* ===== persistent mode: a socket from libcurl (connect-only) =====
+ * TCP and TLS (and proxies) as libcurl sets them up, connected without
+ * blocking; then raw bytes. */
+typedef struct signalr_sock signalr_sock; /* opaque */
+
+typedef struct {
+    long connect_timeout_ms;  /* 0: 5000 */
+    int insecure;             /* 1: no certificate checks */
+    const char *ca_file;      /* PEM bundle, NULL: the system store */
+} signalr_sock_options;
+
+/* Start connecting to url ("http://host:port/" or "https://..."). */
+SIGNALR_API signalr_err signalr_sock_open(signalr_sock **out,
+                                          const char *url,
+                                          const signalr_sock_options *o,
+                                          signalr_error *err);
+SIGNALR_API void signalr_sock_free(signalr_sock *s); /* NULL ok */
+/* Progress the connect: 1 connected, 0 not yet, -1 failed (err says
+ * why: ECONNECT, ETIMEDOUT). */
+SIGNALR_API int signalr_sock_connect(signalr_sock *s, signalr_error *err);
+/* The descriptors to watch and their events (1 read, 2 write), as
+ * signalr_multi_fds(); the connect's timeout in ms (-1: none). */
+SIGNALR_API int signalr_sock_fds(signalr_sock *s, int *fds, int *events,
+                                 int max);
+SIGNALR_API long signalr_sock_timeout(signalr_sock *s);
+/* Move bytes both ways between a connected socket and ws until neither
+ * side can go on: 1 while open, 0 once the peer closed the socket or ws
+ * is closed, -1 on an error (err says which).  *want_write: 1 when bytes
+ * wait for the socket to take them. */
+SIGNALR_API int signalr_sock_pump(signalr_sock *s, signalr_ws *ws,
+                                  int *want_write, signalr_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -46,7 +46,7 @@ describe("the installed C library", function()
             local bin = emu.dir .. "/send-" .. kind
             local pc = "PKG_CONFIG_PATH=" .. prefix .. "/lib/pkgconfig pkg-config "
             local link = kind == "static"
-                and ("$(" .. pc .. "--cflags signalr) " .. prefix .. "/lib/libsignalr.a -lcurl -lcrypto")
+                and ("$(" .. pc .. "--cflags signalr) " .. prefix .. "/lib/libsignalr.a -lcurl -lcrypto -lwslay")
                 or ("$(" .. pc .. "--cflags --libs signalr) -Wl,-rpath," .. prefix .. "/lib")
             local code, out = sh("cc -std=c99 -Wall -Wextra -Werror " .. env.root
                 .. "/examples/c/send.c -o " .. bin .. " " .. link)

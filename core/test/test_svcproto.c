@@ -1,0 +1,327 @@
+/* test_svcproto.c - the service protocol: the reference sheet's worked
+ * examples byte for byte, every operation's shape, the JSON-to-MessagePack
+ * transcoding of arguments, and the reader on whole, split, unknown and
+ * malformed frames. */
+#include "harness.h"
+#include "signalr.h"
+
+#include <stdlib.h>
+
+static char hexbuf[4096];
+
+static const char *hex(const char *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n && 3 * i + 3 < sizeof hexbuf; i++)
+        snprintf(hexbuf + 3 * i, 4, "%02x ", (unsigned char)p[i]);
+    if (n)
+        hexbuf[3 * i - 1] = '\0';
+    else
+        hexbuf[0] = '\0';
+    return hexbuf;
+}
+
+static size_t unhex(const char *h, char *out)
+{
+    size_t n = 0;
+    unsigned v;
+
+    while (*h) {
+        if (*h == ' ') {
+            h++;
+            continue;
+        }
+        sscanf(h, "%2x", &v);
+        out[n++] = (char)v;
+        h += 2;
+    }
+    return n;
+}
+
+static void test_examples(void)
+{
+    char *out = NULL;
+    size_t n = 0;
+    signalr_error e;
+    signalr_sp_data d;
+    signalr_sp_op o;
+
+    CHECK(signalr_sp_encode_handshake(SIGNALR_SP_WEAK_CONNECTION, &out, &n,
+                                      &e) == SIGNALR_OK, "handshake");
+    CHECK_STR(hex(out, n), "07 96 01 01 02 a0 00 80", "11.1 handshake");
+    signalr_free(out);
+
+    CHECK(signalr_sp_encode_ping(NULL, 0, &out, &n, &e) == SIGNALR_OK,
+          "keep-alive");
+    CHECK_STR(hex(out, n), "02 91 03", "11.2 keep-alive");
+    signalr_free(out);
+    {
+        const char *kv[] = { "status", "1" };
+        CHECK(signalr_sp_encode_ping(kv, 2, &out, &n, &e) == SIGNALR_OK,
+              "status ping");
+        CHECK_STR(hex(out, n), "0b 93 03 a6 73 74 61 74 75 73 a1 31",
+                  "11.2 status ping");
+        signalr_free(out);
+        CHECK(signalr_sp_encode_ping(kv, 1, &out, &n, &e) == SIGNALR_EINVAL,
+              "odd ping: EINVAL");
+    }
+
+    memset(&d, 0, sizeof d);
+    d.type = SIGNALR_SP_BROADCAST;
+    d.target = "newMessage";
+    d.arguments = "[\"hi\"]";
+    d.arguments_len = 6;
+    d.protocols = SIGNALR_SP_JSON | SIGNALR_SP_MESSAGEPACK;
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_OK,
+          "broadcast");
+    CHECK(n == 100, "11.3: a 99-byte body and its 1-byte prefix");
+    CHECK_STR(hex(out, n),
+              "63 94 0a 90 82 a4 6a 73 6f 6e c4 34 7b 22 74 79 70 65 22 3a "
+              "31 2c 22 74 61 72 67 65 74 22 3a 22 6e 65 77 4d 65 73 73 61 "
+              "67 65 22 2c 22 61 72 67 75 6d 65 6e 74 73 22 3a 5b 22 68 69 "
+              "22 5d 7d 1e ab 6d 65 73 73 61 67 65 70 61 63 6b c4 15 14 96 "
+              "01 80 c0 aa 6e 65 77 4d 65 73 73 61 67 65 91 a2 68 69 90 80",
+              "11.3 broadcast, both protocols");
+    signalr_free(out);
+
+    memset(&o, 0, sizeof o);
+    o.type = SIGNALR_SP_JOIN_GROUP_WITH_ACK;
+    o.id = "conn1";
+    o.group = "g1";
+    o.ack_id = 1;
+    o.ttl = SIGNALR_TTL_NONE;
+    CHECK(signalr_sp_encode_op(&o, &out, &n, &e) == SIGNALR_OK, "join");
+    CHECK_STR(hex(out, n), "0d 95 12 a5 63 6f 6e 6e 31 a2 67 31 01 80",
+              "11.4 join with ack");
+    signalr_free(out);
+
+    o.type = SIGNALR_SP_USER_JOIN_GROUP_WITH_ACK;
+    o.id = "u1";
+    o.ack_id = 2;
+    o.ttl = 60;
+    CHECK(signalr_sp_encode_op(&o, &out, &n, &e) == SIGNALR_OK, "user join");
+    CHECK_STR(hex(out, n), "0c 95 1a a2 75 31 a2 67 31 02 81 02 3c",
+              "11.4 user join with ttl");
+    signalr_free(out);
+
+    memset(&o, 0, sizeof o);
+    o.type = SIGNALR_SP_CHECK_USER_EXISTENCE;
+    o.id = "u1";
+    o.ack_id = 3;
+    CHECK(signalr_sp_encode_op(&o, &out, &n, &e) == SIGNALR_OK, "check");
+    CHECK_STR(hex(out, n), "07 94 19 a2 75 31 03 80", "11.4 user exists");
+    signalr_free(out);
+}
+
+static void test_ops(void)
+{
+    char *out = NULL;
+    size_t n = 0;
+    signalr_error e;
+    signalr_sp_op o;
+    const char *ex[] = { "c9" };
+
+    memset(&o, 0, sizeof o);
+    o.type = SIGNALR_SP_LEAVE_GROUP_WITH_ACK;
+    o.id = "c1";
+    o.ack_id = 7;
+    CHECK(signalr_sp_encode_op(&o, &out, &n, &e) == SIGNALR_OK, "leave all");
+    CHECK_STR(hex(out, n), "08 95 13 a2 63 31 c0 07 80",
+              "a nil group: every group");
+    signalr_free(out);
+
+    o.type = SIGNALR_SP_CLOSE_CONNECTION;
+    o.text = "bye";
+    CHECK(signalr_sp_encode_op(&o, &out, &n, &e) == SIGNALR_OK, "close");
+    CHECK_STR(hex(out, n), "0b 95 05 a2 63 31 a3 62 79 65 80 80",
+              "close: id, reason, headers, ext");
+    signalr_free(out);
+
+    memset(&o, 0, sizeof o);
+    o.type = SIGNALR_SP_CLOSE_GROUP_CONNECTIONS;
+    o.id = "g";
+    o.list = ex;
+    o.count = 1;
+    o.ack_id = 300;
+    CHECK(signalr_sp_encode_op(&o, &out, &n, &e) == SIGNALR_OK, "close group");
+    CHECK_STR(hex(out, n), "0d 96 21 a1 67 a0 cd 01 2c 91 a2 63 39 80",
+              "close group: ack 300 as uint16, excluded list");
+    signalr_free(out);
+
+    memset(&o, 0, sizeof o);
+    o.type = SIGNALR_SP_JOIN_GROUP_WITH_ACK;
+    o.id = "c1";
+    CHECK(signalr_sp_encode_op(&o, &out, &n, &e) == SIGNALR_EINVAL &&
+          out == NULL, "join without a group: EINVAL");
+    o.type = 4;
+    CHECK(signalr_sp_encode_op(&o, &out, &n, &e) == SIGNALR_EINVAL,
+          "type 4 is not an operation");
+    o.type = SIGNALR_SP_CHECK_USER_EXISTENCE;
+    o.ack_id = -1;
+    CHECK(signalr_sp_encode_op(&o, &out, &n, &e) == SIGNALR_EINVAL,
+          "a negative ack id: EINVAL");
+}
+
+static void test_data(void)
+{
+    char *out = NULL;
+    size_t n = 0;
+    signalr_error e;
+    signalr_sp_data d;
+    const char *users[] = { "a", "b" };
+    char *big;
+
+    memset(&d, 0, sizeof d);
+    d.type = SIGNALR_SP_MULTI_USER_DATA;
+    d.list = users;
+    d.count = 2;
+    d.target = "t";
+    d.arguments = " [1, -1, -200, 3.5, true, false, null, \"\\u00e9\\n\","
+                  " {\"k\": [70000]}, 5000000000, \"\\ud83d\\ude00\"] ";
+    d.arguments_len = strlen(d.arguments);
+    d.protocols = SIGNALR_SP_MESSAGEPACK;
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_OK,
+          "multi-user");
+    CHECK_STR(hex(out, n),
+              "4c 94 09 92 a1 61 a1 62 81 ab 6d 65 73 73 61 67 65 70 61 63 "
+              "6b c4 35 34 96 01 80 c0 a1 74 9b 01 ff d1 ff 38 cb 40 0c 00 "
+              "00 00 00 00 00 c3 c2 c0 a3 c3 a9 0a 81 a1 6b 91 ce 00 01 11 "
+              "70 cf 00 00 00 01 2a 05 f2 00 a4 f0 9f 98 80 90 80",
+              "every JSON kind transcoded, smallest widths");
+    signalr_free(out);
+
+    d.type = SIGNALR_SP_GROUP_BROADCAST;
+    d.id = "g1";
+    d.list = NULL;
+    d.count = 0;
+    d.arguments = NULL;
+    d.protocols = SIGNALR_SP_JSON;
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_OK, "group");
+    CHECK(n > 10 && (unsigned char)out[1] == 0x97 && out[2] == 13,
+          "group: array of 7, type 13");
+    CHECK(!memcmp(out + n - 3, "\x80\x90\xc0", 3),
+          "group: ext, no excluded users, no caller");
+    signalr_free(out);
+
+    d.arguments = "{}";
+    d.arguments_len = 2;
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_EINVAL,
+          "arguments not an array: EINVAL");
+    d.arguments = NULL;
+    d.id = NULL;
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_EINVAL,
+          "a group send without a group: EINVAL");
+    d.id = "g";
+    d.protocols = 0;
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_EINVAL,
+          "no protocol: EINVAL");
+    d.protocols = SIGNALR_SP_JSON;
+    d.target = "";
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_EINVAL,
+          "an empty target: EINVAL");
+
+    /* 5 MB in one argument: a 4-byte length prefix, and the limit */
+    big = malloc(5 * 1024 * 1024 + 8);
+    big[0] = '[';
+    big[1] = '"';
+    memset(big + 2, 'x', 5 * 1024 * 1024);
+    memcpy(big + 2 + 5 * 1024 * 1024, "\"]", 3);
+    d.target = "big";
+    d.arguments = big;
+    d.arguments_len = strlen(big);
+    d.protocols = SIGNALR_SP_JSON | SIGNALR_SP_MESSAGEPACK;
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_OK, "5 MB");
+    CHECK(n > 10 * 1024 * 1024 && n < 10 * 1024 * 1024 + 200,
+          "5 MB: both payloads");
+    {
+        signalr_sp_message m;
+        size_t used = 0;
+        CHECK(signalr_sp_next(out, n - 1, 0, &m, &used, &e) == 0 &&
+              used == 0, "a frame short of one byte: not complete");
+        CHECK(signalr_sp_next(out, n, 0, &m, &used, &e) == 1 && used == n &&
+              m.type == SIGNALR_SP_GROUP_BROADCAST,
+              "the reader spans the whole frame");
+        CHECK(signalr_sp_next(out, n, 1024 * 1024, &m, &used, &e) == -1 &&
+              e.code == SIGNALR_ETOOBIG && used == 0,
+              "a frame over the reader's limit: ETOOBIG");
+    }
+    signalr_free(out);
+    d.max_size = 4 * 1024 * 1024;
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_ETOOBIG &&
+          out == NULL && strstr(e.msg, "limit"), "over max_size: ETOOBIG");
+    free(big);
+}
+
+static void test_reader(void)
+{
+    char buf[256];
+    size_t n, used;
+    signalr_sp_message m;
+    signalr_error e;
+
+    n = unhex("03 92 02 a0", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && used == 4 &&
+          m.type == 2 && m.len[0] == 0 && m.str[1] == NULL,
+          "11.1 minimal handshake response");
+    n = unhex("0a 94 02 c0 80 a5 63 6f 6e 6e 31", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && m.type == 2 &&
+          m.str[0] == NULL && m.len[1] == 5 && !memcmp(m.str[1], "conn1", 5),
+          "11.1 full handshake response");
+    n = unhex("06 95 14 01 01 a0 80", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && m.type == 20 &&
+          m.num[0] == 1 && m.num[1] == 1, "11.4 ack");
+    n = unhex("05 94 14 01 01 a0", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && m.num[1] == 1,
+          "11.4 ack of 4 items");
+    n = unhex("0a 95 14 d2 7f ff ff ff 02 a0 80", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 &&
+          m.num[0] == 2147483647 && m.num[1] == 2, "ack id as int32");
+    n = unhex("0b 93 03 a6 73 74 61 74 75 73 a1 30", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && m.type == 3 &&
+          m.nping == 1 && m.ping_len[0] == 6 && m.ping[1][0] == '0',
+          "status ping");
+    n = unhex("02 91 03 0b 93 03", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && used == 3 &&
+          m.nping == 0, "keep-alive, then a partial frame");
+    CHECK(signalr_sp_next(buf + used, n - used, 0, &m, &used, &e) == 0,
+          "the partial frame waits");
+    n = unhex("05 92 0f a2 6e 6f", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && m.type == 15 &&
+          m.len[0] == 2, "service error");
+    n = unhex("0b 96 1d a1 6b a3 6b 65 79 a0 a0 80", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && m.type == 29 &&
+          m.len[1] == 3 && m.len[2] == 0, "access key response");
+    n = unhex("09 96 16 01 a1 63 02 a1 6d 80", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && m.type == 22 &&
+          m.num[0] == 1 && m.num[1] == 2, "service event");
+    n = unhex("04 92 63 c1 00", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && m.type == 99 &&
+          used == 5, "an unknown type is read over, by its length");
+    n = unhex("03 92 14 01", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == -1 && used == 4 &&
+          e.code == SIGNALR_EREPLY, "a short ack: EREPLY, frame passed");
+    n = unhex("02 91 a1", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == -1 && used == 3,
+          "not an integer type: EREPLY");
+    n = unhex("06 dd ff ff ff ff 03", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == -1 && used == 7 &&
+          e.code == SIGNALR_EREPLY,
+          "a ping declaring 2^32 items in 6 bytes: EREPLY, nothing allocated");
+    n = unhex("ff ff ff ff ff 01", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == -1 && used == 0,
+          "a six-byte length prefix breaks the stream");
+    n = unhex("80 80 80 80 08", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == -1 && used == 0 &&
+          e.code == SIGNALR_ETOOBIG, "a frame of 2^31 bytes: ETOOBIG");
+    CHECK(signalr_sp_next(buf, 0, 0, &m, &used, &e) == 0, "no bytes: wait");
+}
+
+int main(void)
+{
+    test_examples();
+    test_ops();
+    test_data();
+    test_reader();
+    return t_done("test_svcproto");
+}
