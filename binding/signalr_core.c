@@ -8,8 +8,7 @@
  * and `body`.  C memory is never live across a call that can raise: built
  * requests sit in a userdata box whose __gc releases them. */
 #define _POSIX_C_SOURCE 200809L
-#include "compat.h"
-#include "signalr.h"
+#include "binding.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -68,6 +67,16 @@ static int push_fail(lua_State *L, const signalr_error *e)
     lua_pushstring(L, e->msg[0] ? e->msg : signalr_strerror(e->code));
     push_details(L, e);
     return 3;
+}
+
+int sr_lua_push_fail(lua_State *L, const signalr_error *e)
+{
+    return push_fail(L, e);
+}
+
+void sr_lua_push_details(lua_State *L, const signalr_error *e)
+{
+    push_details(L, e);
 }
 
 static int fail_msg(lua_State *L, signalr_err code, const char *msg)
@@ -804,6 +813,30 @@ static int l_client_negotiate(lua_State *L)
     return 2;
 }
 
+/* client:server_token(hub, server_id, want_token[, lifetime[, now]])
+ * -> url, token|nil | nil, msg, details (persistent mode) */
+static int l_client_server_token(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    const char *hub = luaL_checkstring(L, 2);
+    const char *id = luaL_optstring(L, 3, NULL);
+    int want = lua_toboolean(L, 4);
+    long lifetime = (long)luaL_optnumber(L, 5, 0);
+    time_t now = (time_t)luaL_optnumber(L, 6, (lua_Number)time(NULL));
+    signalr_error e;
+    box *b = new_box(L);
+
+    if (signalr_client_server_token(lc->c, hub, id, lifetime, now, &b->a,
+                                    want ? &b->b : NULL, &e))
+        return push_fail(L, &e);
+    lua_pushstring(L, b->a);
+    if (b->b)
+        lua_pushstring(L, b->b);
+    else
+        lua_pushnil(L);
+    return 2;
+}
+
 /* ===== stateless functions ===== */
 
 /* core.read_reply(op, status, error_code|nil, body|nil)
@@ -978,6 +1011,7 @@ static const luaL_Reg client_methods[] = {
     {"call", l_client_call},
     {"build", l_client_build},
     {"negotiate", l_client_negotiate},
+    {"server_token", l_client_server_token},
     {"info", l_client_info},
     {"submit", l_client_submit},
     {"poll", l_client_poll},
@@ -1087,6 +1121,22 @@ static int l_pollset_add(lua_State *L)
     return 1;
 }
 
+/* set:watch(fd, read, write) -> true | nil, msg, details */
+static int l_pollset_watch(lua_State *L)
+{
+    lpollset *p = check_pollset(L);
+    lua_Integer fd = luaL_checkinteger(L, 2);
+    int ev = (lua_toboolean(L, 3) ? 1 : 0) | (lua_toboolean(L, 4) ? 2 : 0);
+    signalr_error e;
+
+    if (fd < 0 || fd > 0x7fffffff)
+        return luaL_argerror(L, 2, "not a descriptor");
+    if (signalr_pollset_watch(p->s, (int)fd, ev, &e))
+        return push_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_pollset_remove(lua_State *L)
 {
     lpollset *p = check_pollset(L);
@@ -1129,6 +1179,7 @@ static int l_pollset_close(lua_State *L)
 
 static const luaL_Reg pollset_methods[] = {
     {"add", l_pollset_add},
+    {"watch", l_pollset_watch},
     {"remove", l_pollset_remove},
     {"fd", l_pollset_fd},
     {"wait", l_pollset_wait},
@@ -1201,6 +1252,7 @@ __attribute__((visibility("default"))) int luaopen_signalr_core(lua_State *L)
     }
     lua_pop(L, 1);
     luaL_newlib(L, funcs);
+    sr_lua_open_persistent(L);
     lua_createtable(L, SIGNALR_OP_MAX, 0);
     for (i = 0; i < SIGNALR_OP_MAX; i++) {
         lua_pushstring(L, signalr_op_name((signalr_op)i));

@@ -42,7 +42,7 @@ build = {
             "core/src/ops.c", "core/src/pollset.c", "core/src/reply.c", "core/src/request.c",
             "core/src/retry.c", "core/src/sock.c", "core/src/svcproto.c",
             "core/src/upstream.c", "core/src/ws.c", "core/src/url.c", "core/src/validate.c",
-            "binding/signalr_core.c",
+            "binding/signalr_core.c", "binding/persistent.c",
          },
          incdirs = { "core/include", "core/src", "$(OPENSSL_INCDIR)", "$(WSLAY_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(WSLAY_LIBDIR)" },

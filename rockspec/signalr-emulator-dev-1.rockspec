@@ -40,6 +40,7 @@ build = {
       ["signalr_emulator.entra"] = "emulator/signalr_emulator/entra.lua",
       ["signalr_emulator.upstream"] = "emulator/signalr_emulator/upstream.lua",
       ["signalr_emulator.msgpack"] = "emulator/signalr_emulator/msgpack.lua",
+      ["signalr_emulator.server"] = "emulator/signalr_emulator/server.lua",
    },
    install = {
       bin = { ["signalr-emulator"] = "bin/signalr-emulator" },

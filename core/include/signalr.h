@@ -457,6 +457,19 @@ SIGNALR_API signalr_err signalr_client_negotiate(signalr_client *c,
                                                  char **url, char **token,
                                                  signalr_error *err);
 
+/* Persistent mode: the URL of a server connection,
+ * "<ServerEndpoint or Endpoint>/server/?hub=<lower(app)_>lower(hub)" with
+ * an http(s) scheme, and (token not NULL) its HS256 token: aud is
+ * "<scheme>://<Endpoint host>/server/?hub=..." (no port), nameid the
+ * server id, lifetime seconds (0: one hour).  With token NULL only the
+ * URL is made (Microsoft Entra ID: the bearer is the identity's token). */
+SIGNALR_API signalr_err signalr_client_server_token(signalr_client *c,
+                                                    const char *hub,
+                                                    const char *server_id,
+                                                    long lifetime, time_t now,
+                                                    char **url, char **token,
+                                                    signalr_error *err);
+
 /* ===== HTTP transport (libcurl easy, blocking, keep-alive) ===== */
 
 typedef struct signalr_http signalr_http; /* opaque; one reusable handle */
@@ -639,12 +652,16 @@ SIGNALR_API signalr_err signalr_pollset_new(signalr_pollset **out,
 /* Watch fd for readability (adding one twice is not an error). */
 SIGNALR_API signalr_err signalr_pollset_add(signalr_pollset *s, int fd,
                                             signalr_error *err);
+/* Watch fd for events (1 readable, 2 writable, both: 3), replacing what
+ * it was watched for (persistent mode: a socket with bytes to write). */
+SIGNALR_API signalr_err signalr_pollset_watch(signalr_pollset *s, int fd,
+                                              int events, signalr_error *err);
 /* Stop watching fd (not watched: not an error). */
 SIGNALR_API void signalr_pollset_remove(signalr_pollset *s, int fd);
 /* The set's own descriptor: readable when a watched one is. */
 SIGNALR_API int signalr_pollset_fd(const signalr_pollset *s);
 /* Wait at most timeout_ms (0: just look, -1: no limit) until a watched
- * descriptor is readable: 1 readable, 0 timed out (or interrupted), -1 on
+ * descriptor is ready: 1 readable, 0 timed out (or interrupted), -1 on
  * an error (err says which). */
 SIGNALR_API int signalr_pollset_wait(signalr_pollset *s, long timeout_ms,
                                      signalr_error *err);
@@ -822,6 +839,10 @@ SIGNALR_API void signalr_ws_written(signalr_ws *ws, size_t n);
 SIGNALR_API void signalr_ws_stream(const signalr_ws *ws, const char **data,
                                    size_t *len);
 SIGNALR_API void signalr_ws_consume(signalr_ws *ws, size_t n);
+/* Bytes the network took since signalr_ws_new (the upgrade request
+ * first; a message of n bytes is n + 6, 8 or 14 bytes on the wire, as
+ * n < 126, n < 65536 or more), to tell which messages left. */
+SIGNALR_API unsigned long long signalr_ws_taken(const signalr_ws *ws);
 /* Bytes queued or ready that the network has not taken yet. */
 SIGNALR_API size_t signalr_ws_pending(const signalr_ws *ws);
 /* Start the close handshake (code 1000: normal). */

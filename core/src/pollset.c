@@ -63,6 +63,30 @@ signalr_err signalr_pollset_add(signalr_pollset *s, int fd, signalr_error *err)
 #endif
 }
 
+signalr_err signalr_pollset_watch(signalr_pollset *s, int fd, int events,
+                                  signalr_error *err)
+{
+#ifdef __linux__
+    struct epoll_event e;
+
+    memset(&e, 0, sizeof(e));
+    e.events = (events & 1 ? EPOLLIN : 0) | (events & 2 ? EPOLLOUT : 0);
+    e.data.fd = fd;
+    if (fd < 0)
+        return sr__fail(err, SIGNALR_EINVAL, "not a descriptor: %d", fd);
+    if (epoll_ctl(s->fd, EPOLL_CTL_MOD, fd, &e) == 0 ||
+        (errno == ENOENT && epoll_ctl(s->fd, EPOLL_CTL_ADD, fd, &e) == 0))
+        return SIGNALR_OK;
+    return sr__fail(err, SIGNALR_EINVAL, "cannot watch descriptor %d: %s", fd,
+                    strerror(errno));
+#else
+    (void)s;
+    (void)fd;
+    (void)events;
+    return sr__fail(err, SIGNALR_EUNSUPPORTED, "no epoll on this platform");
+#endif
+}
+
 void signalr_pollset_remove(signalr_pollset *s, int fd)
 {
 #ifdef __linux__

@@ -1028,3 +1028,81 @@ signalr_err signalr_client_negotiate(signalr_client *c, const char *hub,
     }
     return rc;
 }
+
+signalr_err signalr_client_server_token(signalr_client *c, const char *hub,
+                                        const char *server_id, long lifetime,
+                                        time_t now, char **url, char **token,
+                                        signalr_error *err)
+{
+    sr__buf b = {0};
+    char *path, *aud, *extra;
+    size_t n, pn, toklen = 0;
+    signalr_err rc;
+
+    sr__ok(err);
+    if (!url)
+        return sr__fail(err, SIGNALR_EINVAL, "missing output");
+    *url = NULL;
+    if (token)
+        *token = NULL;
+    if (!hub)
+        return sr__fail(err, SIGNALR_EINVAL, "hub name is missing");
+    rc = signalr_validate_hub(hub, strlen(hub), err);
+    if (!rc && token && server_id)
+        rc = signalr_validate_id("server id", server_id, strlen(server_id),
+                                 err);
+    if (rc)
+        return rc;
+    if (token && !signalr_connstr_has_key(c->cs) && !c->temp_key)
+        return sr__fail(err, SIGNALR_EINVAL, "a server token is signed with "
+                        "an AccessKey; with Microsoft Entra ID the bearer "
+                        "is the identity's own token");
+    sr__buf_adds(&b, "/server/?hub=");
+    if (c->application) {
+        sr__buf_adds(&b, c->application);
+        sr__buf_add(&b, "_", 1);
+    }
+    n = b.len;
+    sr__buf_adds(&b, hub);
+    if (b.p)
+        lower(b.p + n);
+    path = sr__buf_take(&b, &pn);
+    if (!path)
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    sr__buf_adds(&b, signalr_connstr_server_endpoint(c->cs));
+    sr__buf_add(&b, path, pn);
+    *url = sr__buf_take(&b, NULL);
+    if (!*url) {
+        free(path);
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    }
+    if (!token) {
+        free(path);
+        return SIGNALR_OK;
+    }
+    /* aud: the Endpoint's scheme and host (never ServerEndpoint's, no
+     * port), as the service SDK's token provider builds it */
+    sr__buf_adds(&b, signalr_connstr_audience_base(c->cs));
+    sr__buf_add(&b, path, pn);
+    free(path);
+    aud = sr__buf_take(&b, NULL);
+    sr__buf_addf(&b, "\"nbf\":%ld", (long)now);
+    if (server_id) {
+        sr__buf_adds(&b, ",\"nameid\":");
+        sr__buf_add_json_string(&b, server_id, strlen(server_id));
+    }
+    extra = sr__buf_take(&b, &n);
+    if (!aud || !extra)
+        rc = sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    else
+        rc = sign_claims(c, aud, now, lifetime > 0 ? lifetime
+                                                   : DEFAULT_LIFETIME,
+                         extra, n, token, &toklen, err);
+    free(aud);
+    free(extra);
+    if (rc) {
+        free(*url);
+        *url = NULL;
+    }
+    return rc;
+}

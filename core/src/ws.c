@@ -28,6 +28,7 @@ struct signalr_ws {
     char accept[32];              /* the Sec-WebSocket-Accept expected */
     sr__buf out;                  /* bytes ready for the network */
     size_t out_pos;
+    unsigned long long taken;     /* bytes the network took in all */
     const unsigned char *feed;    /* input handed to wslay */
     size_t feed_len;
     sr__buf rx;                   /* read, not yet taken by wslay */
@@ -409,6 +410,12 @@ void signalr_ws_written(signalr_ws *ws, size_t n)
     if (n > ws->out.len - ws->out_pos)
         n = ws->out.len - ws->out_pos;
     ws->out_pos += n;
+    ws->taken += n;
+}
+
+unsigned long long signalr_ws_taken(const signalr_ws *ws)
+{
+    return ws->taken;
 }
 
 void signalr_ws_stream(const signalr_ws *ws, const char **data, size_t *len)

@@ -29,6 +29,7 @@ local function same_host(a, authority)
     local b = host_of(authority)
     return a == b or (LOOPBACK[a] and LOOPBACK[b]) or false
 end
+_M.same_host = same_host
 
 -- Verify the signature and expiry; decode the claims.
 local function claims_of(key, token, now)

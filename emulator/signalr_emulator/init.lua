@@ -7,6 +7,7 @@ local h1_connection = require "http.h1_connection"
 local util = require "signalr_emulator.util"
 local rest = require "signalr_emulator.rest"
 local client = require "signalr_emulator.client"
+local server = require "signalr_emulator.server"
 local hubs_mod = require "signalr_emulator.hubs"
 local auth = require "signalr_emulator.auth"
 local entra = require "signalr_emulator.entra"
@@ -89,6 +90,8 @@ function _M.new(opts)
         upstreams = opts.upstreams or {},
         -- Server-Sent Events and Long Polling connections by token
         sessions = {},
+        -- server connections (persistent mode), as a set
+        server_conns = {},
         upstream_timeout = opts.upstream_timeout or 30,
     }, Emu)
     if opts.entra then
@@ -129,6 +132,11 @@ local function admin(self, stream, method, path)
             clients = self.state.count,
             entra = self.entra and self.entra.counts or nil,
             temp_keys = self.stats.temp_keys or 0,
+            server_connections = self.stats.server_connections or 0,
+            server_handshakes = self.stats.server_handshakes or 0,
+            server_messages = self.stats.server_messages or 0,
+            server_deliveries = self.stats.server_deliveries or 0,
+            server_types = self.stats.server_types or nil,
         }, nil, method)
     elseif what == "faults" and method == "POST" then
         local body = stream:get_body_chars(64 * 1024 + 1, 5) or ""
@@ -138,14 +146,17 @@ local function admin(self, stream, method, path)
             return 413
         end
         local ok, f = pcall(cjson.decode, body)
-        if not ok or type(f) ~= "table" or (f.mode ~= "status" and f.mode ~= "stall"
+        local server_mode = type(f) == "table" and f.scope == "server"
+            and (f.mode == "status" or f.mode == "refuse" or f.mode == "stall")
+        if not ok or type(f) ~= "table" or (not server_mode and f.mode ~= "status" and f.mode ~= "stall"
                                              and f.mode ~= "reset" and f.mode ~= "reset_after"
                                              and f.mode ~= "audience" and f.mode ~= "truncate")
-                or (f.scope ~= nil and f.scope ~= "rest" and f.scope ~= "entra")
+                or (f.scope ~= nil and f.scope ~= "rest" and f.scope ~= "entra" and not server_mode)
                 or (f.path ~= nil and type(f.path) ~= "string") then
             util.error_reply(stream, 400, "Error.Fault.Invalid",
                 'expected {"mode":"status"|"stall"|"reset"|"reset_after"|"truncate"|"audience",'
-                .. ' "count":N, "scope":"rest"|"entra", "path":"part of the path", ...}', method)
+                .. ' "count":N, "scope":"rest"|"entra", "path":"part of the path", ...}'
+                .. ' or {"scope":"server", "mode":"status"|"refuse"|"stall", "count":N}', method)
             return 400
         end
         f.scope = f.scope or "rest"
@@ -155,6 +166,21 @@ local function admin(self, stream, method, path)
     elseif what == "faults" and method == "DELETE" then
         self.faults = {}
         util.reply(stream, 204, nil, nil, method)
+    elseif what == "servers" and method == "GET" then
+        local out = {}
+        for sc in pairs(self.server_conns) do
+            out[#out + 1] = { id = sc.id, hub = sc.key, handshaken = sc.handshaken or false }
+        end
+        util.reply(stream, 200, #out > 0 and cjson.encode(out) or "[]", nil, method)
+    elseif what == "servers" and method == "DELETE" then
+        -- drop every server connection at once, as a service restart would
+        local n = 0
+        for sc in pairs(self.server_conns) do
+            sc.drop()
+            n = n + 1
+        end
+        self:log("info", "dropped %d server connection(s)", n)
+        util.reply(stream, 200, cjson.encode { dropped = n }, nil, method)
     elseif what == "clients" and method == "GET" then
         local out = {}
         for key, h in pairs(self.state.hubs) do
@@ -171,6 +197,22 @@ local function admin(self, stream, method, path)
         return 404
     end
     return 200
+end
+
+--- The first server-connection fault of this mode, if any; taken (its
+-- count lowered) unless peek.
+function Emu:server_fault(mode, peek)
+    for i, f in ipairs(self.faults) do
+        if f.scope == "server" and f.mode == mode then
+            if not peek then
+                f.count = f.count - 1
+                if f.count <= 0 then table.remove(self.faults, i) end
+                self:log("info", "fault: server %s", mode)
+            end
+            return f
+        end
+    end
+    return nil
 end
 
 -- Apply the next injected fault of this scope ("rest", or "entra" for the
@@ -336,6 +378,8 @@ function Emu:onstream(stream)
         rec.status = status
     elseif path == "/client/negotiate" or path == "/client/negotiate/" then
         status = client.negotiate(self, stream, req, method, util.parse_query(qs))
+    elseif path == "/server" or path == "/server/" then
+        status = server.connect(self, stream, req, method, util.parse_query(qs))
     elseif path == "/client" or path == "/client/" then
         status = client.connect(self, stream, req, method, util.parse_query(qs))
     elseif path:sub(1, 11) == "/_emulator/" then

@@ -154,6 +154,75 @@ function Hub:to_connection(connection_id, target, args, opts)
         names_of(opts.endpoints, "to_connection"))
 end
 
+-- A non-empty list of strings, or raise.
+local function need_list(v, what, method)
+    if type(v) ~= "table" or v[1] == nil then
+        error("signalr." .. method .. ": " .. what .. " must be a non-empty list of strings, got "
+            .. (type(v) == "table" and "an empty table" or type(v)), 3)
+    end
+    local n = 0
+    for k in pairs(v) do
+        n = n + 1
+        if type(k) ~= "number" then
+            error("signalr." .. method .. ": " .. what .. " must be a list (key "
+                .. tostring(k) .. ")", 3)
+        end
+    end
+    for i = 1, n do
+        if type(v[i]) ~= "string" then
+            error("signalr." .. method .. ": " .. what .. "[" .. i .. "] must be a string, got "
+                .. type(v[i]), 3)
+        end
+    end
+    return v
+end
+
+local function multi(method, list_name, param)
+    return function(self, ids, target, args, opts)
+        check_self(self, method)
+        need_list(ids, list_name, method)
+        need_string(target, "target", method)
+        opts = opt_table(opts, "opts", method, ONLY_ENDPOINTS)
+        return send(self, method, method, { [param] = ids, target = target }, args,
+            names_of(opts.endpoints, method))
+    end
+end
+
+--- Send to every connection of several users: one message in persistent
+-- mode (the service protocol's MultiUserData), one REST send per user in
+-- transient mode (the REST API has no such route).
+-- @function Hub:to_users
+-- @tparam {string,...} user_ids
+-- @tparam string target the client method name
+-- @tparam[opt] table args the invocation's arguments (a sequence)
+-- @tparam[opt] table opts `endpoints`
+-- @treturn[1] true (persistent mode while no connection is up: a request object)
+-- @treturn[2] nil, message, details (transient: `delivered`, `failed`)
+Hub.to_users = multi("to_users", "user_ids", "users")
+
+--- Send to every connection in several groups (each connection once):
+-- MultiGroupBroadcastData in persistent mode, one REST send per group in
+-- transient mode.
+-- @function Hub:to_groups
+-- @tparam {string,...} groups
+-- @tparam string target the client method name
+-- @tparam[opt] table args the invocation's arguments (a sequence)
+-- @tparam[opt] table opts `endpoints`
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
+Hub.to_groups = multi("to_groups", "groups", "groups")
+
+--- Send to several connections: MultiConnectionData in persistent mode,
+-- one REST send per connection in transient mode.
+-- @function Hub:to_connections
+-- @tparam {string,...} connection_ids
+-- @tparam string target the client method name
+-- @tparam[opt] table args the invocation's arguments (a sequence)
+-- @tparam[opt] table opts `endpoints`
+-- @treturn[1] true
+-- @treturn[2] nil, message, details
+Hub.to_connections = multi("to_connections", "connection_ids", "connections")
+
 --- Add a connection to a group.
 -- @function Hub:add_connection_to_group
 -- @tparam string connection_id

@@ -7,6 +7,7 @@ local hub_mod = require "signalr.hub"
 local json = require "signalr.json"
 local auth_mod = require "signalr.auth"
 local endpoints_mod = require "signalr.endpoints"
+local persistent = require "signalr.persistent"
 
 local type, error, pairs, tostring, setmetatable, getmetatable, pcall =
     type, error, pairs, tostring, setmetatable, getmetatable, pcall
@@ -56,6 +57,14 @@ local OPTIONS = {
     health_timeout = "number",  -- endpoints: seconds a check may take (2)
     health_retries = "number",  -- endpoints: extra attempts before offline (2)
     health_retry_delay = "number", -- endpoints: seconds between attempts (3)
+    mode = "string",            -- "transient" (REST, default) or "persistent"
+    connection_count = "number",-- persistent: server connections per hub (1)
+    max_message_size = "number",-- persistent: bytes a message may be (16 MiB)
+    protocols = "table",        -- persistent: client protocols to serialize for
+    handshake_timeout = "number", -- persistent: seconds for connect + handshake (15)
+    keepalive_interval = "number", -- persistent: seconds of quiet before a ping (5)
+    server_timeout = "number",  -- persistent: seconds of service silence = dead (30)
+    ack_timeout = "number",     -- persistent: seconds an acknowledgement may take (10)
 }
 local MULTI_ONLY = { router = true, health_interval = true, health_timeout = true,
                      health_retries = true, health_retry_delay = true }
@@ -69,6 +78,13 @@ _M.DEFAULTS = {
 local Client = {}
 Client.__index = Client
 local Request = {}
+-- Multi-target sends: the single send each target gets in transient
+-- mode, the list parameter, the single parameter.
+local MULTI_SEND = {
+    to_users = { "to_user", "users", "user" },
+    to_groups = { "to_group", "groups", "group" },
+    to_connections = { "to_connection", "connections", "connection" },
+}
 
 local function check_opts(opts)
     for k, v in pairs(opts) do
@@ -116,6 +132,48 @@ local function check_opts(opts)
     local hd = opts.health_retry_delay
     if hd ~= nil and not (hd >= 0 and hd < 1e9) then
         error("signalr.new: option 'health_retry_delay' must be a number from 0", 3)
+    end
+    local mode = opts.mode
+    if mode ~= nil and mode ~= "transient" and mode ~= "persistent" then
+        error("signalr.new: option 'mode' must be \"transient\" or \"persistent\"", 3)
+    end
+    if mode == "persistent" and opts.async then
+        error("signalr.new: mode 'persistent' is already asynchronous (sends return once"
+            .. " the frame is handed to a connection): leave 'async' off", 3)
+    end
+    for _, k in pairs { "handshake_timeout", "keepalive_interval", "server_timeout", "ack_timeout" } do
+        local v = opts[k]
+        if v ~= nil and not (v >= 0.01 and v < 1e9) then
+            error("signalr.new: option '" .. k .. "' must be a number of seconds from 0.01", 3)
+        end
+    end
+    local cc = opts.connection_count
+    if cc ~= nil and not (cc >= 1 and cc <= 64 and floor(cc) == cc) then
+        error("signalr.new: option 'connection_count' must be an integer from 1 to 64", 3)
+    end
+    local mm = opts.max_message_size
+    if mm ~= nil and not (mm >= 1024 and mm <= 2147483647 and floor(mm) == mm) then
+        error("signalr.new: option 'max_message_size' must be a whole number of bytes"
+            .. " from 1024 to 2147483647", 3)
+    end
+    if opts.protocols ~= nil then
+        local n = 0
+        for k, v in pairs(opts.protocols) do
+            n = n + 1
+            if type(k) ~= "number" or (v ~= "json" and v ~= "messagepack") then
+                error("signalr.new: option 'protocols' must be a list of \"json\" and"
+                    .. " \"messagepack\"", 3)
+            end
+        end
+        if n == 0 then error("signalr.new: option 'protocols' must name at least one protocol", 3) end
+    end
+    if mode ~= "persistent" then
+        for _, k in pairs { "connection_count", "max_message_size", "protocols", "handshake_timeout",
+                            "keepalive_interval", "server_timeout", "ack_timeout" } do
+            if opts[k] ~= nil then
+                error("signalr.new: option '" .. k .. "' is for mode = \"persistent\"", 3)
+            end
+        end
     end
 end
 
@@ -191,7 +249,7 @@ function _M.new(opts)
         transport_ngx = transport_ngx or require "signalr.transport_ngx"
         ngx_transport = transport_ngx.new(o)
     end
-    return setmetatable({
+    local client = setmetatable({
         _ngx = ngx_transport,
         _core = handle,
         _async = o.async or nil,
@@ -205,6 +263,15 @@ function _M.new(opts)
         -- and callbacks waiting for a token
         _open = 0, _ready = {}, _handlers = {}, _token_waiters = {},
     }, Client)
+    if o.mode == "persistent" then
+        for k, v in pairs(persistent.DEFAULTS) do if o[k] == nil then o[k] = v end end
+        local driver
+        if in_nginx and o.transport ~= "curl" then
+            driver = require("signalr.persistent_ngx").new(o)
+        end
+        client._persistent = persistent.new(client, o, driver)
+    end
+    return client
 end
 
 --- Return a hub object for `name` (validated: a letter, then up to 127
@@ -266,6 +333,12 @@ function Client:close()
             if not ok and first_err == nil then first_err = err end
         until self._core:pending() == 0 and #self._ready == 0
     end
+    if self._persistent then
+        local ok, err = pcall(self._persistent.close, self._persistent, 1)
+        if not ok and first_err == nil then first_err = err end
+        ok, err = pcall(self._report, self)
+        if not ok and first_err == nil then first_err = err end
+    end
     self._closed = true
     if self._adapter then self._adapter.detach() end
     self._core:close()
@@ -284,8 +357,9 @@ function Request:__tostring()
 end
 
 local function need_async(self, what)
-    if not self._async then
-        error("signalr." .. what .. ": only for clients made with async = true", 3)
+    if not self._async and not self._persistent then
+        error("signalr." .. what .. ": only for clients made with async = true or"
+            .. " mode = \"persistent\"", 3)
     end
 end
 
@@ -297,6 +371,10 @@ function Client:poll(timeout)
     need_async(self, "poll")
     if timeout ~= nil and type(timeout) ~= "number" then
         error("signalr.poll: timeout must be a number of seconds", 2)
+    end
+    if self._persistent then
+        self._persistent:poll(#self._ready > 0 and 0 or timeout or 0)
+        return self:_report()
     end
     local outcomes, msg = self._core:poll(#self._ready > 0 and 0 or timeout or 0)
     if not outcomes then return nil, "signalr.poll: " .. msg end
@@ -362,9 +440,14 @@ function Client:step()
     return self:poll(0)
 end
 
---- Requests queued and not yet finished.
+--- Requests queued and not yet finished (persistent mode: also the
+-- bytes not yet written and the acknowledgements awaited).
 function Client:pending()
     need_async(self, "pending")
+    if self._persistent then
+        local _, bytes, acks = self._persistent:pending()
+        return self._open, bytes, acks
+    end
     return self._open
 end
 
@@ -375,6 +458,11 @@ function Client:flush(timeout)
     need_async(self, "flush")
     if timeout ~= nil and type(timeout) ~= "number" then
         error("signalr.flush: timeout must be a number of seconds", 2)
+    end
+    if self._persistent then
+        local ok, msg, d = self._persistent:flush(timeout)
+        self:_report()
+        return ok, msg, d
     end
     local deadline = timeout and core.monotonic() + timeout
     while self._open > 0 do
@@ -397,6 +485,7 @@ end
 -- ready or the timeout passed.  Simpler: wait on `client:pollfd()`.
 function Client:fds()
     need_async(self, "fds")
+    if self._persistent then return self._persistent:fds() end
     return self._core:fds()
 end
 
@@ -404,6 +493,7 @@ end
 function Client:timeout()
     need_async(self, "timeout")
     if #self._ready > 0 then return 0 end
+    if self._persistent then return self._persistent:timeout() end
     return self._core:timeout()
 end
 
@@ -414,6 +504,7 @@ end
 -- `cqueues.poll(client)`.  nil where there is no epoll (use `fds()`).
 function Client:pollfd()
     need_async(self, "pollfd")
+    if self._persistent then return self._persistent:pollfd() end
     return self._core:pollfd()
 end
 
@@ -520,6 +611,12 @@ function Client:_call(op, params, what, names)
             { code = "ECANCELED", sent = false }
     end
     if self._async then return self:_call_async(op, params, what) end
+    local p = self._persistent
+    if p then
+        local r, msg, details = p:call(op, params, what)
+        if r ~= persistent.PASS then return r, msg, details end
+    end
+    if MULTI_SEND[op] then return self:_each_send(op, params, what) end
     local a = self._auth
     local res, msg, details
     for attempt = 1, 2 do
@@ -542,6 +639,40 @@ function Client:_call(op, params, what, names)
         return nil, "signalr." .. what .. ": " .. self:_explain(op, msg, details), details
     end
     return res
+end
+
+-- Transient mode has no multi-target sends: one REST send per target, in
+-- order; every one is tried, and any failure makes the result an error
+-- naming which went and which did not.
+function Client:_each_send(op, params, what)
+    local spec = MULTI_SEND[op]
+    local ids, ok_n, failed, first = params[spec[2]], 0, {}, nil
+    for i = 1, #ids do
+        local p = {}
+        for k, v in pairs(params) do p[k] = v end
+        p[spec[2]] = nil
+        p[spec[3]] = ids[i]
+        local r, msg, d = self:_call(spec[1], p, what)
+        if r == nil then
+            if d and d.code == "EINVAL" then return nil, msg, d end
+            failed[#failed + 1] = { id = ids[i], message = msg, code = d and d.code, status = d and d.status }
+            first = first or d
+        else
+            ok_n = ok_n + 1
+        end
+    end
+    if #failed == 0 then return true end
+    return nil, "signalr." .. what .. ": " .. ok_n .. " of " .. #ids .. " sends went; "
+        .. #failed .. " failed (first: " .. tostring(failed[1].message) .. ")",
+        { code = ok_n == 0 and first and first.code or "EPARTIAL", delivered = ok_n, failed = failed,
+          sent = ok_n > 0 }
+end
+
+-- A request object of persistent mode's queue (reported by poll).
+function Client:_request(what)
+    self._seq = (self._seq or 0) + 1
+    self._open = self._open + 1
+    return setmetatable({ id = self._seq, op = what, done = false }, Request)
 end
 
 -- The async half of _call (apart, so that the synchronous path holds no

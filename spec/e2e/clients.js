@@ -4,7 +4,9 @@
 //   {"cmd":"invoke","name":"a","target":"echo","args":[1]}   (client -> server send)
 //   {"cmd":"call","name":"a","id":"q1","target":"echo","args":[1]}  (invoke, waits for the result)
 //   connect takes "protocol":"messagepack" for the MessagePack hub protocol
-//   and "transport":"ServerSentEvents"|"LongPolling" (default WebSockets)
+//   and "transport":"ServerSentEvents"|"LongPolling" (default WebSockets);
+//   a string argument over 64 KiB is reported as {"sha256": hex, "length": n}
+//   (of its UTF-8 bytes), so big messages can be compared byte for byte
 //   {"cmd":"stop","name":"a"}    {"cmd":"quit"}
 // events: connected {name, connectionId} | message {name, target, args}
 //         closed {name, error} | failed {name, error}
@@ -13,6 +15,12 @@
 const signalR = require("@microsoft/signalr");
 const { MessagePackHubProtocol } = require("@microsoft/signalr-protocol-msgpack");
 const readline = require("readline");
+const crypto = require("crypto");
+
+// Big strings as their digest: the events file stays small.
+const digest = (args) => args.map((a) => (typeof a === "string" && a.length > 65536
+  ? { sha256: crypto.createHash("sha256").update(a, "utf8").digest("hex"), length: Buffer.byteLength(a, "utf8") }
+  : a));
 
 const pool = new Map();
 const emit = (ev) => process.stdout.write(JSON.stringify(ev) + "\n");
@@ -34,7 +42,7 @@ async function connect(c) {
   const conn = builder.build();
   if (c.serverTimeout) conn.serverTimeoutInMilliseconds = c.serverTimeout;
   for (const target of c.targets || ["newMessage"]) {
-    conn.on(target, (...args) => { emit({ ev: "message", name: c.name, target, args }); });
+    conn.on(target, (...args) => { emit({ ev: "message", name: c.name, target, args: digest(args) }); });
   }
   // client results: {"results": {"method": value}} answers with value;
   // {"failures": {"method": "text"}} throws; both record the call
