@@ -590,6 +590,11 @@ function Pool:_acked(op, params, what)
         return nil, "signalr." .. what .. ": the group is missing", { code = "EINVAL" }
     end
     if spec[3] ~= true and spec[3] ~= "all" then group = nil end
+    if self.driver and not self.driver.can_wait() then
+        return nil, "signalr." .. what .. ": an acknowledged call waits for the service's answer,"
+            .. " and nginx's '" .. ngx.get_phase() .. "' phase cannot wait; run it from"
+            .. " ngx.timer.at(0, fn) instead", { code = "EPHASE" }
+    end
     local hc = self:hub(params.hub)
     hc.next_ack = hc.next_ack % 2147483647 + 1
     local id = hc.next_ack
@@ -789,6 +794,10 @@ end
 
 --- Until every queued message is written to a socket, at most timeout s.
 function Pool:flush(timeout)
+    if self.driver and not self.driver.can_wait() then
+        return nil, "signalr.flush: nginx's '" .. ngx.get_phase() .. "' phase cannot wait",
+            { code = "EPHASE" }
+    end
     local deadline = timeout and now() + timeout
     while true do
         local n, bytes = self:pending()
@@ -808,7 +817,7 @@ end
 -- ECANCELED.
 function Pool:close(grace)
     if self.closed then return end
-    pcall(self.flush, self, grace or 1)
+    if grace ~= 0 then pcall(self.flush, self, grace or 1) end
     self.closing = true
     for _, hc in pairs(self.hubs) do
         for _, c in ipairs(hc.conns) do

@@ -1,0 +1,116 @@
+-- Persistent mode inside a real nginx: the worker's server connection
+-- (cosockets, kept by a background timer) carries what handlers send to
+-- real JS clients (JSON and MessagePack); acknowledged calls wait on a
+-- semaphore; a send in the log phase works; the emulator dropping every
+-- server connection is survived, each message delivered once or failed.
+local env = require "helpers.env"
+local nginx = require "helpers.nginx"
+local signalr = require "signalr"
+local cjson = require "cjson"
+local sh = nginx.sh
+
+local function get(n, path)
+    return cjson.decode(sh("curl -s '" .. n.base .. path .. "'"))
+end
+
+describe("persistent mode inside nginx", function()
+    local n, emu, pool, hub, ids = nil, nil, nil, nil, {}
+    setup(function()
+        local cs_file = os.tmpname()
+        n = nginx.start(function(prefix, port)
+            sh("mkdir -p " .. prefix .. "/logs " .. prefix .. "/temp")
+            sh(string.format("sed -e 's|@ROOT@|%s|g' -e 's|@PORT@|%d|g' %s/spec/nginx/persistent.conf > %s/nginx.conf",
+                env.root, port, env.root, prefix))
+            return sh(string.format("PERSISTENT_CS_FILE='%s' nginx -p %s -c %s/nginx.conf 2>&1",
+                cs_file, prefix, prefix))
+        end, function(x)
+            return sh("curl -s -o /dev/null -w '%{http_code}' " .. x.base .. "/ready") == "200"
+        end)
+        emu = env.emulator("--ping-interval 1")
+        local f = assert(io.open(cs_file, "w"))
+        f:write(emu.cs, "\n")
+        f:close()
+        sh("chmod 644 " .. cs_file) -- the worker runs as another user
+        pool = env.clients(emu)
+        hub = assert(assert(signalr.new(emu.cs)):hub("chat"))
+        for _, c in ipairs { { "json", "json" }, { "mp", "messagepack" } } do
+            ids[c[1]] = assert(pool:connect(c[1], assert(hub:negotiate { user_id = "u-" .. c[1] }),
+                nil, 4000, { protocol = c[2] }))
+        end
+    end)
+    teardown(function()
+        pool:quit()
+        emu:stop()
+        nginx.stop(n)
+        local errors = sh("grep -c '\\[error\\]' " .. n.prefix .. "/logs/error.log || true")
+        assert.equal("0", errors:match("%d+"), sh("cat " .. n.prefix .. "/logs/error.log"))
+    end)
+
+    it("handlers' sends reach both protocols over one server connection, no REST", function()
+        local r = get(n, "/send?user=u-json&tag=first&n=1")
+        assert.equal(1, r.sent + r.queued)
+        env.wait(function() return get(n, "/status").state == "open" end, 10, "the connection")
+        r = get(n, "/send?user=u-json&tag=a&n=200")
+        assert.equal(200, r.sent)
+        r = get(n, "/send?user=u-mp&tag=b&n=50")
+        assert.equal(50, r.sent)
+        env.wait(function() return pool:count("json", "a") == 200 and pool:count("mp", "b") == 50 end,
+            15, "250 messages")
+        assert.equal(1, pool:count("json", "first"))
+        local st = emu:stats()
+        assert.equal(0, st.rest_requests)
+        assert.equal(1, st.server_handshakes)
+    end)
+
+    it("acknowledged calls wait for the service in a handler", function()
+        local r = get(n, "/join?conn=" .. ids.mp .. "&group=g")
+        assert.is_true(r.result)
+        r = get(n, "/join?conn=nope&group=g")
+        assert.equal("ESTATUS", r.code)
+        assert.equal("true", sh("curl -s '" .. n.base .. "/group?group=g&tag=grp'"):match("%S+"))
+        env.wait(function() return pool:count("mp", "grp") == 1 end, 10, "the group message")
+        assert.equal(0, pool:count("json", "grp"))
+        assert.is_true(get(n, "/exists?user=u-json").result)
+        assert.is_false(get(n, "/exists?user=nobody").result)
+    end)
+
+    it("a send from the log phase goes; an acked call there answers EPHASE", function()
+        sh("curl -s '" .. n.base .. "/logsend' > /dev/null")
+        env.wait(function() return pool:count("json", "from-log") == 1 end, 10, "the log-phase message")
+    end)
+
+    it("every server connection dropped: the timer reconnects, each message once or failed", function()
+        local dropped = emu:http("DELETE", "/_emulator/servers")
+        assert.equal(200, dropped)
+        local sent, failed = 0, 0
+        for round = 1, 20 do
+            local r = get(n, "/send?user=u-json&tag=drop-" .. round .. "&n=5")
+            sent = sent + r.sent + r.queued
+            failed = failed + #r.failed
+            if round == 10 then env.sleep(0.5) end
+        end
+        -- each (round, i) at most once
+        local function delivered()
+            local seen, count = {}, 0
+            for _, m in ipairs(pool:messages("json")) do
+                if type(m.args[1]) == "string" and m.args[1]:match("^drop%-") then
+                    local k = m.args[1] .. ":" .. tostring(m.args[2])
+                    assert.is_nil(seen[k], "delivered twice: " .. k)
+                    seen[k] = true
+                    count = count + 1
+                end
+            end
+            return count
+        end
+        env.wait(function() return get(n, "/status").state == "open" end, 15, "the reconnect")
+        env.wait(function()
+            local st = get(n, "/status")
+            return st.queued == 0 and delivered() + failed + st.failed >= 100
+        end, 20, "every message accounted for")
+        -- nothing lost without an error: delivered, or failed at the call,
+        -- or failed later (on_done)
+        assert.equal(100, delivered() + failed + get(n, "/status").failed)
+        assert.equal(100, sent + failed)
+        assert.is_true(emu:stats().server_handshakes >= 2)
+    end)
+end)
