@@ -116,6 +116,7 @@ function _M.new(opts, new_client)
     }
     local self = setmetatable({
         _multi = true, _members = {}, _by_name = {}, _async = opts.async or nil,
+        _persistent = opts.mode == "persistent" or nil,
         _router = opts.router, _health = health, _on_done = opts.on_done,
         _open = 0, _ready = {}, _next_id = 0,
         _queue_size = opts.queue_size or 1024,
@@ -610,16 +611,51 @@ function Multi:_agg_finish(agg)
 end
 
 local function need_async(self, what)
-    if not self._async then
-        error("signalr." .. what .. ": only for clients made with async = true", 3)
+    if not self._async and not self._persistent then
+        error("signalr." .. what .. ": only for clients made with async = true or"
+            .. " mode = \"persistent\"", 3)
     end
+end
+
+-- Persistent mode: every endpoint's client has its own server
+-- connections; the client of several waits on all of them at once.
+function Multi:_persistent_set()
+    if self._pset == nil then
+        local ps = core.pollset()
+        if ps then
+            for _, m in ipairs(self._members) do
+                local fd = m.client:pollfd()
+                if fd then assert(ps:add(fd)) end
+            end
+        end
+        self._pset = ps or false
+    end
+    return self._pset or nil
+end
+
+function Multi:_persistent_poll(timeout)
+    local wait = timeout or 0
+    local due = self:_due_in()
+    if due and due < wait then wait = due end
+    for _, m in ipairs(self._members) do m.client:poll(0) end
+    if wait > 0 then
+        local ps = self:_persistent_set()
+        if ps then
+            for _, m in ipairs(self._members) do m.client:pollfd() end -- brings each set up to date
+            ps:wait(wait)
+        else
+            self._members[1].client:poll(wait)
+        end
+        for _, m in ipairs(self._members) do m.client:poll(0) end
+    end
+    return 0
 end
 
 -- Seconds until a sub-client or a health check is due (nil: none).
 function Multi:_due_in()
     local t = nil
     for _, m in ipairs(self._members) do
-        for _, c in ipairs { m.client, m.probe } do
+        for _, c in ipairs(self._persistent and { m.client } or { m.client, m.probe }) do
             local s = c:timeout()
             if s and (not t or s < t) then t = s end
         end
@@ -641,6 +677,7 @@ function Multi:poll(timeout)
     if timeout ~= nil and type(timeout) ~= "number" then
         error("signalr.poll: timeout must be a number of seconds", 2)
     end
+    if self._persistent then return self:_persistent_poll(timeout) end
     self:_due_checks_async()
     local wait = #self._ready > 0 and 0 or (timeout or 0)
     local due = self:_due_in()
@@ -663,7 +700,25 @@ function Multi:step() return self:poll(0) end
 
 function Multi:pending()
     need_async(self, "pending")
+    if self._persistent then
+        local n, bytes, acks = 0, 0, 0
+        for _, m in ipairs(self._members) do
+            local a, b, c = m.client:pending()
+            n, bytes, acks = n + a, bytes + b, acks + c
+        end
+        return n, bytes, acks
+    end
     return self._open
+end
+
+--- Persistent mode: flush every endpoint's connections (at most timeout s in all).
+function Multi:_persistent_flush(timeout)
+    local deadline = timeout and (mono() + timeout)
+    for _, m in ipairs(self._members) do
+        local ok, msg, d = m.client:flush(deadline and math.max(0, deadline - mono()) or nil)
+        if not ok then return nil, msg, d end
+    end
+    return true
 end
 
 -- Multi:flush is the plain client's (it needs only _open and poll):
@@ -673,7 +728,7 @@ function Multi:fds()
     need_async(self, "fds")
     local out = {}
     for _, m in ipairs(self._members) do
-        for _, c in ipairs { m.client, m.probe } do
+        for _, c in ipairs(self._persistent and { m.client } or { m.client, m.probe }) do
             for _, f in ipairs(c:fds()) do out[#out + 1] = f end
         end
     end
@@ -688,6 +743,10 @@ end
 
 function Multi:pollfd()
     need_async(self, "pollfd")
+    if self._persistent then
+        local ps = self:_persistent_set()
+        return ps and ps:fd() or nil
+    end
     return self._pollset and self._pollset:fd() or nil
 end
 
@@ -750,6 +809,7 @@ function Multi:close()
     -- the loop lets go of the descriptor before it closes
     if self._adapter then self._adapter.detach() end
     if self._pollset then self._pollset:close() end
+    if self._pset then self._pset:close() end
     if first_err ~= nil then error(first_err, 0) end
 end
 

@@ -460,6 +460,7 @@ function Client:flush(timeout)
         error("signalr.flush: timeout must be a number of seconds", 2)
     end
     if self._persistent then
+        if self._multi then return self:_persistent_flush(timeout) end
         local ok, msg, d = self._persistent:flush(timeout)
         self:_report()
         return ok, msg, d

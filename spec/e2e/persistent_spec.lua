@@ -279,3 +279,40 @@ describe("persistent mode with Microsoft Entra ID (no AccessKey)", function()
         emu:stop()
     end)
 end)
+
+describe("persistent mode with several endpoints", function()
+    it("every endpoint gets the message over its own server connection; a dead one is named", function()
+        local eu, us = env.emulator("--ping-interval 1"), env.emulator("--ping-interval 1")
+        local pool_eu, pool_us = env.clients(eu), env.clients(us)
+        local c = assert(signalr.new { mode = "persistent", server_timeout = 2, keepalive_interval = 0.5,
+            endpoints = { { connection_string = eu.cs, name = "eu" },
+                          { connection_string = us.cs, name = "us", type = "secondary" } } })
+        local h = assert(c:hub("Chat"))
+        local one = assert(assert(signalr.new(eu.cs)):hub("Chat"))
+        local two = assert(assert(signalr.new(us.cs)):hub("Chat"))
+        assert(pool_eu:connect("a", assert(one:negotiate { user_id = "ann" }), nil, 4000))
+        assert(pool_us:connect("b", assert(two:negotiate { user_id = "ben" }), nil, 4000,
+            { protocol = "messagepack" }))
+        assert(h:broadcast("newMessage", { "both", 1 }))
+        assert(c:flush(10))
+        assert.is_true(h:broadcast("newMessage", { "both", 2 }))
+        assert(c:flush(5))
+        env.wait(function() return pool_eu:count("a", "both") == 2 and pool_us:count("b", "both") == 2 end,
+            10, "both endpoints' clients")
+        assert.is_true(h:user_exists("ben"))            -- true if any endpoint says so
+        assert.equal(1, eu:stats().server_handshakes)
+        assert.equal(1, us:stats().server_handshakes)
+        assert.equal(0, eu:stats().rest_requests)
+        us:kill()
+        env.wait(function()
+            c:poll(0.05)
+            local r, _, d = h:broadcast("newMessage", { "after", 1 })
+            return r == nil and d.code == "EPARTIAL" and d.endpoints.eu == true
+                and type(d.endpoints.us) == "table"
+        end, 10, "the dead endpoint to be named")
+        c:close()
+        pool_eu:quit()
+        pool_us:quit()
+        eu:stop()
+    end)
+end)

@@ -34,10 +34,10 @@ local function ledger(pool)
 end
 
 describe("persistent mode under faults", function()
-    local emu, pool, ids = nil, nil, {}
+    local emu, pool = nil, nil
     local function connect_client(name, user)
         local h = assert(assert(signalr.new(emu.cs)):hub("chat"))
-        ids[name] = assert(pool:connect(name, assert(h:negotiate { user_id = user }), nil, 4000,
+        assert(pool:connect(name, assert(h:negotiate { user_id = user }), nil, 4000,
             { protocol = "messagepack" }))
     end
 
