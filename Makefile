@@ -103,6 +103,7 @@ bench: deps all
 	@cd bench && [ -d node_modules/jsonwebtoken ] || npm ci --no-audit --no-fund --loglevel=error
 	@bash bench/run.sh
 	@bash bench/cpu.sh
+	@bash bench/persistent.sh
 
 # wrk: an nginx handler calling hub:broadcast vs the same handler without
 # the call, in one run; results in bench/RESULTS.md

@@ -1,5 +1,5 @@
--- lua-signalr sends for the benchmarks.  argv: mode (blocking|async)
--- seconds [in_flight].  AzureSignalRConnectionString names the sink.
+-- lua-signalr sends for the benchmarks.  argv: mode (blocking|async|
+-- persistent) seconds [in_flight].  AzureSignalRConnectionString names the sink.
 -- Prints sends/s and the CPU (user+sys of this process, os.clock) per
 -- send in microseconds.
 local signalr = require "signalr"
@@ -14,6 +14,25 @@ if mode == "blocking" then
         assert(hub:broadcast("newMessage", ARGS))
         n = n + 1
     end
+elseif mode == "persistent" then
+    -- server connections: sends return once the frame is on the
+    -- connection; poll writes what the socket did not take at once
+    local client = assert(signalr.new { connection_string = cs, mode = "persistent",
+        server_timeout = 600, on_done = function(r) if r.error then failed = failed + 1 end end })
+    local hub = client:hub("chat")
+    assert(hub:broadcast("newMessage", ARGS)) -- opens the connection
+    assert(client:flush(10))
+    n, t0, c0 = 0, core.monotonic(), os.clock()
+    while core.monotonic() - t0 < secs do
+        for _ = 1, 64 do
+            if hub:broadcast("newMessage", ARGS) ~= true then failed = failed + 1 end
+        end
+        n = n + 64
+        local _, bytes = client:pending()
+        client:poll(bytes > 1024 * 1024 and 0.001 or 0)
+    end
+    assert(client:flush(30))
+    client:close()
 else
     local client = assert(signalr.new { connection_string = cs, async = true, retries = 0,
         max_connections = inflight, queue_size = inflight * 2,

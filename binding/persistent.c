@@ -508,11 +508,29 @@ static int l_sock_pump(lua_State *L)
     return 2;
 }
 
+/* sock:write(ws) -> true, want_write | nil, msg, details */
+static int l_sock_write(lua_State *L)
+{
+    lsock *s = check_sock(L, 1);
+    lws *w = luaL_checkudata(L, 2, WS_MT);
+    signalr_error e;
+    int ww = 0;
+
+    if (!w->ws)
+        return luaL_error(L, "signalr.core: the WebSocket is freed");
+    if (signalr_sock_write(s->s, w->ws, &ww, &e) < 0)
+        return sr_lua_push_fail(L, &e);
+    lua_pushboolean(L, 1);
+    lua_pushboolean(L, ww);
+    return 2;
+}
+
 static const luaL_Reg sock_methods[] = {
     {"connect", l_sock_connect},
     {"fds", l_sock_fds},
     {"timeout", l_sock_timeout},
     {"pump", l_sock_pump},
+    {"write", l_sock_write},
     {"close", l_sock_close},
     {NULL, NULL}
 };

@@ -883,6 +883,10 @@ SIGNALR_API long signalr_sock_timeout(signalr_sock *s);
  * wait for the socket to take them. */
 SIGNALR_API int signalr_sock_pump(signalr_sock *s, signalr_ws *ws,
                                   int *want_write, signalr_error *err);
+/* Only the writing half of signalr_sock_pump (a send's fast path): 1, or
+ * -1 on an error. */
+SIGNALR_API int signalr_sock_write(signalr_sock *s, signalr_ws *ws,
+                                   int *want_write, signalr_error *err);
 
 #ifdef __cplusplus
 }

@@ -203,6 +203,49 @@ long signalr_sock_timeout(signalr_sock *s)
     return s->connected || s->failed ? -1 : s->timeout_ms;
 }
 
+/* Write what ws has ready until the socket would block: 1, or -1. */
+static int write_out(signalr_sock *s, signalr_ws *ws, signalr_error *err)
+{
+    for (;;) {
+        const char *p;
+        size_t len, n = 0;
+        CURLcode rc;
+
+        signalr_ws_output(ws, &p, &len);
+        if (!len)
+            return 1;
+        rc = curl_easy_send(s->easy, p, len, &n);
+        if (rc == CURLE_AGAIN) {
+            s->want_write = 1;
+            return 1;
+        }
+        if (rc != CURLE_OK)
+            return sock_fail(s, err, SIGNALR_ECONNECT, "the connection "
+                             "broke", curl_easy_strerror(rc));
+        signalr_ws_written(ws, n);
+    }
+}
+
+int signalr_sock_write(signalr_sock *s, signalr_ws *ws, int *want_write,
+                       signalr_error *err)
+{
+    int r;
+
+    sr__ok(err);
+    if (want_write)
+        *want_write = 0;
+    if (!s->connected || s->failed) {
+        sr__fail(err, s->failed ? s->code : SIGNALR_ECONNECT, "%s",
+                 s->failed ? s->why : "the socket is not connected");
+        return -1;
+    }
+    s->want_write = 0;
+    r = write_out(s, ws, err);
+    if (want_write)
+        *want_write = s->want_write;
+    return r;
+}
+
 int signalr_sock_pump(signalr_sock *s, signalr_ws *ws, int *want_write,
                       signalr_error *err)
 {
@@ -236,24 +279,8 @@ int signalr_sock_pump(signalr_sock *s, signalr_ws *ws, int *want_write,
         if (signalr_ws_input(ws, buf, n, err))
             return -1;
     }
-    for (;;) {
-        const char *p;
-        size_t len, n = 0;
-        CURLcode rc;
-
-        signalr_ws_output(ws, &p, &len);
-        if (!len)
-            break;
-        rc = curl_easy_send(s->easy, p, len, &n);
-        if (rc == CURLE_AGAIN) {
-            s->want_write = 1;
-            break;
-        }
-        if (rc != CURLE_OK)
-            return sock_fail(s, err, SIGNALR_ECONNECT, "the connection "
-                             "broke", curl_easy_strerror(rc));
-        signalr_ws_written(ws, n);
-    }
+    if (write_out(s, ws, err) < 0)
+        return -1;
     if (want_write)
         *want_write = s->want_write;
     if (eof || signalr_ws_state(ws, NULL) == SIGNALR_WS_CLOSED)

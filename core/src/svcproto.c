@@ -17,16 +17,43 @@
 
 /* ===== writing ===== */
 
-/* A writer that either stores bytes (p != NULL) or only counts them. */
+/* A writer that stores bytes (p != NULL: into a buffer of the right size,
+ * or, grow set, one it enlarges) or only counts them (p == NULL). */
 typedef struct {
     unsigned char *p;
-    size_t len;
+    size_t len, cap;
+    int grow, oom;
 } spw;
+
+/* Room for n more bytes (growing writers); 0 when there is none. */
+static int w_room(spw *w, size_t n)
+{
+    if (!w->grow || w->len + n <= w->cap)
+        return !w->oom;
+    {
+        size_t cap = w->cap ? w->cap : 256;
+        unsigned char *q;
+        while (cap < w->len + n)
+            cap *= 2;
+        q = realloc(w->p, cap);
+        if (!q) {
+            w->oom = 1;
+            return 0;
+        }
+        w->p = q;
+        w->cap = cap;
+    }
+    return 1;
+}
 
 static void w_raw(spw *w, const void *s, size_t n)
 {
-    if (w->p && n)
-        memcpy(w->p + w->len, s, n);
+    if (w->p || w->grow) {
+        if (!w_room(w, n))
+            return;
+        if (n)
+            memcpy(w->p + w->len, s, n);
+    }
     w->len += n;
 }
 
@@ -327,8 +354,11 @@ static int json_to_mp(spw *w, const char *s, size_t n, int depth)
         if (len == (size_t)-1)
             return -1;
         w_head(w, len, 0xa0, 31, 0xd9, 0xda, 0xdb);
-        if (w->p)
+        if (w->p || w->grow) {
+            if (!w_room(w, len))
+                return -1;
             json_unescape(s, n, w->p + w->len);
+        }
         w->len += len;
         return 0;
     case 't':
@@ -381,7 +411,9 @@ typedef struct {
     size_t target_json_len;
     const char *args;
     size_t args_len;
-    size_t json_len, mp_len; /* payload sizes (mp_len without prefix) */
+    size_t json_len;         /* the JSON payload's size */
+    unsigned char *mp;       /* the MessagePack payload, without prefix */
+    size_t mp_len;
 } data_ctx;
 
 static void w_payloads(spw *w, const data_ctx *x)
@@ -400,7 +432,7 @@ static void w_payloads(spw *w, const data_ctx *x)
         w_str(w, "messagepack", 11);
         w_bin_head(w, varint_len(x->mp_len) + x->mp_len);
         w_varint(w, x->mp_len);
-        (void)w_mp_invocation(w, x->d->target, x->args, x->args_len);
+        w_raw(w, x->mp, x->mp_len);
     }
 }
 
@@ -440,7 +472,7 @@ typedef void (*body_fn)(spw *w, const void *ctx);
 static signalr_err frame(body_fn fn, const void *ctx, size_t max,
                          char **out, size_t *out_len, signalr_error *err)
 {
-    spw w = { NULL, 0 };
+    spw w = { NULL, 0, 0, 0, 0 };
     size_t body, total;
 
     fn(&w, ctx);
@@ -479,7 +511,7 @@ signalr_err signalr_sp_encode_data(const signalr_sp_data *d, char **out,
 {
     data_ctx x;
     sr__buf tb = { 0 };
-    spw cw = { NULL, 0 };
+    spw cw = { NULL, 0, 0, 0, 0 }, mw = { NULL, 0, 0, 1, 0 };
     size_t i, max;
     signalr_err rc;
 
@@ -532,16 +564,25 @@ signalr_err signalr_sp_encode_data(const signalr_sp_data *d, char **out,
     w_json_payload(&cw, x.target_json, x.target_json_len, x.args,
                    x.args_len);
     x.json_len = cw.len;
-    cw.len = 0;
-    if (w_mp_invocation(&cw, d->target, x.args, x.args_len)) {
-        free(x.target_json);
-        return sr__fail(err, SIGNALR_EINVAL, "the arguments cannot be "
-                        "written as MessagePack");
+    x.mp = NULL;
+    x.mp_len = 0;
+    if (d->protocols & SIGNALR_SP_MESSAGEPACK) {
+        /* transcoded once, copied into the frame */
+        if (w_mp_invocation(&mw, d->target, x.args, x.args_len) || mw.oom) {
+            free(x.target_json);
+            free(mw.p);
+            if (mw.oom)
+                return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+            return sr__fail(err, SIGNALR_EINVAL, "the arguments cannot be "
+                            "written as MessagePack");
+        }
+        x.mp = mw.p;
+        x.mp_len = mw.len;
     }
-    x.mp_len = cw.len;
     max = d->max_size ? d->max_size : SIGNALR_SP_DEFAULT_MAX;
     rc = frame(data_body_fn, &x, max, out, out_len, err);
     free(x.target_json);
+    free(mw.p);
     return rc;
 }
 

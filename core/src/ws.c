@@ -38,6 +38,8 @@ struct signalr_ws {
     int status;                   /* the upgrade answer's HTTP status */
     int close_code;
     signalr_err failed;           /* the error that closed it */
+    unsigned char masks[256];     /* random bytes for frame masks */
+    size_t mask_pos;
     char why[160];
 };
 
@@ -79,14 +81,24 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
     return (ssize_t)n;
 }
 
+/* Masks come from OpenSSL's generator, 256 bytes at a time (a mask is 4:
+ * one call per 64 frames instead of one per frame). */
 static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                       void *ud)
 {
-    (void)ud;
-    if (RAND_bytes(buf, (int)len) != 1) {
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
+    signalr_ws *ws = ud;
+
+    if (len > sizeof ws->masks)
+        len = sizeof ws->masks;
+    if (ws->mask_pos + len > sizeof ws->masks) {
+        if (RAND_bytes(ws->masks, (int)sizeof ws->masks) != 1) {
+            wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+            return -1;
+        }
+        ws->mask_pos = 0;
     }
+    memcpy(buf, ws->masks + ws->mask_pos, len);
+    ws->mask_pos += len;
     return 0;
 }
 
@@ -185,6 +197,7 @@ signalr_err signalr_ws_new(signalr_ws **out, const char *host,
         signalr_ws_free(ws);
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
     }
+    ws->mask_pos = sizeof ws->masks; /* drawn on the first frame */
     ws->state = SIGNALR_WS_UPGRADING;
     *out = ws;
     return SIGNALR_OK;

@@ -277,6 +277,15 @@ function _M.connect(emu, stream, req, method, query)
         return 400
     end
     assert(ws:accept())
+    -- lua-http 0.4 reads the payload of a frame with a 16-bit length
+    -- without waiting (timeout 0) once its header is in: under load the
+    -- rest is not there yet and the read fails.  Such reads wait here.
+    local sock = ws.socket
+    ws.socket = util.proxy(sock, {
+        xread = function(_, n, mode, timeout)
+            return sock:xread(n, mode, timeout == 0 and emu.timeout or timeout)
+        end,
+    })
     _M.serve(emu, ws, lower(hub), query.cid and query.cid[1] or random_id())
     return 101
 end

@@ -60,6 +60,16 @@ local WHAT = { user = "user id", connection = "connection id", group = "group",
                users = "user id", connections = "connection id", groups = "group",
                excluded = "connection id" }
 
+-- Bytes a connection may hold that the network has not taken: past it
+-- a send answers EQUEUEFULL (memory stays bounded when the service or
+-- the network is slower than the sender).
+local MAX_UNWRITTEN = 64 * 1024 * 1024
+_M.MAX_UNWRITTEN = MAX_UNWRITTEN
+-- Sends close together share a write: the first after WRITE_DELAY
+-- seconds of quiet goes at once, later ones when WRITE_BATCH bytes wait
+-- (or at the next poll).
+local WRITE_DELAY, WRITE_BATCH = 0.001, 16 * 1024
+
 _M.DEFAULTS = {
     connection_count = 1, max_message_size = 16 * 1024 * 1024,
     handshake_timeout = 15, keepalive_interval = 5, server_timeout = 30,
@@ -163,9 +173,12 @@ function Conn:start(t)
         if ws then
             -- the byte count of what the network took tells which frames
             -- left: the upgrade request comes first
-            self.total, self.marks, self.mark_head = ws:pending(), {}, 1
+            self.total, self.mark_head, self.mark_n = ws:pending(), 1, 0
+            self.mark_end, self.mark_frame, self.mark_what = {}, {}, {}
+            self.ob, self.ob_what, self.ob_n, self.ob_bytes = {}, {}, 0, 0
             self.ws, self.target = ws, target
             self:_queue(core.sp_handshake(WEAK))
+            self:_seal()
             local ok
             ok, msg, d = (self.pool.driver or self):_open_io(self)
             if ok then return true end
@@ -191,29 +204,58 @@ local function wire(n)
     return n + (n < 126 and 6 or n < 65536 and 8 or 14)
 end
 
--- Put a frame on the WebSocket; a data frame is remembered (with the
--- call's name) until the network took all of it.
+-- Frames wait in a batch; _seal makes the batch one WebSocket message
+-- (the service reads a continuous stream: a message may hold several
+-- frames), fewer and larger messages than one a frame.
 function Conn:_queue(frame, what)
-    local ok, msg, d = self.ws:send(frame)
-    if not ok then return nil, msg, d end
-    self.total = self.total + wire(#frame)
-    if what then
-        local m = self.marks
-        m[#m + 1] = { self.total, frame, what }
-    end
+    local n = self.ob_n + 1
+    self.ob_n = n
+    self.ob[n], self.ob_what[n] = frame, what or false
+    self.ob_bytes = self.ob_bytes + #frame
     return true
+end
+
+-- The batch onto the WebSocket; each data frame is remembered (with the
+-- call's name) until the network took all of its bytes.
+function Conn:_seal()
+    local n = self.ob_n
+    if n == 0 or not self.ws then return true end
+    local ob, ow = self.ob, self.ob_what
+    local data = n == 1 and ob[1] or concat(ob, "", 1, n)
+    local ok, msg, d = self.ws:send(data)
+    if not ok then return nil, msg, d end
+    local pos = self.total + wire(#data) - #data
+    for i = 1, n do
+        pos = pos + #ob[i]
+        if ow[i] then
+            local m = self.mark_n + 1
+            self.mark_n = m
+            self.mark_end[m], self.mark_frame[m], self.mark_what[m] = pos, ob[i], ow[i]
+        end
+        ob[i], ow[i] = nil, nil
+    end
+    self.total = pos
+    self.ob_n, self.ob_bytes = 0, 0
+    return true
+end
+
+-- Bytes handed to the connection that the network has not taken.
+function Conn:unwritten()
+    if not self.ws then return 0 end
+    return self.ws:pending() + self.ob_bytes
 end
 
 -- Forget the frames the network took.
 function Conn:_taken()
-    local m, h = self.marks, self.mark_head
-    if not m or h > #m then return end
+    local h, n = self.mark_head, self.mark_n
+    if not n or h > n then return end
     local done = self.ws:taken()
-    while m[h] and m[h][1] <= done do
-        m[h] = nil
+    local ends, frames, whats = self.mark_end, self.mark_frame, self.mark_what
+    while h <= n and ends[h] <= done do
+        ends[h], frames[h], whats[h] = nil, nil, nil
         h = h + 1
     end
-    if h > #m then self.marks, h = {}, 1 end
+    if h > n then h, self.mark_n = 1, 0 end
     self.mark_head = h
 end
 
@@ -232,21 +274,29 @@ end
 function Conn:fail(msg, details)
     local t = now()
     local was_open = self.state == "open"
-    if self.ws and self.marks then
+    if self.ws and self.mark_n then
         -- frames the network never took go again on the next connection
         -- (none of their bytes reached the service whole)
         self:_taken()
-        local m, q, back = self.marks, self.hc.queue, {}
-        for i = self.mark_head, #m do
-            back[#back + 1] = { frame = m[i][2], what = m[i][3], deadline = t + self.pool.o.timeout }
+        local q, back = self.hc.queue, {}
+        for i = self.mark_head, self.mark_n do
+            back[#back + 1] = { frame = self.mark_frame[i], what = self.mark_what[i],
+                                deadline = t + self.pool.o.timeout }
         end
+        for i = 1, self.ob_n do
+            if self.ob_what[i] then
+                back[#back + 1] = { frame = self.ob[i], what = self.ob_what[i],
+                                    deadline = t + self.pool.o.timeout }
+            end
+        end
+        self.ob, self.ob_what, self.ob_n, self.ob_bytes = {}, {}, 0, 0
         if #back > 0 then
             for i = 1, #q do back[#back + 1] = q[i] end
             self.hc.queue = back
             self.pool.queued = self.pool.queued + (#back - #q)
             self.pool.stats.requeued = self.pool.stats.requeued + (#back - #q)
         end
-        self.marks = nil
+        self.mark_n = nil
     end
     self:_drop()
     self.error = msg
@@ -335,6 +385,7 @@ end
 function Conn:pump(t)
     local ws = self.ws
     if not ws then return end
+    self:_seal()
     if self.sock then
         local ok, ww_or_msg, d = self.sock:pump(ws)
         if ok == nil then return self:fail(ww_or_msg, d) end
@@ -373,17 +424,28 @@ end
 --- Hand a frame to the connection (it goes out at once where it can);
 -- `what` names the call of a data frame.
 function Conn:send(frame, t, what)
+    local idle = self.ob_n == 0 and self.ws:pending() == 0
     local ok, msg, d = self:_queue(frame, what)
     if not ok then return nil, msg, d end
-    self.last_send = t or now()
+    t = t or now()
+    self.last_send = t
     local drv = self.pool.driver
     if drv then
         drv:_kick(self)
-    elseif self.sock and self.state ~= "connecting" then
-        local r, ww = self.sock:pump(self.ws)
-        -- a broken socket: the next step finds it, and fail() sends
-        -- again what the network did not take
-        if r then self.want_write = ww end
+    elseif self.sock and self.state ~= "connecting" and not self.want_write then
+        -- Written at once when the connection was idle for a while or
+        -- WRITE_BATCH bytes are waiting; a frame sent right after another
+        -- joins it and leaves with the next send, poll, step, flush or
+        -- close (timeout() says so): one system call for a burst.  A
+        -- socket that is full already is left for poll to drain.
+        if (idle and t - (self.last_write or 0) >= WRITE_DELAY) or self.ob_bytes >= WRITE_BATCH then
+            self.last_write = t
+            self:_seal()
+            local r, ww = self.sock:write(self.ws)
+            -- a broken socket: the next step finds it, and fail() sends
+            -- again what the network did not take
+            if r then self.want_write = ww end
+        end
     end
     return true
 end
@@ -403,6 +465,8 @@ function Conn:due(t)
     if st == "open" then
         d = min(o.server_timeout - (t - (self.last_recv or t)),
                 o.keepalive_interval - (t - (self.last_send or t)))
+        -- frames waiting for their batch: poll is due now
+        if not self.want_write and self.ws and self:unwritten() > 0 then d = 0 end
     end
     return max(0, d or 1)
 end
@@ -499,7 +563,15 @@ end
 -- while a connection comes up (a request object), else an error.
 function Pool:_deliver(hc, frame, what)
     local c = self:_pick(hc)
-    if c then
+    if c and c:unwritten() > MAX_UNWRITTEN then
+        if not self.driver then c:pump(now()) end
+        if c.ws and c:unwritten() > MAX_UNWRITTEN then
+            return nil, "signalr." .. what .. ": the server connection has " .. c:unwritten()
+                .. " bytes the network has not taken yet; poll or flush before sending more",
+                { code = "EQUEUEFULL", sent = false }
+        end
+    end
+    if c and c.state == "open" then
         local ok, msg, d = c:send(frame, nil, what)
         if ok then
             self.stats.sent = self.stats.sent + 1
@@ -785,7 +857,7 @@ function Pool:pending()
     local n, bytes, acks = self.queued, 0, 0
     for _, hc in pairs(self.hubs) do
         for _, c in ipairs(hc.conns) do
-            if c.ws then bytes = bytes + c.ws:pending() end
+            bytes = bytes + c:unwritten()
         end
         for _ in pairs(hc.acks) do acks = acks + 1 end
     end

@@ -69,6 +69,7 @@ end
 local function writer(c, sock, gen)
     while c.gen == gen do
         local ws = c.ws
+        if ws then c:_seal() end -- what handlers sent since: one message
         local out = ws and ws:output() or ""
         if out ~= "" then
             local n, err = sock:send(out)

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# bench/persistent.sh (make bench): persistent mode (server connections,
+# one WebSocket frame per message) against the REST async mode, in one
+# run on loopback: sends/s and CPU per send of the sending process, the
+# median of ROUNDS rounds with the spread, to two kinds of peer:
+#   - lean sinks that do the least each protocol needs (nginx answering
+#     202 for REST; bench/ws_sink.c for the server connection);
+#   - the bundled emulator, which delivers to no client here.
+# Targets (issue 16): persistent >= 5x REST async sends/s, <= 1/3 of its
+# CPU per send.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+secs=${SECS:-3}; rounds=${ROUNDS:-5}
+tmp=$(mktemp -d); port=$((26000 + RANDOM % 3000)); wport=$((port + 1)); eport=$((port + 2))
+cleanup() {
+  nginx -p "$tmp" -c "$tmp/nginx.conf" -s stop 2>/dev/null || true
+  [ -f "$tmp/sink.pid" ] && kill "$(cat "$tmp/sink.pid")" 2>/dev/null || true
+  [ -f "$tmp/emu.pid" ] && kill "$(cat "$tmp/emu.pid")" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+mkdir -p "$tmp/logs"
+cat > "$tmp/nginx.conf" <<CONF
+worker_processes 1; error_log logs/error.log; pid logs/nginx.pid;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $tmp;
+  server { listen 127.0.0.1:$port; keepalive_requests 1000000; location / { return 202; } } }
+CONF
+nginx -p "$tmp" -c "$tmp/nginx.conf"
+cc -O2 -std=c99 bench/ws_sink.c -lcrypto -o "$tmp/ws_sink"
+"$tmp/ws_sink" "$wport" & echo $! > "$tmp/sink.pid"
+export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/emulator/?.lua;$root/emulator/?/init.lua;;"
+export LUA_CPATH="$root/build/lua5.4/?.so;;"
+lua5.4 bin/signalr-emulator --port "$eport" --log-level error > "$tmp/emu.out" 2>&1 & echo $! > "$tmp/emu.pid"
+for _ in $(seq 1 50); do grep -q "Connection string" "$tmp/emu.out" 2>/dev/null && break; sleep 0.1; done
+key=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH
+# ours MODE PORT -> "sends/s cpu_us_per_send"
+ours() {
+  AzureSignalRConnectionString="Endpoint=http://127.0.0.1;Port=$2;AccessKey=$key;Version=1.0;" \
+    lua5.4 bench/lua_send.lua "$1" "$secs" 16
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2;
+  printf "%.2f (%.2f-%.2f)", m, a[1], a[NR] }'; }
+for f in lean_rate lean_cpu emu_rate emu_cpu; do : > "$tmp/$f"; done
+: > "$tmp/lines"
+echo "measuring: $rounds rounds, ${secs}s per line ..." >&2
+for i in $(seq 1 "$rounds"); do
+  read -r ra rac <<< "$(ours async "$port")"
+  read -r pa pac <<< "$(ours persistent "$wport")"
+  read -r re rec <<< "$(ours async "$eport")"
+  read -r pe pec <<< "$(ours persistent "$eport")"
+  awk -v a="$pa" -v b="$ra" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/lean_rate"
+  awk -v a="$pac" -v b="$rac" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/lean_cpu"
+  awk -v a="$pe" -v b="$re" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/emu_rate"
+  awk -v a="$pec" -v b="$rec" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/emu_cpu"
+  printf '| %d | %s / %s | %s / %s | %s / %s | %s / %s |\n' "$i" \
+    "$ra" "$rac" "$pa" "$pac" "$re" "$rec" "$pe" "$pec" >> "$tmp/lines"
+done
+cat <<OUT
+Rounds (sends/s / CPU µs per send of the sending process):
+
+| round | REST async, 16 in flight, lean sink | persistent, lean sink | REST async, emulator | persistent, emulator |
+|---|---|---|---|---|
+$(cat "$tmp/lines")
+
+| ratio (median of $rounds, min-max) | value | target |
+|---|---|---|
+| sends/s persistent / REST async, lean sinks | $(median < "$tmp/lean_rate") | >= 5 |
+| CPU per send persistent / REST async, lean sinks | $(median < "$tmp/lean_cpu") | <= 0.33 |
+| sends/s persistent / REST async, emulator | $(median < "$tmp/emu_rate") | >= 5 |
+| CPU per send persistent / REST async, emulator | $(median < "$tmp/emu_cpu") | <= 0.33 |
+OUT
