@@ -83,6 +83,7 @@ static int l_sp_data(lua_State *L)
     size_t n = 0;
     cbuf *b;
 
+    lua_settop(L, 7); /* the list's C array is pushed above the arguments */
     memset(&d, 0, sizeof d);
     d.type = (int)luaL_checkinteger(L, 1);
     d.id = luaL_optstring(L, 2, NULL);
@@ -106,6 +107,7 @@ static int l_sp_op(lua_State *L)
     size_t n = 0;
     cbuf *b;
 
+    lua_settop(L, 7);
     memset(&o, 0, sizeof o);
     o.type = (int)luaL_checkinteger(L, 1);
     o.id = luaL_optstring(L, 2, NULL);

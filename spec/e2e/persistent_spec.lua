@@ -316,3 +316,35 @@ describe("persistent mode with several endpoints", function()
         eu:stop()
     end)
 end)
+
+describe("multi-target sends in transient mode (one REST send each)", function()
+    it("to_users, to_groups and to_connections loop over the REST routes", function()
+        local emu = env.emulator("--ping-interval 1")
+        local pool = env.clients(emu)
+        local h = assert(assert(signalr.new(emu.cs)):hub("Chat"))
+        local a = assert(pool:connect("a", assert(h:negotiate { user_id = "ann" }), nil, 4000))
+        local b = assert(pool:connect("b", assert(h:negotiate { user_id = "ben" }), nil, 4000,
+            { protocol = "messagepack" }))
+        assert.is_true(h:add_connection_to_group(a, "g1"))
+        assert.is_true(h:add_connection_to_group(b, "g2"))
+        emu:clear()
+        assert.is_true(h:to_users({ "ann", "ben" }, "newMessage", { "mu" }))
+        assert.is_true(h:to_groups({ "g1", "g2" }, "newMessage", { "mg" }))
+        assert.is_true(h:to_connections({ a }, "newMessage", { "mc" }))
+        env.wait(function()
+            return pool:count("a", "mu") == 1 and pool:count("b", "mu") == 1 and pool:count("a", "mg") == 1
+                and pool:count("b", "mg") == 1 and pool:count("a", "mc") == 1
+        end, 10, "the multi-target messages")
+        assert.equal(5, #emu:requests()) -- 2 + 2 + 1 REST sends
+        -- one of them failing: the error says which went
+        emu:fault { mode = "status", status = 400, count = 1, path = "/users/ben/" }
+        local r, msg, d = h:to_users({ "ann", "ben" }, "newMessage", { "part" })
+        assert.is_nil(r)
+        assert.equal("EPARTIAL", d.code)
+        assert.equal(1, d.delivered)
+        assert.equal("ben", d.failed[1].id)
+        assert.matches("1 of 2", msg)
+        pool:quit()
+        emu:stop()
+    end)
+end)

@@ -1,0 +1,205 @@
+-- Persistent mode without a service: the frames the C core writes, read
+-- back by an independent MessagePack decoder (lua-messagepack); the
+-- options; and the pool's behaviour when no connection comes up (queue,
+-- EQUEUEFULL, ECONNECT with the last attempt's error, expiry, close).
+local signalr = require "signalr"
+local core = require "signalr.core"
+
+local function load_mp()
+    local ok, m = pcall(require, "MessagePack")
+    if ok then return m end
+    return dofile("/usr/share/lua/5.3/MessagePack.lua")
+end
+local mp = load_mp()
+local cjson = require "cjson"
+
+-- the body of a frame (its varint prefix checked and removed)
+local function body(frame)
+    local len, shift, i = 0, 0, 1
+    repeat
+        local b = frame:byte(i)
+        len = len + (b % 128) * 2 ^ shift
+        shift, i = shift + 7, i + 1
+    until b < 128
+    assert.equal(#frame - i + 1, len)
+    return mp.unpack(frame:sub(i))
+end
+
+-- A port nothing listens on: connects are refused at once.
+local function closed_port()
+    return 1 -- tcpmux: not served on a test machine, and privileged
+end
+
+describe("service-protocol frames, read back independently", function()
+    it("a broadcast carries both payloads, each the complete hub message", function()
+        local args = '["hi",{"a":[1,2.5,null,true]},-3]'
+        local f = assert(core.sp_data(10, nil, { "c1", "c2" }, "newMessage", args, 3))
+        local m = body(f)
+        assert.equal(10, m[1])
+        assert.same({ "c1", "c2" }, m[2])
+        local json = m[3].json
+        assert.equal("\30", json:sub(-1))
+        local inv = cjson.decode(json:sub(1, -2))
+        assert.equal(1, inv.type)
+        assert.equal("newMessage", inv.target)
+        assert.is_nil(inv.invocationId)
+        local packed = m[3].messagepack
+        -- the hub message's own varint prefix, then [1, {}, nil, target, args, []]
+        assert.equal(#packed - 1, packed:byte(1))
+        local hubmsg = mp.unpack(packed:sub(2))
+        assert.equal(1, hubmsg[1])
+        assert.is_nil(hubmsg[3])
+        assert.equal("newMessage", hubmsg[4])
+        assert.equal("hi", hubmsg[5][1])
+        assert.equal(2.5, hubmsg[5][2].a[2])
+        assert.is_nil(hubmsg[5][2].a[3])
+        assert.is_true(hubmsg[5][2].a[4])
+        assert.equal(-3, hubmsg[5][3])
+        assert.same({}, hubmsg[6])
+    end)
+
+    it("one protocol only: one payload", function()
+        local m = body(assert(core.sp_data(8, "u1", nil, "t", "[]", 1)))
+        assert.equal(8, m[1])
+        assert.equal("u1", m[2])
+        assert.truthy(m[3].json)
+        assert.is_nil(m[3].messagepack)
+        m = body(assert(core.sp_data(14, nil, { "g1", "g2" }, "t", nil, 2)))
+        assert.same({ "g1", "g2" }, m[2])
+        assert.is_nil(m[3].json)
+    end)
+
+    it("acknowledged operations and closes", function()
+        local m = body(assert(core.sp_op(26, "u1", "g1", nil, nil, 7, 60)))
+        assert.same({ 26, "u1", "g1", 7 }, { m[1], m[2], m[3], m[4] })
+        assert.equal(60, m[5][2])
+        m = body(assert(core.sp_op(27, "u1", nil, nil, nil, 8)))
+        assert.equal(27, m[1])
+        assert.is_nil(m[3]) -- every group
+        assert.equal(8, m[4])
+        m = body(assert(core.sp_op(5, "c1", nil, "bye")))
+        assert.same({ 5, "c1", "bye" }, { m[1], m[2], m[3] })
+        m = body(core.sp_handshake(2))
+        assert.same({ 1, 1, 2, "", 0 }, { m[1], m[2], m[3], m[4], m[5] })
+        m = body(core.sp_ping("status", "1"))
+        assert.same({ 3, "status", "1" }, m)
+    end)
+
+    it("bad input: errors, not frames", function()
+        local f, msg, d = core.sp_data(10, nil, nil, "t", "{}", 3)
+        assert.is_nil(f)
+        assert.equal("EINVAL", d.code)
+        assert.matches("array", msg)
+        f, _, d = core.sp_data(10, nil, nil, "t", '["' .. string.rep("x", 4000) .. '"]', 3, 1024)
+        assert.is_nil(f)
+        assert.equal("ETOOBIG", d.code)
+        f, _, d = core.sp_op(18, "c1", nil, nil, nil, 1)
+        assert.is_nil(f)
+        assert.equal("EINVAL", d.code)
+        assert.has_error(function() core.sp_data(10, nil, { 1 }, "t", "[]", 3) end)
+        assert.has_error(function() core.sp_ping("odd") end)
+    end)
+end)
+
+describe("persistent mode's options", function()
+    local cs = "Endpoint=http://127.0.0.1;Port=" .. closed_port()
+        .. ";AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"
+    it("are checked in signalr.new", function()
+        for _, bad in ipairs {
+            { mode = "fast" }, { mode = "persistent", async = true },
+            { mode = "persistent", connection_count = 0 }, { mode = "persistent", connection_count = 1.5 },
+            { mode = "persistent", max_message_size = 10 }, { mode = "persistent", protocols = {} },
+            { mode = "persistent", protocols = { "xml" } }, { mode = "persistent", server_timeout = 0 },
+            { connection_count = 2 }, { ack_timeout = 1 }, { mode = "persistent", protocols = "json" },
+        } do
+            bad.connection_string = cs
+            assert.has_error(function() signalr.new(bad) end)
+        end
+        local c = assert(signalr.new { connection_string = cs, mode = "persistent", protocols = { "json" },
+                                       connection_count = 2, max_message_size = 2048 })
+        c:close()
+    end)
+end)
+
+describe("persistent mode with no service", function()
+    local cs = "Endpoint=http://127.0.0.1;Port=" .. closed_port()
+        .. ";AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"
+
+    it("queues while connecting, then fails fast with the attempt's error; queued ones expire", function()
+        local done = {}
+        local c = assert(signalr.new { connection_string = cs, mode = "persistent", timeout = 0.3,
+                                       queue_size = 2, on_done = function(r) done[#done + 1] = r end })
+        local h = assert(c:hub("chat"))
+        local req = h:broadcast("t", { 1 })
+        if type(req) == "table" then
+            -- the refusal is seen in poll; until then calls queue
+            assert.equal("broadcast", req.op)
+            local deadline = core.monotonic() + 5
+            while not req.done and core.monotonic() < deadline do c:poll(0.05) end
+            assert.is_true(req.done)
+            assert.equal("ETIMEDOUT", req.details.code)
+            assert.is_false(req.details.sent)
+            assert.equal(req, done[1])
+        end
+        local r, msg, d = h:broadcast("t", { 2 })
+        if r == nil then
+            assert.equal("ECONNECT", d.code)
+            assert.is_false(d.sent)
+            assert.matches("no server connection is up", msg)
+            assert.matches("connect", d.last_error)
+        end
+        -- the status names the state and the error
+        local st = c._persistent:status().chat.connections[1]
+        assert.truthy(st.last_error)
+        c:close()
+    end)
+
+    it("a full queue answers EQUEUEFULL; close fails what waits with ECANCELED", function()
+        local done = {}
+        local c = assert(signalr.new { connection_string = cs, mode = "persistent", timeout = 30,
+                                       queue_size = 2, on_done = function(r) done[#done + 1] = r end })
+        local h = assert(c:hub("chat"))
+        local a, b = h:broadcast("t", { 1 }), h:broadcast("t", { 2 })
+        assert.is_table(a)
+        assert.is_table(b)
+        local r, _, d = h:broadcast("t", { 3 })
+        assert.is_nil(r)
+        assert.equal("EQUEUEFULL", d.code)
+        assert.equal(2, (c:pending()))
+        c:close()
+        assert.equal(2, #done)
+        assert.equal("ECANCELED", a.details.code)
+        assert.equal("ECANCELED", b.details.code)
+        local r2, _, d2 = h:broadcast("t", { 4 })
+        assert.is_nil(r2)
+        assert.equal("ECANCELED", d2.code)
+    end)
+
+    it("an acknowledged call with no connection coming up answers at once", function()
+        local c = assert(signalr.new { connection_string = cs, mode = "persistent", timeout = 2 })
+        local h = assert(c:hub("chat"))
+        local t0 = core.monotonic()
+        local r, _, d = h:user_exists("u")
+        assert.is_nil(r)
+        assert.truthy(d.code == "ECONNECT" or d.code == "ETIMEDOUT")
+        assert.is_false(d.sent)
+        assert.is_true(core.monotonic() - t0 < 3)
+        c:close()
+    end)
+
+    it("names are checked before anything is queued; wrong types raise", function()
+        local c = assert(signalr.new { connection_string = cs, mode = "persistent" })
+        local h = assert(c:hub("chat"))
+        local r, _, d = h:to_group("", "t", {})
+        assert.is_nil(r)
+        assert.equal("EINVAL", d.code)
+        r, _, d = h:to_users({ "a", "" }, "t", {})
+        assert.is_nil(r)
+        assert.equal("EINVAL", d.code)
+        assert.has_error(function() h:to_groups("g", "t", {}) end)
+        assert.has_error(function() h:to_users({ "a", 2 }, "t", {}) end)
+        assert.has_error(function() h:to_connections({}, "t", {}) end)
+        assert.equal(0, (c:pending()))
+        c:close()
+    end)
+end)
