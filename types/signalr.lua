@@ -58,6 +58,14 @@
 ---@field health_timeout? number
 ---@field health_retries? integer
 ---@field health_retry_delay? number
+---@field mode? "transient"|"persistent"  persistent: server connections over WebSocket
+---@field connection_count? integer  persistent: server connections per hub (1)
+---@field max_message_size? integer  persistent: bytes a message may be (16 MiB)
+---@field protocols? ("json"|"messagepack")[]  persistent: payloads each message carries
+---@field handshake_timeout? number  persistent (15)
+---@field keepalive_interval? number  persistent (5)
+---@field server_timeout? number  persistent (30)
+---@field ack_timeout? number  persistent (10)
 
 ---@class signalr
 ---@field _VERSION string
@@ -140,6 +148,26 @@ function Hub:to_group(group, target, args, opts) end
 ---@param opts? { endpoints?: signalr.Endpoints }
 ---@return signalr.Result, string?, signalr.Details?
 function Hub:to_connection(connection_id, target, args, opts) end
+---Several users, groups or connections: one message in persistent mode,
+---one REST send each in transient mode.
+---@param user_ids string[]
+---@param target string
+---@param args? any[]
+---@param opts? { endpoints?: signalr.Endpoints }
+---@return signalr.Result, string?, signalr.Details?
+function Hub:to_users(user_ids, target, args, opts) end
+---@param groups string[]
+---@param target string
+---@param args? any[]
+---@param opts? { endpoints?: signalr.Endpoints }
+---@return signalr.Result, string?, signalr.Details?
+function Hub:to_groups(groups, target, args, opts) end
+---@param connection_ids string[]
+---@param target string
+---@param args? any[]
+---@param opts? { endpoints?: signalr.Endpoints }
+---@return signalr.Result, string?, signalr.Details?
+function Hub:to_connections(connection_ids, target, args, opts) end
 ---@param connection_id string
 ---@param group string
 ---@param opts? { endpoints?: signalr.Endpoints }
