@@ -40,6 +40,19 @@ int main(void)
     CHECK(signalr_pollset_add(s, -1, &e) == SIGNALR_EINVAL, "a negative fd: EINVAL");
     CHECK(signalr_pollset_add(s, 1 << 20, &e) == SIGNALR_EINVAL &&
               strstr(e.msg, "cannot watch descriptor"), "a closed fd: EINVAL, said");
+    /* write interest: a pipe's write end is writable at once */
+    CHECK(signalr_pollset_watch(s, p[1], 1, &e) == SIGNALR_OK,
+          "watch the write end for reading (added)");
+    CHECK(signalr_pollset_wait(s, 10, &e) == 0, "nothing to read there");
+    CHECK(signalr_pollset_watch(s, p[1], 3, &e) == SIGNALR_OK,
+          "and for writing (changed)");
+    CHECK(signalr_pollset_wait(s, 1000, &e) == 1, "writable: ready");
+    CHECK(signalr_pollset_watch(s, p[1], 1, &e) == SIGNALR_OK,
+          "back to reading only");
+    CHECK(signalr_pollset_wait(s, 10, &e) == 0, "quiet again");
+    CHECK(signalr_pollset_watch(s, -1, 1, &e) == SIGNALR_EINVAL,
+          "watch a negative fd: EINVAL");
+    signalr_pollset_remove(s, p[1]);
     close(p[0]);
     close(p[1]);
     close(q[0]);

@@ -317,11 +317,59 @@ static void test_reader(void)
     CHECK(signalr_sp_next(buf, 0, 0, &m, &used, &e) == 0, "no bytes: wait");
 }
 
+/* The server connection's URL and token (request.c). */
+static void test_server_token(void)
+{
+    static const char CS[] = "Endpoint=https://contoso.service.signalr.net;"
+        "AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;"
+        "ServerEndpoint=https://internal.contoso:8443;Version=1.0;";
+    static const char ENTRA[] = "Endpoint=https://contoso.service.signalr.net;"
+        "AuthType=azure.msi;Version=1.0;";
+    signalr_client_options o;
+    signalr_client *c = NULL;
+    signalr_error e;
+    char *url = NULL, *tok = NULL, *payload = NULL;
+    size_t plen = 0;
+
+    memset(&o, 0, sizeof o);
+    o.application = "Game";
+    CHECK(!signalr_client_new(CS, strlen(CS), &o, &c, &e), "client");
+    CHECK(signalr_client_server_token(c, "Chat", "host_1", 60, 1000000,
+                                      &url, &tok, &e) == SIGNALR_OK, "token");
+    CHECK_STR(url, "https://internal.contoso:8443/server/?hub=game_chat",
+              "the URL: ServerEndpoint, the app prefix, lower case");
+    CHECK(signalr_jwt_verify(tok, strlen(tok),
+                             (const unsigned char *)"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH",
+                             44, 1000001, &payload, &plen, &e) == SIGNALR_OK,
+          "signed with the AccessKey");
+    CHECK(payload && strstr(payload, "\"aud\":\"https://contoso.service.signalr.net/server/?hub=game_chat\""),
+          "aud: the Endpoint's host, no port");
+    CHECK(payload && strstr(payload, "\"nameid\":\"host_1\"") &&
+          strstr(payload, "\"exp\":1000060"), "nameid and the lifetime");
+    signalr_free(url);
+    signalr_free(tok);
+    signalr_free(payload);
+    CHECK(signalr_client_server_token(c, "9bad", NULL, 0, 0, &url, NULL, &e) ==
+          SIGNALR_EINVAL, "a bad hub: EINVAL");
+    signalr_client_free(c);
+
+    CHECK(!signalr_client_new(ENTRA, strlen(ENTRA), NULL, &c, &e), "entra client");
+    CHECK(signalr_client_server_token(c, "chat", "s", 0, 0, &url, &tok, &e) ==
+          SIGNALR_EINVAL && !url, "Entra ID: no token to sign");
+    CHECK(signalr_client_server_token(c, "chat", NULL, 0, 0, &url, NULL, &e) ==
+          SIGNALR_OK, "Entra ID: the URL alone");
+    CHECK_STR(url, "https://contoso.service.signalr.net/server/?hub=chat",
+              "the Endpoint without ServerEndpoint");
+    signalr_free(url);
+    signalr_client_free(c);
+}
+
 int main(void)
 {
     test_examples();
     test_ops();
     test_data();
     test_reader();
+    test_server_token();
     return t_done("test_svcproto");
 }
