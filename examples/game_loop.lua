@@ -1,6 +1,7 @@
 -- A 60 Hz game loop that sends per-tick state to groups and users without
--- stalling ticks (async mode), then prints tick-time percentiles.
--- lua5.4 examples/game_loop.lua [seconds] [own|luv|cqueues]
+-- stalling ticks (async mode, or persistent mode's server connection),
+-- then prints tick-time percentiles.
+-- lua5.4 examples/game_loop.lua [seconds] [own|luv|cqueues] [async|persistent]
 -- (AzureSignalRConnectionString set).  "own" is the loop below; "luv" and
 -- "cqueues" drive the same ticks from those event loops, with the
 -- client attached through signalr.loop.luv / signalr.loop.cqueues.
@@ -8,9 +9,11 @@ local signalr = require "signalr"
 local core = require "signalr.core" -- only for its monotonic clock
 
 local failed = 0
+local mode = arg[3] or "async"
 local client = assert(signalr.new {
     connection_string = os.getenv("AzureSignalRConnectionString"),
-    async = true, queue_size = 4096,
+    async = mode == "async" or nil, mode = mode == "persistent" and "persistent" or nil,
+    queue_size = 4096,
     on_done = function(req) if req.error then failed = failed + 1 end end,
 })
 local hub = assert(client:hub("game"))
@@ -74,11 +77,12 @@ elseif loop == "cqueues" then
         handle.detach()
     end)
     assert(cq:loop())
+    client:close()
 else
     error("unknown loop '" .. loop .. "': own, luv or cqueues")
 end
 table.sort(times)
 local function pct(p) return times[math.max(1, math.floor(#times * p))] * 1000 end
 print(string.format("%d ticks at 60 Hz (%s loop), %d sends (%d failed); tick work p50 %.3f ms,"
-    .. " p99 %.3f ms, max %.3f ms (budget %.1f ms)", ticks, loop, sent, failed, pct(0.5),
-    pct(0.99), times[#times] * 1000, TICK * 1000))
+    .. " p99 %.3f ms, max %.3f ms (budget %.1f ms)%s", ticks, loop, sent, failed, pct(0.5),
+    pct(0.99), times[#times] * 1000, TICK * 1000, mode == "persistent" and ", persistent" or ""))

@@ -270,6 +270,19 @@ function _M.new(opts)
             driver = require("signalr.persistent_ngx").new(o)
         end
         client._persistent = persistent.new(client, o, driver)
+        -- frames still waiting for their batch go out when the client is
+        -- collected (also at a normal exit) if close was not called
+        local function last_flush()
+            if not client._closed then pcall(client.close, client) end
+        end
+        local guard
+        if newproxy then
+            guard = newproxy(true)
+            getmetatable(guard).__gc = last_flush
+        else
+            guard = setmetatable({}, { __gc = last_flush })
+        end
+        client._guard = guard
     end
     return client
 end
@@ -440,7 +453,8 @@ function Client:step()
     return self:poll(0)
 end
 
---- Requests queued and not yet finished (persistent mode: also the
+--- Requests queued and not yet finished (persistent mode: the messages
+-- the network has not taken yet, queued or on a connection; then the
 -- bytes not yet written and the acknowledgements awaited).
 function Client:pending()
     need_async(self, "pending")

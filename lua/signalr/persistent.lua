@@ -239,6 +239,18 @@ function Conn:_seal()
     return true
 end
 
+-- Messages handed to the connection that the network has not taken.
+function Conn:untaken()
+    if not self.ws then return 0 end
+    self:_taken()
+    local n = self.mark_n - self.mark_head + 1
+    if n < 0 then n = 0 end
+    for i = 1, self.ob_n do
+        if self.ob_what[i] then n = n + 1 end
+    end
+    return n
+end
+
 -- Bytes handed to the connection that the network has not taken.
 function Conn:unwritten()
     if not self.ws then return 0 end
@@ -852,12 +864,14 @@ function Pool:fds()
     return out
 end
 
---- Messages queued, bytes not yet written, acks awaited.
+--- Messages not yet taken by the network (queued, or on a connection
+-- and not written yet), bytes not yet written, acks awaited.
 function Pool:pending()
     local n, bytes, acks = self.queued, 0, 0
     for _, hc in pairs(self.hubs) do
         for _, c in ipairs(hc.conns) do
             bytes = bytes + c:unwritten()
+            n = n + c:untaken()
         end
         for _ in pairs(hc.acks) do acks = acks + 1 end
     end
@@ -875,8 +889,8 @@ function Pool:flush(timeout)
         local n, bytes = self:pending()
         if n == 0 and bytes == 0 then return true end
         if deadline and now() >= deadline then
-            return nil, "signalr.flush: " .. n .. " messages queued and " .. bytes
-                .. " bytes unwritten after " .. timeout .. " s",
+            return nil, "signalr.flush: " .. n .. " messages and " .. bytes
+                .. " bytes not yet written after " .. timeout .. " s",
                 { code = "ETIMEDOUT", pending = n, bytes = bytes }
         end
         self:_wait(0.05, deadline or now() + 0.05)

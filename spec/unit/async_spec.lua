@@ -221,7 +221,8 @@ describe("async mode", function()
         local c = client()
         assert.has_error(function() c:poll("soon") end, "signalr.poll: timeout must be a number of seconds")
         local blocking = assert(signalr.new(emu.cs))
-        assert.has_error(function() blocking:poll() end, "signalr.poll: only for clients made with async = true")
+        assert.has_error(function() blocking:poll() end,
+            "signalr.poll: only for clients made with async = true or mode = \"persistent\"")
         assert.has_error(function() signalr.new { connection_string = emu.cs, queue_size = 0 } end,
             "signalr.new: option 'queue_size' must be a positive integer")
     end)
