@@ -15,6 +15,7 @@ secrets=(
   "federated-assertion-Z8nW3qR6yH1c"               # spec/e2e/entra_spec.lua
   "identity-header-K5bT9sV2xJ7d"                   # spec/e2e/entra_spec.lua
   "multi-endpoint-secret-8Hq2"                     # spec/e2e/endpoints_spec.lua
+  "entra-persistent-secret-W4pZ"                   # spec/e2e/persistent_spec.lua
 )
 files=$(find "$@" -type f 2>/dev/null)
 [ -n "$files" ] || { echo "secrets scan: nothing to scan"; echo "0 passed, 1 failed"; exit 1; }
