@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "binding.h"
 
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -537,6 +538,29 @@ static const luaL_Reg sock_methods[] = {
     {NULL, NULL}
 };
 
+/* core.guid() -> a random (version 4) GUID, "8-4-4-4-12" lower case:
+ * the ids of server connections and servers. */
+static int l_guid(lua_State *L)
+{
+    unsigned char b[16];
+    char out[37];
+    int i, j = 0;
+
+    if (RAND_bytes(b, sizeof b) != 1)
+        return luaL_error(L, "signalr.core: no random bytes");
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    for (i = 0; i < 16; i++) {
+        static const char HEX[] = "0123456789abcdef";
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[j++] = '-';
+        out[j++] = HEX[b[i] >> 4];
+        out[j++] = HEX[b[i] & 15];
+    }
+    lua_pushlstring(L, out, 36);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"sp_data", l_sp_data},
     {"sp_op", l_sp_op},
@@ -544,6 +568,7 @@ static const luaL_Reg funcs[] = {
     {"sp_ping", l_sp_ping},
     {"ws", l_ws},
     {"sock", l_sock},
+    {"guid", l_guid},
     {NULL, NULL}
 };
 

@@ -16,7 +16,7 @@ local core = require "signalr.core"
 local type, pairs, ipairs, tostring, setmetatable, pcall =
     type, pairs, ipairs, tostring, setmetatable, pcall
 local floor, min, max, random = math.floor, math.min, math.max, math.random
-local format, lower, concat = string.format, string.lower, table.concat
+local lower, concat = string.lower, table.concat
 local now = core.monotonic
 
 local _M = {}
@@ -76,17 +76,7 @@ _M.DEFAULTS = {
     ack_timeout = 10,
 }
 
-local function guid()
-    local t = {}
-    for i = 1, 16 do t[i] = random(0, 255) end
-    t[7] = t[7] % 16 + 64   -- version 4
-    t[9] = t[9] % 64 + 128  -- variant
-    local h = {}
-    for i = 1, 16 do h[i] = format("%02x", t[i]) end
-    local s = concat(h)
-    return s:sub(1, 8) .. "-" .. s:sub(9, 12) .. "-" .. s:sub(13, 16) .. "-"
-        .. s:sub(17, 20) .. "-" .. s:sub(21, 32)
-end
+local guid = core.guid -- random bytes from OpenSSL (the ids must not repeat)
 _M.guid = guid
 
 local Pool, Conn = {}, {}
@@ -103,7 +93,6 @@ function _M.new(client, o, driver)
         if p == "json" then json_p = 1 elseif p == "messagepack" then mp_p = 2 end
     end
     local protocols = json_p + mp_p
-    math.randomseed(floor((now() % 1) * 1e9) + os.time())
     local p = setmetatable({
         client = client, core = client._core, o = o, hubs = {},
         protocols = protocols, driver = driver,
