@@ -11,6 +11,9 @@
 
 /* nil, message, details (signalr_core.c) */
 int sr_lua_push_fail(lua_State *L, const signalr_error *e);
+/* A list { {fd=, read=, write=}, ... } of n descriptors (events: 1 read,
+ * 2 write). */
+void sr_lua_push_fds(lua_State *L, const int *fds, const int *ev, int n);
 /* the details table alone */
 void sr_lua_push_details(lua_State *L, const signalr_error *e);
 /* Add persistent mode's functions to the module table on top of the

@@ -465,19 +465,8 @@ static int l_sock_connect(lua_State *L)
 static int l_sock_fds(lua_State *L)
 {
     int fds[4], ev[4], n = signalr_sock_fds(check_sock(L, 1)->s, fds, ev, 4);
-    int i;
 
-    lua_createtable(L, n, 0);
-    for (i = 0; i < n; i++) {
-        lua_createtable(L, 0, 3);
-        lua_pushinteger(L, fds[i]);
-        lua_setfield(L, -2, "fd");
-        lua_pushboolean(L, ev[i] & 1);
-        lua_setfield(L, -2, "read");
-        lua_pushboolean(L, (ev[i] & 2) != 0);
-        lua_setfield(L, -2, "write");
-        lua_rawseti(L, -2, i + 1);
-    }
+    sr_lua_push_fds(L, fds, ev, n);
     return 1;
 }
 

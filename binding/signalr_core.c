@@ -533,13 +533,21 @@ static int l_client_timeout(lua_State *L)
 static int l_client_fds(lua_State *L)
 {
     lclient *lc = check_client(L);
-    int n = lc->m ? signalr_multi_fds(lc->m, NULL, NULL, 0) : 0, i;
+    int n = lc->m ? signalr_multi_fds(lc->m, NULL, NULL, 0) : 0;
     /* the arrays live in a userdata: no leak if a push raises */
     int *fds = lua_newuserdatauv(L, (size_t)(n ? 2 * n : 1) * sizeof(int), 0);
     int *ev = fds + n;
 
     if (n)
         n = signalr_multi_fds(lc->m, fds, ev, n);
+    sr_lua_push_fds(L, fds, ev, n);
+    return 1;
+}
+
+void sr_lua_push_fds(lua_State *L, const int *fds, const int *ev, int n)
+{
+    int i;
+
     lua_createtable(L, n, 0);
     for (i = 0; i < n; i++) {
         lua_createtable(L, 0, 3);
@@ -551,7 +559,6 @@ static int l_client_fds(lua_State *L)
         lua_setfield(L, -2, "write");
         lua_rawseti(L, -2, i + 1);
     }
-    return 1;
 }
 
 /* client:pollfd() -> the client's one pollable descriptor (epoll), or

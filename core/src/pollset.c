@@ -42,27 +42,6 @@ signalr_err signalr_pollset_new(signalr_pollset **out, signalr_error *err)
 #endif
 }
 
-signalr_err signalr_pollset_add(signalr_pollset *s, int fd, signalr_error *err)
-{
-#ifdef __linux__
-    struct epoll_event e;
-
-    memset(&e, 0, sizeof(e));
-    e.events = EPOLLIN;
-    e.data.fd = fd;
-    if (fd < 0)
-        return sr__fail(err, SIGNALR_EINVAL, "not a descriptor: %d", fd);
-    if (epoll_ctl(s->fd, EPOLL_CTL_ADD, fd, &e) == 0 || errno == EEXIST)
-        return SIGNALR_OK;
-    return sr__fail(err, SIGNALR_EINVAL, "cannot watch descriptor %d: %s", fd,
-                    strerror(errno));
-#else
-    (void)s;
-    (void)fd;
-    return sr__fail(err, SIGNALR_EUNSUPPORTED, "no epoll on this platform");
-#endif
-}
-
 signalr_err signalr_pollset_watch(signalr_pollset *s, int fd, int events,
                                   signalr_error *err)
 {
@@ -85,6 +64,11 @@ signalr_err signalr_pollset_watch(signalr_pollset *s, int fd, int events,
     (void)events;
     return sr__fail(err, SIGNALR_EUNSUPPORTED, "no epoll on this platform");
 #endif
+}
+
+signalr_err signalr_pollset_add(signalr_pollset *s, int fd, signalr_error *err)
+{
+    return signalr_pollset_watch(s, fd, 1, err);
 }
 
 void signalr_pollset_remove(signalr_pollset *s, int fd)

@@ -5,12 +5,8 @@
 local signalr = require "signalr"
 local core = require "signalr.core"
 
-local function load_mp()
-    local ok, m = pcall(require, "MessagePack")
-    if ok then return m end
-    return dofile("/usr/share/lua/5.3/MessagePack.lua")
-end
-local mp = load_mp()
+-- lua-messagepack, as the emulator loads it (Debian packages it for 5.1-5.3)
+local mp = require("signalr_emulator.msgpack").mp
 local cjson = require "cjson"
 
 -- the body of a frame (its varint prefix checked and removed)
