@@ -270,10 +270,17 @@ function _M.new(opts)
             driver = require("signalr.persistent_ngx").new(o)
         end
         client._persistent = persistent.new(client, o, driver)
+    end
+    if o.mode == "persistent" and not client._persistent.driver then
         -- frames still waiting for their batch go out when the client is
-        -- collected (also at a normal exit) if close was not called
+        -- collected (also at a normal exit) if close was not called; not
+        -- inside nginx, where the worker's exit ends the timers instead
         local function last_flush()
-            if not client._closed then pcall(client.close, client) end
+            if not client._closed then
+                -- a short grace: this runs inside the garbage collector
+                pcall(client._persistent.close, client._persistent, 0.2)
+                pcall(client.close, client)
+            end
         end
         local guard
         if newproxy then

@@ -85,8 +85,29 @@ local function writer(c, sock, gen)
     end
 end
 
+-- The reader: bytes from the service into the WebSocket, and what they
+-- say handled.  Its read timeout is past server_timeout: the background
+-- pass notices a silent service first, and the connection's owner then
+-- ends this thread (no read times out, so nginx logs none).
+local function reader(c, sock, gen)
+    while c.gen == gen do
+        local data, rerr = sock:receiveany(65536)
+        if c.gen ~= gen then return end
+        if data then
+            local okin, msg, d = c.ws:input(data)
+            if not okin then return c:fail(msg, d) end
+            c:pump(now())
+        elseif rerr ~= "timeout" then
+            return c:fail(rerr == "closed" and "the service closed the connection"
+                or ("the connection broke: " .. tostring(rerr)), { code = "ECONNECT" })
+        end
+    end
+end
+
 -- One connection's life: connect (TLS, SNI, certificate checks as nginx
--- is set up), then read until the connection ends or is replaced.
+-- is set up), then a reader and a writer thread until the connection
+-- ends or is replaced (c.gen changes); then both end and the socket
+-- closes.
 local function run(premature, c, gen)
     if premature or c.gen ~= gen then return end
     local o, target = c.pool.o, c.target
@@ -96,7 +117,7 @@ local function run(premature, c, gen)
     port = tonumber(port) or (tls and 443 or 80)
     local sock = ngx.socket.tcp()
     local ct = floor((o.connect_timeout or min(o.timeout, 5)) * 1000)
-    sock:settimeouts(ct, floor(o.timeout * 1000), 1000)
+    sock:settimeouts(ct, floor(o.timeout * 1000), floor((o.server_timeout + 5) * 1000))
     -- nginx resolves names with its resolver directive; localhost is known
     local ok, err = sock:connect(host == "localhost" and "127.0.0.1" or host, port)
     if ok and tls then ok, err = sock:sslhandshake(nil, host, o.verify_tls ~= false) end
@@ -107,22 +128,14 @@ local function run(premature, c, gen)
     local t = now()
     c.state = "handshaking"
     c.last_recv, c.last_send = t, t
+    local r = ngx.thread.spawn(reader, c, sock, gen)
     local w = ngx.thread.spawn(writer, c, sock, gen)
-    while c.gen == gen do
-        local data, rerr = sock:receiveany(65536)
-        if c.gen ~= gen then break end
-        if data then
-            local okin, msg, d = c.ws:input(data)
-            if not okin then c:fail(msg, d) break end
-            c:pump(now())
-        elseif rerr == "timeout" then
-            c:timers(now())
-        else
-            c:fail(rerr == "closed" and "the service closed the connection"
-                or ("the connection broke: " .. tostring(rerr)), { code = "ECONNECT" })
-            break
-        end
+    -- wait for the end: a failure anywhere changes c.gen and posts stop
+    c.stop = c.stop or semaphore.new()
+    while c.gen == gen and not ngx.worker.exiting() do
+        c.stop:wait(1)
     end
+    ngx.thread.kill(r)
     c.sema:post(1)
     ngx.thread.wait(w)
     sock:close()
@@ -143,6 +156,7 @@ end
 function D._drop_io(_, c)
     c.gen = (c.gen or 0) + 1
     if c.sema then c.sema:post(1) end
+    if c.stop then c.stop:post(1) end
 end
 
 --- Frames were put on c's WebSocket: wake its writer.
@@ -183,10 +197,7 @@ end
 
 function D._close(_, pool)
     for _, hc in pairs(pool.hubs) do
-        for _, c in ipairs(hc.conns) do
-            c.gen = (c.gen or 0) + 1
-            if c.sema then c.sema:post(1) end
-        end
+        for _, c in ipairs(hc.conns) do D._drop_io(nil, c) end
     end
 end
 

@@ -5,8 +5,9 @@
 //   {"cmd":"call","name":"a","id":"q1","target":"echo","args":[1]}  (invoke, waits for the result)
 //   connect takes "protocol":"messagepack" for the MessagePack hub protocol
 //   and "transport":"ServerSentEvents"|"LongPolling" (default WebSockets);
-//   a string argument over 64 KiB is reported as {"sha256": hex, "length": n}
-//   (of its UTF-8 bytes), so big messages can be compared byte for byte
+//   and "digest":true: a string argument over 64 KiB is then reported as
+//   {"sha256": hex, "length": n} (of its UTF-8 bytes), to compare big
+//   messages byte for byte without writing them out
 //   {"cmd":"stop","name":"a"}    {"cmd":"quit"}
 // events: connected {name, connectionId} | message {name, target, args}
 //         closed {name, error} | failed {name, error}
@@ -42,7 +43,7 @@ async function connect(c) {
   const conn = builder.build();
   if (c.serverTimeout) conn.serverTimeoutInMilliseconds = c.serverTimeout;
   for (const target of c.targets || ["newMessage"]) {
-    conn.on(target, (...args) => { emit({ ev: "message", name: c.name, target, args: digest(args) }); });
+    conn.on(target, (...args) => { emit({ ev: "message", name: c.name, target, args: c.digest ? digest(args) : args }); });
   }
   // client results: {"results": {"method": value}} answers with value;
   // {"failures": {"method": "text"}} throws; both record the call

@@ -51,7 +51,7 @@ describe("persistent mode (server connections) with real clients", function()
                              { "bob_mp", "bob", "messagepack" }, { "carol_json", "carol", "json" } } do
             local err
             ids[c[1]], err = pool:connect(c[1], assert(hub:negotiate { user_id = c[2] }), nil, 4000,
-                { protocol = c[3] })
+                { protocol = c[3], digest = true })
             assert(ids[c[1]], err)
         end
         -- the first send opens the connection: it waits in the queue
