@@ -387,18 +387,22 @@ function Conn:pump(t)
     local ws = self.ws
     if not ws then return end
     self:_seal()
+    local open = true
     if self.sock then
         local ok, ww_or_msg, d = self.sock:pump(ws)
         if ok == nil then return self:fail(ww_or_msg, d) end
-        if ok == false then
-            return self:fail("the service closed the connection", { code = "ECONNECT" })
-        end
-        self.want_write = ww_or_msg
+        open = ok
+        if ok then self.want_write = ww_or_msg end
     end
     self:_taken()
+    -- what came before a close is read first (a refusal, then the close)
     local msgs, msg, d = ws:messages(self.pool.o.max_message_size)
     if #msgs > 0 then self:_receive(msgs, t) end
+    if self.ws ~= ws then return end -- what came ended the connection
     if msg then return self:fail(msg, d) end
+    if not open then
+        return self:fail("the service closed the connection", { code = "ECONNECT" })
+    end
     self:timers(t)
 end
 
