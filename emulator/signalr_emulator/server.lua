@@ -107,6 +107,18 @@ end
 
 local OK, NOT_FOUND = 1, 2
 
+-- The messages that carry payloads for clients.
+local DATA_TYPES = { [7] = 7, [8] = 8, [9] = 9, [10] = 10, [13] = 13, [14] = 14 }
+
+-- The type of a message without decoding it: the first item of its
+-- array (a positive fixint for every type there is), or nil.
+local function peek_type(body)
+    local h = byte(body, 1)
+    local at = (h and h >= 0x90 and h <= 0x9f) and 2 or (h == 0xdc and 4) or (h == 0xdd and 6) or nil
+    local t = at and byte(body, at)
+    return t and t < 0x80 and t or nil
+end
+
 -- What each message type does: fn(emu, key, m) -> ack status or nil.
 local handlers = {
     [5] = function(emu, key, m)        -- CloseConnection
@@ -343,9 +355,18 @@ function _M.serve(emu, ws, key, cid)
             if body == false then broken = true break end
             if not body then break end
             at = nexti
-            local okm, m = pcall(mp.unpack, body)
             stats.server_messages = (stats.server_messages or 0) + 1
-            if not okm or type(m) ~= "table" or type(m[1]) ~= "number" then
+            local quick = sc.handshaken and DATA_TYPES[peek_type(body)]
+            if quick and next(emu.state:get(key).conns) ~= nil then quick = nil end
+            local okm, m
+            if not quick then okm, m = pcall(mp.unpack, body) end
+            if quick then
+                -- a message for clients, and the hub has none: counted, not
+                -- decoded (nothing would be delivered, and no answer is due)
+                local tally = stats.server_types or {}
+                stats.server_types = tally
+                tally[tostring(quick)] = (tally[tostring(quick)] or 0) + 1
+            elseif not okm or type(m) ~= "table" or type(m[1]) ~= "number" then
                 emu:log("warn", "server %s: a malformed message was passed over", cid)
             elseif not sc.handshaken then
                 if m[1] ~= 1 then
