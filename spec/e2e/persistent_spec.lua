@@ -11,15 +11,9 @@ local function hex(s)
 end
 
 describe("persistent mode (server connections) with real clients", function()
-    local emu, pool, client, hub, ids, marker = nil, nil, nil, nil, {}, 0
+    local emu, pool, client, hub, ids = nil, nil, nil, nil, {}
 
-    local function got(name)
-        local out = {}
-        for _, m in ipairs(pool:messages(name)) do
-            if m.args[1] ~= "sync" then out[#out + 1] = m.args end
-        end
-        return out
-    end
+    local function got(name) return pool:got(name) end
     local function count(name, tag)
         local n = 0
         for _, a in ipairs(got(name)) do if a[1] == tag then n = n + 1 end end
@@ -28,16 +22,10 @@ describe("persistent mode (server connections) with real clients", function()
     -- A marker to everyone, then wait until each has it: all sent before
     -- it has arrived (one server connection, one client connection: ordered).
     local function sync(names)
-        marker = marker + 1
-        assert.is_true(hub:broadcast("newMessage", { "sync", marker }))
-        assert(client:flush(5))
-        for _, n in ipairs(names) do
-            env.wait(function()
-                for _, m in ipairs(pool:messages(n)) do
-                    if m.args[1] == "sync" and m.args[2] == marker then return true end
-                end
-            end, 10, n .. " to get sync " .. marker)
-        end
+        pool:sync(function(marker)
+            assert.is_true(hub:broadcast("newMessage", { "sync", marker }))
+            assert(client:flush(5))
+        end, names)
     end
 
     local ALL = { "alice_json", "alice_mp", "bob_mp", "carol_json" }

@@ -178,6 +178,31 @@ end
 
 function Pool:messages(name) return self:filter("message", name) end
 
+--- The arguments of client `name`'s messages, sync markers left out.
+function Pool:got(name)
+    local out = {}
+    for _, m in ipairs(self:messages(name)) do
+        if m.args[1] ~= "sync" then out[#out + 1] = m.args end
+    end
+    return out
+end
+
+--- send(marker) sends { "sync", marker } to every named client; then wait
+-- until each has it: every message sent before it has then arrived (one
+-- connection is ordered).
+function Pool:sync(send, names)
+    self.marker = (self.marker or 0) + 1
+    local marker = self.marker
+    send(marker)
+    for _, n in ipairs(names) do
+        M.wait(function()
+            for _, m in ipairs(self:messages(n)) do
+                if m.args[1] == "sync" and m.args[2] == marker then return true end
+            end
+        end, 10, n .. " to get sync " .. marker)
+    end
+end
+
 --- How many messages client `name` got whose first argument is tag.
 function Pool:count(name, tag)
     local n = 0

@@ -36,6 +36,30 @@ function M.start(launch, ready)
     error("no free port for nginx")
 end
 
+--- Start nginx with spec/nginx/<conf> (its @ROOT@ and @PORT@ filled in)
+-- and the environment variables in vars; ready(n) as for start.
+function M.start_conf(conf, vars, ready)
+    return M.start(function(prefix, port)
+        M.sh("mkdir -p " .. prefix .. "/logs " .. prefix .. "/temp")
+        M.sh(string.format("sed -e 's|@ROOT@|%s|g' -e 's|@PORT@|%d|g' %s/spec/nginx/%s > %s/nginx.conf",
+            env.root, port, env.root, conf, prefix))
+        local set = {}
+        for k, v in pairs(vars) do set[#set + 1] = k .. "='" .. v .. "'" end
+        table.sort(set)
+        return M.sh(string.format("%s nginx -p %s -c %s/nginx.conf 2>&1", table.concat(set, " "),
+            prefix, prefix))
+    end, ready)
+end
+
+--- Write the emulator's connection string where nginx reads it (the
+-- emulator starts after nginx; the worker runs as another user).
+function M.write_cs(path, cs)
+    local f = assert(io.open(path, "w"))
+    f:write(cs, "\n")
+    f:close()
+    M.sh("chmod 644 " .. path)
+end
+
 function M.stop(n)
     M.sh("nginx -p " .. n.prefix .. " -c " .. n.prefix .. "/nginx.conf -s stop 2>&1")
     env.keep_log(n.prefix .. "/logs/error.log", "nginx")

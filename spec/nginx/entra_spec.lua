@@ -13,13 +13,7 @@ local sh = nginx.sh
 local function start_nginx(emu)
     local cs = "Endpoint=http://localhost;Port=" .. emu.port
         .. ";AuthType=azure.app;ClientId=@ID@;ClientSecret=" .. SECRET .. ";TenantId=t1;Version=1.0;"
-    return nginx.start(function(prefix, port)
-        sh("mkdir -p " .. prefix .. "/logs " .. prefix .. "/temp")
-        sh(string.format("sed -e 's|@ROOT@|%s|g' -e 's|@PORT@|%d|g' %s/spec/nginx/entra.conf > %s/nginx.conf",
-            env.root, port, env.root, prefix))
-        return sh(string.format("ENTRA_CS='%s' ENTRA_AUTHORITY='%s/' nginx -p %s -c %s/nginx.conf 2>&1",
-            cs, emu.base, prefix, prefix))
-    end, function(n)
+    return nginx.start_conf("entra.conf", { ENTRA_CS = cs, ENTRA_AUTHORITY = emu.base .. "/" }, function(n)
         -- no route of its own answers without a token: a 404 means it serves
         return sh("curl -s -o /dev/null -w '%{http_code}' " .. n.base .. "/") == "404"
     end)

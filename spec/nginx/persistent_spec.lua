@@ -17,20 +17,11 @@ describe("persistent mode inside nginx", function()
     local n, emu, pool, hub, ids = nil, nil, nil, nil, {}
     setup(function()
         local cs_file = os.tmpname()
-        n = nginx.start(function(prefix, port)
-            sh("mkdir -p " .. prefix .. "/logs " .. prefix .. "/temp")
-            sh(string.format("sed -e 's|@ROOT@|%s|g' -e 's|@PORT@|%d|g' %s/spec/nginx/persistent.conf > %s/nginx.conf",
-                env.root, port, env.root, prefix))
-            return sh(string.format("PERSISTENT_CS_FILE='%s' nginx -p %s -c %s/nginx.conf 2>&1",
-                cs_file, prefix, prefix))
-        end, function(x)
+        n = nginx.start_conf("persistent.conf", { PERSISTENT_CS_FILE = cs_file }, function(x)
             return sh("curl -s -o /dev/null -w '%{http_code}' " .. x.base .. "/ready") == "200"
         end)
         emu = env.emulator("--ping-interval 1")
-        local f = assert(io.open(cs_file, "w"))
-        f:write(emu.cs, "\n")
-        f:close()
-        sh("chmod 644 " .. cs_file) -- the worker runs as another user
+        nginx.write_cs(cs_file, emu.cs)
         pool = env.clients(emu)
         hub = assert(assert(signalr.new(emu.cs)):hub("chat"))
         for _, c in ipairs { { "json", "json" }, { "mp", "messagepack" } } do

@@ -41,20 +41,12 @@ describe("serverless upstream through nginx", function()
     local n, emu, pool, hub
     setup(function()
         local cs_file = os.tmpname()
-        n = nginx.start(function(prefix, port)
-            sh("mkdir -p " .. prefix .. "/logs " .. prefix .. "/temp")
-            sh(string.format("sed -e 's|@ROOT@|%s|g' -e 's|@PORT@|%d|g' %s/spec/nginx/upstream.conf > %s/nginx.conf",
-                env.root, port, env.root, prefix))
-            return sh(string.format("UPSTREAM_CS_FILE='%s' UPSTREAM_KEYS='%s,%s' nginx -p %s -c %s/nginx.conf 2>&1",
-                cs_file, OLD_KEY, env.KEY, prefix, prefix))
-        end, function(x)
-            return sh("curl -s -o /dev/null -w '%{http_code}' " .. x.base .. "/counts") == "200"
-        end)
+        n = nginx.start_conf("upstream.conf",
+            { UPSTREAM_CS_FILE = cs_file, UPSTREAM_KEYS = OLD_KEY .. "," .. env.KEY }, function(x)
+                return sh("curl -s -o /dev/null -w '%{http_code}' " .. x.base .. "/counts") == "200"
+            end)
         emu = env.emulator("--upstream '" .. n.base .. "/upstream/{hub}/{category}/{event};hub=chat'")
-        local f = assert(io.open(cs_file, "w"))
-        f:write(emu.cs, "\n")
-        f:close()
-        sh("chmod 644 " .. cs_file) -- the worker runs as another user
+        nginx.write_cs(cs_file, emu.cs)
         pool = env.clients(emu)
         hub = assert(assert(signalr.new(emu.cs)):hub("chat"))
     end)
