@@ -880,7 +880,7 @@ static int r_str(spr *r, const char **s, size_t *len)
 }
 
 /* Pass over one value of any type. */
-static int r_skip(spr *r, int depth)
+static int r_pass(spr *r, int depth)
 {
     unsigned char c;
     size_t n, i, fixed = 0;
@@ -923,13 +923,13 @@ static int r_skip(spr *r, int depth)
     }
     if (!r_len(r, 'a', &n)) {
         for (i = 0; i < n; i++)
-            if (r_skip(r, depth + 1))
+            if (r_pass(r, depth + 1))
                 return -1;
         return 0;
     }
     if (!r_len(r, 'm', &n)) {
         for (i = 0; i < n; i++)
-            if (r_skip(r, depth + 1) || r_skip(r, depth + 1))
+            if (r_pass(r, depth + 1) || r_pass(r, depth + 1))
                 return -1;
         return 0;
     }
@@ -967,7 +967,7 @@ static int read_message(spr *r, signalr_sp_message *m)
     case SIGNALR_SP_HANDSHAKE_RESPONSE: /* error, ext, connection id */
         if (items < 1 || r_field_str(r, m, 0))
             return -1;
-        if (items >= 3 && (r_skip(r, 0) || r_field_str(r, m, 1)))
+        if (items >= 3 && (r_pass(r, 0) || r_field_str(r, m, 1)))
             return -1;
         return 0;
     case SIGNALR_SP_PING:
