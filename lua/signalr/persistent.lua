@@ -568,6 +568,12 @@ end
 -- while a connection comes up (a request object), else an error.
 function Pool:_deliver(hc, frame, what)
     local c = self:_pick(hc)
+    if not c and not self.driver then
+        -- no loop may be polling (a plain script): each send moves the
+        -- connections on, without waiting
+        self:_step()
+        c = self:_pick(hc)
+    end
     if c and c:unwritten() > MAX_UNWRITTEN then
         if not self.driver then c:pump(now()) end
         if c.ws and c:unwritten() > MAX_UNWRITTEN then

@@ -179,21 +179,38 @@ describe("persistent mode under faults", function()
         c:close()
     end)
 
-    it("an upgrade refused with 503 is the connection's error; a full queue says EQUEUEFULL", function()
-        emu:fault { scope = "server", mode = "status", status = 503, count = 1 }
-        local c, h = setup_client({ queue_size = 2, timeout = 10 })
-        assert.is_table(h:broadcast("newMessage", { "q1" }))
-        assert.is_table(h:broadcast("newMessage", { "q2" }))
+    it("while the handshake goes unanswered sends queue; a full queue says EQUEUEFULL; close cancels them", function()
+        emu:fault { scope = "server", mode = "stall" }
+        local c, h, L = setup_client({ queue_size = 2, timeout = 10, handshake_timeout = 10 })
+        local a, b = h:broadcast("newMessage", { "q1" }), h:broadcast("newMessage", { "q2" })
+        assert.is_table(a)
+        assert.is_table(b)
         local r, msg, d = h:broadcast("newMessage", { "q3" })
-        if r == nil then
-            assert.is_true(d.code == "EQUEUEFULL" or d.code == "ECONNECT", msg)
-        end
+        assert.is_nil(r)
+        assert.equal("EQUEUEFULL", d.code)
+        assert.matches("queue full", msg)
+        c:close()
+        assert.equal("ECANCELED", a.details.code)
+        assert.equal("ECANCELED", b.details.code)
+        assert.equal(2, L.later_err)
+        assert.equal(204, (emu:http("DELETE", "/_emulator/faults")))
+    end)
+
+    it("an upgrade refused with 503 is the connection's error; the next attempt goes", function()
+        emu:fault { scope = "server", mode = "status", status = 503, count = 1 }
+        local c, h, L = setup_client({ timeout = 10 })
+        local first, _, d = h:broadcast("newMessage", { "q1" })
+        -- queued while the attempt runs, or refused at once if it already failed
+        assert.truthy(first or d.code == "ECONNECT")
         env.wait(function()
             c:poll(0.02)
             local e = c._persistent:status().chat.connections[1].last_error
             return e and e:find("503", 1, true)
         end, 10, "the refused upgrade")
+        L.until_open()
+        assert.is_true(h:broadcast("newMessage", { "q2" }))
         assert(c:flush(15))
+        if type(first) == "table" then assert.is_true(first.result) end
         c:close()
     end)
 end)
