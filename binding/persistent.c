@@ -253,9 +253,9 @@ static int l_ws_taken(lua_State *L)
     return 1;
 }
 
-static int l_ws_pending(lua_State *L)
+static int l_ws_unsent(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)signalr_ws_pending(check_ws(L)->ws));
+    lua_pushinteger(L, (lua_Integer)signalr_ws_unsent(check_ws(L)->ws));
     return 1;
 }
 
@@ -397,7 +397,7 @@ static const luaL_Reg ws_methods[] = {
     {"input", l_ws_input},
     {"output", l_ws_output},
     {"written", l_ws_written},
-    {"pending", l_ws_pending},
+    {"unsent", l_ws_unsent},
     {"taken", l_ws_taken},
     {"state", l_ws_state},
     {"close", l_ws_close},

@@ -844,7 +844,7 @@ SIGNALR_API void signalr_ws_consume(signalr_ws *ws, size_t n);
  * n < 126, n < 65536 or more), to tell which messages left. */
 SIGNALR_API unsigned long long signalr_ws_taken(const signalr_ws *ws);
 /* Bytes queued or ready that the network has not taken yet. */
-SIGNALR_API size_t signalr_ws_pending(const signalr_ws *ws);
+SIGNALR_API size_t signalr_ws_unsent(const signalr_ws *ws);
 /* Start the close handshake (code 1000: normal). */
 SIGNALR_API void signalr_ws_close(signalr_ws *ws, int code,
                                   const char *reason);

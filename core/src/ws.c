@@ -444,7 +444,7 @@ void signalr_ws_consume(signalr_ws *ws, size_t n)
     ws->in_pos += n;
 }
 
-size_t signalr_ws_pending(const signalr_ws *ws)
+size_t signalr_ws_unsent(const signalr_ws *ws)
 {
     return ws->out.len - ws->out_pos +
            (ws->ctx ? wslay_event_get_queued_msg_length(ws->ctx) : 0);

@@ -126,7 +126,7 @@ static void test_upgrade(void)
               "the queued message goes out masked, binary");
     }
     signalr_ws_written(ws, n);
-    CHECK(signalr_ws_pending(ws) == 0, "nothing pending");
+    CHECK(signalr_ws_unsent(ws) == 0, "nothing left to write");
     signalr_ws_free(ws);
 }
 
@@ -163,7 +163,7 @@ static void test_frames(void)
     free(big);
     signalr_ws_output(ws, &out, &n);
     CHECK(n == 256 * 1024, "256 KiB at a time");
-    CHECK(signalr_ws_pending(ws) >= (1 << 20), "the rest is pending");
+    CHECK(signalr_ws_unsent(ws) >= (1 << 20), "the rest waits to be written");
     {
         size_t total = 0;
         while (n) {

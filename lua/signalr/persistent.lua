@@ -162,7 +162,7 @@ function Conn:start(t)
         if ws then
             -- the byte count of what the network took tells which frames
             -- left: the upgrade request comes first
-            self.total, self.mark_head, self.mark_n = ws:pending(), 1, 0
+            self.total, self.mark_head, self.mark_n = ws:unsent(), 1, 0
             self.mark_end, self.mark_frame, self.mark_what = {}, {}, {}
             self.ob, self.ob_what, self.ob_n, self.ob_bytes = {}, {}, 0, 0
             self.ws, self.target = ws, target
@@ -243,7 +243,7 @@ end
 -- Bytes handed to the connection that the network has not taken.
 function Conn:unwritten()
     if not self.ws then return 0 end
-    return self.ws:pending() + self.ob_bytes
+    return self.ws:unsent() + self.ob_bytes
 end
 
 -- Forget the frames the network took.
@@ -429,7 +429,7 @@ end
 --- Hand a frame to the connection (it goes out at once where it can);
 -- `what` names the call of a data frame.
 function Conn:send(frame, t, what)
-    local idle = self.ob_n == 0 and self.ws:pending() == 0
+    local idle = self.ob_n == 0 and self.ws:unsent() == 0
     local ok, msg, d = self:_queue(frame, what)
     if not ok then return nil, msg, d end
     t = t or now()
