@@ -610,12 +610,15 @@ function Multi:_agg_finish(agg)
     self._ready[#self._ready + 1] = agg
 end
 
+-- The loop-driving methods exist for async and persistent clients (a
+-- plain client's too: init.lua uses this one).
 local function need_async(self, what)
     if not self._async and not self._persistent then
         error("signalr." .. what .. ": only for clients made with async = true or"
             .. " mode = \"persistent\"", 3)
     end
 end
+_M.need_async = need_async
 
 -- Persistent mode: every endpoint's client has its own server
 -- connections; the client of several waits on all of them at once.

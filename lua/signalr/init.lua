@@ -376,12 +376,7 @@ function Request:__tostring()
         .. (self.done and (self.error and "failed" or "done") or "pending") .. ")"
 end
 
-local function need_async(self, what)
-    if not self._async and not self._persistent then
-        error("signalr." .. what .. ": only for clients made with async = true or"
-            .. " mode = \"persistent\"", 3)
-    end
-end
+local need_async = endpoints_mod.need_async
 
 --- Make progress: wait up to `timeout` seconds (default 0) for network
 -- activity, then finish what completed, calling `on_done` for each.
