@@ -98,7 +98,7 @@ function _M.new(client, o, driver)
         protocols = protocols, driver = driver,
         server_id = (os.getenv("HOSTNAME") or "lua"):gsub("[^%w%-%.]", "") .. "_"
             .. guid():gsub("%-", ""),
-        queued = 0, fds = {},
+        fds = {},
         -- sent: handed to a connection; requeued: unwritten when their
         -- connection was lost, sent again; expired: failed in the queue
         stats = { sent = 0, queued = 0, requeued = 0, expired = 0 },
@@ -294,7 +294,6 @@ function Conn:fail(msg, details)
         if #back > 0 then
             for i = 1, #q do back[#back + 1] = q[i] end
             self.hc.queue = back
-            self.pool.queued = self.pool.queued + (#back - #q)
             self.pool.stats.requeued = self.pool.stats.requeued + (#back - #q)
         end
         self.mark_n = nil
@@ -591,15 +590,22 @@ function Pool:_deliver(hc, frame, what)
         return nil, "signalr." .. what .. ": " .. msg, d
     end
     if not coming(hc) then return nil, none_up(hc, what) end
-    if self.queued >= self.o.queue_size then
-        return nil, "signalr." .. what .. ": queue full: " .. self.queued .. " messages wait for a"
+    local waiting = self:_queued()
+    if waiting >= self.o.queue_size then
+        return nil, "signalr." .. what .. ": queue full: " .. waiting .. " messages wait for a"
             .. " server connection; poll or flush before sending more", { code = "EQUEUEFULL" }
     end
     local req = self.client:_request(what)
     hc.queue[#hc.queue + 1] = { frame = frame, req = req, what = what, deadline = now() + self.o.timeout }
-    self.queued = self.queued + 1
     self.stats.queued = self.stats.queued + 1
     return req
+end
+
+-- Messages waiting in the hubs' queues for a connection.
+function Pool:_queued()
+    local n = 0
+    for _, hc in pairs(self.hubs) do n = n + #hc.queue end
+    return n
 end
 
 -- Send what waited, in order, on a connection that just opened.
@@ -609,7 +615,6 @@ function Pool:_flush_queue(hc)
     hc.queue = {}
     for i = 1, #q do
         local item = q[i]
-        self.queued = self.queued - 1
         local c = self:_pick(hc)
         local ok, msg, d
         if c then ok, msg, d = c:send(item.frame, nil, item.what) end
@@ -639,7 +644,6 @@ function Pool:_expire(hc, t)
     for i = 1, #q do
         local item = q[i]
         if item.deadline <= t then
-            self.queued = self.queued - 1
             self.stats.expired = self.stats.expired + 1
             local err = last_error(hc)
             self:_fail_item(item, "no server connection came up within " .. self.o.timeout
@@ -866,7 +870,7 @@ end
 --- Messages not yet taken by the network (queued, or on a connection
 -- and not written yet), bytes not yet written, acks awaited.
 function Pool:pending()
-    local n, bytes, acks = self.queued, 0, 0
+    local n, bytes, acks = self:_queued(), 0, 0
     for _, hc in pairs(self.hubs) do
         for _, c in ipairs(hc.conns) do
             bytes = bytes + c:unwritten()
@@ -917,7 +921,6 @@ function Pool:close(grace)
             self:_fail_item(item, "the client was closed before a server connection"
                 .. " came up; nothing was sent", { code = "ECANCELED", sent = false })
         end
-        self.queued = self.queued - #hc.queue
         hc.queue = {}
     end
     if self.driver then self.driver:_close(self) end
