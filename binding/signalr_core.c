@@ -1113,27 +1113,11 @@ static int l_pollset(lua_State *L)
     return 1;
 }
 
-/* set:add(fd) -> true | nil, msg, details */
-static int l_pollset_add(lua_State *L)
+/* Watch the descriptor at argument 2 for ev: true | nil, msg, details */
+static int watch_fd(lua_State *L, int ev)
 {
     lpollset *p = check_pollset(L);
     lua_Integer fd = luaL_checkinteger(L, 2);
-    signalr_error e;
-
-    if (fd < 0 || fd > 0x7fffffff)
-        return luaL_argerror(L, 2, "not a descriptor");
-    if (signalr_pollset_add(p->s, (int)fd, &e))
-        return push_fail(L, &e);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* set:watch(fd, read, write) -> true | nil, msg, details */
-static int l_pollset_watch(lua_State *L)
-{
-    lpollset *p = check_pollset(L);
-    lua_Integer fd = luaL_checkinteger(L, 2);
-    int ev = (lua_toboolean(L, 3) ? 1 : 0) | (lua_toboolean(L, 4) ? 2 : 0);
     signalr_error e;
 
     if (fd < 0 || fd > 0x7fffffff)
@@ -1142,6 +1126,18 @@ static int l_pollset_watch(lua_State *L)
         return push_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* set:add(fd): watch it for reading */
+static int l_pollset_add(lua_State *L)
+{
+    return watch_fd(L, 1);
+}
+
+/* set:watch(fd, read, write) */
+static int l_pollset_watch(lua_State *L)
+{
+    return watch_fd(L, (lua_toboolean(L, 3) ? 1 : 0) | (lua_toboolean(L, 4) ? 2 : 0));
 }
 
 static int l_pollset_remove(lua_State *L)
