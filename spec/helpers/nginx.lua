@@ -60,6 +60,14 @@ function M.write_cs(path, cs)
     M.sh("chmod 644 " .. path)
 end
 
+--- Stop nginx and insist that it logged no [error] line (the log is the
+-- failure's message).
+function M.stop_clean(n)
+    M.stop(n)
+    local errors = M.sh("grep -c '\\[error\\]' " .. n.prefix .. "/logs/error.log || true")
+    assert(errors:match("%d+") == "0", "nginx logged errors:\n" .. M.sh("cat " .. n.prefix .. "/logs/error.log"))
+end
+
 function M.stop(n)
     M.sh("nginx -p " .. n.prefix .. " -c " .. n.prefix .. "/nginx.conf -s stop 2>&1")
     env.keep_log(n.prefix .. "/logs/error.log", "nginx")
