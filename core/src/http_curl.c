@@ -336,6 +336,9 @@ signalr_err sr__curl_prepare(sr__easy *e, const signalr_request *req,
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        /* paths are sent as built: "/../" never collapses into another
+         * route, whatever a builder lets through */
+        curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
         if (shape == SHAPE_HEAD) {
             curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
         } else if (shape == SHAPE_GET) {

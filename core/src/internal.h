@@ -83,6 +83,14 @@ int sr__json_is(const char *s, size_t len, char open);
 /* How many top-level members of the object obj are named key. */
 size_t sr__json_count(const char *obj, size_t len, const char *key);
 
+/* 0 when s[0..len) is valid UTF-8 (RFC 3629), else the 1-based position
+ * of the first byte that is not. */
+size_t sr__utf8_bad(const char *s, size_t len);
+/* EINVAL unless json (JSON text to send) is valid UTF-8; `what` names
+ * it in the message ("arguments", "commands"). */
+signalr_err sr__check_utf8(const char *what, const char *json, size_t len,
+                           signalr_error *err);
+
 /* The hub-name rule, with `what` naming the thing in messages. */
 signalr_err sr__validate_name(const char *what, const char *s, size_t len,
                               signalr_error *err);

@@ -367,6 +367,9 @@ static signalr_err check_params(const signalr_client *c,
     if (rc)
         return rc;
     if ((row->flags & F_BODY) && p->arguments &&
+        sr__check_utf8("arguments", p->arguments, p->arguments_len, err))
+        return SIGNALR_EINVAL;
+    if ((row->flags & F_BODY) && p->arguments &&
         !sr__json_is(p->arguments, p->arguments_len, '['))
         return sr__fail(err, SIGNALR_EINVAL,
                         "arguments must be a JSON array");
@@ -407,6 +410,9 @@ static signalr_err check_params(const signalr_client *c,
     if ((row->flags & F_PAGE) && p->continuation_token &&
         !*p->continuation_token)
         return sr__fail(err, SIGNALR_EINVAL, "continuation token is empty");
+    if ((row->flags & F_EXEC) && p->commands &&
+        sr__check_utf8("commands", p->commands, p->commands_len, err))
+        return SIGNALR_EINVAL;
     if ((row->flags & F_EXEC) &&
         (!p->commands || !sr__json_is(p->commands, p->commands_len, '[')))
         return sr__fail(err, SIGNALR_EINVAL,
@@ -418,6 +424,33 @@ static signalr_err check_params(const signalr_client *c,
             return rc;
     }
     (void)c;
+    return SIGNALR_OK;
+}
+
+/* EINVAL when a value the path template puts into a segment of its own
+ * is "." or "..": a client normalising the path would send the request
+ * to another route (to_user("..") would become a broadcast). */
+static signalr_err check_segments(const char *tmpl, const signalr_params *p,
+                                  signalr_error *err)
+{
+    const char *s;
+
+    for (s = tmpl; *s; s++) {
+        const char *v = NULL, *what = NULL;
+
+        if (*s != '%' || !s[1])
+            continue;
+        switch (*++s) {
+        case 'u': v = p->user; what = "user id"; break;
+        case 'g': v = p->group; what = "group name"; break;
+        case 'c': v = p->connection; what = "connection id"; break;
+        default: break;
+        }
+        if (v && (!strcmp(v, ".") || !strcmp(v, "..")))
+            return sr__fail(err, SIGNALR_EINVAL,
+                            "%s \"%s\" is a dot segment: it would change "
+                            "the request's path", what, v);
+    }
     return SIGNALR_OK;
 }
 
@@ -620,6 +653,8 @@ signalr_err signalr_request_build(signalr_client *c, signalr_op op,
                         "%s needs api_version %s or later (the client "
                         "uses %s)", row->name, row->since, c->api_version);
     rc = check_params(c, row, p, err);
+    if (!rc)
+        rc = check_segments(tmpl, p, err);
     if (rc)
         return rc;
 

@@ -547,6 +547,8 @@ signalr_err signalr_sp_encode_data(const signalr_sp_data *d, char **out,
     x.d = d;
     x.args = d->arguments ? d->arguments : "[]";
     x.args_len = d->arguments ? d->arguments_len : 2;
+    if (sr__check_utf8("the arguments", x.args, x.args_len, err))
+        return SIGNALR_EINVAL;
     if (!sr__json_is(x.args, x.args_len, '['))
         return sr__fail(err, SIGNALR_EINVAL, "the arguments are not a "
                         "JSON array");

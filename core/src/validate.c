@@ -55,6 +55,39 @@ static long utf8_next(const unsigned char *s, size_t len, size_t *i)
     return cp;
 }
 
+size_t sr__utf8_bad(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < len) {
+        size_t at = i;
+
+        /* the ASCII run first: most payloads are all ASCII */
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (utf8_next(u, len, &i) < 0)
+            return at + 1;
+    }
+    return 0;
+}
+
+signalr_err sr__check_utf8(const char *what, const char *json, size_t len,
+                           signalr_error *err)
+{
+    size_t bad = sr__utf8_bad(json, len);
+
+    /* JSON text is UTF-8 (RFC 8259 section 8.1): a client's parser
+     * drops its connection on anything else, so nothing else is sent */
+    if (bad)
+        return sr__fail(err, SIGNALR_EINVAL,
+                        "%s are not valid UTF-8 (byte %lu): JSON carries "
+                        "text only", what, (unsigned long)bad);
+    return SIGNALR_OK;
+}
+
 /* ECMA-262 WhiteSpace and LineTerminator: what \s matches. */
 static int ecma_space(long cp)
 {

@@ -172,6 +172,89 @@ static void routes(int v1)
     signalr_client_free(c);
 }
 
+/* 1 when s occurs in the path part (before any query) of path. */
+static int in_path(const char *path, const char *s)
+{
+    const char *m = strstr(path, s), *q = strchr(path, '?');
+
+    return m && (!q || m < q);
+}
+
+/* 1 when the path part of path ends with s. */
+static int ends_path(const char *path, const char *s)
+{
+    const char *q = strchr(path, '?');
+    size_t n = q ? (size_t)(q - path) : strlen(path), k = strlen(s);
+
+    return n >= k && !strncmp(path + n - k, s, k);
+}
+
+/* "." and ".." where a path segment would hold them are refused for every
+ * operation (libcurl and proxies would fold them into another route:
+ * users/../:send is the broadcast route); where the value is not a path
+ * segment (a token's userId query) or only contains dots, it is built. */
+static void dot_segments(const char *api_version)
+{
+    static const char *const DOTS[] = {".", "..", "..x", "a..", "./a",
+                                       "../..", "%2E%2E"};
+    signalr_client_options o;
+    signalr_client *c;
+    signalr_error e;
+    int op;
+    size_t d, which;
+
+    memset(&o, 0, sizeof(o));
+    o.api_version = api_version;
+    CHECK(!signalr_client_new(CS, strlen(CS), &o, &c, &e), "client");
+    for (op = 0; op < SIGNALR_OP_MAX; op++) {
+        for (which = 0; which < 3; which++) {
+            const char *marks[] = {"u%2F1", "g%20x", "c%3F1"};
+            signalr_params p = base_params();
+            signalr_request r;
+            int segment;
+
+            p.commands = "[]";
+            p.commands_len = 2;
+            if (signalr_request_build(c, (signalr_op)op, &p, NOW, &r, &e))
+                continue; /* not on this route family */
+            segment = in_path(r.path, marks[which]);
+            signalr_request_clear(&r);
+            for (d = 0; d < sizeof(DOTS) / sizeof(*DOTS); d++) {
+                const char *v = DOTS[d];
+                int dot = !strcmp(v, ".") || !strcmp(v, "..");
+                signalr_err rc;
+                char want[96];
+
+                if (which == 0)
+                    p.user = v;
+                else if (which == 1)
+                    p.group = v;
+                else
+                    p.connection = v;
+                rc = signalr_request_build(c, (signalr_op)op, &p, NOW, &r,
+                                           &e);
+                if (segment && dot) {
+                    snprintf(want, sizeof(want), "%s \"%s\" is a dot "
+                             "segment: it would change the request's path",
+                             which == 0 ? "user id" : which == 1
+                             ? "group name" : "connection id", v);
+                    CHECK(rc == SIGNALR_EINVAL, signalr_op_name(op));
+                    CHECK_STR(e.msg, want, "dot segment message");
+                    CHECK(!r.url && !r.path, "nothing built");
+                } else {
+                    CHECK(rc == SIGNALR_OK, signalr_op_name(op));
+                    CHECK(!rc && !in_path(r.path, "/../") &&
+                          !in_path(r.path, "/./") &&
+                          !ends_path(r.path, "/..") &&
+                          !ends_path(r.path, "/."), r.path ? r.path : "-");
+                }
+                signalr_request_clear(&r);
+            }
+        }
+    }
+    signalr_client_free(c);
+}
+
 static signalr_err build1(signalr_client *c, signalr_op op,
                           const signalr_params *p, signalr_error *e)
 {
@@ -196,6 +279,9 @@ int main(void)
 
     routes(0);
     routes(1);
+    dot_segments(NULL);
+    dot_segments("v1");
+    dot_segments("2024-12-01");
 
     CHECK(!signalr_client_new(CS, strlen(CS), NULL, &c, &e), "client");
     /* excluded ids repeat the key, each escaped */
@@ -258,6 +344,22 @@ int main(void)
     CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_EINVAL,
           "empty target");
     CHECK_STR(e.msg, "target is empty", "target message");
+    /* arguments JSON cannot carry: refused before anything is built */
+    p = base_params();
+    p.arguments = "[\"bad\xff\xfe\"]";
+    p.arguments_len = strlen(p.arguments);
+    CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_EINVAL,
+          "invalid UTF-8 arguments");
+    CHECK_STR(e.msg, "arguments are not valid UTF-8 (byte 6): JSON carries "
+                     "text only", "invalid UTF-8 message");
+    p.arguments = "[\"\xed\xa0\x80\"]"; /* a UTF-16 surrogate */
+    p.arguments_len = strlen(p.arguments);
+    CHECK(build1(c, SIGNALR_OP_SEND_TO_USER, &p, &e) == SIGNALR_EINVAL,
+          "encoded surrogate");
+    p.arguments = "[\"caf\xc3\xa9 \xf0\x9f\x8e\xae\"]";
+    p.arguments_len = strlen(p.arguments);
+    CHECK(build1(c, SIGNALR_OP_SEND_TO_GROUP, &p, &e) == SIGNALR_OK,
+          "valid UTF-8 arguments");
     p = base_params();
     p.arguments = "{\"a\":1}";
     p.arguments_len = 7;

@@ -208,6 +208,16 @@ static void test_data(void)
     d.arguments_len = 2;
     CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_EINVAL,
           "arguments not an array: EINVAL");
+    /* bytes JSON cannot carry: nothing is encoded, in either protocol */
+    d.arguments = "[\"bad\xff\xfe\"]";
+    d.arguments_len = strlen(d.arguments);
+    d.protocols = SIGNALR_SP_JSON | SIGNALR_SP_MESSAGEPACK;
+    out = NULL;
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_EINVAL &&
+          !out, "invalid UTF-8 arguments: EINVAL, nothing encoded");
+    CHECK(!strcmp(e.msg, "the arguments are not valid UTF-8 (byte 6): "
+                  "JSON carries text only"), e.msg);
+    d.protocols = SIGNALR_SP_JSON;
     d.arguments = NULL;
     d.id = NULL;
     CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_EINVAL,
