@@ -98,6 +98,49 @@ signalr_err sr__validate_name(const char *what, const char *s, size_t len,
 /* Connection string parts the client needs (connstr.c). */
 const char *sr__connstr_key(const signalr_connstr *cs, size_t *len);
 
+/* ===== clients (client.c), shared with request.c and negotiate.c ===== */
+
+#define SR__DEFAULT_LIFETIME 3600 /* seconds a token is valid */
+#define SR__TOKEN_SLOTS 64
+
+typedef struct {
+    char *aud;
+    char *bearer;     /* "Bearer <jwt>" */
+    time_t iat, exp;
+} sr__token_slot;
+
+struct signalr_client {
+    signalr_connstr *cs;
+    char *api_version;  /* NULL for v1 */
+    char *application;  /* lower-cased, NULL when none */
+    char *user_agent;
+    char *product_info; /* Asrs-User-Agent */
+    long lifetime;
+    signalr_token_fn token_fn;
+    void *token_ud;
+    /* server endpoint, split once */
+    char *host;
+    int port, tls;
+    char *base;         /* scheme://host[:port] used for requests */
+    sr__token_slot tokens[SR__TOKEN_SLOTS];
+    /* Entra ID: the temporary access key negotiate signs with */
+    char *temp_kid, *temp_key;
+    size_t temp_keylen;
+};
+
+/* Lower-case s in place (ASCII): hub names and the application name. */
+void sr__lower(char *s);
+/* Sign {"aud":...,"exp":...,"iat":...[,extra members]} with the key. */
+signalr_err sr__sign_claims(const signalr_client *c, const char *aud,
+                            time_t now, long lifetime, const char *extra,
+                            size_t extralen, char **tok, size_t *toklen,
+                            signalr_error *err);
+/* Return a borrowed "Bearer <token>" for aud, signing when the cached one
+ * is missing or due; *owned gets a string to free for callback tokens. */
+signalr_err sr__bearer_for(signalr_client *c, const char *aud, time_t now,
+                           const char **out, char **owned,
+                           signalr_error *err);
+
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility pop
 #endif
