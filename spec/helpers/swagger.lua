@@ -1,8 +1,10 @@
---- The official data-plane swagger files as a request checker: load every
--- file of a folder (Swagger 2.0 or OpenAPI 3), then judge a request as the
--- emulator recorded it (method, path with query, headers, body, status)
--- against the operation it matches.  Adding a file adds coverage: nothing
--- here names an operation.
+--- The official data-plane REST contract as a request checker: load the
+-- committed contract (spec/conformance/contract.lua, generated from the
+-- official swagger files by spec/conformance/contract_gen.lua) and any
+-- folder of swagger files (Swagger 2.0 or OpenAPI 3, reduced the same way),
+-- then judge a request as the emulator recorded it (method, path with
+-- query, headers, body, status) against the operation it matches.  Adding
+-- a file adds coverage: nothing here names an operation.
 --
 -- Patterns are JSON Schema patterns, so ECMA-262 regular expressions: they
 -- run on PCRE2 (lua-rex-pcre2) after '.' and '\s' are spelled out the ECMA
@@ -56,13 +58,6 @@ local function utf8_len(s)
     return n
 end
 
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("*a")
-    f:close()
-    return s
-end
-
 -- A parameter's schema, in either dialect.
 local function schema_of(p)
     return p.schema or p
@@ -100,70 +95,59 @@ end
 
 -- ===== loading =====
 
+-- Follow $refs through the schemas the contract carries (keyed by $ref).
 local function resolve(doc, node)
     while type(node) == "table" and node["$ref"] do
         local ref = node["$ref"]
-        local t = doc
-        for part in ref:gmatch("[^/#]+") do t = t[part] end
-        node = t
+        node = doc.refs[ref]
+        assert(node, "the contract carries no schema for $ref " .. ref)
     end
     return node
 end
 
---- Load every *.json file of each folder given.  Returns the list of operations:
--- { file, version, method, template, regex, params = {path=, query=},
---   body = schema | nil, consumes = { media = true }, responses = {} }
+--- Load each source given: the committed contract table (a .lua file, as
+-- written by spec/conformance/contract_gen.lua), or a folder of swagger
+-- files (reduced the same way on the spot, e.g. spec/conformance/sheets).
+-- Returns the list of operations:
+-- { file, version, method, template, id, regex, names,
+--   params = { path = { name = p }, query = { name = p } },
+--   body = schema | nil, consumes = { media = true }, responses = { code = true },
+--   doc = { refs = { ["$ref"] = schema } } }
 function M.load(...)
-    local ops, files = {}, {}
-    for _, dir in ipairs { ... } do
-        local p = io.popen('ls "' .. dir .. '"/*.json 2>/dev/null')
-        local n = #files
-        for f in p:lines() do files[#files + 1] = f end
-        p:close()
-        assert(#files > n, "no swagger files in " .. dir
-            .. " (set SIGNALR_SWAGGER_DIR to the folder of the official swagger files)")
-    end
-    for _, file in ipairs(files) do
-        local doc = cjson.decode(read(file))
-        local version = doc.info.version
-        for template, item in pairs(doc.paths) do
-            for method, op in pairs(item) do
-                if method ~= "parameters" then
-                    local o = { file = file:match("[^/]+$"), version = version,
-                                method = method:upper(), template = template,
-                                id = op.operationId, params = { path = {}, query = {} },
-                                consumes = {}, responses = {} }
-                    local all = {}
-                    for _, prm in ipairs(item.parameters or {}) do all[#all + 1] = prm end
-                    for _, prm in ipairs(op.parameters or {}) do all[#all + 1] = prm end
-                    for _, prm in ipairs(all) do
-                        prm = resolve(doc, prm)
-                        if prm["in"] == "path" or prm["in"] == "query" then
-                            o.params[prm["in"]][prm.name] = prm
-                        elseif prm["in"] == "body" then
-                            o.body = resolve(doc, prm.schema)
-                            o.body_required = prm.required
-                        end
+    local gen = require "conformance.contract_gen"
+    local ops = {}
+    for _, src in ipairs { ... } do
+        local contract
+        if src:match("%.lua$") then
+            contract = assert(dofile(src), src .. " returns no contract")
+        else
+            contract = gen.extract(src)
+        end
+        assert(#contract.files > 0, "no swagger files in " .. src)
+        for _, f in ipairs(contract.files) do
+            local doc = { refs = f.refs }
+            for _, op in ipairs(f.operations) do
+                local o = { file = f.file, version = f.version, method = op.method,
+                            template = op.template, id = op.id,
+                            params = { path = {}, query = {} }, consumes = {}, responses = {},
+                            body = resolve(doc, op.body), body_required = op.body_required,
+                            doc = doc }
+                for _, prm in ipairs(op.params) do
+                    if prm["in"] == "path" or prm["in"] == "query" then
+                        o.params[prm["in"]][prm.name] = prm
                     end
-                    for _, m in ipairs(op.consumes or doc.consumes or {}) do o.consumes[m] = true end
-                    if op.requestBody then
-                        for media, c in pairs(op.requestBody.content or {}) do
-                            o.consumes[media] = true
-                            o.body = o.body or resolve(doc, c.schema)
-                        end
-                    end
-                    for code in pairs(op.responses or {}) do o.responses[code] = true end
-                    -- the template as an anchored Lua pattern
-                    local rx = template:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
-                    o.names = {}
-                    rx = rx:gsub("{([^}]+)}", function(name)
-                        o.names[#o.names + 1] = name
-                        return "([^/]+)"
-                    end)
-                    o.regex = "^" .. rx .. "$"
-                    o.doc = doc
-                    ops[#ops + 1] = o
                 end
+                for _, m in ipairs(op.consumes) do o.consumes[m] = true end
+                for _, code in ipairs(op.responses) do o.responses[code] = true end
+                -- the template as an anchored Lua pattern
+                local rx = op.template:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
+                o.names = {}
+                rx = rx:gsub("{([^}]+)}", function(name)
+                    o.names[#o.names + 1] = name
+                    return "([^/]+)"
+                end)
+                o.regex = "^" .. rx .. "$"
+                ops[#ops + 1] = o
             end
         end
     end
@@ -339,10 +323,15 @@ function M.check(ops, rec)
     return nil, reasons
 end
 
---- Where the swagger files are: SIGNALR_SWAGGER_DIR, else the reference
--- folder beside the checkout.
-function M.dir(root)
-    return os.getenv("SIGNALR_SWAGGER_DIR") or (root .. "/../shared/reference/swagger")
+--- The official contract the specs judge by: the committed table
+-- spec/conformance/contract.lua, generated from the official swagger files
+-- (spec/conformance/contract_spec.lua checks it against them when
+-- SIGNALR_SWAGGER_DIR names their folder).  Nothing outside the
+-- repository is read.
+function M.contract(root)
+    return root .. "/spec/conformance/contract.lua"
 end
+-- the former name, for callers that pass it to load()
+M.dir = M.contract
 
 return M
