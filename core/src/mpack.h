@@ -1,0 +1,93 @@
+/* mpack.h - private: the MessagePack writer and cursor reader (mpack.c)
+ * and the JSON <-> MessagePack transcoders (json_mpack.c), shared by the
+ * service protocol (svcproto.c) and the hub protocol (hubproto.c). */
+#ifndef SIGNALR_MPACK_H
+#define SIGNALR_MPACK_H
+
+#include "internal.h"
+
+#include <stdint.h>
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(hidden)
+#endif
+
+/* ===== writing (mpack.c) ===== */
+
+/* A writer that stores bytes (p != NULL: into a buffer of the right size,
+ * or, grow set, one it enlarges) or only counts them (p == NULL, grow 0).
+ * oom latches a failed enlargement; a growing writer's p is the caller's
+ * to free. */
+typedef struct {
+    unsigned char *p;
+    size_t len, cap;
+    int grow, oom;
+} sr__mpw;
+
+/* Room for n more bytes (growing writers); 0 when there is none. */
+int sr__mpw_room(sr__mpw *w, size_t n);
+void sr__mpw_raw(sr__mpw *w, const void *s, size_t n);
+void sr__mpw_byte(sr__mpw *w, unsigned char c);
+/* v's low `bytes` bytes, big-endian. */
+void sr__mpw_be(sr__mpw *w, uint64_t v, int bytes);
+/* Integers in their smallest encoding. */
+void sr__mpw_uint(sr__mpw *w, uint64_t v);
+void sr__mpw_int(sr__mpw *w, int64_t v);
+/* A header of n for the fix form (fix | n when n <= fixmax; fix 0: no
+ * fix form) or the 8/16/32-bit forms (c8 0: no 8-bit form). */
+void sr__mpw_head(sr__mpw *w, size_t n, unsigned char fix, size_t fixmax,
+                  unsigned char c8, unsigned char c16, unsigned char c32);
+void sr__mpw_array(sr__mpw *w, size_t n);
+void sr__mpw_map(sr__mpw *w, size_t n);
+/* A string; s == NULL writes nil. */
+void sr__mpw_str(sr__mpw *w, const char *s, size_t n);
+void sr__mpw_strz(sr__mpw *w, const char *s);
+void sr__mpw_bin_head(sr__mpw *w, size_t n);
+
+/* The frame prefix (hub protocol "binary encoding", service protocol):
+ * 7 bits a byte, least significant group first, high bit = more. */
+size_t sr__varint_len(size_t n);
+void sr__mpw_varint(sr__mpw *w, size_t n);
+
+/* A whole frame, [varint length][body], for a body fn writes (called
+ * twice: to count, then to fill): *out is NUL-terminated, owned by the
+ * caller (signalr_free).  ETOOBIG when the body is over max bytes. */
+typedef void (*sr__mp_body_fn)(sr__mpw *w, const void *ctx);
+signalr_err sr__mp_frame(sr__mp_body_fn fn, const void *ctx, size_t max,
+                         char **out, size_t *out_len, signalr_error *err);
+
+/* ===== reading (mpack.c) =====
+ * A cursor over one message's bytes; it allocates nothing, so a count a
+ * message declares can never make it reserve memory.  Every function
+ * returns 0 with the cursor past what it read, or -1 (cursor unspecified)
+ * when the bytes there are not what was asked or run out. */
+typedef struct {
+    const unsigned char *p;
+    size_t n, i;
+} sr__mpr;
+
+/* The length of a str/bin/array/map header ('s', 'b', 'a', 'm'). */
+int sr__mpr_len(sr__mpr *r, char kind, size_t *len);
+/* An integer of any width that fits an int64. */
+int sr__mpr_int(sr__mpr *r, int64_t *v);
+/* A string, bin or nil: *s borrowed from the bytes (NULL for nil). */
+int sr__mpr_str(sr__mpr *r, const char **s, size_t *len);
+/* Pass over one value of any type, containers at most 64 deep. */
+int sr__mpr_pass(sr__mpr *r, int depth);
+
+/* ===== JSON <-> MessagePack (json_mpack.c) ===== */
+
+/* One JSON value (already validated: sr__json_valid) as MessagePack:
+ * integers that fit an int64 as integers, other numbers as float64,
+ * strings unescaped.  -1 on a bad escape or too deep. */
+int sr__json_to_mp(sr__mpw *w, const char *s, size_t n, int depth);
+/* Decode the JSON string literal s[0..n) (quotes included) into out, or
+ * only count when out is NULL; the decoded length, (size_t)-1 on a bad
+ * escape.  Never longer than n. */
+size_t sr__json_unescape(const char *s, size_t n, unsigned char *out);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
+
+#endif
