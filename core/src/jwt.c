@@ -211,17 +211,31 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return 0;
 }
 
-/* Read the first private key and the first certificate of a PEM file. */
+/* Read the first private key and the first certificate of a PEM file.
+ * The messages never show path: it comes from a setting documented as a
+ * file name (ClientCert, ClientCertPath, AZURE_CLIENT_CERTIFICATE_PATH),
+ * and what is given there by mistake may be the key itself (a PEM pasted
+ * in place of its file's name) or another secret.  The caller names the
+ * setting. */
 static signalr_err read_pem(const char *path, EVP_PKEY **key, X509 **cert,
                             signalr_error *err)
 {
-    BIO *b = BIO_new_file(path, "r");
+    BIO *b;
 
     *key = NULL;
     *cert = NULL;
-    if (!b)
+    if (strstr(path, "-----BEGIN"))
         return sr__fail(err, SIGNALR_EINVAL,
-                        "cannot read the certificate file %.300s", path);
+                        "cannot read the certificate file (the value is PEM "
+                        "text, not a file name: save it to a file and give "
+                        "that file's name; the value is not shown)");
+    b = BIO_new_file(path, "r");
+    if (!b) {
+        ERR_clear_error();
+        return sr__fail(err, SIGNALR_EINVAL,
+                        "cannot read the certificate file (its name is not "
+                        "shown)");
+    }
     *key = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
     (void)BIO_reset(b);
     *cert = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
@@ -235,10 +249,10 @@ static signalr_err read_pem(const char *path, EVP_PKEY **key, X509 **cert,
     *cert = NULL;
     ERR_clear_error();
     return sr__fail(err, SIGNALR_EINVAL,
-                    "the certificate file %.300s needs a PEM private key and "
-                    "the PEM certificate that matches it, the key not "
-                    "encrypted (PFX files are not read: convert with "
-                    "openssl pkcs12 -nodes)", path);
+                    "the certificate file needs a PEM private key and the "
+                    "PEM certificate that matches it, the key not encrypted "
+                    "(PFX files are not read: convert with openssl pkcs12 "
+                    "-nodes)");
 }
 
 signalr_err signalr_jwt_sign_rs256(const char *payload_json,

@@ -84,12 +84,39 @@ static void test_rs256(void)
     CHECK(signalr_jwt_sign_rs256("{}", 2, path, &tok, NULL, &e) == SIGNALR_EINVAL,
           "no key");
     CHECK(has(e.msg, "needs a PEM private key"), e.msg);
+    CHECK(!has(e.msg, path), "the file's name is not shown");
     unlink(path);
     CHECK(signalr_jwt_sign_rs256("{}", 2, path, &tok, NULL, &e) == SIGNALR_EINVAL,
           "no file");
     CHECK(has(e.msg, "cannot read the certificate file"), e.msg);
+    CHECK(!has(e.msg, path), "the file's name is not shown");
     CHECK(signalr_jwt_sign_rs256("[]", 2, path, &tok, NULL, &e) == SIGNALR_EINVAL,
           "payload not an object");
+}
+
+/* The certificate setting (ClientCert, ClientCertPath) names a file; a PEM
+ * pasted there instead is refused without a byte of it in the message. */
+static void test_rs256_pem_as_path(void)
+{
+    static const char pem[] =
+        "-----BEGIN PRIVATE KEY-----\n"
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n"
+        "-----END PRIVATE KEY-----\n"
+        "-----BEGIN CERTIFICATE-----\n"
+        "MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJ\n"
+        "-----END CERTIFICATE-----\n";
+    char *tok = NULL;
+    signalr_error e;
+
+    CHECK(signalr_jwt_sign_rs256("{}", 2, pem, &tok, NULL, &e) == SIGNALR_EINVAL,
+          "a PEM is not a file name");
+    CHECK(tok == NULL, "no token");
+    /* (the checks' own texts: a message that shows the PEM is not printed) */
+    CHECK(!has(e.msg, "BEGIN") && !has(e.msg, "PRIVATE KEY") &&
+              !has(e.msg, "MIIEvQIBADAN") && !has(e.msg, "MIIDdzCC"),
+          "no byte of the PEM in the message");
+    CHECK(has(e.msg, "cannot read the certificate file"), "what failed");
+    CHECK(has(e.msg, "PEM text"), "the message says the value is PEM text");
 }
 
 int main(void)
@@ -253,5 +280,6 @@ int main(void)
         }
     }
     test_rs256();
+    test_rs256_pem_as_path();
     return t_done("test_entra");
 }
