@@ -67,6 +67,15 @@ local function read_file(path)
     return s
 end
 
+-- An identity (client id, tenant) as messages show it: plainly an id (a
+-- GUID, a name, a domain), else not at all.  A value with spaces or '='
+-- is a ';' gone missing after it: the next part of the connection string
+-- ran into it, and that part may be the AccessKey or the ClientSecret.
+local function shown(v)
+    if #v <= 64 and v:match("^[%w][%w%.%-_]*$") then return v end
+    return "(not shown: not a plain id; is a ';' missing after it?)"
+end
+
 local function fail(code, msg, extra)
     local d = { code = code, sent = false }
     for k, v in pairs(extra or {}) do d[k] = v end
@@ -134,6 +143,11 @@ function Cred:request(t)
                 exp = floor(t) + 600 }
             local a, msg, d = core.jwt_sign_rs256(claims, self.cert)
             if not a then
+                -- the core never shows the file's name (it may be the key
+                -- itself, pasted in its place): name the setting instead
+                msg = msg:gsub(" %(its name is not shown%)", "", 1)
+                    :gsub("the certificate file", "the certificate file named by "
+                        .. self.cert_setting, 1)
                 return fail(d.code == "ECRYPTO" and "ECRYPTO" or "EAUTH", self.who .. ": " .. msg)
             end
             f[#f + 1], f[#f + 2] = "client_assertion_type",
@@ -144,8 +158,10 @@ function Cred:request(t)
                 local a = read_file(self.assertion_file)
                 a = a and a:match("^%s*(.-)%s*$")
                 if not a or a == "" then
-                    return fail("EAUTH", self.who .. ": cannot read the federated token file "
-                        .. self.assertion_file)
+                    -- named by its variable: the value may be the token
+                    -- itself, given in place of its file's name
+                    return fail("EAUTH", self.who .. ": cannot read the federated token file"
+                        .. " named by AZURE_FEDERATED_TOKEN_FILE")
                 end
                 self.assertion, self.assertion_at = a, t
             end
@@ -177,11 +193,12 @@ function Cred:parse(t, status, body)
     local ok, r = pcall(cjson.decode, body or "")
     if not ok or type(r) ~= "table" or type(r.access_token) ~= "string"
             or r.access_token == "" or r.access_token:find("[%c ]") then
-        return fail("EAUTH", self.who .. ": the reply has no access_token")
+        return fail("EAUTH", self.who .. ": the reply has no access_token", { status = status })
     end
     local exp = expiry(t, r)
     if not exp then
-        return fail("EAUTH", self.who .. ": the reply has no expires_in or expires_on")
+        return fail("EAUTH", self.who .. ": the reply has no expires_in or expires_on",
+            { status = status })
     end
     return r.access_token, exp
 end
@@ -201,31 +218,33 @@ local function authority_of(opts)
 end
 
 -- An application: a client secret, a federated assertion file, or a
--- certificate (a PEM file with its key).
-local function app(opts, tenant, client_id, secret, assertion_file, cert)
+-- certificate (a PEM file with its key; cert_setting names where it was
+-- given, for messages, which never show the file's name).
+local function app(opts, tenant, client_id, secret, assertion_file, cert, cert_setting)
     local authority = authority_of(opts)
     local who = "Microsoft Entra ID token request (authority " .. authority
-        .. ", tenant " .. tenant .. ", client id " .. client_id .. ")"
+        .. ", tenant " .. shown(tenant) .. ", client id " .. shown(client_id) .. ")"
     return cred(secret and "secret" or cert and "certificate" or "assertion", who, {
         url = authority .. enc(tenant) .. "/oauth2/v2.0/token", authority = authority,
         tenant = tenant, client_id = client_id, secret = secret, cert = cert,
+        cert_setting = cert_setting,
         assertion_file = assertion_file, assertion_at = -1e18,
         cache_key = concat({ "app", authority, tenant, client_id }, "|"),
         -- tokens of different secrets or certificates are kept apart (a
         -- table key, never printed)
         local_key = secret or cert or assertion_file,
-        identity = "application " .. client_id .. " in tenant " .. tenant,
+        identity = "application " .. shown(client_id) .. " in tenant " .. shown(tenant),
     })
 end
 
 local function managed(opts, client_id)
     local id_ep, id_hdr = getenv("IDENTITY_ENDPOINT"), getenv("IDENTITY_HEADER")
-    local identity = client_id and ("managed identity " .. client_id)
+    local identity = client_id and ("managed identity " .. shown(client_id))
         or "the system-assigned managed identity"
     if id_ep and id_hdr and not opts.managed_identity_endpoint then
         -- App Service / Functions (2019-08-01)
         return cred("appservice", "managed identity token request (App Service endpoint "
-            .. id_ep .. (client_id and (", client id " .. client_id) or "") .. ")", {
+            .. id_ep .. (client_id and (", client id " .. shown(client_id)) or "") .. ")", {
             url = id_ep, api = "2019-08-01", id_param = "client_id", client_id = client_id,
             headers = { ["X-IDENTITY-HEADER"] = id_hdr },
             cache_key = concat({ "appservice", id_ep, client_id or "" }, "|"), identity = identity,
@@ -233,7 +252,7 @@ local function managed(opts, client_id)
     end
     local ep = opts.managed_identity_endpoint or _M.IMDS
     return cred("imds", "managed identity token request (IMDS " .. ep
-        .. (client_id and (", client id " .. client_id) or "") .. ")", {
+        .. (client_id and (", client id " .. shown(client_id)) or "") .. ")", {
         url = ep, api = "2018-02-01", id_param = "client_id", client_id = client_id,
         headers = { Metadata = "true" },
         cache_key = concat({ "imds", ep, client_id or "" }, "|"), identity = identity,
@@ -247,7 +266,9 @@ local function default_chain(opts)
     local secret = getenv("AZURE_CLIENT_SECRET")
     if tenant and id and secret and secret ~= "" then return app(opts, tenant, id, secret) end
     local cert = getenv("AZURE_CLIENT_CERTIFICATE_PATH")
-    if tenant and id and cert and cert ~= "" then return app(opts, tenant, id, nil, nil, cert) end
+    if tenant and id and cert and cert ~= "" then
+        return app(opts, tenant, id, nil, nil, cert, "AZURE_CLIENT_CERTIFICATE_PATH")
+    end
     if tenant and id and getenv("AZURE_USERNAME") then
         error("signalr.new: AuthType=azure: AZURE_USERNAME (username and password) credentials"
             .. " are not supported; set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH, use"
@@ -266,9 +287,12 @@ function _M.credential(handle, info, opts)
     local c = handle:credential()
     if at == "azure.app" or (at == "aad" and c.tenant_id and c.client_id
                              and (c.client_secret or c.client_cert)) then
-        -- ClientSecret first, as the service SDK's parser takes it
+        -- ClientSecret first, as the service SDK's parser takes it; the
+        -- certificate's setting by the spelling the string used
+        local cs = type(opts.connection_string) == "string" and opts.connection_string:lower() or ""
         return app(opts, c.tenant_id, c.client_id, c.client_secret, nil,
-            not c.client_secret and c.client_cert or nil)
+            not c.client_secret and c.client_cert or nil,
+            cs:find("clientcertpath%s*=") and "ClientCertPath" or "ClientCert")
     elseif at == "azure.msi" or at == "aad" then
         return managed(opts, c.client_id)
     end

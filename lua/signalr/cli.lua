@@ -19,6 +19,9 @@ local EXIT = { ok = 0, no = 1, usage = 2, service = 3, transport = 4 }
 _M.EXIT = EXIT
 
 local SERVICE = { ESTATUS = true, EREPLY = true }
+-- EAUTH is a service error when Microsoft Entra ID answered (a refusal, a
+-- reply without a token: details.status); without a status it is local
+-- (the credential's certificate or token file could not be read)
 local TRANSPORT = { ECONNECT = true, ETIMEDOUT = true, EHTTP = true, ECANCELED = true }
 
 -- name, hub method, positional argument names, option names, summary.
@@ -136,7 +139,7 @@ local function finish(out, as_json, ok, result, msg, details)
     end
     if ok then return result == false and EXIT.no or EXIT.ok end
     local code = details and details.code
-    if SERVICE[code] then return EXIT.service end
+    if SERVICE[code] or (code == "EAUTH" and details.status) then return EXIT.service end
     if TRANSPORT[code] then return EXIT.transport end
     return EXIT.usage
 end
@@ -179,7 +182,18 @@ function _M.run(args, out)
         return fail("no command\n" .. _M.usage())
     end
     local c = BY_NAME[cname]
-    if not c then return fail("unknown command '" .. cname .. "' (see signalr --help)") end
+    if not c then
+        -- echoed only when it is a plain word: an argument in the wrong
+        -- place may be the connection string, with its key
+        if cname:find("=", 1, true) or cname:find(";", 1, true) then
+            return fail("unknown command (the first argument looks like a connection string,"
+                .. " not shown: pass it in AzureSignalRConnectionString or with --connection-string;"
+                .. " see signalr --help)")
+        elseif #cname > 32 or not cname:match("^[%w][%w%-_]*$") then
+            return fail("unknown command (not shown: not a command name; see signalr --help)")
+        end
+        return fail("unknown command '" .. cname .. "' (see signalr --help)")
+    end
     if opts.help then out.stdout("usage: " .. command_usage(c) .. "\n\n" .. GLOBAL .. "\n"); return EXIT.ok end
     -- global options
     for _, g in ipairs { "connection-string", "api-version", "application", "timeout", "retries" } do

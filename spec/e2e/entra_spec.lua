@@ -126,6 +126,8 @@ describe("Microsoft Entra ID", function()
         local p = io.popen(table.concat(parts, " "))
         local out = p:read("*a")
         p:close()
+        write(dir .. "/child.out", out)
+        env.keep_log(dir .. "/child.out", "entra-child") -- for the secrets scan
         return clean(out)
     end
 
@@ -197,6 +199,59 @@ describe("Microsoft Entra ID", function()
             "print(h:to_user('cara', 'newMessage', {'chain cert'}))")
         assert.equal("true\n", out)
         env.wait(function() return pool:count("c1", "chain cert") == 1 end, 10, "the chain's send")
+    end)
+
+    it("a federated token file that cannot be read is named by its variable, not its value", function()
+        -- the assertion itself given where its file's name belongs
+        local cs = "Endpoint=http://localhost;Port=" .. emu.port .. ";AuthType=azure;Version=1.0;"
+        local out = child({ AZURE_TENANT_ID = "tenant1", AZURE_CLIENT_ID = "wl1",
+                            AZURE_FEDERATED_TOKEN_FILE = ASSERTION, AZURE_AUTHORITY_HOST = emu.base },
+            cs, "print(h:broadcast('newMessage', {'x'}))")
+        assert.truthy(out:find("cannot read the federated token file named by AZURE_FEDERATED_TOKEN_FILE",
+            1, true), out)
+    end)
+
+    -- the signalr command in a child process: exit status, stdout, stderr
+    -- (kept for the secrets scan)
+    local function command(vars, ...)
+        local parts = { env.CLEAN, "env" }
+        for k, v in pairs(vars) do parts[#parts + 1] = k .. "='" .. v:gsub("'", "'\\''") .. "'" end
+        parts[#parts + 1] = "SIGNALR_BUILD='" .. (os.getenv("SIGNALR_BUILD") or (env.root .. "/build")) .. "'"
+        parts[#parts + 1] = env.root .. "/bin/signalr"
+        for _, a in ipairs { ... } do parts[#parts + 1] = "'" .. a .. "'" end
+        parts[#parts + 1] = "> " .. dir .. "/cli.out 2> " .. dir .. "/cli.err"
+        local ok, _, code = os.execute(table.concat(parts, " "))
+        if type(ok) == "number" then code = ok / 256 end -- Lua 5.1
+        env.keep_log(dir .. "/cli.out", "entra-cli")
+        env.keep_log(dir .. "/cli.err", "entra-cli")
+        return code, env.read(dir .. "/cli.out") or "", env.read(dir .. "/cli.err") or ""
+    end
+
+    it("the signalr command: a refusal exits 3 (a service error), an unreadable certificate 2", function()
+        local vars = { AZURE_AUTHORITY_HOST = emu.base, AzureSignalRConnectionString = app_cs("app1") }
+        assert.equal(0, (command(vars, "broadcast", "Chat", "newMessage", '["from the command"]')))
+        -- a wrong secret: Microsoft Entra ID refuses (EAUTH, 401)
+        vars.AzureSignalRConnectionString = app_cs("app1", "wrong-secret-value")
+        local code, out, err = command(vars, "broadcast", "Chat", "newMessage")
+        clean(out, err)
+        assert.equal(3, code, err)
+        assert.truthy(err:find("AADSTS7000215", 1, true), err)
+        assert.falsy(err:find("wrong-secret-value", 1, true), err)
+        code, out = command(vars, "--json", "broadcast", "Chat", "newMessage")
+        assert.equal(3, code)
+        local r = cjson.decode(out)
+        assert.equal("EAUTH", r.code)
+        assert.equal(401, r.status)
+        assert.equal("AADSTS7000215", r.service_code)
+        -- the certificate's PEM pasted where its file's name belongs: a
+        -- local error, nothing sent, none of it shown
+        vars.AzureSignalRConnectionString = "Endpoint=http://localhost;Port=" .. emu.port
+            .. ";AuthType=azure.app;ClientId=cert1;TenantId=tenant1;ClientCert="
+            .. assert(env.read(dir .. "/app.pem")) .. ";Version=1.0;"
+        code, out, err = command(vars, "broadcast", "Chat", "newMessage")
+        clean(out, err)
+        assert.equal(2, code, err)
+        assert.truthy(err:find("the certificate file named by ClientCert (the value is PEM text", 1, true), err)
     end)
 
     it("async mode: sends wait in the queue for the token; negotiate is a request", function()
