@@ -2,12 +2,14 @@
 # spec/secrets_scan.sh DIR...: search everything the suite wrote (busted
 # output with every error message, emulator logs at debug level, nginx
 # error logs) for the secrets the suite uses: its access keys and client
-# secrets, and anything shaped like an issued token.  Prints the hits; the
-# last line is "N passed, N failed" (one check per secret kind).
+# secrets, any PEM private key, and anything shaped like an issued token.
+# Prints the hits; the last line is "N passed, N failed" (one check per
+# secret kind).
 set -uo pipefail
 pass=0; fail=0
 secrets=(
-  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"   # the suite's access key
+  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"   # the suite's access key (also given
+                                                   # as the command: spec/unit/secrets_echo_spec.lua)
   "WRONGKEYWRONGKEYWRONGKEYWRONGKEYWRONGKEY1234"   # spec/e2e/cli_spec.lua
   "SECRETSECRET"                                   # spec/e2e/c_library_spec.lua
   "not-the-key"                                    # spec/unit/errors_spec.lua
@@ -28,6 +30,14 @@ for s in "${secrets[@]}"; do
   else fail=$((fail + 1)); echo "secret '${probe:0:4}...' found in:"; echo "$hits" | head -n 5
        echo "$hits" | head -n 1 | xargs grep -n -F -- "$probe" | head -n 3 | cut -c1-200; fi
 done
+# private keys: a PEM block of any key type (a PEM pasted where a file
+# name belongs, e.g. ClientCert, must never be echoed; see
+# spec/unit/secrets_echo_spec.lua)
+pem='-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY-----'
+hits=$(echo "$files" | xargs grep -l -E -- "$pem" 2>/dev/null)
+if [ -z "$hits" ]; then pass=$((pass + 1))
+else fail=$((fail + 1)); echo "a PEM private key found in:"; echo "$hits" | head -n 5
+     echo "$hits" | head -n 1 | xargs grep -n -o -E -- "$pem" | head -n 3; fi
 # issued tokens: three base64url segments whose first two decode to JSON
 jwt='eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{20,}'
 hits=$(echo "$files" | xargs grep -l -E -- "$jwt" 2>/dev/null)
