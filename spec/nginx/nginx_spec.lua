@@ -165,6 +165,31 @@ describe("inside nginx", function()
         end)
     end)
 
+    -- "." and ".." as ids refused in the worker too (cosockets send the
+    -- path the C core built); dotted ids reach the service as they are
+    describe("ids as path segments over cosockets", function()
+        local seg = require "helpers.path_segments"
+        local o
+        setup(function() o = { connection_string = emu.cs, api_version = "2024-12-01", retries = 0 } end)
+        for _, c in ipairs(seg.CALLS) do
+            it(c[1] .. " with a dot segment as the " .. c[2], function()
+                for _, v in ipairs(seg.DOTS) do
+                    emu:clear()
+                    local ok, msg, details = call(ngx1, c[1], seg.args(c, v), o)
+                    assert.is_nil(ok)
+                    assert.equal(seg.message(c, v), msg:match("^[%w_.]+: (.*)$") or msg)
+                    assert.equal("EINVAL", details.code)
+                    assert.equal(0, #emu:requests(), "a request reached the service")
+                end
+                for _, v in ipairs(seg.DOTTED) do
+                    emu:clear()
+                    call(ngx1, c[1], seg.args(c, v), o)
+                    assert.is_nil(seg.check_received(emu:requests(), v))
+                end
+            end)
+        end
+    end)
+
     describe("handlers, timers and real clients", function()
         local pool
         setup(function()
