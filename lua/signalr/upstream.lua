@@ -389,31 +389,23 @@ local function check_spec(spec, what)
     return keys
 end
 
---- Answer one upstream request (no I/O): the status, body and content
--- type to reply with, and for a refused request the reason.  Statuses:
--- 401 bad or missing signature, 415 content type, 400 missing headers or
--- a bad body, 413 a body over `max_body`, 404 no handler, 403 a
--- connected handler that raised, 200 otherwise (with the completion for
--- an invocation that expects one: the handler's value, or its error).
--- @tparam table spec `{ keys, hubs, max_body, on_error, hide_errors }`
--- @treturn integer status
--- @treturn string body
--- @treturn string|nil content type
--- @treturn[opt] string why a request was refused (never a secret)
-function _M.dispatch(spec, headers, body)
-    local keys = check_spec(spec, "dispatch")
-    if type(headers) ~= "table" then
-        error("signalr.upstream.dispatch: headers must be a table, got " .. type(headers), 2)
-    end
+-- The order of the checks reads the least of what an unauthenticated
+-- sender sends.  X-ASRS-Signature is an HMAC of the X-ASRS-Connection-Id
+-- header (core.upstream_verify), not of the body, so it is checked first,
+-- from those two headers alone: an unsigned or forged request is refused
+-- with 401 before anything else of it is looked at, its body neither read
+-- (handle) nor measured (dispatch), and it learns nothing of the other
+-- checks (such as max_body).  Only then the body's size (413; handle
+-- refuses a Content-Length over max_body before reading the body), then
+-- its content type and contents (415, 400), then the handler (404).
+
+-- dispatch after the signature was checked
+local function answer(spec, headers, body)
     local max = spec.max_body or _M.MAX_BODY
     if body ~= nil and #body > max then
         return 413, "", nil, "body over " .. max .. " bytes"
     end
-    -- the signature first: nothing of an unsigned request is looked at
-    local ok, msg, d = verify(headers, keys)
-    if not ok then return d.status, "", nil, msg end
-    local ev
-    ev, msg, d = _M.parse(headers, body)
+    local ev, msg, d = _M.parse(headers, body)
     if not ev then return d.status, "", nil, msg end
     local hub = lookup(spec.hubs, ev.hub)
     local fn
@@ -463,11 +455,35 @@ function _M.dispatch(spec, headers, body)
     return 200, "", nil
 end
 
---- The OpenResty glue: read the request, `dispatch` it, answer.  Call it
+--- Answer one upstream request (no I/O): the status, body and content
+-- type to reply with, and for a refused request the reason.  Statuses,
+-- in the order they are checked: 401 bad or missing signature (from the
+-- headers alone, first: nothing else of an unsigned request is looked
+-- at), 413 a body over `max_body`, 415 content type, 400 missing headers
+-- or a bad body, 404 no handler, 403 a connected handler that raised,
+-- 200 otherwise (with the completion for an invocation that expects one:
+-- the handler's value, or its error).
+-- @tparam table spec `{ keys, hubs, max_body, on_error, hide_errors }`
+-- @treturn integer status
+-- @treturn string body
+-- @treturn string|nil content type
+-- @treturn[opt] string why a request was refused (never a secret)
+function _M.dispatch(spec, headers, body)
+    local keys = check_spec(spec, "dispatch")
+    if type(headers) ~= "table" then
+        error("signalr.upstream.dispatch: headers must be a table, got " .. type(headers), 2)
+    end
+    local ok, msg, d = verify(headers, keys)
+    if not ok then return d.status, "", nil, msg end
+    return answer(spec, headers, body)
+end
+
+--- The OpenResty glue: check the signature from the headers, then (only
+-- for a signed request) read the body, `dispatch` it, answer.  Call it
 -- from `content_by_lua_block`.  Handlers run in the request's light
 -- thread, so they may call hub methods (over cosockets).
 function _M.handle(spec)
-    check_spec(spec, "handle")
+    local keys = check_spec(spec, "handle")
     local ngx = ngx
     if not spec.on_error and type(ngx) == "table" and ngx.log then
         -- a handler that raised: its error in nginx's log (the client
@@ -485,8 +501,14 @@ function _M.handle(spec)
     end
     local max = spec.max_body or _M.MAX_BODY
     local status, body, ctype, why
+    local headers = ngx.req.get_headers(100)
     local len = tonumber(ngx.var.http_content_length or "")
-    if ngx.req.get_method() ~= "POST" then
+    -- the signature first, from the headers (see dispatch): the body of
+    -- an unsigned request is never read
+    local ok, msg, d = verify(headers, keys)
+    if not ok then
+        status, body, why = d.status, "", msg
+    elseif ngx.req.get_method() ~= "POST" then
         status, body, why = 405, "", "the service POSTs events"
     elseif len and len > max then
         status, body, why = 413, "", "body over " .. max .. " bytes"
@@ -501,7 +523,7 @@ function _M.handle(spec)
                 if f then f:close() end
             end
         end
-        status, body, ctype, why = _M.dispatch(spec, ngx.req.get_headers(100), data or "")
+        status, body, ctype, why = answer(spec, headers, data or "")
     end
     if why then ngx.log(ngx.WARN, "signalr.upstream: ", status, ": ", why) end
     ngx.status = status

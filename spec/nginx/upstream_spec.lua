@@ -155,6 +155,16 @@ describe("serverless upstream through nginx", function()
             { "a truncated body", h(), body:sub(1, 30), 400 },
             { "an unknown content type", h { ["Content-Type"] = "text/plain" }, body, 415 },
             { "an oversized body", h(), string.rep("x", 1024 * 1024 + 10), 413 },
+            -- the signature first, from the headers: an unsigned request's
+            -- body is never read, whatever its size or framing (a chunked
+            -- body over nginx's client_max_body_size of 4m would be refused
+            -- by nginx with 413 if it were read)
+            { "unsigned and oversized", h { ["X-ASRS-Signature"] = false }, string.rep("x", 1024 * 1024 + 10),
+              401 },
+            { "unsigned, chunked, past client_max_body_size", h { ["X-ASRS-Signature"] = false,
+              ["Transfer-Encoding"] = "chunked" }, string.rep("x", 5 * 1024 * 1024), 401 },
+            { "signed, chunked, oversized", h { ["Transfer-Encoding"] = "chunked" },
+              string.rep("x", 1024 * 1024 + 10), 413 },
         }
         for _, c in ipairs(cases) do
             assert.equal(c[4], post(n, path, c[2], c[3]), c[1])

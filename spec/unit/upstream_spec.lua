@@ -1,6 +1,7 @@
 -- signalr.upstream on plain tables: signatures (the reference sheet's
 -- examples, two keys, forged, missing), events in JSON and MessagePack,
--- completions framed for each protocol, and dispatch's statuses.
+-- completions framed for each protocol, dispatch's statuses, and what
+-- handle reads of a request (never the body of an unsigned one).
 local upstream = require "signalr.upstream"
 local core = require "signalr.core"
 local mp = (function()
@@ -253,6 +254,27 @@ describe("signalr.upstream", function()
             assert.same({}, calls)
         end)
 
+        it("the signature first: an unsigned request is refused (401) whatever its body's size", function()
+            -- the signature covers X-ASRS-Connection-Id, not the body: it
+            -- is checked from the headers alone, before the body's size
+            local big = string.rep(" ", upstream.MAX_BODY + 1)
+            for i, h in ipairs {
+                headers { ["X-ASRS-Signature"] = false },
+                headers { ["X-ASRS-Signature"] = core.upstream_sign("wrong", "c1") },
+                headers { ["X-ASRS-Connection-Id"] = false },
+            } do
+                local status, body, ct, why = upstream.dispatch(spec, h, big)
+                assert.equal(401, status, "case " .. i .. ": " .. tostring(why))
+                assert.equal("", body)
+                assert.is_nil(ct)
+            end
+            -- signed: the size, then the content type and the body
+            assert.equal(413, (upstream.dispatch(spec, headers { ["Content-Type"] = "text/xml" }, big)))
+            assert.equal(413, (upstream.dispatch({ keys = KEY, hubs = spec.hubs, max_body = 10 },
+                headers(), '{"type":1,"target":"send","arguments":["x"]}')))
+            assert.same({}, calls)
+        end)
+
         it("MessagePack in, MessagePack out", function()
             local body = string.char(0x96, 0x01, 0x80, 0xa1, 0x35, 0xa4) .. "send"
                 .. string.char(0x91, 0xa2) .. "yo" .. string.char(0x90)
@@ -261,6 +283,81 @@ describe("signalr.upstream", function()
             assert.equal(200, status)
             assert.equal("application/x-msgpack", ct)
             assert.same({ 3, {}, "5", 3, "got yo" }, mp.unpack(out:sub(2)))
+        end)
+    end)
+
+    describe("handle() (a stand-in for nginx)", function()
+        -- what handle read of the request: the body only for a signed one
+        local saved, seen
+        local function fake_ngx(method, hdrs, body, content_length)
+            seen = { read_body = 0 }
+            local lowered = {}
+            for k, v in pairs(hdrs) do lowered[k:lower()] = v end
+            return {
+                WARN = 4, ERR = 3,
+                log = function() end,
+                var = { http_content_length = content_length or (body and tostring(#body)) },
+                header = {},
+                req = {
+                    get_method = function() return method end,
+                    get_headers = function() return lowered end,
+                    read_body = function() seen.read_body = seen.read_body + 1 end,
+                    get_body_data = function()
+                        assert(seen.read_body > 0, "the body was taken before it was read")
+                        return body
+                    end,
+                    get_body_file = function() return nil end,
+                },
+                print = function(b) seen.printed = b end,
+                exit = function(status) seen.exit = status end,
+            }
+        end
+        before_each(function() saved = rawget(_G, "ngx") end)
+        after_each(function() _G.ngx = saved end)
+
+        local calls
+        local spec = { keys = KEY, hubs = { chat = { messages = {
+            send = function(_, text) calls[#calls + 1] = text return "got " .. text end } } } }
+        local body = '{"type":1,"invocationId":"1","target":"send","arguments":["x"]}'
+
+        local function handle(method, h, b, content_length)
+            calls = {}
+            _G.ngx = fake_ngx(method, h, b, content_length)
+            upstream.handle(spec)
+            return ngx.status, seen
+        end
+
+        it("a signed request: the body is read, the handler runs", function()
+            local status, s = handle("POST", headers(), body)
+            assert.equal(200, status)
+            assert.equal(1, s.read_body)
+            assert.same({ "x" }, calls)
+        end)
+
+        it("an unsigned request: 401 from the headers alone, its body never read", function()
+            for i, c in ipairs {
+                { "POST", headers { ["X-ASRS-Signature"] = false }, body },
+                { "POST", headers { ["X-ASRS-Signature"] = core.upstream_sign("wrong", "c1") }, body },
+                { "POST", headers { ["X-ASRS-Signature"] = false }, body, tostring(upstream.MAX_BODY + 1) },
+                { "GET", headers { ["X-ASRS-Signature"] = false }, nil },
+            } do
+                local status, s = handle(c[1], c[2], c[3], c[4])
+                assert.equal(401, status, "case " .. i)
+                assert.equal(0, s.read_body, "case " .. i .. ": the body was read")
+                assert.equal(401, s.exit)
+                assert.same({}, calls)
+            end
+        end)
+
+        it("a signed request over max_body by its Content-Length: 413, the body never read", function()
+            local status, s = handle("POST", headers(), body, tostring(upstream.MAX_BODY + 1))
+            assert.equal(413, status)
+            assert.equal(0, s.read_body)
+            -- and a signed request that is not a POST: 405, nothing read
+            status, s = handle("GET", headers(), nil)
+            assert.equal(405, status)
+            assert.equal(0, s.read_body)
+            assert.same({}, calls)
         end)
     end)
 
