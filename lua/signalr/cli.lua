@@ -3,9 +3,12 @@
 --   signalr [global options] COMMAND ARGS... [command options]
 --
 -- Exit status: 0 success (an existence check that answered "yes"), 1 an
--- existence check that answered "no", 2 a usage or local input error, 3 a
--- service error (an HTTP status), 4 a transport error (nothing or not all
--- of the request got through).  Secrets never reach the output.
+-- existence check that answered "no", 2 a usage or local input error
+-- (also a Microsoft Entra ID certificate or token file that cannot be
+-- read), 3 a service error (an HTTP status, or Microsoft Entra ID
+-- refusing the token request), 4 a transport error (nothing or not all
+-- of the request got through).  Secrets never reach the output: an
+-- argument is echoed only when it is a plain word.
 -- @module signalr.cli
 local signalr = require "signalr"
 local json = require "signalr.json"
@@ -85,7 +88,8 @@ global options:
   --json                   print one JSON object: {"ok":..,"result"|"error",..}
   --help                   this text; COMMAND --help for one command
 exit status: 0 success (or "yes"), 1 "no" (existence checks), 2 usage or
-local input error, 3 service error, 4 transport error]]
+local input error, 3 service error (Microsoft Entra ID refusals too),
+4 transport error]]
 
 local function command_usage(c)
     local pos = {}
