@@ -5,8 +5,10 @@
  * them.  The first byte picks how the input is split and whether a
  * valid upgrade answer comes first (else the bytes are the answer).  Invariants: the
  * reader never claims more bytes than it was given, a message's strings
- * lie inside its frame, and a data message built from any JSON text the
- * core accepts reads back as its own type. */
+ * and maps lie inside its frame, a map it accepted always iterates to its
+ * end, ConnectionData carries any bytes there and back, and a data
+ * message built from any JSON text the core accepts reads back as its
+ * own type. */
 #include "signalr.h"
 
 #include <assert.h>
@@ -33,6 +35,18 @@ static void read_stream(const char *p, size_t n)
             for (k = 0; k < 4; k++)
                 assert(!m.str[k] || (m.str[k] >= p && m.str[k] + m.len[k] <= p + used));
             assert(m.nping <= SIGNALR_SP_MAX_PING);
+            for (k = 0; k < 2; k++) {
+                signalr_sp_pairs it;
+                const char *key, *val;
+                size_t kl, vl;
+                int got;
+                assert(!m.map[k] || (m.map[k] >= p && m.map[k] + m.map_len[k] <= p + used));
+                signalr_sp_pairs_init(&it, m.map[k], m.map_len[k]);
+                while ((got = signalr_sp_pairs_next(&it, &key, &kl, &val, &vl)) == 1)
+                    assert(key >= m.map[k] && key + kl <= m.map[k] + m.map_len[k] &&
+                           (!val || (val >= m.map[k] && val + vl <= m.map[k] + m.map_len[k])));
+                assert(got == 0); /* a map the reader accepted always reads */
+            }
         }
         p += used;
         n -= used;
@@ -50,6 +64,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     /* the reader alone, on the raw bytes */
     read_stream((const char *)data + 1, size - 1);
+
+    /* the bytes as a client's payload: ConnectionData reads back whole */
+    {
+        char *f = NULL;
+        size_t fl = 0, used = 0;
+        signalr_sp_message m;
+        assert(signalr_sp_encode_connection_data("c1", (const char *)data + 1, size - 1,
+                                                 data[0] & 3, &f, &fl, &e) == SIGNALR_OK);
+        assert(signalr_sp_next(f, fl, 0, &m, &used, &e) == 1 && used == fl);
+        assert(m.type == SIGNALR_SP_CONNECTION_DATA && m.len[1] == size - 1 &&
+               !memcmp(m.str[1], data + 1, size - 1) && m.num[0] == (data[0] & 3));
+        signalr_free(f);
+    }
 
     /* the bytes as a data message's arguments */
     {

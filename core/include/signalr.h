@@ -676,7 +676,9 @@ enum {
     SIGNALR_SP_HANDSHAKE_REQUEST = 1,
     SIGNALR_SP_HANDSHAKE_RESPONSE = 2,
     SIGNALR_SP_PING = 3,
+    SIGNALR_SP_OPEN_CONNECTION = 4,
     SIGNALR_SP_CLOSE_CONNECTION = 5,
+    SIGNALR_SP_CONNECTION_DATA = 6,
     SIGNALR_SP_MULTI_CONNECTION_DATA = 7,
     SIGNALR_SP_USER_DATA = 8,
     SIGNALR_SP_MULTI_USER_DATA = 9,
@@ -698,12 +700,19 @@ enum {
     SIGNALR_SP_ACCESS_KEY_RESPONSE = 29,
     SIGNALR_SP_CLOSE_CONNECTIONS = 31,
     SIGNALR_SP_CLOSE_USER_CONNECTIONS = 32,
-    SIGNALR_SP_CLOSE_GROUP_CONNECTIONS = 33
+    SIGNALR_SP_CLOSE_GROUP_CONNECTIONS = 33,
+    SIGNALR_SP_CONNECTION_RECONNECT = 38
 };
 
 /* Connection types of the handshake. */
 #define SIGNALR_SP_DEFAULT_CONNECTION 0
 #define SIGNALR_SP_WEAK_CONNECTION    2 /* send-only: a management server */
+
+/* What a ConnectionData's payload holds (its Ext key 5, DataMessageType);
+ * 0: not said. */
+#define SIGNALR_SP_DATA_HANDSHAKE  1
+#define SIGNALR_SP_DATA_INVOCATION 2 /* hub message types 1 to 5 */
+#define SIGNALR_SP_DATA_OTHER      3 /* ping, close, ack, sequence */
 
 /* Client protocols a data message carries a payload for. */
 #define SIGNALR_SP_JSON        1
@@ -757,7 +766,9 @@ SIGNALR_API signalr_err signalr_sp_encode_data(const signalr_sp_data *d,
 SIGNALR_API signalr_err signalr_sp_encode_op(const signalr_sp_op *o,
                                              char **out, size_t *out_len,
                                              signalr_error *err);
-/* connection_type: SIGNALR_SP_WEAK_CONNECTION for a management server. */
+/* connection_type: SIGNALR_SP_WEAK_CONNECTION for a management server,
+ * SIGNALR_SP_DEFAULT_CONNECTION for a hub server (the service routes
+ * clients to it). */
 SIGNALR_API signalr_err signalr_sp_encode_handshake(int connection_type,
                                                     char **out,
                                                     size_t *out_len,
@@ -769,18 +780,29 @@ SIGNALR_API signalr_err signalr_sp_encode_ping(const char *const *kv,
                                                signalr_error *err);
 
 /* One message read from the service.  Every pointer is borrowed from the
- * buffer given to signalr_sp_next; a NULL str[k] is a MessagePack nil.
+ * buffer given to signalr_sp_next; a NULL str[k] is a MessagePack nil (or
+ * an item the message did not have).
  *   2 HandshakeResponse: str[0] error (empty or NULL: accepted),
  *                        str[1] connection id
  *   3 Ping:              ping[2i], ping[2i+1] for i < nping
- *   5 CloseConnection:   str[0] connection id, str[1] error
+ *   4 OpenConnection:    str[0] connection id, str[1] query string,
+ *                        str[2] the client's hub protocol (Ext 3: "json",
+ *                        "messagepack"), map[0] claims, map[1] headers
+ *   5 CloseConnection:   str[0] connection id, str[1] error,
+ *                        map[1] headers
+ *   6 ConnectionData:    str[0] connection id, str[1] the client's bytes,
+ *                        num[0] DataMessageType (SIGNALR_SP_DATA_*, 0
+ *                        when not said), num[1] IsPartial (1: a fragment,
+ *                        the rest follows in the next ConnectionData)
  *  15 ServiceError:      str[0] message
  *  20 Ack:               num[0] ack id, num[1] status, str[0] message
  *  22 ServiceEvent:      num[0] object type, str[0] id, num[1] kind,
  *                        str[1] message
  *  29 AccessKeyResponse: str[0] kid, str[1] key, str[2] error type,
  *                        str[3] error message
- * Other types come back with their type only. */
+ *  38 ConnectionReconnect: str[0] connection id
+ * Other types come back with their type only.  map[k] is a MessagePack
+ * map as it came (NULL when absent), read with signalr_sp_pairs_next(). */
 typedef struct {
     int type;
     long long num[2];
@@ -789,6 +811,10 @@ typedef struct {
     const char *ping[2 * SIGNALR_SP_MAX_PING];
     size_t ping_len[2 * SIGNALR_SP_MAX_PING];
     size_t nping;
+    /* the maps of 4 and 5 (added last: the fields above keep their
+     * places) */
+    const char *map[2];
+    size_t map_len[2];
 } signalr_sp_message;
 
 /* Read the first frame of buf[0..len): 1 with *m filled and *used = the
@@ -800,6 +826,39 @@ typedef struct {
 SIGNALR_API int signalr_sp_next(const char *buf, size_t len, size_t max,
                                 signalr_sp_message *m, size_t *used,
                                 signalr_error *err);
+
+/* A cursor over a map of signalr_sp_message (claims, headers); it
+ * allocates nothing.  Fields are private. */
+typedef struct {
+    const char *p;
+    size_t n, i;
+    size_t pairs, values;
+    const char *key;
+    size_t key_len;
+} signalr_sp_pairs;
+
+/* Start reading map[0..len) (NULL: an empty map). */
+SIGNALR_API void signalr_sp_pairs_init(signalr_sp_pairs *it, const char *map,
+                                       size_t len);
+/* The next name and value, borrowed from the map's buffer, not NUL
+ * terminated: 1, 0 at the end, -1 when the map is malformed (never for
+ * a map signalr_sp_next returned).  A claim is one pair (claim types may
+ * repeat); a header gives one pair per value under its name, or one
+ * pair with *val NULL when it has none.  *val is NULL for a nil value. */
+SIGNALR_API int signalr_sp_pairs_next(signalr_sp_pairs *it, const char **key,
+                                      size_t *klen, const char **val,
+                                      size_t *vlen);
+
+/* ConnectionData [6, connection_id, payload (bin), Ext]: a hub server's
+ * bytes for one client (the handshake answer, or framed hub messages;
+ * payload may be NULL when len is 0).  data_type 0 writes an empty Ext;
+ * SIGNALR_SP_DATA_* tags the payload {5: data_type}.  One frame in *out
+ * (owned, signalr_free).  A hub server closes one client with
+ * signalr_sp_encode_op() type SIGNALR_SP_CLOSE_CONNECTION (id, text:
+ * [5, id, text or "", {}, {}]). */
+SIGNALR_API signalr_err signalr_sp_encode_connection_data(
+    const char *connection_id, const char *payload, size_t len,
+    int data_type, char **out, size_t *out_len, signalr_error *err);
 
 
 /* ===== persistent mode: a WebSocket client without I/O =====

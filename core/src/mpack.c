@@ -164,6 +164,25 @@ void sr__mpw_varint(sr__mpw *w, size_t n)
     sr__mpw_byte(w, (unsigned char)n);
 }
 
+int sr__varint_read(const unsigned char *buf, size_t len, uint64_t *n,
+                    size_t *k)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    for (i = 0; i < 5; i++) {
+        if (i == len)
+            return 0;
+        v |= (uint64_t)(buf[i] & 0x7f) << (7 * i);
+        if (!(buf[i] & 0x80)) {
+            *n = v;
+            *k = i + 1;
+            return 1;
+        }
+    }
+    return -1;
+}
+
 signalr_err sr__mp_frame(sr__mp_body_fn fn, const void *ctx, size_t max,
                          char **out, size_t *out_len, signalr_error *err)
 {
@@ -313,27 +332,75 @@ int sr__mpr_str(sr__mpr *r, const char **s, size_t *len)
     return 0;
 }
 
-/* Pass over one value of any type. */
+int sr__mpr_uint(sr__mpr *r, uint64_t *v)
+{
+    int64_t s;
+
+    if (r_need(r, 9) && r->p[r->i] == 0xcf) {
+        r->i++;
+        *v = r_be(r, 8);
+        return 0;
+    }
+    if (sr__mpr_int(r, &s) || s < 0)
+        return -1;
+    *v = (uint64_t)s;
+    return 0;
+}
+
+int sr__mpr_double(sr__mpr *r, double *d)
+{
+    unsigned char c;
+
+    if (!r_need(r, 1))
+        return -1;
+    c = r->p[r->i];
+    if (c == 0xca && r_need(r, 5)) {
+        uint32_t bits;
+        float f;
+        r->i++;
+        bits = (uint32_t)r_be(r, 4);
+        memcpy(&f, &bits, sizeof f);
+        *d = f;
+        return 0;
+    }
+    if (c == 0xcb && r_need(r, 9)) {
+        uint64_t bits;
+        r->i++;
+        bits = r_be(r, 8);
+        memcpy(d, &bits, sizeof *d);
+        return 0;
+    }
+    return -1;
+}
+
+int sr__mpr_bool(sr__mpr *r, int *v)
+{
+    if (!r_need(r, 1) || (r->p[r->i] != 0xc2 && r->p[r->i] != 0xc3))
+        return -1;
+    *v = r->p[r->i++] == 0xc3;
+    return 0;
+}
+
 int sr__mpr_pass(sr__mpr *r, int depth)
 {
     unsigned char c;
     size_t n, i, fixed = 0;
-    int64_t dummy;
     const char *s;
 
     if (depth > 64 || !r_need(r, 1))
         return -1;
     c = r->p[r->i];
-    if (c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3))
-        return sr__mpr_int(r, &dummy);
-    if (c == 0xc0 || c == 0xc2 || c == 0xc3) {
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
         r->i++;
         return 0;
     }
     if ((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb) ||
         (c >= 0xc4 && c <= 0xc6))
         return sr__mpr_str(r, &s, &n);
-    if (c == 0xca || c == 0xcb) {
+    if (c >= 0xcc && c <= 0xd3) { /* any integer, uint64 included */
+        static const size_t w[] = { 1, 2, 4, 8 };
+        fixed = 1 + w[(c - 0xcc) % 4];
+    } else if (c == 0xca || c == 0xcb) {
         fixed = c == 0xca ? 5 : 9;
     } else if (c >= 0xd4 && c <= 0xd8) { /* fixext 1..16 */
         static const size_t sz[] = { 1, 2, 4, 8, 16 };

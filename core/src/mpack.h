@@ -48,6 +48,11 @@ void sr__mpw_bin_head(sr__mpw *w, size_t n);
  * 7 bits a byte, least significant group first, high bit = more. */
 size_t sr__varint_len(size_t n);
 void sr__mpw_varint(sr__mpw *w, size_t n);
+/* Read a prefix from buf[0..len): 1 with *n the value (up to 2^35 - 1:
+ * the caller checks the 2^31 - 1 limit) and *k its bytes, 0 when it is
+ * incomplete, -1 when it is longer than 5 bytes. */
+int sr__varint_read(const unsigned char *buf, size_t len, uint64_t *n,
+                    size_t *k);
 
 /* A whole frame, [varint length][body], for a body fn writes (called
  * twice: to count, then to fill): *out is NUL-terminated, owned by the
@@ -68,11 +73,16 @@ typedef struct {
 
 /* The length of a str/bin/array/map header ('s', 'b', 'a', 'm'). */
 int sr__mpr_len(sr__mpr *r, char kind, size_t *len);
-/* An integer of any width that fits an int64. */
+/* An integer of any width that fits an int64; one that fits a uint64. */
 int sr__mpr_int(sr__mpr *r, int64_t *v);
+int sr__mpr_uint(sr__mpr *r, uint64_t *v);
+/* A float32 or float64; a boolean (0 or 1). */
+int sr__mpr_double(sr__mpr *r, double *d);
+int sr__mpr_bool(sr__mpr *r, int *v);
 /* A string, bin or nil: *s borrowed from the bytes (NULL for nil). */
 int sr__mpr_str(sr__mpr *r, const char **s, size_t *len);
-/* Pass over one value of any type, containers at most 64 deep. */
+/* Pass over one value of any type (start with depth 0): containers at
+ * most 64 deep. */
 int sr__mpr_pass(sr__mpr *r, int depth);
 
 /* ===== JSON <-> MessagePack (json_mpack.c) ===== */

@@ -391,6 +391,61 @@ static int r_field_int(sr__mpr *r, signalr_sp_message *m, int k)
     return 0;
 }
 
+/* A claims or headers map: its bytes in m->map[k], once every pair
+ * reads. */
+static int r_field_map(sr__mpr *r, signalr_sp_message *m, int k)
+{
+    signalr_sp_pairs it;
+    const char *key, *val;
+    size_t kl, vl;
+    int got;
+
+    signalr_sp_pairs_init(&it, (const char *)r->p + r->i, r->n - r->i);
+    do
+        got = signalr_sp_pairs_next(&it, &key, &kl, &val, &vl);
+    while (got == 1);
+    if (got < 0)
+        return -1;
+    m->map[k] = (const char *)r->p + r->i;
+    m->map_len[k] = it.i;
+    r->i += it.i;
+    return 0;
+}
+
+/* The extension map: the members a hub server needs (3 Protocol of 4, 5
+ * DataMessageType and 6 IsPartial of 6), typed as the service writes
+ * them; any other member's value is passed over whatever it is (the
+ * reference sheet's gotcha: old SDK readers did not). */
+static int r_ext(sr__mpr *r, signalr_sp_message *m)
+{
+    size_t n, i;
+
+    if (sr__mpr_len(r, 'm', &n))
+        return -1;
+    for (i = 0; i < n; i++) {
+        int64_t key, v;
+        int b;
+
+        if (sr__mpr_int(r, &key))
+            return -1;
+        if (key == 3 && m->type == SIGNALR_SP_OPEN_CONNECTION) {
+            if (r_field_str(r, m, 2))
+                return -1;
+        } else if (key == 5 && m->type == SIGNALR_SP_CONNECTION_DATA) {
+            if (sr__mpr_int(r, &v) || v < INT32_MIN || v > INT32_MAX)
+                return -1;
+            m->num[0] = (long long)v;
+        } else if (key == 6 && m->type == SIGNALR_SP_CONNECTION_DATA) {
+            if (sr__mpr_bool(r, &b))
+                return -1;
+            m->num[1] = b;
+        } else if (sr__mpr_pass(r, 0)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Read the body of one message (the bytes of one frame). */
 static int read_message(sr__mpr *r, signalr_sp_message *m)
 {
@@ -443,10 +498,37 @@ static int read_message(sr__mpr *r, signalr_sp_message *m)
             r_field_str(r, m, 2) || r_field_str(r, m, 3))
             return -1;
         return 0;
-    case SIGNALR_SP_CLOSE_CONNECTION: /* connection id, error */
+    case SIGNALR_SP_CLOSE_CONNECTION: /* id, error, headers, ext */
         if (items < 1 || r_field_str(r, m, 0))
             return -1;
         if (items >= 2 && r_field_str(r, m, 1))
+            return -1;
+        if (items >= 3 && r_field_map(r, m, 1))
+            return -1;
+        if (items >= 4 && r_ext(r, m))
+            return -1;
+        return 0;
+    case SIGNALR_SP_OPEN_CONNECTION: /* id, claims, headers, query, ext */
+        if (items < 2 || r_field_str(r, m, 0) || !m->str[0] ||
+            r_field_map(r, m, 0))
+            return -1;
+        /* an older service wrote [4, id, claims] */
+        if (items >= 4 && (r_field_map(r, m, 1) || r_field_str(r, m, 1)))
+            return -1;
+        if (items >= 5 && r_ext(r, m))
+            return -1;
+        return 0;
+    case SIGNALR_SP_CONNECTION_DATA: /* id, payload, ext */
+        if (items < 2 || r_field_str(r, m, 0) || !m->str[0] ||
+            r_field_str(r, m, 1))
+            return -1;
+        if (items >= 3 && r_ext(r, m))
+            return -1;
+        return 0;
+    case SIGNALR_SP_CONNECTION_RECONNECT: /* id, ext */
+        if (items < 1 || r_field_str(r, m, 0) || !m->str[0])
+            return -1;
+        if (items >= 2 && r_ext(r, m))
             return -1;
         return 0;
     default:
@@ -457,37 +539,148 @@ static int read_message(sr__mpr *r, signalr_sp_message *m)
 int signalr_sp_next(const char *buf, size_t len, size_t max,
                     signalr_sp_message *m, size_t *used, signalr_error *err)
 {
-    size_t n = 0, k = 0;
-    int shift = 0;
+    uint64_t n = 0;
+    size_t k = 0;
     sr__mpr r;
+    int got;
 
     sr__ok(err);
     *used = 0;
     memset(m, 0, sizeof *m);
-    for (;;) {
-        unsigned char c;
-        if (k == len)
-            return 0; /* the prefix is not complete yet */
-        if (k == 5)
-            return sr__fail(err, SIGNALR_EREPLY, "a frame length of more "
-                            "than 5 bytes"), -1;
-        c = (unsigned char)buf[k++];
-        n |= (size_t)(c & 0x7f) << shift;
-        shift += 7;
-        if (!(c & 0x80))
-            break;
-    }
+    got = sr__varint_read((const unsigned char *)buf, len, &n, &k);
+    if (got == 0)
+        return 0; /* the prefix is not complete yet */
+    if (got < 0)
+        return sr__fail(err, SIGNALR_EREPLY, "a frame length of more "
+                        "than 5 bytes"), -1;
     if (n > 0x7fffffffu || (max && n > max))
-        return sr__fail(err, SIGNALR_ETOOBIG, "a frame of %zu bytes (the "
-                        "limit is %zu)", n, max), -1;
+        return sr__fail(err, SIGNALR_ETOOBIG, "a frame of %llu bytes (the "
+                        "limit is %zu)", (unsigned long long)n, max), -1;
     if (len - k < n)
         return 0;
-    *used = k + n;
+    *used = k + (size_t)n;
     r.p = (const unsigned char *)buf + k;
-    r.n = n;
+    r.n = (size_t)n;
     r.i = 0;
     if (read_message(&r, m))
         return sr__fail(err, SIGNALR_EREPLY, "a malformed message of type "
                         "%d", m->type), -1;
     return 1;
+}
+
+void signalr_sp_pairs_init(signalr_sp_pairs *it, const char *map, size_t len)
+{
+    memset(it, 0, sizeof *it);
+    it->p = map;
+    it->n = map ? len : 0;
+}
+
+int signalr_sp_pairs_next(signalr_sp_pairs *it, const char **key,
+                          size_t *klen, const char **val, size_t *vlen)
+{
+    sr__mpr r;
+    const char *k;
+    size_t kl, nv;
+
+    r.p = (const unsigned char *)it->p;
+    r.n = it->n;
+    r.i = it->i;
+    if (!it->p)
+        return 0;
+    /* the map's header before the first pair (it takes a byte at least) */
+    if (r.i == 0 && sr__mpr_len(&r, 'm', &it->pairs))
+        goto bad;
+    for (;;) {
+        if (it->values) { /* the next value of a header */
+            it->values--;
+            if (sr__mpr_str(&r, val, vlen))
+                goto bad;
+            *key = it->key;
+            *klen = it->key_len;
+            it->i = r.i;
+            return 1;
+        }
+        if (!it->pairs) {
+            it->i = r.i;
+            return 0;
+        }
+        it->pairs--;
+        if (sr__mpr_str(&r, &k, &kl) || !k)
+            goto bad;
+        if (r.i < r.n && ((r.p[r.i] >= 0x90 && r.p[r.i] <= 0x9f) ||
+                          r.p[r.i] == 0xdc || r.p[r.i] == 0xdd)) {
+            if (sr__mpr_len(&r, 'a', &nv))
+                goto bad;
+            if (nv) {
+                it->values = nv;
+                it->key = k;
+                it->key_len = kl;
+                continue;
+            }
+            *val = NULL; /* a header without a value */
+            *vlen = 0;
+        } else if (sr__mpr_str(&r, val, vlen)) {
+            goto bad;
+        }
+        *key = k;
+        *klen = kl;
+        it->i = r.i;
+        return 1;
+    }
+bad:
+    it->pairs = it->values = 0;
+    it->p = NULL;
+    return -1;
+}
+
+typedef struct {
+    const char *id;
+    const char *payload;
+    size_t len;
+    int data_type;
+} cdata_ctx;
+
+static void cdata_fn(sr__mpw *w, const void *ctx)
+{
+    const cdata_ctx *c = ctx;
+
+    sr__mpw_array(w, 4);
+    sr__mpw_uint(w, SIGNALR_SP_CONNECTION_DATA);
+    sr__mpw_strz(w, c->id);
+    sr__mpw_bin_head(w, c->len);
+    sr__mpw_raw(w, c->payload, c->len);
+    if (c->data_type) {
+        sr__mpw_map(w, 1);
+        sr__mpw_uint(w, 5); /* DataMessageType */
+        sr__mpw_uint(w, (uint64_t)c->data_type);
+    } else {
+        sr__mpw_map(w, 0);
+    }
+}
+
+signalr_err signalr_sp_encode_connection_data(const char *connection_id,
+                                              const char *payload,
+                                              size_t len, int data_type,
+                                              char **out, size_t *out_len,
+                                              signalr_error *err)
+{
+    cdata_ctx c;
+
+    sr__ok(err);
+    if (!out || !out_len)
+        return sr__fail(err, SIGNALR_EINVAL, "missing output");
+    *out = NULL;
+    *out_len = 0;
+    if (!connection_id || !*connection_id)
+        return sr__fail(err, SIGNALR_EINVAL, "the connection id is missing");
+    if (!payload && len)
+        return sr__fail(err, SIGNALR_EINVAL, "the payload is missing");
+    if (data_type < 0)
+        return sr__fail(err, SIGNALR_EINVAL, "a negative data type");
+    c.id = connection_id;
+    c.payload = payload;
+    c.len = len;
+    c.data_type = data_type;
+    /* the varint prefix says at most 2^31 - 1 */
+    return sr__mp_frame(cdata_fn, &c, 0x7fffffff, out, out_len, err);
 }

@@ -327,6 +327,154 @@ static void test_reader(void)
     CHECK(signalr_sp_next(buf, 0, 0, &m, &used, &e) == 0, "no bytes: wait");
 }
 
+/* Every pair of a map the reader left raw, as "k=v;" ("k=(nil);"). */
+static const char *pairs_all(const char *map, size_t len)
+{
+    static char out[512];
+    signalr_sp_pairs it;
+    const char *k, *v;
+    size_t kl, vl, o = 0;
+    int got;
+
+    out[0] = '\0';
+    signalr_sp_pairs_init(&it, map, len);
+    while ((got = signalr_sp_pairs_next(&it, &k, &kl, &v, &vl)) == 1)
+        o += (size_t)snprintf(out + o, sizeof out - o, "%.*s=%.*s;",
+                              (int)kl, k, v ? (int)vl : 5,
+                              v ? v : "(nil)");
+    if (got < 0)
+        snprintf(out + o, sizeof out - o, "ERROR");
+    return out;
+}
+
+/* What a hub server (a Default connection) reads and writes: vectors
+ * built by hand from the reference sheet's field lists and decoded with
+ * lua-messagepack to check them. */
+static void test_hub_server(void)
+{
+    char buf[256], *out = NULL;
+    size_t n, used;
+    signalr_sp_message m;
+    signalr_error e;
+    signalr_sp_op o;
+
+    CHECK(signalr_sp_encode_handshake(SIGNALR_SP_DEFAULT_CONNECTION, &out,
+                                      &n, &e) == SIGNALR_OK, "handshake 0");
+    CHECK_STR(hex(out, n), "07 96 01 01 00 a0 00 80",
+              "11.1 handshake of a Default connection");
+    signalr_free(out);
+
+    /* [4, "c1", claims, headers, "?hub=chat", {1: 2^64-1, 3: "json"}] */
+    n = unhex("5a 96 04 a2 63 31 82 aa 61 73 72 73 2e 73 2e 75 69 64 a2 75 "
+              "31 a6 6e 61 6d 65 69 64 a2 75 31 83 b1 41 73 72 73 2d 4d 69 "
+              "67 72 61 74 65 2d 46 72 6f 6d 91 a2 73 39 a1 58 92 a1 61 a1 "
+              "62 a1 45 90 a9 3f 68 75 62 3d 63 68 61 74 82 01 cf ff ff ff "
+              "ff ff ff ff ff 03 a4 6a 73 6f 6e", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && used == n &&
+          m.type == SIGNALR_SP_OPEN_CONNECTION, "open connection");
+    CHECK(m.len[0] == 2 && !memcmp(m.str[0], "c1", 2), "open: the id");
+    CHECK(m.len[1] == 9 && !memcmp(m.str[1], "?hub=chat", 9),
+          "open: the query string");
+    CHECK(m.len[2] == 4 && !memcmp(m.str[2], "json", 4),
+          "open: Ext 3, after a uint64 tracing id passed over");
+    CHECK_STR(pairs_all(m.map[0], m.map_len[0]), "asrs.s.uid=u1;nameid=u1;",
+              "open: the claims");
+    CHECK_STR(pairs_all(m.map[1], m.map_len[1]),
+              "Asrs-Migrate-From=s9;X=a;X=b;E=(nil);",
+              "open: the headers, one pair a value, none for []");
+    CHECK(m.map[0] == buf + 6 && m.map_len[0] == 25,
+          "open: the claims' bytes in place");
+
+    n = unhex("06 93 04 a2 63 31 80", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && m.type == 4 &&
+          m.str[1] == NULL && m.str[2] == NULL && m.map_len[0] == 1 &&
+          m.map[1] == NULL, "open of 3 items (an older service)");
+    CHECK_STR(pairs_all(m.map[1], m.map_len[1]), "", "no headers: no pairs");
+    n = unhex("04 93 04 c0 80", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == -1 &&
+          e.code == SIGNALR_EREPLY, "open without an id: EREPLY");
+    n = unhex("08 93 04 a2 63 31 81 c0 c0", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == -1 &&
+          used == n, "a claim without a type: EREPLY, frame passed");
+    n = unhex("0c 94 04 a2 63 31 80 81 a1 58 92 a1", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 0,
+          "a frame shorter than its prefix says: wait");
+    n = unhex("09 95 04 a2 63 31 80 81 a1 58 c3", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == -1,
+          "a header value that is no string: EREPLY");
+
+    /* the hub-server sheet's section 4 example, both ways */
+    CHECK(signalr_sp_encode_connection_data("c1", "{}\x1e", 3, 0, &out, &n,
+                                            &e) == SIGNALR_OK, "data");
+    CHECK_STR(hex(out, n), "0b 94 06 a2 63 31 c4 03 7b 7d 1e 80",
+              "ConnectionData: the handshake answer to c1");
+    CHECK(signalr_sp_next(out, n, 0, &m, &used, &e) == 1 &&
+          m.type == SIGNALR_SP_CONNECTION_DATA && m.len[1] == 3 &&
+          !memcmp(m.str[1], "{}\x1e", 3) && m.num[0] == 0 && m.num[1] == 0,
+          "ConnectionData read back, untyped and whole");
+    signalr_free(out);
+    CHECK(signalr_sp_encode_connection_data("c1", "{}\x1e", 3,
+                                            SIGNALR_SP_DATA_HANDSHAKE, &out,
+                                            &n, &e) == SIGNALR_OK, "typed");
+    CHECK_STR(hex(out, n), "0d 94 06 a2 63 31 c4 03 7b 7d 1e 81 05 01",
+              "ConnectionData tagged {5: 1}");
+    signalr_free(out);
+    CHECK(signalr_sp_encode_connection_data("c1", NULL, 0, 0, &out, &n,
+                                            &e) == SIGNALR_OK &&
+          n == 9 && !memcmp(out, "\x08\x94\x06\xa2" "c1" "\xc4\x00\x80", 9),
+          "an empty payload: bin8 of 0");
+    signalr_free(out);
+    CHECK(signalr_sp_encode_connection_data(NULL, "x", 1, 0, &out, &n,
+                                            &e) == SIGNALR_EINVAL && !out,
+          "no connection id: EINVAL");
+    CHECK(signalr_sp_encode_connection_data("c1", NULL, 1, 0, &out, &n,
+                                            &e) == SIGNALR_EINVAL,
+          "no payload for 1 byte: EINVAL");
+    CHECK(signalr_sp_encode_connection_data("c1", "x", 1, -1, &out, &n,
+                                            &e) == SIGNALR_EINVAL,
+          "a negative data type: EINVAL");
+
+    n = unhex("0f 94 06 a2 63 31 c4 03 61 62 63 82 05 02 06 c3", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 &&
+          m.num[0] == SIGNALR_SP_DATA_INVOCATION && m.num[1] == 1 &&
+          m.len[1] == 3, "ConnectionData {5: 2, 6: true}: a fragment");
+    n = unhex("0c 94 06 a2 63 31 c4 00 81 09 92 01 02", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && m.len[1] == 0 &&
+          m.str[1] != NULL && m.num[0] == 0,
+          "ConnectionData: an unknown Ext member passed over");
+    n = unhex("0a 94 06 a2 63 31 c4 00 81 06 01", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == -1 &&
+          e.code == SIGNALR_EREPLY, "IsPartial not a boolean: EREPLY");
+    n = unhex("06 93 06 a2 63 31 c4", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == -1,
+          "a payload cut short: EREPLY");
+
+    /* the service closes c1: it migrates to server s2 */
+    n = unhex("1c 95 05 a2 63 31 a0 81 af 41 73 72 73 2d 4d 69 67 72 61 74 "
+              "65 2d 54 6f 91 a2 73 32 80", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 && m.type == 5 &&
+          m.len[0] == 2 && m.len[1] == 0 && m.map[0] == NULL,
+          "close connection with headers");
+    CHECK_STR(pairs_all(m.map[1], m.map_len[1]), "Asrs-Migrate-To=s2;",
+              "close: the migration header");
+    n = unhex("06 93 26 a2 63 31 80", buf);
+    CHECK(signalr_sp_next(buf, n, 0, &m, &used, &e) == 1 &&
+          m.type == SIGNALR_SP_CONNECTION_RECONNECT && m.len[0] == 2,
+          "connection reconnect");
+
+    memset(&o, 0, sizeof o);
+    o.type = SIGNALR_SP_CLOSE_CONNECTION;
+    o.id = "c1";
+    CHECK(signalr_sp_encode_op(&o, &out, &n, &e) == SIGNALR_OK, "close c1");
+    CHECK_STR(hex(out, n), "08 95 05 a2 63 31 a0 80 80",
+              "a hub server closes c1: no error is \"\"");
+    signalr_free(out);
+
+    /* a map the reader never saw: the iterator itself holds */
+    CHECK_STR(pairs_all("\x82\xa1k", 3), "ERROR", "a truncated map");
+    CHECK_STR(pairs_all("", 0), "ERROR", "no bytes: no map header");
+}
+
 /* The server connection's URL and token (request.c). */
 static void test_server_token(void)
 {
@@ -380,6 +528,7 @@ int main(void)
     test_ops();
     test_data();
     test_reader();
+    test_hub_server();
     test_server_token();
     return t_done("test_svcproto");
 }
