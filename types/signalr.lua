@@ -110,6 +110,12 @@ function Client:pending() end
 ---@param timeout? number
 ---@return true|nil, string?, signalr.Details?
 function Client:flush(timeout) end
+--- Wait until every message sent so far has reached the service (persistent
+--- mode: an acknowledged message behind the sends on each connection);
+--- `details.lost` counts what may not have: send it again.
+---@param timeout? number
+---@return true|nil, string?, signalr.Details?
+function Client:confirm(timeout) end
 ---@return { fd: integer, read: boolean, write: boolean }[]
 function Client:fds() end
 ---@return number|nil

@@ -724,6 +724,27 @@ function Multi:_persistent_flush(timeout)
     return true
 end
 
+--- Every endpoint's confirm (at most timeout s in all): true when each
+-- confirmed; else the first failure's message, with `details.endpoints`
+-- naming each endpoint's outcome and `lost` summed over them.
+function Multi:confirm(timeout)
+    if timeout ~= nil and type(timeout) ~= "number" then
+        error("signalr.confirm: timeout must be a number of seconds", 2)
+    end
+    local deadline = timeout and (mono() + timeout)
+    local first, outcomes, lost = nil, {}, 0
+    for _, m in ipairs(self._members) do
+        local ok, msg, d = m.client:confirm(deadline and math.max(0, deadline - mono()) or nil)
+        outcomes[m.name] = ok or { code = d and d.code, message = msg, lost = d and d.lost }
+        if not ok then
+            lost = lost + (d and d.lost or 0)
+            first = first or { msg, d and d.code }
+        end
+    end
+    if not first then return true end
+    return nil, first[1], { code = first[2], endpoints = outcomes, lost = lost }
+end
+
 -- Multi:flush is the plain client's (it needs only _open and poll):
 -- init.lua sets it.
 

@@ -495,6 +495,34 @@ function Client:flush(timeout)
     return true
 end
 
+--- Wait until every message sent so far has reached the service.
+-- Persistent mode: a send answers `true` once its frame is handed to a
+-- server connection, as the service SDK's does; a connection lost then
+-- may lose what the network had taken but the service had not processed.
+-- `confirm` writes what is queued, then an acknowledged message behind
+-- the sends on every connection that carried some, and waits for the
+-- answers (the service answers one connection's messages in order).
+-- Transient mode: a send that answered `true` was accepted by the
+-- service already; async mode waits for the outcomes as `flush` does.
+-- @tparam[opt] number timeout seconds (default: the `ack_timeout` option
+-- in persistent mode; none in async mode)
+-- @treturn[1] boolean true: everything sent before the call reached the service
+-- @treturn[2] nil, message, details (`code` "ECONNECT" with `lost`, the
+-- number of messages that may not have reached it: send them again;
+-- "ETIMEDOUT"; "EPHASE" in nginx phases that cannot wait)
+function Client:confirm(timeout)
+    if timeout ~= nil and type(timeout) ~= "number" then
+        error("signalr.confirm: timeout must be a number of seconds", 2)
+    end
+    if self._persistent then
+        local ok, msg, d = self._persistent:confirm(timeout)
+        self:_report()
+        return ok, msg, d
+    end
+    if self._async then return self:flush(timeout) end
+    return true
+end
+
 --- For an existing event loop: every socket to watch, as
 -- `{ { fd = n, read = bool, write = bool }, ... }` (exact; the set changes
 -- as transfers start and end), and `client:timeout()`, the seconds until

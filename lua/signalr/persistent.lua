@@ -102,6 +102,8 @@ function _M.new(client, o, driver)
         -- sent: handed to a connection; requeued: unwritten when their
         -- connection was lost, sent again; expired: failed in the queue
         stats = { sent = 0, queued = 0, requeued = 0, expired = 0 },
+        -- data messages on connections lost since the last confirm()
+        lost = 0,
     }, Pool)
     return p
 end
@@ -110,7 +112,7 @@ end
 
 local function new_conn(pool, hc)
     return setmetatable({ pool = pool, hc = hc, state = "idle", attempt = 0,
-                          retry_at = 0 }, Conn)
+                          retry_at = 0, unconfirmed = 0 }, Conn)
 end
 
 -- The hub's connections, opened on first use.
@@ -298,6 +300,10 @@ function Conn:fail(msg, details)
         end
         self.mark_n = nil
     end
+    -- what it carried since its last confirmation may be lost (taken by
+    -- the network, never processed): confirm() reports it once
+    self.pool.lost = self.pool.lost + self.unconfirmed
+    self.unconfirmed = 0
     self:_drop()
     self.error = msg
     self.error_details = details
@@ -431,6 +437,7 @@ function Conn:send(frame, t, what)
     local idle = self.ob_n == 0 and self.ws:unsent() == 0
     local ok, msg, d = self:_queue(frame, what)
     if not ok then return nil, msg, d end
+    if what then self.unconfirmed = self.unconfirmed + 1 end
     t = t or now()
     self.last_send = t
     local drv = self.pool.driver
@@ -899,6 +906,86 @@ function Pool:flush(timeout)
         self:_wait(0.05, deadline or now() + 0.05)
         self.client:_report()
     end
+end
+
+-- The connection id a confirmation asks about: an existence check is
+-- the cheapest acknowledged message, and its answer does not matter.
+local BARRIER_ID = "lua-signalr-confirm"
+
+--- Wait until every message sent so far has reached the service: queued
+-- messages are written first, then each connection that carried data
+-- since the last confirmation gets an acknowledged message (an existence
+-- check) behind them.  The service answers a connection's messages in
+-- the order they came (the SDK's message-order guarantee rests on that),
+-- so its answer confirms everything written before it.  A connection
+-- lost with unconfirmed messages fails the call with ECONNECT and the
+-- number that may be lost (`details.lost`): resend what you cannot lose.
+function Pool:confirm(timeout)
+    local what = "confirm"
+    if self.driver and not self.driver.can_wait() then
+        return nil, "signalr.confirm: nginx's '" .. ngx.get_phase() .. "' phase cannot wait",
+            { code = "EPHASE" }
+    end
+    local deadline = now() + (timeout or self.o.ack_timeout)
+    while self:_queued() > 0 do
+        if self.closing then
+            return nil, "signalr.confirm: the client is closed", { code = "ECANCELED" }
+        end
+        if now() >= deadline then
+            return nil, "signalr.confirm: " .. self:_queued() .. " messages still wait for a server"
+                .. " connection", { code = "ETIMEDOUT", lost = self.lost }
+        end
+        self:_wait(0.02, deadline)
+        self.client:_report()
+    end
+    local owed = {}
+    for _, hc in pairs(self.hubs) do
+        for _, c in ipairs(hc.conns) do
+            if c.state == "open" and c.unconfirmed > 0 then
+                hc.next_ack = hc.next_ack % 2147483647 + 1
+                local a = { op = what, what = what, check = true, id = hc.next_ack, conn = c }
+                local frame, msg, d = core.sp_op(ACKED.connection_exists[1], BARRIER_ID, nil, nil, nil, a.id)
+                if not frame then return nil, "signalr.confirm: " .. msg, d end
+                hc.acks[a.id] = a
+                a.hc = hc
+                a.n = c.unconfirmed
+                if c:send(frame) then
+                    c.unconfirmed = 0
+                    owed[#owed + 1] = a
+                else
+                    hc.acks[a.id] = nil
+                    self.lost = self.lost + a.n -- the connection is broken
+                end
+            end
+        end
+    end
+    for _, a in ipairs(owed) do
+        while not a.done and now() < deadline do self:_wait(0.05, deadline, a) end
+        if not a.done then
+            -- unanswered: what they covered is left for the next call
+            for _, b in ipairs(owed) do
+                if not b.done then
+                    b.hc.acks[b.id] = nil
+                    b.conn.unconfirmed = b.conn.unconfirmed + b.n
+                end
+            end
+            return nil, "signalr.confirm: the service did not answer within "
+                .. (timeout or self.o.ack_timeout) .. " s", { code = "ETIMEDOUT", lost = self.lost }
+        end
+        -- any answer confirms what went before it; a connection lost
+        -- first fails the answer with ECONNECT
+        if a.result == nil and a.details and a.details.code == "ECONNECT" then
+            self.lost = self.lost + a.n
+        end
+    end
+    local lost = self.lost
+    self.lost = 0
+    if lost > 0 then
+        return nil, "signalr.confirm: a server connection was lost with up to " .. lost
+            .. " messages the service had not confirmed; they may not have reached it",
+            { code = "ECONNECT", lost = lost }
+    end
+    return true
 end
 
 --- Close every connection (writing what is queued first, for at most

@@ -114,6 +114,72 @@ describe("persistent mode under faults", function()
         c:close()
     end)
 
+    it("kill -9 mid-burst: confirm() reports, as lost, every message it cannot confirm", function()
+        connect_client("b1", "burst")
+        local c, h, L = setup_client({ ack_timeout = 5 })
+        for i = 1, 20 do L.send("burst", "b-" .. i) end
+        L.until_open()
+        assert.is_true(c:confirm(5))
+        assert.equal(20, L.delivered("b1", "b-")) -- confirmed before they all arrived? then it lied
+        -- a burst that returned true, then the service dies before it read all of it
+        local took = {}
+        for i = 21, 2020 do
+            if h:to_user("burst", "newMessage", { "b-" .. i }) == true then took[#took + 1] = "b-" .. i end
+        end
+        emu:kill()
+        emu:restart()
+        connect_client("b2", "burst")
+        local ok, msg, d = c:confirm(15)
+        local lost = 0
+        if not ok then
+            assert.equal("ECONNECT", d.code, msg)
+            assert.matches("lost with up to %d+ messages", msg)
+            lost = d.lost
+        end
+        assert.is_true(lost <= #took + 20)
+        -- what was not counted as lost reached the service (the new process
+        -- delivers what was sent again to b2)
+        local arrived = {}
+        for _, name in ipairs { "b1", "b2" } do
+            L.delivered(name, "b-") -- each once per client
+            for _, m in ipairs(pool:messages(name)) do arrived[m.args[1]] = true end
+        end
+        local missing = 0
+        for _, tag in ipairs(took) do if not arrived[tag] then missing = missing + 1 end end
+        assert.is_true(missing <= lost, missing .. " messages missing, " .. lost .. " reported lost")
+        -- reported once: the next confirmation covers only what follows
+        for i = 2021, 2030 do L.send("burst", "b-" .. i) end
+        assert.is_true(c:confirm(10))
+        c:close()
+    end)
+
+    it("confirm() waits out a silent service and then counts a dropped connection's messages", function()
+        connect_client("w1", "silent")
+        local c, h, L = setup_client({ ack_timeout = 5, server_timeout = 30 })
+        assert.is_true(c:confirm(5)) -- nothing sent yet: nothing to confirm
+        L.send("silent", "w-0")
+        L.until_open()
+        assert.is_true(c:confirm(5))
+        emu:fault { scope = "server", mode = "stall" }
+        for i = 1, 5 do assert.is_true(h:to_user("silent", "newMessage", { "w-" .. i })) end
+        local ok, msg, d = c:confirm(0.5)
+        assert.is_nil(ok)
+        assert.equal("ETIMEDOUT", d.code, msg)
+        -- the service drops the connection before it answered: those 5 may be lost
+        assert.equal(200, (emu:http("DELETE", "/_emulator/servers")))
+        assert.equal(204, (emu:http("DELETE", "/_emulator/faults")))
+        ok, msg, d = c:confirm(10)
+        assert.is_nil(ok)
+        assert.equal("ECONNECT", d.code, msg)
+        assert.equal(5, d.lost)
+        assert.equal("signalr.confirm: a server connection was lost with up to 5 messages the service had"
+            .. " not confirmed; they may not have reached it", msg)
+        L.until_open()
+        assert.is_true(h:to_user("silent", "newMessage", { "w-6" }))
+        assert.is_true(c:confirm(10))
+        c:close()
+    end)
+
     it("every server connection dropped by the service", function()
         connect_client("d1", "dropped")
         local c, _, L = setup_client()

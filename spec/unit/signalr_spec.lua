@@ -80,7 +80,7 @@ describe("signalr", function()
             hub:broadcast("x")
             assert.equal(3, calls)
         end)
-        it("certificate credentials: an unreadable file fails the call, naming it, before any I/O", function()
+        it("certificate credentials: an unreadable file fails the call, naming its setting (not the file), before any I/O", function()
             local c = assert(signalr.new { connection_string = "Endpoint=http://127.0.0.1:1;AuthType=azure.app;"
                 .. "ClientId=a;TenantId=t;ClientCertPath=/nonexistent/app.pem",
                 authority_host = "http://127.0.0.1:1/" })
@@ -89,7 +89,7 @@ describe("signalr", function()
             assert.equal("EAUTH", d.code)
             assert.is_false(d.sent)
             assert.equal("signalr.broadcast: Microsoft Entra ID token request (authority http://127.0.0.1:1/,"
-                .. " tenant t, client id a): cannot read the certificate file /nonexistent/app.pem", msg)
+                .. " tenant t, client id a): cannot read the certificate file named by ClientCertPath", msg)
         end)
         it("refuses shared_dict outside nginx", function()
             assert.has_error(function()
