@@ -10,8 +10,9 @@
 # cannot drift.  Its `apt-get install` lines must name only packages that
 # are installed (so running them would change nothing); its `luarocks`
 # lines run exactly as written, from a copy of the checkout, with a
-# LuaRocks configuration whose only tree is an empty one and with no rocks
-# server, so they install where a user's would and fetch nothing.  Any
+# LuaRocks configuration whose only tree is an empty one and whose only
+# rocks server is an empty folder, so they install where a user's would
+# and fetch nothing.  Any
 # other line fails until this script learns to check it.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -60,11 +61,13 @@ else
   ok "README.md: ${#doc[@]} install commands in its marked blocks"
 fi
 # run_doc TREE CMD: a README command as written, from the copy of the
-# checkout, with LuaRocks as a user's but for its one tree (TREE) and no
-# rocks server
+# checkout, with LuaRocks as a user's but for its one tree (TREE) and, as
+# its only rocks server, an empty folder (an empty list would leave the
+# default servers in place)
+mkdir -p "$work/no-rocks-server"
 run_doc() {
   local cfg="$work/luarocks-$(basename "$1").lua"
-  printf 'rocks_trees = { [[%s]] }\nrocks_servers = {}\n' "$1" > "$cfg"
+  printf 'rocks_trees = { [[%s]] }\nrocks_servers = { [[%s]] }\n' "$1" "$work/no-rocks-server" > "$cfg"
   (cd "$src" && env -u LUAROCKS_CONFIG_5_1 -u LUAROCKS_CONFIG_5_2 -u LUAROCKS_CONFIG_5_3 \
      -u LUAROCKS_CONFIG_5_4 LUAROCKS_CONFIG="$cfg" bash -c "$2")
 }
