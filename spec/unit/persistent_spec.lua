@@ -190,4 +190,25 @@ describe("persistent mode with no service", function()
         assert.equal(0, (c:pending()))
         c:close()
     end)
+
+    it("arguments JSON cannot carry (invalid UTF-8) are EINVAL; nothing is queued", function()
+        local c = assert(signalr.new { connection_string = cs, mode = "persistent" })
+        local h = assert(c:hub("chat"))
+        for _, call in ipairs {
+            function() return h:broadcast("m", { "bad\255\254" }) end,
+            function() return h:to_user("u", "m", { { k = "\192\175" } }) end,
+            function() return h:to_group("g", "m", { "\237\160\128" }) end,
+            function() return h:to_connection("c", "m", { "\255" }) end,
+            function() return h:to_users({ "a", "b" }, "m", { "\255" }) end,
+            function() return h:to_groups({ "a" }, "m", { { ["\255"] = 1 } }) end,
+        } do
+            local r, msg, d = call()
+            assert.is_nil(r)
+            assert.equal("EINVAL", d.code)
+            assert.matches("^signalr%.[%w_]+: the arguments are not valid UTF%-8 %(byte %d+%): JSON carries"
+                .. " text only$", msg)
+        end
+        assert.equal(0, (c:pending()))
+        c:close()
+    end)
 end)
