@@ -86,6 +86,9 @@ local EXCLUDE = { exclude = true, endpoints = true }
 local ONLY_ENDPOINTS = { endpoints = true }
 
 --- Send to every client of the hub.
+-- Persistent mode: `true` means handed to a server connection; if that
+-- connection is lost before the service reads it, the message may be
+-- lost: `client:confirm()` says whether that happened (and how many).
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
 -- @tparam[opt] table opts `exclude` = list of connection ids, `endpoints`
@@ -104,6 +107,9 @@ function Hub:broadcast(target, args, opts)
 end
 
 --- Send to every connection of one user.
+-- Persistent mode: `true` means handed to a server connection; if that
+-- connection is lost before the service reads it, the message may be
+-- lost: `client:confirm()` says whether that happened (and how many).
 -- @tparam string user_id
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
@@ -120,6 +126,9 @@ function Hub:to_user(user_id, target, args, opts)
 end
 
 --- Send to every connection in a group.
+-- Persistent mode: `true` means handed to a server connection; if that
+-- connection is lost before the service reads it, the message may be
+-- lost: `client:confirm()` says whether that happened (and how many).
 -- @tparam string group
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
@@ -138,6 +147,9 @@ end
 
 --- Send to one connection (accepted even when it does not exist, as the
 -- service answers).
+-- Persistent mode: `true` means handed to a server connection; if that
+-- connection is lost before the service reads it, the message may be
+-- lost: `client:confirm()` says whether that happened (and how many).
 -- @tparam string connection_id
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
@@ -191,6 +203,9 @@ end
 --- Send to every connection of several users: one message in persistent
 -- mode (the service protocol's MultiUserData), one REST send per user in
 -- transient mode (the REST API has no such route).
+-- Persistent mode: `true` means handed to a server connection; if that
+-- connection is lost before the service reads it, the message may be
+-- lost: `client:confirm()` says whether that happened (and how many).
 -- @function Hub:to_users
 -- @tparam {string,...} user_ids
 -- @tparam string target the client method name
@@ -203,6 +218,9 @@ Hub.to_users = multi("to_users", "user_ids", "users")
 --- Send to every connection in several groups (each connection once):
 -- MultiGroupBroadcastData in persistent mode, one REST send per group in
 -- transient mode.
+-- Persistent mode: `true` means handed to a server connection; if that
+-- connection is lost before the service reads it, the message may be
+-- lost: `client:confirm()` says whether that happened (and how many).
 -- @function Hub:to_groups
 -- @tparam {string,...} groups
 -- @tparam string target the client method name
@@ -214,6 +232,9 @@ Hub.to_groups = multi("to_groups", "groups", "groups")
 
 --- Send to several connections: MultiConnectionData in persistent mode,
 -- one REST send per connection in transient mode.
+-- Persistent mode: `true` means handed to a server connection; if that
+-- connection is lost before the service reads it, the message may be
+-- lost: `client:confirm()` says whether that happened (and how many).
 -- @function Hub:to_connections
 -- @tparam {string,...} connection_ids
 -- @tparam string target the client method name
@@ -336,6 +357,8 @@ function Hub:add_user_to_group(user_id, group, opts)
 end
 
 --- Close one client connection (true also when it is already gone).
+-- Persistent mode: `true` means handed to a server connection, as for
+-- the sends (see `client:confirm()`).
 -- @tparam string connection_id
 -- @tparam[opt] string reason sent to the client in its close message
 -- @tparam[opt] table opts `endpoints`
