@@ -66,7 +66,7 @@ fi
 # default servers in place)
 mkdir -p "$work/no-rocks-server"
 run_doc() {
-  local cfg="$work/luarocks-$(basename "$1").lua"
+  local cfg="$work/luarocks-${1##*/}.lua"
   printf 'rocks_trees = { [[%s]] }\nrocks_servers = { [[%s]] }\n' "$1" "$work/no-rocks-server" > "$cfg"
   (cd "$src" && env -u LUAROCKS_CONFIG_5_1 -u LUAROCKS_CONFIG_5_2 -u LUAROCKS_CONFIG_5_3 \
      -u LUAROCKS_CONFIG_5_4 LUAROCKS_CONFIG="$cfg" bash -c "$2")
