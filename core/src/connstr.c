@@ -358,10 +358,15 @@ signalr_err signalr_connstr_parse(const char *s, size_t len,
     }
     if (!cs->auth_type) {
         cs->auth_type = sr__strdup("");
-        if (!vals[K_ACCESSKEY].s || !vals[K_ACCESSKEY].n) {
+        if (!vals[K_ACCESSKEY].s) {
             signalr_connstr_free(cs);
             return sr__fail(err, SIGNALR_ECONNSTR,
                             "missing required key 'AccessKey'");
+        }
+        if (!vals[K_ACCESSKEY].n) {
+            signalr_connstr_free(cs);
+            return sr__fail(err, SIGNALR_ECONNSTR,
+                            "key 'AccessKey' is empty");
         }
         cs->key = sr__strndup(vals[K_ACCESSKEY].s, vals[K_ACCESSKEY].n);
         cs->keylen = vals[K_ACCESSKEY].n;

@@ -624,7 +624,7 @@ end
 -- Perform op on the synchronous transports.
 function Client:_perform(op, params, what)
     if self._ngx then
-        if not transport_ngx.usable() then return transport_ngx.phase_error(what) end
+        if not transport_ngx.usable() then return transport_ngx.phase_error() end
         return transport_ngx.call(self._ngx, self._core, core, op, params)
     end
     return self._core:call(op, params)

@@ -27,8 +27,9 @@ function _M.usable()
     return COSOCKET_PHASES[get_phase()] == true
 end
 
-function _M.phase_error(what)
-    return nil, "signalr." .. what .. ": cosockets are not available in nginx's '"
+-- The caller (Client:_call) puts "signalr.<what>: " before the message.
+function _M.phase_error()
+    return nil, "cosockets are not available in nginx's '"
         .. get_phase() .. "' phase and a blocking call would stall the worker;"
         .. " run it from ngx.timer.at(0, fn) instead", { code = "EPHASE" }
 end

@@ -241,6 +241,10 @@ describe("inside nginx", function()
                 return l:find("'log' phase", 1, true) and l
             end, 5, "the log line")
             assert.truthy(log:find("run it from ngx.timer.at(0, fn) instead", 1, true))
+            -- named once: "signalr.broadcast: cosockets are not available ..."
+            assert.truthy(log:find("signalr.broadcast: cosockets are not available in nginx's 'log' phase",
+                1, true), log)
+            assert.falsy(log:find("signalr.broadcast: signalr.broadcast:", 1, true), log)
         end)
     end)
 

@@ -117,6 +117,7 @@ describe("errors", function()
         for _, c in ipairs {
             { "", "missing required key 'Endpoint'" },
             { "Endpoint=https://x.service.signalr.net;Version=1.0", "missing required key 'AccessKey'" },
+            { "Endpoint=https://x.service.signalr.net;AccessKey=;Version=1.0", "key 'AccessKey' is empty" },
             { "Endpoint=x.service.signalr.net;AccessKey=" .. KEY, "invalid value for 'Endpoint'" },
             { "Endpoint=https://x;AccessKey=" .. KEY .. ";Port=99999", "invalid value for 'Port'" },
             { "Endpoint=http://[a/b?c];AccessKey=" .. KEY, "invalid value for 'Endpoint'" },

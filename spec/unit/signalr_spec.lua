@@ -99,6 +99,16 @@ describe("signalr", function()
         end)
     end)
 
+    it("the README names the User-Agent the library sends", function()
+        local env = require "helpers.env"
+        local readme = assert(env.read(env.root .. "/README.md"))
+        local row = assert(readme:match("\n| `user_agent` |([^\n]*)"), "no user_agent row")
+        for v in row:gmatch("lua%-signalr/(%d+%.%d+%.%d+)") do
+            assert.equal(signalr._VERSION, v, "the README's user_agent row")
+        end
+        assert.truthy(row:find("lua-signalr/" .. signalr._VERSION, 1, true), row)
+    end)
+
     describe("hub methods", function()
         local hub = signalr.new(CS):hub("Chat")
         for _, c in ipairs {
