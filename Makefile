@@ -76,10 +76,10 @@ $(BUILD)/test/%: core/test/%.c core/test/harness.h $(BUILD)/libsignalr.a
 	$(CC) $(ALLCFLAGS) -Icore/test $< $(BUILD)/libsignalr.a $(LIBS) -o $@
 
 # ---- Lua binding, one per Lua version ----
-$(BUILD)/lua%/signalr/core.so: binding/signalr_core.c binding/persistent.c binding/binding.h binding/compat.h $(BUILD)/libsignalr.a
+$(BUILD)/lua%/signalr/core.so: $(wildcard binding/*.c binding/*.h) $(BUILD)/libsignalr.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $$(pkg-config --cflags $(call lua_pc,$*)) -shared \
-	  binding/signalr_core.c binding/persistent.c $(BUILD)/libsignalr.a $(LIBS) -o $@
+	  $(filter %.c,$^) $(BUILD)/libsignalr.a $(LIBS) -o $@
 
 # ---- tests ----
 test: deps all $(CTESTS)

@@ -1,4 +1,19 @@
-/* binding.h - what the files of the `signalr.core` module share. */
+/* binding.h - what the files of the private `signalr.core` module share.
+ * The module marshals Lua values to the C core and back.  No policy lives
+ * here: defaults, option checking and messages for users are the Lua
+ * layer's (lua/signalr/).
+ *
+ * Conventions: a wrong argument type raises (luaL_check*); bad data and
+ * failures return nil, message, details where details is a table with
+ * `code` (e.g. "EINVAL") and, for HTTP replies, `status`, `service_code`
+ * and `body`.  C memory is never live across a call that can raise: built
+ * requests sit in a userdata box whose __gc releases them.
+ *
+ * Files, one concern each, none calling back into the one that uses it:
+ * helpers.c and params.c serve the others; client.c, async.c,
+ * stateless.c, pollset.c, svcproto.c, ws.c and sock.c each register their
+ * functions and metatables from one sr_lua_open_* function; signalr_core.c
+ * (luaopen_signalr_core) only calls those. */
 #ifndef SIGNALR_BINDING_H
 #define SIGNALR_BINDING_H
 
@@ -9,16 +24,92 @@
 #pragma GCC visibility push(hidden) /* only luaopen_signalr_core is public */
 #endif
 
-/* nil, message, details (signalr_core.c) */
+#define CLIENT_MT "signalr.client"
+#define BOX_MT "signalr.box"
+
+/* The client userdata (client.c; async.c adds its asynchronous methods). */
+typedef struct {
+    signalr_client *c;
+    signalr_http *h;             /* created on the first call */
+    signalr_multi *m;            /* created on the first submit */
+    size_t queue_size;
+    long max_connections;
+    signalr_http_options http;
+    signalr_retry_policy retry;
+    char *ca_file;
+} lclient;
+
+/* Holds C allocations while results are pushed (a push may raise). */
+typedef struct {
+    signalr_request req;
+    char *a, *b;            /* released with signalr_free */
+} box;
+
+/* ===== helpers.c ===== */
+
+/* nil, message, details (cf. luv_error); returns 3 */
 int sr_lua_push_fail(lua_State *L, const signalr_error *e);
+/* the details table alone */
+void sr_lua_push_details(lua_State *L, const signalr_error *e);
+/* nil, msg, { code = <code> }; returns 3 */
+int sr_lua_fail_msg(lua_State *L, signalr_err code, const char *msg);
+/* EINVAL: "<field> contains a NUL byte"; returns 3 */
+int sr_lua_nul_fail(lua_State *L, const char *field);
 /* A list { {fd=, read=, write=}, ... } of n descriptors (events: 1 read,
  * 2 write). */
 void sr_lua_push_fds(lua_State *L, const int *fds, const int *ev, int n);
-/* the details table alone */
-void sr_lua_push_details(lua_State *L, const signalr_error *e);
-/* Add persistent mode's functions to the module table on top of the
- * stack and register its metatables (persistent.c). */
-void sr_lua_open_persistent(lua_State *L);
+/* A zeroed box on top of the stack. */
+box *sr_lua_new_box(lua_State *L);
+/* The operation named by the string at idx; raises when unknown. */
+signalr_op sr_lua_check_op(lua_State *L, int idx);
+/* Optional string field k of the table at t; raises on a wrong type;
+ * *nul set to k on a NUL byte. */
+const char *sr_lua_opt_field(lua_State *L, int t, const char *k,
+                             size_t *len, const char **nul);
+/* Register metatable name (when new) with methods as __index, gc as __gc
+ * and __name. */
+void sr_lua_metatable(lua_State *L, const char *name, const luaL_Reg *m,
+                      lua_CFunction gc);
+/* Register the box's metatable. */
+void sr_lua_open_helpers(lua_State *L);
+
+/* ===== params.c ===== */
+
+/* Read a params table at index t into p.  Returns NULL or the name of a
+ * field holding a NUL byte (the caller answers EINVAL). */
+const char *sr_lua_read_params(lua_State *L, int t, signalr_params *p);
+/* Push built request b->req as a table, then release it.  Returns 1. */
+int sr_lua_push_request(lua_State *L, box *b);
+/* Build an identity request from the arguments at i.. into b->req.
+ * Returns 0, or pushes nil, msg, details and returns 3. */
+int sr_lua_build_http(lua_State *L, int i, box *b);
+
+/* ===== client.c ===== */
+
+/* The open client at argument 1; raises when it is not one or closed. */
+lclient *sr_lua_check_client(lua_State *L);
+
+/* ===== ws.c ===== */
+
+/* The WebSocket at argument i; raises when it is not one or freed. */
+signalr_ws *sr_lua_check_ws(lua_State *L, int i);
+
+/* ===== svcproto.c ===== */
+
+/* A message read from the service as a table { type = n, ... }. */
+void sr_lua_push_sp_message(lua_State *L, const signalr_sp_message *m);
+
+/* ===== registration =====
+ * Each registers its metatables and adds its functions to the module
+ * table on top of the stack; sr_lua_open_async after
+ * sr_lua_open_client, whose metatable it adds methods to. */
+void sr_lua_open_client(lua_State *L);
+void sr_lua_open_async(lua_State *L);
+void sr_lua_open_stateless(lua_State *L);
+void sr_lua_open_pollset(lua_State *L);
+void sr_lua_open_svcproto(lua_State *L);
+void sr_lua_open_ws(lua_State *L);
+void sr_lua_open_sock(lua_State *L);
 
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility pop

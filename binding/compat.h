@@ -8,7 +8,8 @@
 #include <lua.h>
 
 #if LUA_VERSION_NUM < 502 && !defined(luaL_newlib)
-static void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
+/* inline: the binding's files that use neither get no unused warning */
+static inline void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 {
     luaL_checkstack(L, nup + 1, "too many upvalues");
     for (; l->name; l++) {
@@ -22,7 +23,7 @@ static void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
     lua_pop(L, nup);
 }
 
-static void luaL_setmetatable(lua_State *L, const char *tname)
+static inline void luaL_setmetatable(lua_State *L, const char *tname)
 {
     luaL_getmetatable(L, tname);
     lua_setmetatable(L, -2);
