@@ -98,7 +98,9 @@ function _M.negotiate(emu, stream, req, method, query)
     end
     local claims = authorize(emu, stream, req, method, nil, hub)
     if not claims then return 401 end
-    stream:get_body_as_string(emu.timeout)
+    -- negotiate takes no body: one is read over, up to --max-body
+    local _, too_big = util.read_body(stream, emu.max_body, emu.timeout, method)
+    if too_big then return too_big end
     local version = tonumber(query.negotiateVersion and query.negotiateVersion[1] or "0") or 0
     local id = random_id(11)
     local ctoken = version >= 1 and random_id(16) or id
@@ -198,12 +200,10 @@ local function session_request(emu, stream, method, id)
         return 404
     end
     if method == "POST" then
-        local body = stream:get_body_chars(MAX_MESSAGE + 1, emu.timeout) or ""
-        if #body > MAX_MESSAGE then
-            util.error_reply(stream, 413, "Error.Payload.TooLarge", "a client message over "
-                .. MAX_MESSAGE .. " bytes", method)
+        local body, too_big = util.read_body(stream, MAX_MESSAGE, emu.timeout, method)
+        if not body then
             sess:close()
-            return 413
+            return too_big
         end
         sess.inbox[#sess.inbox + 1] = body
         sess.in_cond:signal()

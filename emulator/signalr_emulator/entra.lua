@@ -233,7 +233,8 @@ function Entra:handle(stream, req, method, path, query, fault)
         if method ~= "POST" then return reply(stream, 405, { error = "invalid_request" }, method) end
         local answered, status, audience = fault()
         if answered then return status end
-        local body = stream:get_body_chars(64 * 1024, 10) or ""
+        local body, too_big = util.read_body(stream, 64 * 1024, 10, method)
+        if not body then return too_big end
         local f = form(body)
         if f.grant_type ~= "client_credentials" then
             return aad_error(stream, 400, "unsupported_grant_type", 70003,

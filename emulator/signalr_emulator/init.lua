@@ -16,6 +16,8 @@ local rand = require "openssl.rand"
 local cjson = util.json
 local tostring, tonumber, type, pcall, format = tostring, tonumber, type, pcall, string.format
 local io_stderr, os_date = io.stderr, os.date
+local monotime = cqueues.monotime
+local ETIMEDOUT = require("cqueues.errno").ETIMEDOUT
 
 local _M = {
     DEFAULT_KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH",
@@ -40,11 +42,18 @@ end
 
 -- Close the TCP connection at once, without reading what is left: for
 -- requests whose framing cannot be trusted or whose body is too large.
-local function drop(stream)
-    local sock = stream.connection:take_socket()
-    if sock then sock:close() end
-end
+local drop = util.drop
 _M.drop = drop
+
+-- lua-http's server runs each accepted socket in its handle_socket; the
+-- emulator runs it itself, to count the connections of each address.
+local handle_socket
+for i = 1, 20 do
+    local name, fn = debug.getupvalue(http_server.mt.__index.add_socket, i)
+    if name == "handle_socket" then handle_socket = fn break end
+    if not name then break end
+end
+assert(handle_socket, "this lua-http's http.server has no handle_socket: it is not supported")
 
 -- Content-Length must be one decimal number (RFC 9110 section 8.6); with
 -- anything else the body's end is unknown and the connection is closed.
@@ -73,12 +82,22 @@ function _M.new(opts)
         max_body = opts.max_body or 1024 * 1024,
         ping_interval = opts.ping_interval or 15,
         handshake_timeout = opts.handshake_timeout or 15,
+        -- a connection's first request line and headers must arrive within
+        -- head_timeout s of connecting, each later one within head_timeout
+        -- s of its first byte (slow senders cannot hold connections)
+        head_timeout = opts.head_timeout or 10,
+        -- open connections one client address may hold; more are closed
+        max_conns_per_ip = opts.max_conns_per_ip or 1000,
+        conns_by_ip = {},
+        accepted = setmetatable({}, { __mode = "k" }),
+        quiet = {},
         timeout = 30,
         state = hubs_mod.new(),
         pending = {},
         faults = {},
         requests = {},
-        stats = { tcp_connections = 0, rest_requests = 0, rest_connections = 0 },
+        stats = { tcp_connections = 0, rest_requests = 0, rest_connections = 0,
+                  refused_connections = 0, head_timeouts = 0 },
         seen = setmetatable({}, { __mode = "k" }),
         seen_rest = setmetatable({}, { __mode = "k" }),
         servers = {},
@@ -108,6 +127,29 @@ function Emu:log(level, fmt, ...)
     end
 end
 
+-- Log a rejection at warn once a minute per key (a client address and
+-- what it did): the ones in between are counted, and the count goes with
+-- the next line, so a flood of them cannot flood the log.
+function Emu:warn_once(key, fmt, ...)
+    local now, q = monotime(), self.quiet[key]
+    if q and now < q.till then
+        q.n = q.n + 1
+        return
+    end
+    local more = q and q.n > 0 and format(" (%d more like it since the last such line)", q.n) or ""
+    if not q then
+        self.quiet_n = (self.quiet_n or 0) + 1
+        if self.quiet_n > 4096 then
+            -- many addresses: forget those whose minute is over
+            for k, v in pairs(self.quiet) do
+                if v.till <= now then self.quiet[k] = nil; self.quiet_n = self.quiet_n - 1 end
+            end
+        end
+    end
+    self.quiet[key] = { till = now + 60, n = 0 }
+    self:log("warn", "%s%s", format(fmt, ...), more)
+end
+
 --- The connection string for this emulator.
 function Emu:connection_string()
     local h = self.host
@@ -132,6 +174,8 @@ local function admin(self, stream, method, path)
             clients = self.state.count,
             entra = self.entra and self.entra.counts or nil,
             temp_keys = self.stats.temp_keys or 0,
+            refused_connections = self.stats.refused_connections,
+            head_timeouts = self.stats.head_timeouts,
             server_connections = self.stats.server_connections or 0,
             server_handshakes = self.stats.server_handshakes or 0,
             server_messages = self.stats.server_messages or 0,
@@ -139,12 +183,8 @@ local function admin(self, stream, method, path)
             server_types = self.stats.server_types or nil,
         }, nil, method)
     elseif what == "faults" and method == "POST" then
-        local body = stream:get_body_chars(64 * 1024 + 1, 5) or ""
-        if #body > 64 * 1024 then
-            util.error_reply(stream, 413, "Error.Payload.TooLarge", "a fault is at most 64 KB", method)
-            drop(stream)
-            return 413
-        end
+        local body = util.read_body(stream, 64 * 1024, 5, method)
+        if not body then return 413 end
         local ok, f = pcall(cjson.decode, body)
         local server_mode = type(f) == "table" and f.scope == "server"
             and (f.mode == "status" or f.mode == "refuse" or f.mode == "stall")
@@ -280,12 +320,39 @@ local function cors(stream, req, method)
     return nil, true
 end
 
+-- The client address of a connection (or socket), for limits and logs.
+local function peer_ip(conn)
+    local ok, _, ip = pcall(conn.peername, conn)
+    return ok and ip or "?"
+end
+
+-- 408 and the connection closed: the request head did not arrive in time.
+local function head_timeout(self, stream, ip)
+    self.stats.head_timeouts = self.stats.head_timeouts + 1
+    self:warn_once("head " .. ip, "%s: a request line and headers took over %gs (--head-timeout);"
+        .. " connection closed", ip, self.head_timeout)
+    local sock = stream.connection:take_socket()
+    if sock then
+        pcall(sock.xwrite, sock, "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n"
+            .. "content-length: 0\r\n\r\n", "bn", 1)
+        sock:close()
+    end
+end
+
 function Emu:onstream(stream)
-    if not self.seen[stream.connection] then
-        self.seen[stream.connection] = true
+    local conn = stream.connection
+    local ip = peer_ip(conn)
+    if not self.seen[conn] then
+        self.seen[conn] = true
         self.stats.tcp_connections = self.stats.tcp_connections + 1
     end
-    local req, why = stream:get_headers()
+    -- the whole head has a deadline: from the connection's start for its
+    -- first request, else from the request's first byte
+    local since = conn.socket and self.accepted[conn.socket]
+    if since then self.accepted[conn.socket] = nil end
+    local wait = (since or monotime()) + self.head_timeout - monotime()
+    local req, why, errno = stream:get_headers(wait > 0 and wait or 0)
+    if not req and errno == ETIMEDOUT then return head_timeout(self, stream, ip) end
     local method, target, path, qs, framing
     if req then
         method, target = req:get(":method"), req:get(":path") or "/"
@@ -394,6 +461,10 @@ function Emu:onstream(stream)
     end
     self:log("info", "%s %s -> %s", method, #path > 200 and (path:sub(1, 200) .. "...") or path,
         tostring(status))
+    if status == 413 then
+        self:warn_once("body " .. ip, "%s: %s %s: the body is over its limit: 413, connection closed", ip,
+            method, #path > 200 and (path:sub(1, 200) .. "...") or path)
+    end
     -- A reply sent before the request body was read (faults, early
     -- refusals) leaves the stream half closed; lua-http's shutdown would
     -- then read on with step(0) in a loop that can spin without progress.
@@ -467,6 +538,30 @@ function Emu:issue_key()
     return kid, key
 end
 
+-- A connection from an address that holds max_conns_per_ip already is
+-- closed at once; the others are served, and counted while they last.
+local function admit(self, srv, sock)
+    local ip = peer_ip(sock)
+    local n = self.conns_by_ip[ip] or 0
+    if n >= self.max_conns_per_ip then
+        self.stats.refused_connections = self.stats.refused_connections + 1
+        self:warn_once("conns " .. ip, "%s holds %d connections (--max-conns-per-ip): more are closed"
+            .. " at once", ip, n)
+        sock:close()
+        return true
+    end
+    self.conns_by_ip[ip] = n + 1
+    self.accepted[sock] = monotime()
+    srv.n_connections = srv.n_connections + 1
+    srv.cq:wrap(function()
+        local ok, err = pcall(handle_socket, srv, sock)
+        if not ok then self:log("error", "connection failed: %s", tostring(err)) end
+        local left = self.conns_by_ip[ip] - 1
+        self.conns_by_ip[ip] = left > 0 and left or nil
+    end)
+    return true
+end
+
 --- Bind the listening sockets (also [::1] when serving localhost).
 function Emu:listen()
     local hosts = { self.host }
@@ -474,8 +569,10 @@ function Emu:listen()
     for i, h in ipairs(hosts) do
         local srv = http_server.listen {
             host = h, port = self.port, reuseaddr = true,
-            -- slow clients cannot hold connections open for ever
-            connection_setup_timeout = 10, intra_stream_timeout = 30,
+            -- slow clients cannot hold connections open for ever: the first
+            -- bytes (read to tell TLS and HTTP/2 from HTTP/1) count toward
+            -- the head's deadline too
+            connection_setup_timeout = self.head_timeout, intra_stream_timeout = 30,
             onstream = function(_, stream)
                 local ok, err = pcall(self.onstream, self, stream)
                 if not ok then self:log("error", "request failed: %s", tostring(err)) end
@@ -484,6 +581,7 @@ function Emu:listen()
                 self:log("debug", "%s on %s: %s", tostring(op), tostring(ctx), tostring(err))
             end,
         }
+        srv.add_socket = function(s, sock) return admit(self, s, sock) end
         local ok, err = srv:listen()
         if not ok then
             if i == 1 then return nil, "cannot listen on " .. h .. ":" .. self.port .. ": " .. tostring(err) end

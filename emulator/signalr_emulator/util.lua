@@ -1,4 +1,5 @@
---- Small helpers of the emulator: query strings, raw JSON members, replies.
+--- Small helpers of the emulator: query strings, raw JSON members, replies,
+-- bounded bodies.
 local core = require "signalr.core"
 local headers = require "http.headers"
 local cjson = require("cjson").new()
@@ -126,6 +127,26 @@ function _M.error_reply(stream, status, code, message, method, extra)
     local h = extra or {}
     h["x-ms-error-code"] = code
     _M.reply(stream, status, cjson.encode { code = code, message = message }, h, method)
+end
+
+--- Close the TCP connection at once, without reading what is left: for
+-- requests whose framing cannot be trusted or whose body is too large.
+function _M.drop(stream)
+    local sock = stream.connection:take_socket()
+    if sock then sock:close() end
+end
+
+--- The request body, read up to limit bytes within timeout seconds: the
+-- body ("" when there is none), or nil, 413 after answering 413 and
+-- closing the connection (the rest of the body is not read).
+function _M.read_body(stream, limit, timeout, method)
+    local body = stream:get_body_chars(limit + 1, timeout)
+    if body and #body > limit then
+        _M.error_reply(stream, 413, "Error.Payload.TooLarge", "the body exceeds " .. limit .. " bytes", method)
+        _M.drop(stream)
+        return nil, 413
+    end
+    return body or ""
 end
 
 return _M
