@@ -25,34 +25,9 @@ local _M = {}
 local RS = "\30"
 
 -- Serverless clients only send a handshake, pings and close messages: a
--- message may read at most this many bytes (frames and continuations
--- together).  lua-http's reader has no limit of its own.
+-- message may take at most this many bytes (its frames and their headers
+-- together; util.strict_websocket closes with 1009 past it).
 local MAX_MESSAGE = 64 * 1024
-local EMSGSIZE = require("cqueues.errno").EMSGSIZE
-
--- The client's socket behind a meter: reads past the budget of the current
--- message fail, so a flood of (continuation) frames ends the connection
--- instead of filling memory.  Everything else passes through.
-local function metered(sock)
-    local meter = { left = MAX_MESSAGE }
-    local function too_big()
-        return nil, "a client message over " .. MAX_MESSAGE .. " bytes", EMSGSIZE
-    end
-    local proxy = util.proxy(sock, {
-        xread = function(_, n, ...)
-            if type(n) == "number" then
-                if n > meter.left then return too_big() end
-                meter.left = meter.left - n
-            end
-            return sock:xread(n, ...)
-        end,
-        fill = function(_, n, ...)
-            if n > meter.left then return too_big() end
-            return sock:fill(n, ...)
-        end,
-    })
-    return proxy, meter
-end
 
 local function random_id(n)
     local b = rand.bytes(n)
@@ -263,7 +238,7 @@ function _M.connect(emu, stream, req, method, query)
     local transport, name, result = ws, "WebSockets", 101
     if ws then
         assert(ws:accept())
-        ws.socket, ws.meter = metered(ws.socket)
+        util.strict_websocket(ws, MAX_MESSAGE)
     elseif (req:get("accept") or ""):find("text/event-stream", 1, true) then
         local h = require("http.headers").new()
         h:append(":status", "200")
@@ -296,6 +271,9 @@ function _M.connect(emu, stream, req, method, query)
     if name == "ServerSentEvents" then
         transport:close()
         emu.sessions[id] = nil
+    else
+        -- gone without a close frame: the socket is closed here
+        util.finish_websocket(transport)
     end
     emu.pending[id] = nil
     return result
@@ -307,7 +285,10 @@ function _M.serve(emu, ws, p)
     local data = ws:receive(emu.handshake_timeout)
     local first = data and records(data)[1]
     first = first and first[1]
-    if not first or (first.protocol ~= "json" and first.protocol ~= "messagepack") then
+    if ws.failed then
+        emu:log("warn", "client %s: %s: disconnected (close %d)", p.id, ws.failed.reason, ws.failed.code)
+        return
+    elseif not first or (first.protocol ~= "json" and first.protocol ~= "messagepack") then
         local why = first and ("protocol '" .. tostring(first.protocol)
             .. "' is not supported (json, messagepack)") or "no handshake received"
         ws:send(cjson.encode { error = why } .. RS, "text")
@@ -377,6 +358,7 @@ function _M.serve(emu, ws, p)
     end
 
     -- writer: drains the queue, pings every ping_interval seconds
+    local writer_done = condition.new()
     cqueues.running():wrap(function()
         while not done do
             if #queue == 0 and not closing then
@@ -395,17 +377,18 @@ function _M.serve(emu, ws, p)
                 break
             end
         end
+        writer_done:signal()
+        writer_done = nil
     end)
 
     while true do
-        ws.meter.left = MAX_MESSAGE
-        local msg, _, errno = ws:receive()
+        local msg = ws:receive()
         if not msg then
-            if errno == EMSGSIZE then
+            local failed = ws.failed
+            if failed and failed.code == 1009 then
                 emu:log("warn", "client %s sent a message over %d bytes: disconnected", p.id, MAX_MESSAGE)
-                -- send the close frame, read nothing more of the flood
-                ws.meter.left = 0
-                pcall(ws.close, ws, 1009, "message too big", 1)
+            elseif failed then
+                emu:log("warn", "client %s: %s: disconnected (close %d)", p.id, failed.reason, failed.code)
             end
             break
         end
@@ -451,6 +434,8 @@ function _M.serve(emu, ws, p)
     end
     done = true
     cond:signal()
+    -- what the writer has to say (a close message) goes before the socket closes
+    if writer_done then writer_done:wait(5) end
     for _, w in pairs(waiting) do
         w.gone = true
         w.cond:signal()

@@ -88,6 +88,9 @@ function _M.new(opts)
         head_timeout = opts.head_timeout or 10,
         -- open connections one client address may hold; more are closed
         max_conns_per_ip = opts.max_conns_per_ip or 1000,
+        -- the largest WebSocket message a server connection may send
+        -- (the library's default maximum message is 16 MiB)
+        max_server_message = opts.max_server_message or 64 * 1024 * 1024,
         conns_by_ip = {},
         accepted = setmetatable({}, { __mode = "k" }),
         quiet = {},

@@ -28,8 +28,9 @@ local floor = math.floor
 
 local _M = {}
 
--- A server may send big messages (persistent mode exists for them); one
--- frame is capped so a broken length cannot take the process's memory.
+-- A server may send big messages (persistent mode exists for them); a
+-- protocol message is capped (by default; --max-server-message) so a
+-- broken length cannot take the process's memory.
 local MAX_FRAME = 64 * 1024 * 1024
 
 local function varint(n)
@@ -48,8 +49,9 @@ local function frame(t)
 end
 
 --- The next whole frame of buf from i: its body and the index after it;
--- nil when it is not complete; false when the prefix is broken.
-local function next_frame(buf, i)
+-- nil when it is not complete; false when the prefix is broken, false,
+-- "too big" when the length is over max (default MAX_FRAME).
+local function next_frame(buf, i, max)
     local len, shift, b = 0, 0
     local j = i
     repeat
@@ -60,7 +62,7 @@ local function next_frame(buf, i)
         shift = shift + 7
         j = j + 1
     until b < 128
-    if len > MAX_FRAME then return false end
+    if len > (max or MAX_FRAME) then return false, "too big" end
     if j + len - 1 > #buf then return nil end
     return sub(buf, j, j + len - 1), j + len
 end
@@ -289,16 +291,12 @@ function _M.connect(emu, stream, req, method, query)
         return 400
     end
     assert(ws:accept())
-    -- lua-http 0.4 reads the payload of a frame with a 16-bit length
-    -- without waiting (timeout 0) once its header is in: under load the
-    -- rest is not there yet and the read fails.  Such reads wait here.
-    local sock = ws.socket
-    ws.socket = util.proxy(sock, {
-        xread = function(_, n, mode, timeout)
-            return sock:xread(n, mode, timeout == 0 and emu.timeout or timeout)
-        end,
-    })
+    -- frames are read strictly, a message up to --max-server-message (lua-http
+    -- 0.4's own reader also fails on a frame with a 16-bit length whose
+    -- payload has not all arrived with its header)
+    util.strict_websocket(ws, emu.max_server_message)
     _M.serve(emu, ws, lower(hub), query.cid and query.cid[1] or random_id())
+    util.finish_websocket(ws)
     return 101
 end
 
@@ -339,10 +337,18 @@ function _M.serve(emu, ws, key, cid)
         end
     end)
 
-    local buf, at = "", 1
+    local buf, at, close_code = "", 1, 1000
     while not sc.dropped do
         local data, opcode = ws:receive()
-        if not data then break end
+        if not data then
+            local failed = ws.failed
+            if failed then
+                emu:log("warn", "server %s: %s%s: closed (close %d)", cid, failed.reason,
+                    failed.code == 1009 and format(" (over %d bytes, --max-server-message)",
+                        emu.max_server_message) or "", failed.code)
+            end
+            break
+        end
         if opcode == "text" then
             emu:log("warn", "server %s sent a text message: closed", cid)
             break
@@ -351,8 +357,15 @@ function _M.serve(emu, ws, key, cid)
         at = 1
         local broken
         while true do
-            local body, nexti = next_frame(buf, at)
-            if body == false then broken = true break end
+            local body, nexti = next_frame(buf, at, emu.max_server_message)
+            if body == false then
+                local too_big = nexti ~= nil
+                emu:log("warn", "server %s: a message length is %s: closed", cid, too_big
+                    and format("over %d bytes (--max-server-message)", emu.max_server_message) or "broken")
+                if too_big then close_code = 1009 end
+                broken = true
+                break
+            end
             if not body then break end
             at = nexti
             stats.server_messages = (stats.server_messages or 0) + 1
@@ -435,7 +448,7 @@ function _M.serve(emu, ws, key, cid)
     sc.cond:signal()
     emu.server_conns[sc] = nil
     stats.server_connections = stats.server_connections - 1
-    pcall(ws.close, ws, 1000, "", 1)
+    pcall(ws.close, ws, close_code, "", 1)
     emu:log("info", "server connection %s closed", cid)
 end
 

@@ -1,11 +1,16 @@
 --- Small helpers of the emulator: query strings, raw JSON members, replies,
--- bounded bodies.
+-- bounded bodies, and the reader of WebSocket frames from peers.
 local core = require "signalr.core"
 local headers = require "http.headers"
 local cjson = require("cjson").new()
+local monotime = require("cqueues").monotime
+local EPIPE = require("cqueues.errno").EPIPE
+local bxor = require("http.bit").bxor
+local utf8lib = utf8 or require "compat53.utf8"
 
-local byte, find, sub, lower = string.byte, string.find, string.sub, string.lower
-local tostring = tostring
+local byte, char, find, sub, lower = string.byte, string.char, string.find, string.sub, string.lower
+local concat, max = table.concat, math.max
+local tostring, pcall = tostring, pcall
 
 local _M = { json = cjson }
 
@@ -147,6 +152,180 @@ function _M.read_body(stream, limit, timeout, method)
         return nil, 413
     end
     return body or ""
+end
+
+-- ===== WebSocket frames from peers, read by RFC 6455's rules =====
+-- The emulator is the server side of its WebSockets: a peer's frames must
+-- be masked (close 1002 otherwise), its text must be UTF-8 (1007), and a
+-- message may take at most max_message bytes, frame headers included
+-- (1009, refused from the frame's header, before its payload is read).
+-- lua-http's own reader takes unmasked frames and buffers a frame of
+-- whatever length its header declares: each socket gets this one instead.
+
+-- Whether s is UTF-8 as RFC 3629 has it (shortest forms, no surrogates).
+local function is_utf8(s)
+    if not find(s, "[\128-\255]") then return true end
+    return utf8lib.len(s) ~= nil and not find(s, "\237[\160-\191]")
+end
+_M.is_utf8 = is_utf8
+
+-- XOR data with the 4-byte mask key, a byte at a time...
+local function unmask_bytes(data, key)
+    local k, out = { byte(key, 1, 4) }, {}
+    for i = 1, #data do out[i] = char(bxor(byte(data, i), k[(i - 1) % 4 + 1])) end
+    return concat(out)
+end
+
+-- ... or, with the integer operators of Lua 5.3+, 32 bytes at a time (a
+-- 16 MiB message from a server connection takes a fraction of a second).
+local unmask = unmask_bytes
+do
+    local compile = loadstring or load -- luacheck: ignore 113
+    local chunk = compile([[
+        local slow = ...
+        local pack, unpack, concat, sub = string.pack, string.unpack, table.concat, string.sub
+        local FMT = "<I8I8I8I8"
+        return function(data, key)
+            local k = unpack("<I4", key)
+            k = k | (k << 32)
+            local out, whole = {}, #data - #data % 32
+            for i = 1, whole, 32 do
+                local a, b, c, d = unpack(FMT, data, i)
+                out[#out + 1] = pack(FMT, a ~ k, b ~ k, c ~ k, d ~ k)
+            end
+            out[#out + 1] = slow(sub(data, whole + 1), key)
+            return concat(out)
+        end]])
+    if chunk then unmask = chunk(unmask_bytes) end
+end
+_M.unmask = unmask
+
+local function left(deadline)
+    return deadline and max(0, deadline - monotime())
+end
+
+-- A big-endian number of s[i..j].
+local function be_number(s, i, j)
+    local n = 0
+    for k = i, j do n = n * 256 + byte(s, k) end
+    return n
+end
+
+-- The next frame, taken from the socket only once all of it has arrived
+-- (another thread may read too: a close waits for the peer's close frame):
+-- opcode, payload, whether it is the message's last, its bytes on the
+-- wire; nil, err, errno when the socket fails, ends or times out; false,
+-- close code, reason for a frame that fails the connection.  room: what
+-- the message may still take.
+local function read_frame(sock, deadline, room)
+    local ok, err, errno = sock:fill(2, left(deadline))
+    if not ok then return nil, err, errno end
+    local h = sock:xread(2, "b", 0)
+    sock:unget(h)
+    local b1, b2 = byte(h, 1, 2)
+    local fin, opcode, len = b1 >= 128, b1 % 16, b2 % 128
+    if b1 % 128 >= 16 then return false, 1002, "reserved bits set (no extension was agreed)" end
+    if b2 < 128 then return false, 1002, "an unmasked frame (a client must mask its frames)" end
+    local size = 6 + (len == 126 and 2 or len == 127 and 8 or 0)
+    ok, err, errno = sock:fill(size, left(deadline))
+    if not ok then return nil, err, errno end
+    local head = sock:xread(size, "b", 0)
+    sock:unget(head)
+    if len == 126 then
+        len = be_number(head, 3, 4)
+    elseif len == 127 then
+        if byte(head, 3) >= 128 then return false, 1002, "a frame length with its top bit set" end
+        len = be_number(head, 3, 10)
+    end
+    if opcode >= 8 and (len > 125 or not fin) then
+        return false, 1002, "a control frame over 125 bytes or fragmented"
+    elseif opcode < 8 and size + len > room then
+        return false, 1009, "message too big"
+    end
+    ok, err, errno = sock:fill(size + len, left(deadline))
+    if not ok then return nil, err, errno end
+    sock:xread(size, "b", 0)
+    local payload = len > 0 and sock:xread(len, "b", 0) or ""
+    return opcode, unmask(payload, sub(head, size - 3, size)), fin, size + len
+end
+
+-- Fail the connection (RFC 6455 7.1.7): a close frame with code, then the
+-- TCP connection closed without waiting for the peer's close frame.
+local function fail(ws, code, why)
+    ws.failed = { code = code, reason = why }
+    ws.got_close_code = ws.got_close_code or code
+    pcall(ws.close, ws, code, why, 1)
+    return nil, why, code
+end
+
+-- Close codes a peer may send (RFC 6455 7.4, and the IANA registry).
+local function valid_close_code(code)
+    return (code >= 1000 and code <= 1003) or (code >= 1007 and code <= 1014)
+        or (code >= 3000 and code <= 4999)
+end
+
+-- The peer's close frame: answered with its code (RFC 6455 5.5.1), then
+-- the connection is closed.
+local function closed_by_peer(ws, data)
+    if #data == 1 then return fail(ws, 1002, "a close frame of one byte") end
+    local code = #data >= 2 and be_number(data, 1, 2) or nil
+    local reason = sub(data, 3)
+    if code and not valid_close_code(code) then
+        return fail(ws, 1002, "close code " .. code .. " is not one a peer may send")
+    end
+    if not is_utf8(reason) then return fail(ws, 1007, "a close reason that is not UTF-8") end
+    ws.got_close_code = code or 1005
+    pcall(ws.close, ws, code or 1000, reason ~= "" and reason or nil, 1)
+    return nil, reason, code or 1005
+end
+
+-- ws:receive(timeout): the next message and "text" | "binary"; nil, err,
+-- errno when the socket ends, fails or times out; nil, reason, close code
+-- once the peer closed or the connection failed (then ws.failed says why).
+local function receive(ws, timeout)
+    if ws.readyState ~= 1 and ws.readyState ~= 2 then return nil, "the WebSocket is closed", EPIPE end
+    local deadline = timeout and monotime() + timeout
+    while true do
+        local opcode, data, fin, cost = read_frame(ws.socket, deadline, ws.max_message - ws.message_size)
+        if opcode == nil then return nil, data, fin end
+        if opcode == false then return fail(ws, data, fin) end
+        if opcode == 8 then return closed_by_peer(ws, data) end
+        if opcode == 9 then
+            ws:send_pong(data, left(deadline))
+        elseif opcode > 2 and opcode ~= 10 then
+            return fail(ws, 1002, "reserved opcode " .. opcode)
+        elseif opcode ~= 10 then
+            if (opcode == 0) ~= (ws.parts ~= nil) then
+                return fail(ws, 1002, opcode == 0 and "a continuation frame with no message to continue"
+                    or "a new message before the last one ended")
+            end
+            if opcode ~= 0 then ws.parts, ws.message_kind = {}, opcode end
+            ws.parts[#ws.parts + 1] = data
+            ws.message_size = ws.message_size + cost
+            if fin then
+                local message, kind = concat(ws.parts), ws.message_kind
+                ws.parts, ws.message_size = nil, 0
+                if kind == 1 and not is_utf8(message) then
+                    return fail(ws, 1007, "a text message that is not UTF-8")
+                end
+                return message, kind == 1 and "text" or "binary"
+            end
+        end
+    end
+end
+
+--- Read ws (an accepted lua-http WebSocket) with the strict reader above:
+-- messages of at most max_message bytes.
+function _M.strict_websocket(ws, max_message)
+    ws.receive, ws.max_message, ws.message_size = receive, max_message, 0
+    return ws
+end
+
+--- Close ws unless it is closed: when its peer is gone (the TCP
+-- connection closed or reset without a close frame) the socket must not
+-- linger half closed.
+function _M.finish_websocket(ws)
+    if ws.readyState and ws.readyState < 3 then pcall(ws.close, ws, 1000, nil, 1) end
 end
 
 return _M
