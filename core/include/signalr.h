@@ -63,7 +63,8 @@ extern "C" {
     X(EQUEUEFULL,   "asynchronous queue is full")                           \
     X(ECANCELED,    "request canceled before it completed")                 \
     X(EREPLY,       "malformed reply from the service")                     \
-    X(EAUTH,        "Microsoft Entra ID refused the token request")
+    X(EAUTH,        "Microsoft Entra ID refused the token request")         \
+    X(EPROTOCOL,    "malformed hub protocol message")
 
 typedef enum {
 #define SIGNALR_X_(name, msg) SIGNALR_##name,

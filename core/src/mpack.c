@@ -98,6 +98,25 @@ void sr__mpw_int(sr__mpw *w, int64_t v)
     }
 }
 
+void sr__mpw_nil(sr__mpw *w)
+{
+    sr__mpw_byte(w, 0xc0);
+}
+
+void sr__mpw_bool(sr__mpw *w, int v)
+{
+    sr__mpw_byte(w, v ? 0xc3 : 0xc2);
+}
+
+void sr__mpw_double(sr__mpw *w, double d)
+{
+    uint64_t bits;
+
+    memcpy(&bits, &d, sizeof bits);
+    sr__mpw_byte(w, 0xcb);
+    sr__mpw_be(w, bits, 8);
+}
+
 void sr__mpw_head(sr__mpw *w, size_t n, unsigned char fix, size_t fixmax,
                    unsigned char c8, unsigned char c16, unsigned char c32)
 {

@@ -30,9 +30,12 @@ void sr__mpw_raw(sr__mpw *w, const void *s, size_t n);
 void sr__mpw_byte(sr__mpw *w, unsigned char c);
 /* v's low `bytes` bytes, big-endian. */
 void sr__mpw_be(sr__mpw *w, uint64_t v, int bytes);
-/* Integers in their smallest encoding. */
+/* Integers in their smallest encoding; nil, booleans, float64. */
 void sr__mpw_uint(sr__mpw *w, uint64_t v);
 void sr__mpw_int(sr__mpw *w, int64_t v);
+void sr__mpw_nil(sr__mpw *w);
+void sr__mpw_bool(sr__mpw *w, int v);
+void sr__mpw_double(sr__mpw *w, double d);
 /* A header of n for the fix form (fix | n when n <= fixmax; fix 0: no
  * fix form) or the 8/16/32-bit forms (c8 0: no 8-bit form). */
 void sr__mpw_head(sr__mpw *w, size_t n, unsigned char fix, size_t fixmax,
@@ -87,14 +90,25 @@ int sr__mpr_pass(sr__mpr *r, int depth);
 
 /* ===== JSON <-> MessagePack (json_mpack.c) ===== */
 
+/* Nesting sr__json_to_mp allows (sr__json_valid allows less). */
+#define SR__MP_MAX_DEPTH 600
+
 /* One JSON value (already validated: sr__json_valid) as MessagePack:
- * integers that fit an int64 as integers, other numbers as float64,
- * strings unescaped.  -1 on a bad escape or too deep. */
+ * integers that fit an int64 or a uint64 as integers, other numbers as
+ * float64, strings unescaped.  -1 on a bad escape (a lone surrogate
+ * included), too deep, or out of memory for a very long number. */
 int sr__json_to_mp(sr__mpw *w, const char *s, size_t n, int depth);
 /* Decode the JSON string literal s[0..n) (quotes included) into out, or
  * only count when out is NULL; the decoded length, (size_t)-1 on a bad
- * escape.  Never longer than n. */
+ * escape (or a \u escape of a lone surrogate).  Never longer than n. */
 size_t sr__json_unescape(const char *s, size_t n, unsigned char *out);
+/* One MessagePack value at r appended to out as JSON text (see
+ * json_mpack.c's caveats); containers nest at most depth_left deep.  -1
+ * with err (EPROTOCOL) on a value JSON cannot carry or malformed bytes;
+ * out may then hold part of the text.  out->oom is the caller's to
+ * check. */
+int sr__mp_to_json(sr__mpr *r, sr__buf *out, int depth_left,
+                   signalr_error *err);
 
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility pop

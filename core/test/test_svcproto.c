@@ -191,6 +191,21 @@ static void test_data(void)
               "every JSON kind transcoded, smallest widths");
     signalr_free(out);
 
+    /* past int64: uint64, then float64; a lone surrogate has no UTF-8 */
+    d.arguments = "[9223372036854775808,18446744073709551616]";
+    d.arguments_len = strlen(d.arguments);
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_OK,
+          "big integers");
+    CHECK(n > 20 && strstr(hex(out, n), "92 cf 80 00 00 00 00 00 00 00 "
+                           "cb 43 f0 00 00 00 00 00 00 90 80"),
+          "2^63 as a uint64, 2^64 as a float64");
+    signalr_free(out);
+    d.arguments = "[\"\\ud800\"]";
+    d.arguments_len = strlen(d.arguments);
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_EINVAL &&
+          strstr(e.msg, "MessagePack"),
+          "a lone surrogate cannot be written as MessagePack");
+
     d.type = SIGNALR_SP_GROUP_BROADCAST;
     d.id = "g1";
     d.list = NULL;
