@@ -862,6 +862,160 @@ SIGNALR_API signalr_err signalr_sp_encode_connection_data(
     int data_type, char **out, size_t *out_len, signalr_error *err);
 
 
+/* ===== hub server: the SignalR hub protocol =====
+ * What a client and its hub say inside ConnectionData (dotnet/aspnetcore
+ * src/SignalR/docs/specs/HubProtocol.md): first the handshake, a JSON
+ * record ending in 0x1E whatever the protocol, then messages in JSON (one
+ * object and 0x1E each) or in MessagePack ([varint length][array]).
+ * Values (arguments, results, items, headers) are JSON text in both
+ * protocols, so one decoder (the Lua layer's cjson) serves both.  Pure:
+ * nothing here does I/O. */
+
+enum {
+    SIGNALR_HUB_HANDSHAKE = 0,   /* the handshake request (no hub type) */
+    SIGNALR_HUB_INVOCATION = 1,
+    SIGNALR_HUB_STREAM_ITEM = 2,
+    SIGNALR_HUB_COMPLETION = 3,
+    SIGNALR_HUB_STREAM_INVOCATION = 4,
+    SIGNALR_HUB_CANCEL_INVOCATION = 5,
+    SIGNALR_HUB_PING = 6,
+    SIGNALR_HUB_CLOSE = 7,
+    SIGNALR_HUB_ACK = 8,         /* stateful reconnect: a hub behind the */
+    SIGNALR_HUB_SEQUENCE = 9     /* service may ignore both */
+};
+
+#define SIGNALR_HUB_JSON        1
+#define SIGNALR_HUB_MESSAGEPACK 2
+
+/* ASP.NET Core's MaximumReceiveMessageSize: a message with its framing. */
+#define SIGNALR_HUB_DEFAULT_MAX 32768
+/* How deep a message may nest, its own array or object included
+ * (System.Text.Json's default, which ASP.NET Core's JSON protocol uses). */
+#define SIGNALR_HUB_MAX_DEPTH 64
+
+typedef struct signalr_hub_reader signalr_hub_reader; /* opaque */
+
+/* A reader of one client's bytes, expecting the handshake first.
+ * protocols: those the handshake may choose (SIGNALR_HUB_JSON |
+ * SIGNALR_HUB_MESSAGEPACK; 0: both).  max_message: the largest message
+ * accepted, framing included (0: SIGNALR_HUB_DEFAULT_MAX).  The reader
+ * keeps at most max_message bytes of a message that is not complete yet
+ * and what it decodes for the message it returned (JSON texts: at most
+ * about six times a MessagePack message's size).  *out owns the reader:
+ * signalr_hub_reader_free(). */
+SIGNALR_API signalr_err signalr_hub_reader_new(signalr_hub_reader **out,
+                                               int protocols,
+                                               size_t max_message,
+                                               signalr_error *err);
+SIGNALR_API void signalr_hub_reader_free(signalr_hub_reader *r); /* NULL ok */
+/* Read messages in protocol from now, with no handshake (a client whose
+ * handshake happened elsewhere).  EINVAL once bytes were read. */
+SIGNALR_API signalr_err signalr_hub_reader_set_protocol(
+    signalr_hub_reader *r, int protocol, signalr_error *err);
+/* SIGNALR_HUB_JSON or SIGNALR_HUB_MESSAGEPACK once chosen, else 0. */
+SIGNALR_API int signalr_hub_reader_protocol(const signalr_hub_reader *r);
+
+/* One message read.  Pointers are borrowed (from the bytes given to
+ * signalr_hub_next or from the reader) until the next call on the reader;
+ * none is NUL-terminated; NULL means absent.  Strings are valid UTF-8;
+ * JSON texts are one valid JSON value each.
+ *   0 handshake:   protocol (as the client wrote it), version
+ *   1 Invocation, 4 StreamInvocation: invocation_id (1: NULL or empty in
+ *                  the message is NULL here, no answer wanted), target,
+ *                  arguments (a JSON array), stream_ids (a JSON array of
+ *                  strings; NULL when none), headers
+ *   2 StreamItem:  invocation_id, item (JSON), headers
+ *   3 Completion:  invocation_id, then error (an error completion), or
+ *                  result (JSON), or neither (void), headers
+ *   5 CancelInvocation: invocation_id, headers
+ *   6 Ping
+ *   7 Close:       error (NULL: none), allow_reconnect
+ *   8 Ack, 9 Sequence: sequence_id
+ * headers: a JSON object of strings, NULL when there is none. */
+typedef struct {
+    int type;
+    const char *invocation_id;
+    size_t invocation_id_len;
+    const char *target;
+    size_t target_len;
+    const char *error;
+    size_t error_len;
+    const char *arguments;
+    size_t arguments_len;
+    const char *stream_ids;
+    size_t stream_ids_len;
+    const char *headers;
+    size_t headers_len;
+    const char *item;
+    size_t item_len;
+    const char *result;
+    size_t result_len;
+    int allow_reconnect;
+    long long sequence_id;
+    const char *protocol;
+    size_t protocol_len;
+    int version;
+} signalr_hub_message;
+
+/* Read the next message from data[0..len), which may end anywhere (the
+ * reader keeps a message's first part until the rest comes):
+ *  1: *m holds one message; *used bytes of data were taken (call again
+ *     with the rest: several messages may share one ConnectionData);
+ *  0: no whole message yet, all of data was taken (*used == len);
+ * -1: err says why: ETOOBIG, a message over max_message (with ASP.NET
+ *     Core's text); EPROTOCOL, a malformed message (one without a type
+ *     included) or a refused handshake (err->msg is then the text for
+ *     the handshake answer, e.g. "The protocol 'x' is not supported.").
+ *     A hub closes the connection then; the reader stays stopped (EINVAL
+ *     from then on).
+ * Messages of types this reader does not know are passed over, as
+ * ASP.NET Core does. */
+SIGNALR_API int signalr_hub_next(signalr_hub_reader *r, const char *data,
+                                 size_t len, size_t *used,
+                                 signalr_hub_message *m, signalr_error *err);
+
+/* Writers: each writes one whole message to *out (owned, signalr_free;
+ * NUL-terminated) and its length to *out_len.  protocol: SIGNALR_HUB_JSON
+ * (an object + 0x1E) or SIGNALR_HUB_MESSAGEPACK ([varint length][array],
+ * as ASP.NET Core writes it).  Strings are NUL-terminated UTF-8; JSON
+ * texts (pointer and length) one JSON value, valid UTF-8, written as
+ * they are in JSON and transcoded for MessagePack (integers that fit 64
+ * bits as integers, other numbers as float64).  EINVAL on anything
+ * else. */
+
+/* The handshake answer (JSON whatever the protocol): {} + 0x1E, or
+ * {"error":error} + 0x1E when error is neither NULL nor "". */
+SIGNALR_API signalr_err signalr_hub_encode_handshake_response(
+    const char *error, char **out, size_t *out_len, signalr_error *err);
+/* Completion of invocation_id (required): error when not NULL, else the
+ * result when result_json is not NULL ("null" is a result), else void. */
+SIGNALR_API signalr_err signalr_hub_encode_completion(
+    int protocol, const char *invocation_id, const char *result_json,
+    size_t result_len, const char *error, char **out, size_t *out_len,
+    signalr_error *err);
+/* StreamItem of invocation_id (required) carrying item_json. */
+SIGNALR_API signalr_err signalr_hub_encode_stream_item(
+    int protocol, const char *invocation_id, const char *item_json,
+    size_t item_len, char **out, size_t *out_len, signalr_error *err);
+/* Invocation of a client method: target (required), args_json a JSON
+ * array (NULL: []), invocation_id NULL or "" when no answer is wanted
+ * (else the client answers with a Completion). */
+SIGNALR_API signalr_err signalr_hub_encode_invocation(
+    int protocol, const char *invocation_id, const char *target,
+    const char *args_json, size_t args_len, char **out, size_t *out_len,
+    signalr_error *err);
+SIGNALR_API signalr_err signalr_hub_encode_ping(int protocol, char **out,
+                                                size_t *out_len,
+                                                signalr_error *err);
+/* Close: error NULL for none (MessagePack writes "" as nil, as ASP.NET
+ * Core does); allow_reconnect 1 lets the client reconnect. */
+SIGNALR_API signalr_err signalr_hub_encode_close(int protocol,
+                                                 const char *error,
+                                                 int allow_reconnect,
+                                                 char **out, size_t *out_len,
+                                                 signalr_error *err);
+
+
 /* ===== persistent mode: a WebSocket client without I/O =====
  * The caller moves bytes: signalr_ws_output() gives what to write (then
  * signalr_ws_written()), signalr_ws_input() takes what was read, and
