@@ -41,7 +41,7 @@ build = {
             "core/src/http_curl.c", "core/src/http_multi.c", "core/src/jwt.c",
             "core/src/ops.c", "core/src/pollset.c", "core/src/reply.c", "core/src/request.c",
             "core/src/retry.c", "core/src/sock.c", "core/src/svcproto.c",
-            "core/src/mpack.c", "core/src/json_mpack.c",
+            "core/src/mpack.c", "core/src/json_mpack.c", "core/src/hubproto.c",
             "core/src/client.c", "core/src/http_request.c", "core/src/negotiate.c",
             "core/src/upstream.c", "core/src/ws.c", "core/src/url.c", "core/src/validate.c",
             "binding/signalr_core.c", "binding/helpers.c", "binding/params.c",
