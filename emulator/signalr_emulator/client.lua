@@ -5,6 +5,12 @@
 -- to the invoking client; without one that matches, clients are
 -- listen-only: one that invokes a hub method is disconnected with a close
 -- message saying why.
+--
+-- In Default mode (--service-mode default), and in Classic mode when a
+-- hub server is connected as the client comes, the client is routed to a
+-- hub server (signalr_emulator.server): the emulator reads its handshake
+-- request only to learn its protocol, then carries its bytes both ways;
+-- the hub server answers the handshake, pings and everything else.
 local cqueues = require "cqueues"
 local condition = require "cqueues.condition"
 local websocket = require "http.websocket"
@@ -15,6 +21,7 @@ local auth = require "signalr_emulator.auth"
 local hubs_mod = require "signalr_emulator.hubs"
 local upstream = require "signalr_emulator.upstream"
 local msgpack = require "signalr_emulator.msgpack"
+local server = require "signalr_emulator.server"
 
 local cjson = util.json
 local type, pcall, tostring = type, pcall, tostring
@@ -28,6 +35,16 @@ local RS = "\30"
 -- message may take at most this many bytes (its frames and their headers
 -- together; util.strict_websocket closes with 1009 past it).
 local MAX_MESSAGE = 64 * 1024
+-- A routed client (Default mode) calls hub methods: its messages may be
+-- larger (its hub server applies its own limit; ASP.NET Core's is 32 KB).
+local MAX_ROUTED_MESSAGE = 1024 * 1024
+_M.MAX_ROUTED_MESSAGE = MAX_ROUTED_MESSAGE
+
+-- What the service answers a client's handshake with in Default mode when
+-- no hub server is connected (seen from the service by its users).
+local NO_SERVER = "SignalR Service is now in 'Default' service mode. Current mode works as a proxy"
+    .. " that routes client traffic to the connected app servers. However app servers are not connected."
+_M.NO_SERVER = NO_SERVER
 
 local function random_id(n)
     local b = rand.bytes(n)
@@ -130,7 +147,7 @@ local function now() return cqueues.monotime() end
 local function new_session(kind, stream)
     return setmetatable({ kind = kind, stream = stream, inbox = {}, in_cond = condition.new(),
                           outbox = {}, out_cond = condition.new(), closed = false,
-                          meter = { left = MAX_MESSAGE } }, Session)
+                          max_message = MAX_MESSAGE }, Session)
 end
 
 -- the next client message (nil, "timeout" after timeout s; nil once closed)
@@ -175,7 +192,7 @@ local function session_request(emu, stream, method, id)
         return 404
     end
     if method == "POST" then
-        local body, too_big = util.read_body(stream, MAX_MESSAGE, emu.timeout, method)
+        local body, too_big = util.read_body(stream, sess.max_message, emu.timeout, method)
         if not body then
             sess:close()
             return too_big
@@ -234,6 +251,12 @@ function _M.connect(emu, stream, req, method, query)
         return 409
     end
     p.query = (req:get(":path") or ""):match("(%?.*)$")
+    -- the request's headers, for a hub server's OpenConnection (lua-http
+    -- keeps Host as :authority)
+    p.headers = { req:has(":authority") and { "host", req:get(":authority") } or nil }
+    for k, v in req:each() do
+        if k:sub(1, 1) ~= ":" and k ~= "host" then p.headers[#p.headers + 1] = { k, v } end
+    end
     local ws = websocket.new_from_stream(stream, req)
     local transport, name, result = ws, "WebSockets", 101
     if ws then
@@ -248,6 +271,8 @@ function _M.connect(emu, stream, req, method, query)
         -- a first line, so the client sees the stream open
         stream:write_chunk(":\r\n", false)
         transport, name, result = new_session("sse", stream), "ServerSentEvents", 200
+        -- the event stream's socket: its end is the client's leaving
+        transport.sock = stream.connection.socket
         emu.sessions[id] = transport
     else
         -- Long Polling: the first poll answers at once; the session lives on
@@ -279,6 +304,205 @@ function _M.connect(emu, stream, req, method, query)
     return result
 end
 
+-- A record (JSON text) as bytes in the client's protocol: MessagePack
+-- clients get each record transcoded (the arguments as they were sent).
+local function encoder(emu, id, binary)
+    return function(frame)
+        if not binary then return frame end
+        local out = {}
+        for rec in frame:gmatch("([^" .. RS .. "]*)" .. RS) do
+            local ok, b = pcall(msgpack.from_record, rec)
+            if ok then
+                out[#out + 1] = b
+            else
+                emu:log("warn", "client %s: cannot send as MessagePack: %s", id, tostring(b))
+            end
+        end
+        return concat(out)
+    end
+end
+
+-- The Close message the service sends when it closes a client.
+local function close_record(reason, allow_reconnect)
+    return cjson.encode { type = 7, error = reason, allowReconnect = allow_reconnect or false } .. RS
+end
+
+-- Completions for the service's own invocations (REST :invoke) taken out
+-- of a routed client's message: what is left for its hub server.  The
+-- message goes as it is unless it is whole and well formed.
+local function take_completions(msg, binary, waiting)
+    local items, taken, left = binary and msgpack.split(msg), false, {}
+    if binary then
+        if not items then return msg end
+        for i, b in ipairs(items) do items[i] = { msgpack.to_record(b), b } end
+    else
+        if msg:sub(-1) ~= RS then return msg end
+        items = records(msg)
+    end
+    for _, item in ipairs(items) do
+        local r, raw = item[1], item[2]
+        local w = r and r.type == 3 and type(r.invocationId) == "string" and waiting[r.invocationId]
+        if w then
+            w.record = r
+            w.cond:signal()
+            taken = true
+        else
+            left[#left + 1] = binary and (msgpack.varint(#raw) .. raw) or (raw .. RS)
+        end
+    end
+    return taken and concat(left) or msg
+end
+
+-- The life of a client routed to hub server sc (Default mode): first is
+-- what it sent first (its handshake request), protocol the one it asked.
+local function serve_routed(emu, ws, p, protocol, first, sc)
+    local binary = protocol == "messagepack"
+    local kind = binary and "binary" or "text"
+    local encode = encoder(emu, p.id, binary)
+    ws.max_message = MAX_ROUTED_MESSAGE
+    -- out: bytes for the client, in order; held: the service's own
+    -- messages (REST, persistent mode), until the server's handshake
+    -- answer has gone out; pending: the bytes of both
+    local out, held, pending, cond = {}, {}, 0, condition.new()
+    local closing, done, greeted, answer_seen = nil, false, false, 0
+    -- closed by its server (or with it): no CloseConnection goes back
+    local quiet = false
+    local conn = { id = p.id, user = p.user, groups = {}, protocol = protocol, server = sc }
+    local waiting = {}
+
+    local function push(list, bytes)
+        if closing then return end
+        pending = pending + #bytes
+        if pending > emu.max_server_message then
+            emu:log("warn", "client %s does not read: over %d bytes wait for it: disconnected", p.id,
+                emu.max_server_message)
+            out, held = {}, {}
+            conn.close("the client does not read its messages")
+            return
+        end
+        list[#list + 1] = bytes
+        cond:signal()
+    end
+    -- ConnectionData from a hub server: to the client as it is; the first
+    -- record separator ends the handshake answer
+    function conn.from_server(bytes)
+        if closing then return end
+        push(out, bytes)
+        if not greeted then
+            answer_seen = answer_seen + #bytes
+            if bytes:find(RS, 1, true) or answer_seen > MAX_MESSAGE then
+                greeted = true
+                for _, b in ipairs(held) do push(out, b) end
+                held = nil
+            end
+        end
+    end
+    local function service_message(bytes)
+        push(greeted and out or held, bytes)
+    end
+    function conn.send(frame) service_message(encode(frame)) end
+    function conn.send_raw(bytes) service_message(bytes) end
+    function conn.invoke(id, frame, timeout)
+        if closing or done then return nil, "gone" end
+        local w = { cond = condition.new() }
+        waiting[id] = w
+        conn.send(frame)
+        w.cond:wait(timeout)
+        waiting[id] = nil
+        if w.record then return w.record end
+        return nil, w.gone and "gone" or "timeout"
+    end
+    -- how: nil, the service closes it (REST, a management connection):
+    -- a Close message with reason, and CloseConnection to its server;
+    -- "server": its hub server's CloseConnection (a Close message only
+    -- when the server gave a reason); "offline": its server is gone
+    function conn.close(reason, how)
+        if closing then return end
+        quiet = how ~= nil
+        if how == "offline" then reason = "ServerOffline" end
+        if how == "server" and not reason then
+            closing = ""
+        elseif not greeted then
+            -- before the server's handshake answer, the client expects one
+            closing = cjson.encode { error = reason or "The connection was closed by the service." } .. RS
+        else
+            closing = encode(close_record(reason, how == "offline"))
+        end
+        emu.state:remove(p.key, p.id)
+        cond:signal()
+    end
+
+    emu.state:add(p.key, conn)
+    emu.stats.routed_clients = (emu.stats.routed_clients or 0) + 1
+    if not server.attach(emu, sc, conn, p, first) then conn.close(nil, "offline") end
+    emu:log("info", "client %s routed to server connection %s (%s)", p.id, sc.id, protocol)
+
+    if ws.kind == "sse" and ws.sock then
+        -- nothing is written unless the server speaks (the emulator does
+        -- not ping routed clients): the end of the event stream's
+        -- connection, which lua-http reads for a next request, is watched
+        local sock = ws.sock
+        cqueues.running():wrap(function()
+            while not done and not ws.closed do
+                if sock:eof("r") then
+                    ws:close()
+                    break
+                end
+                cqueues.sleep(0.25)
+            end
+        end)
+    end
+
+    local writer_done = condition.new()
+    cqueues.running():wrap(function()
+        while true do
+            if #out == 0 and not closing and not done then cond:wait() end
+            if #out > 0 then
+                local batch = concat(out)
+                out, pending = {}, 0
+                if not ws:send(batch, kind) then break end
+            end
+            if closing then
+                if closing ~= "" then ws:send(closing, kind) end
+                ws:close(1000, "")
+                break
+            end
+            if done and #out == 0 then break end
+        end
+        writer_done:signal()
+        writer_done = nil
+    end)
+
+    local why = ""
+    while true do
+        local msg = ws:receive()
+        if not msg then
+            local failed = ws.failed
+            if failed and failed.code == 1009 then
+                emu:log("warn", "client %s sent a message over %d bytes: disconnected", p.id, MAX_ROUTED_MESSAGE)
+                why = "the client sent a message over " .. MAX_ROUTED_MESSAGE .. " bytes"
+            elseif failed then
+                emu:log("warn", "client %s: %s: disconnected (close %d)", p.id, failed.reason, failed.code)
+                why = failed.reason
+            end
+            break
+        end
+        if next(waiting) then msg = take_completions(msg, binary, waiting) end
+        if msg ~= "" and not closing then server.forward(emu, sc, p.id, msg) end
+    end
+    done = true
+    cond:signal()
+    if writer_done then writer_done:wait(5) end
+    for _, w in pairs(waiting) do
+        w.gone = true
+        w.cond:signal()
+    end
+    emu.state:remove(p.key, p.id)
+    emu.stats.routed_clients = emu.stats.routed_clients - 1
+    server.detach(emu, sc, p.id, not quiet and why or nil)
+    emu:log("info", "client %s disconnected from hub %s (server connection %s)", p.id, p.key, sc.id)
+end
+
 -- The life of one connected client.
 function _M.serve(emu, ws, p)
     -- handshake: {"protocol":"json"|"messagepack","version":1}<RS>
@@ -296,29 +520,31 @@ function _M.serve(emu, ws, p)
         emu:log("info", "client %s refused: %s", p.id, why)
         return
     end
+    local mode = emu.service_mode or "serverless"
+    if mode ~= "serverless" then
+        -- Default and Classic: to a hub server, when one is connected
+        local sc = server.pick(emu, p.key)
+        if sc then return serve_routed(emu, ws, p, first.protocol, data, sc) end
+        if mode == "default" then
+            emu.stats.no_server_refusals = (emu.stats.no_server_refusals or 0) + 1
+            ws:send(cjson.encode { error = NO_SERVER } .. RS, "text")
+            ws:close(1000, "")
+            emu:log("info", "client %s refused: hub %s has no hub server connected", p.id, p.key)
+            return
+        end
+        -- Classic without a hub server: serverless for the client's life
+    end
+    local serverless = mode == "serverless"
     local binary = first.protocol == "messagepack"
     ws:send("{}" .. RS, "text")
     local info = { id = p.id, hub = p.hub, user = p.user, claims = p.claims, query = p.query }
 
     local queue, cond, closing, done = {}, condition.new(), nil, false
-    local connected_up = upstream.match(emu.upstreams, p.hub, "connections", "connected")
-    local disconnected_up = upstream.match(emu.upstreams, p.hub, "connections", "disconnected")
+    -- the serverless upstream is the Serverless mode's
+    local connected_up = serverless and upstream.match(emu.upstreams, p.hub, "connections", "connected")
+    local disconnected_up = serverless and upstream.match(emu.upstreams, p.hub, "connections", "disconnected")
     local conn = { id = p.id, user = p.user, groups = {}, protocol = first.protocol }
-    -- frames are built as JSON records; a MessagePack client gets each
-    -- record transcoded (the arguments as they were sent)
-    local function encode(frame)
-        if not binary then return frame end
-        local out = {}
-        for rec in frame:gmatch("([^" .. RS .. "]*)" .. RS) do
-            local ok, b = pcall(msgpack.from_record, rec)
-            if ok then
-                out[#out + 1] = b
-            else
-                emu:log("warn", "client %s: cannot send as MessagePack: %s", p.id, tostring(b))
-            end
-        end
-        return concat(out)
-    end
+    local encode = encoder(emu, p.id, binary)
     -- invocations waiting for the client's Completion (client results)
     local waiting = {}
     --- Send an invocation frame with invocationId id and wait up to
@@ -347,7 +573,7 @@ function _M.serve(emu, ws, p)
     end
     function conn.close(reason)
         if closing then return end
-        closing = encode(cjson.encode { type = 7, error = reason, allowReconnect = false } .. RS)
+        closing = encode(close_record(reason))
         -- gone for REST at once, even before the socket is closed
         emu.state:remove(p.key, p.id)
         cond:signal()
@@ -395,7 +621,7 @@ function _M.serve(emu, ws, p)
         local stop
         for _, item in ipairs(binary and mp_records(msg) or records(msg)) do
             local r, raw = item[1], item[2]
-            local up = r and r.type == 1 and type(r.target) == "string"
+            local up = serverless and r and r.type == 1 and type(r.target) == "string"
                 and upstream.match(emu.upstreams, p.hub, "messages", r.target)
             if not r then
                 conn.close(binary and "Invalid message: not MessagePack" or "Invalid message: not JSON")
@@ -423,6 +649,10 @@ function _M.serve(emu, ws, p)
                 local w = waiting[r.invocationId]
                 w.record = r
                 w.cond:signal()
+            elseif r.type ~= 6 and not serverless then
+                -- Classic mode, no hub server when it came: the service's answer
+                conn.close("No server available")
+                emu:log("info", "client %s sent type %s with no hub server: disconnecting", p.id, tostring(r.type))
             elseif r.type ~= 6 then
                 conn.close("Invocation is not allowed: in serverless mode clients "
                     .. "are listen-only (message type " .. tostring(r.type)

@@ -1,5 +1,7 @@
---- A local, in-memory stand-in for the Azure SignalR Service in serverless
--- mode: REST API, client negotiate and WebSocket, fault injection.
+--- A local, in-memory stand-in for the Azure SignalR Service: REST API,
+-- client negotiate and transports, server connections, fault injection;
+-- in the Serverless service mode by default, or in the Default or Classic
+-- mode, where clients are routed to hub servers (service_mode).
 -- @module signalr_emulator
 local cqueues = require "cqueues"
 local http_server = require "http.server"
@@ -22,6 +24,8 @@ local ETIMEDOUT = require("cqueues.errno").ETIMEDOUT
 local _M = {
     DEFAULT_KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH",
     DEFAULT_PORT = 8888,
+    -- the service modes (the service's ServiceMode setting)
+    SERVICE_MODES = { serverless = true, default = true, classic = true },
 }
 
 local LEVELS = { error = 1, warn = 2, info = 3, debug = 4 }
@@ -74,7 +78,13 @@ Emu.__index = Emu
 
 function _M.new(opts)
     opts = opts or {}
+    local mode = opts.service_mode or "serverless"
+    assert(_M.SERVICE_MODES[mode], "service_mode: serverless, default or classic")
     local self = setmetatable({
+        -- serverless: clients listen (REST, server connections and the
+        -- upstream send); default: every client goes to a hub server;
+        -- classic: to a hub server when one is connected as it comes
+        service_mode = mode,
         host = opts.host or "127.0.0.1",
         port = opts.port or _M.DEFAULT_PORT,
         key = opts.access_key or _M.DEFAULT_KEY,
@@ -184,6 +194,15 @@ local function admin(self, stream, method, path)
             server_messages = self.stats.server_messages or 0,
             server_deliveries = self.stats.server_deliveries or 0,
             server_types = self.stats.server_types or nil,
+            service_mode = self.service_mode,
+            routed_clients = self.stats.routed_clients or 0,
+            no_server_refusals = self.stats.no_server_refusals or 0,
+            open_connection_sent = self.stats.open_connection_sent or 0,
+            connection_data_sent = self.stats.connection_data_sent or 0,
+            connection_data_received = self.stats.connection_data_received or 0,
+            connection_data_dropped = self.stats.connection_data_dropped or 0,
+            close_connection_sent = self.stats.close_connection_sent or 0,
+            close_connection_received = self.stats.close_connection_received or 0,
         }, nil, method)
     elseif what == "faults" and method == "POST" then
         local body = util.read_body(stream, 64 * 1024, 5, method)
@@ -212,7 +231,9 @@ local function admin(self, stream, method, path)
     elseif what == "servers" and method == "GET" then
         local out = {}
         for sc in pairs(self.server_conns) do
-            out[#out + 1] = { id = sc.id, hub = sc.key, handshaken = sc.handshaken or false }
+            out[#out + 1] = { id = sc.id, hub = sc.key, handshaken = sc.handshaken or false,
+                              type = sc.type or cjson.null, carries_clients = sc.carries or false,
+                              clients = sc.count }
         end
         util.reply(stream, 200, #out > 0 and cjson.encode(out) or "[]", nil, method)
     elseif what == "servers" and method == "DELETE" then
@@ -231,7 +252,7 @@ local function admin(self, stream, method, path)
                 local groups = {}
                 for g in pairs(c.groups) do groups[#groups + 1] = g end
                 out[#out + 1] = { hub = key, id = id, user = c.user or cjson.null,
-                                  groups = groups }
+                                  groups = groups, server = c.server and c.server.id or cjson.null }
             end
         end
         util.reply(stream, 200, #out > 0 and cjson.encode(out) or "[]", nil, method)

@@ -1,10 +1,19 @@
---- Server connections (persistent mode): an app server opens a WebSocket
--- to /server/?hub=<hub>&cid=<id> and speaks the service protocol on it:
+--- Server connections: an app server opens a WebSocket to
+-- /server/?hub=<hub>&cid=<id> and speaks the service protocol on it:
 -- varint-length-prefixed MessagePack arrays whose first item is the
 -- message type.  The emulator answers the handshake, pings every
 -- ping_interval seconds, carries out every message a management (Weak)
 -- connection sends, acknowledges the ack-able ones, and delivers each
 -- data message to every client in that client's protocol.
+--
+-- In the service's Default and Classic modes (--service-mode), a
+-- Default (type 0) or OnDemand (type 1) connection is a hub server's: the
+-- clients of its hub are routed to such connections (the one with the
+-- fewest clients), each for its life.  The emulator sends it
+-- OpenConnection, the client's bytes as ConnectionData and CloseConnection
+-- when the client leaves; the ConnectionData it sends back go to the
+-- client as they are, and its CloseConnection closes the client.  When
+-- such a connection goes, so do its clients.
 --
 -- Faults (POST /_emulator/faults with "scope":"server"): "status" refuses
 -- the upgrade with an HTTP status, "refuse" answers the handshake with an
@@ -22,7 +31,8 @@ local auth = require "signalr_emulator.auth"
 local entra = require "signalr_emulator.entra"
 local mp = require("signalr_emulator.msgpack").mp
 
-local byte, sub, format, lower, concat = string.byte, string.sub, string.format, string.lower, table.concat
+local byte, char, sub, format, lower = string.byte, string.char, string.sub, string.format, string.lower
+local concat = table.concat
 local type, pairs, ipairs, pcall, tostring, next = type, pairs, ipairs, pcall, tostring, next
 local floor = math.floor
 
@@ -47,6 +57,19 @@ local function frame(t)
     local body = mp.pack(t)
     return varint(#body) .. body
 end
+
+-- MessagePack headers written by hand where lua-messagepack cannot say
+-- it: bin payloads, maps with repeated or integer keys, empty maps.
+local function header(small, limit, b8, b16, b32, n)
+    if n < limit then return char(small + n) end
+    if b8 and n < 256 then return char(b8, n) end
+    if n < 65536 then return char(b16, floor(n / 256), n % 256) end
+    return char(b32, floor(n / 16777216) % 256, floor(n / 65536) % 256, floor(n / 256) % 256, n % 256)
+end
+local function array_of(n) return header(0x90, 16, nil, 0xdc, 0xdd, n) end
+local function map_of(n) return header(0x80, 16, nil, 0xde, 0xdf, n) end
+local function bin(s) return header(0, 0, 0xc4, 0xc5, 0xc6, #s) .. s end
+local EMPTY_MAP = "\128"
 
 --- The next whole frame of buf from i: its body and the index after it;
 -- nil when it is not complete; false when the prefix is broken, false,
@@ -121,11 +144,16 @@ local function peek_type(body)
     return t and t < 0x80 and t or nil
 end
 
--- What each message type does: fn(emu, key, m) -> ack status or nil.
+-- What each message type does: fn(emu, key, m, sc) -> ack status or nil.
 local handlers = {
-    [5] = function(emu, key, m)        -- CloseConnection
+    [5] = function(emu, key, m, sc)    -- CloseConnection
         local c = emu.state:conn(key, m[2])
-        if c then c.close(type(m[3]) == "string" and m[3] ~= "" and m[3] or nil) end
+        local why = type(m[3]) == "string" and m[3] ~= "" and m[3] or nil
+        emu.stats.close_connection_received = (emu.stats.close_connection_received or 0) + 1
+        if sc.partials then sc.partials[m[2]] = nil end
+        -- from the client's own hub server: what it sent before goes first
+        if c and c.server == sc then c.close(why, "server")
+        elseif c then c.close(why) end
     end,
     [7] = function(emu, key, m)        -- MultiConnectionData
         local list = {}
@@ -221,6 +249,42 @@ local handlers = {
         return OK
     end,
 }
+-- ConnectionData from a hub server: bytes for one client, in its protocol
+-- and framed by the server; fragments (Ext 6 IsPartial) wait for the
+-- message that ends them.  A malformed one is an error of the connection.
+handlers[6] = function(emu, key, m, sc)
+    local id, payload, ext = m[2], m[3], m[4]
+    if type(id) ~= "string" or type(payload) ~= "string" or (ext ~= nil and type(ext) ~= "table") then
+        error({ malformed = "a ConnectionData without a connection id and a payload" })
+    end
+    local stats = emu.stats
+    stats.connection_data_received = (stats.connection_data_received or 0) + 1
+    sc.partials = sc.partials or {}
+    local parts = sc.partials[id]
+    if ext and ext[6] == true then
+        parts = parts or { n = 0 }
+        parts[#parts + 1] = payload
+        parts.n = parts.n + #payload
+        if parts.n > emu.max_server_message then
+            error({ malformed = format("fragments of over %d bytes for one client (--max-server-message)",
+                emu.max_server_message) })
+        end
+        sc.partials[id] = parts
+        return
+    end
+    if parts then
+        parts[#parts + 1] = payload
+        payload = concat(parts)
+        sc.partials[id] = nil
+    end
+    local c = emu.state:conn(key, id)
+    if not c then
+        stats.connection_data_dropped = (stats.connection_data_dropped or 0) + 1
+        return
+    end
+    if c.from_server then c.from_server(payload) else c.send_raw(payload) end
+end
+
 -- where each ack-able type keeps its ack id
 local ACK_AT = { [18] = 4, [19] = 4, [21] = 4, [23] = 3, [24] = 3, [25] = 3, [26] = 4,
                  [27] = 4, [30] = 4, [31] = 3, [32] = 4, [33] = 4 }
@@ -255,6 +319,126 @@ local function authorize(emu, req, hub)
     end
     if lower(a_hub) ~= lower(hub) then return nil, "the audience is invalid: the token is for hub '" .. a_hub .. "'" end
     return claims
+end
+
+-- ===== Default mode: clients routed to hub servers =====
+
+--- The server connection a new client of hub key goes to, or nil: of
+-- those that carry clients, the one with the fewest (on a tie, the one
+-- given a client longest ago).
+function _M.pick(emu, key)
+    local best
+    for sc in pairs(emu.server_conns) do
+        if sc.key == key and sc.carries and sc.handshaken and not sc.done and not sc.dropped
+                and (not best or sc.count < best.count
+                     or (sc.count == best.count and sc.picked < best.picked)) then
+            best = sc
+        end
+    end
+    if best then
+        emu.picks = (emu.picks or 0) + 1
+        best.picked = emu.picks
+    end
+    return best
+end
+
+-- A claim's value as the string the claims map carries.
+local function claim_string(v)
+    local t = type(v)
+    if t == "string" then return v end
+    if t == "number" then
+        if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return format("%d", v) end
+        return format("%.17g", v)
+    end
+    if t == "boolean" then return tostring(v) end
+    if t == "table" then return util.json.encode(v) end
+    return nil -- null
+end
+
+-- The client token's claims as the map OpenConnection carries: an array
+-- claim as one claim per value (a map may repeat a key), asrs.s.uid set
+-- to the user id when the token names the user by nameid only.
+local function claims_map(claims, user)
+    local names, out, n = {}, {}, 0
+    for k in pairs(claims or {}) do
+        if type(k) == "string" then names[#names + 1] = k end
+    end
+    table.sort(names)
+    local function add(k, v)
+        local sv = claim_string(v)
+        if sv then
+            out[#out + 1] = mp.pack(k) .. mp.pack(sv)
+            n = n + 1
+        end
+    end
+    for _, k in ipairs(names) do
+        local v = claims[k]
+        if type(v) == "table" and #v > 0 then
+            for i = 1, #v do add(k, v[i]) end
+        else
+            add(k, v)
+        end
+    end
+    if user and (claims or {})["asrs.s.uid"] == nil then add("asrs.s.uid", user) end
+    return map_of(n) .. concat(out)
+end
+
+-- The client request's headers as map<string, array of strings>.
+local function headers_map(list)
+    local order, values = {}, {}
+    for _, h in ipairs(list or {}) do
+        local k, v = h[1], h[2]
+        if not values[k] then
+            values[k] = {}
+            order[#order + 1] = k
+        end
+        values[k][#values[k] + 1] = v
+    end
+    local out = { map_of(#order) }
+    for _, k in ipairs(order) do
+        out[#out + 1] = mp.pack(k) .. array_of(#values[k])
+        for _, v in ipairs(values[k]) do out[#out + 1] = mp.pack(v) end
+    end
+    return concat(out)
+end
+
+local function count(emu, what)
+    emu.stats[what] = (emu.stats[what] or 0) + 1
+end
+
+--- Route client conn (negotiated as p) to sc: OpenConnection [4, id,
+-- claims, headers, query, {3: protocol}], then its first bytes (the hub
+-- handshake request) as ConnectionData.  False when sc has gone.
+function _M.attach(emu, sc, conn, p, first)
+    if sc.done or sc.dropped then return false end
+    sc.clients[conn.id] = conn
+    sc.count = sc.count + 1
+    sc.send_body(array_of(6) .. "\4" .. mp.pack(conn.id) .. claims_map(p.claims, p.user)
+        .. headers_map(p.headers) .. mp.pack(p.query or "") .. "\129\3" .. mp.pack(conn.protocol))
+    count(emu, "open_connection_sent")
+    _M.forward(emu, sc, conn.id, first)
+    return true
+end
+
+--- Bytes from the client id to its server: ConnectionData [6, id, bin, {}].
+function _M.forward(emu, sc, id, bytes)
+    if sc.done then return end
+    sc.send_body(array_of(4) .. "\6" .. mp.pack(id) .. bin(bytes) .. EMPTY_MAP)
+    count(emu, "connection_data_sent")
+end
+
+--- The client id is gone: CloseConnection [5, id, why, {}, {}] to its
+-- server, unless why is nil (the server closed it, or is gone itself).
+function _M.detach(emu, sc, id, why)
+    if sc.clients[id] then
+        sc.clients[id] = nil
+        sc.count = sc.count - 1
+    end
+    if sc.partials then sc.partials[id] = nil end
+    if why and not sc.done then
+        sc.send_body(array_of(5) .. "\5" .. mp.pack(id) .. mp.pack(why) .. EMPTY_MAP .. EMPTY_MAP)
+        count(emu, "close_connection_sent")
+    end
 end
 
 local function random_id()
@@ -302,10 +486,26 @@ end
 
 --- The life of one server connection.
 function _M.serve(emu, ws, key, cid)
-    local sc = { id = cid, key = key, queue = {}, cond = condition.new() }
+    local sc = { id = cid, key = key, queue = {}, queued = 0, cond = condition.new(),
+                 clients = {}, count = 0, picked = 0 }
     local stats = emu.stats
     local function send(t)
         sc.queue[#sc.queue + 1] = frame(t)
+        sc.cond:signal()
+    end
+    -- a message body already encoded; a server that does not read what
+    -- its clients send may hold at most --max-server-message bytes of it
+    function sc.send_body(body)
+        if sc.done then return end
+        local f = varint(#body) .. body
+        sc.queued = sc.queued + #f
+        if sc.queued > emu.max_server_message and not sc.dropped then
+            emu:log("warn", "server %s does not read: over %d bytes waiting for it (--max-server-message):"
+                .. " dropped", cid, emu.max_server_message)
+            sc.drop()
+            return
+        end
+        sc.queue[#sc.queue + 1] = f
         sc.cond:signal()
     end
     function sc.drop()
@@ -329,10 +529,10 @@ function _M.serve(emu, ws, key, cid)
             end
             if #sc.queue > 0 and not emu:server_fault("stall", true) then
                 local batch = concat(sc.queue)
-                sc.queue = {}
+                sc.queue, sc.queued = {}, 0
                 if not ws:send(batch, "binary") then break end
             elseif #sc.queue > 0 then
-                sc.queue = {} -- stalled: what it would say is lost, as on a dead link
+                sc.queue, sc.queued = {}, 0 -- stalled: what it would say is lost, as on a dead link
             end
         end
     end)
@@ -380,6 +580,12 @@ function _M.serve(emu, ws, key, cid)
                 stats.server_types = tally
                 tally[tostring(quick)] = (tally[tostring(quick)] or 0) + 1
             elseif not okm or type(m) ~= "table" or type(m[1]) ~= "number" then
+                if sc.carries then
+                    -- a hub server's stream cannot be trusted past it
+                    emu:log("warn", "server %s: a malformed message: closed", cid)
+                    broken = true
+                    break
+                end
                 emu:log("warn", "server %s: a malformed message was passed over", cid)
             elseif not sc.handshaken then
                 if m[1] ~= 1 then
@@ -394,8 +600,17 @@ function _M.serve(emu, ws, key, cid)
                 else
                     sc.handshaken = true
                     stats.server_handshakes = (stats.server_handshakes or 0) + 1
+                    -- [1, version] alone is a Default connection, as .NET reads it
+                    sc.type = type(m[3]) == "number" and m[3] or 0
+                    local carrier = sc.type == 0 or sc.type == 1
+                    sc.carries = carrier and emu.service_mode ~= "serverless"
                     send { 2, "", {}, cid }
                     emu:log("info", "server connection %s to hub %s (type %s)", cid, key, tostring(m[3]))
+                    if carrier and not sc.carries then
+                        emu:warn_once("serverless hub server " .. key, "server connection %s to hub %s is a"
+                            .. " hub server's (type %d), but the emulator runs in serverless mode"
+                            .. " (--service-mode): it carries no clients", cid, key, sc.type)
+                    end
                 end
             elseif m[1] == 3 then
                 -- "status" asks whether this hub has clients
@@ -421,7 +636,12 @@ function _M.serve(emu, ws, key, cid)
             else
                 local h = handlers[m[1]]
                 local okh, st = true, nil
-                if h then okh, st = pcall(h, emu, key, m) end
+                if h then okh, st = pcall(h, emu, key, m, sc) end
+                if not okh and type(st) == "table" and st.malformed then
+                    emu:log("warn", "server %s: %s: closed", cid, st.malformed)
+                    broken = true
+                    break
+                end
                 local ack = ACK_AT[m[1]] and m[ACK_AT[m[1]]]
                 if ack then
                     if not okh then
@@ -448,6 +668,13 @@ function _M.serve(emu, ws, key, cid)
     sc.cond:signal()
     emu.server_conns[sc] = nil
     stats.server_connections = stats.server_connections - 1
+    -- its clients go with it (the service closes them; they may reconnect)
+    local n = 0
+    for _, c in pairs(sc.clients) do
+        c.close(nil, "offline")
+        n = n + 1
+    end
+    if n > 0 then emu:log("info", "server connection %s: closed its %d client(s)", cid, n) end
     pcall(ws.close, ws, close_code, "", 1)
     emu:log("info", "server connection %s closed", cid)
 end
