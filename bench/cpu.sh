@@ -4,6 +4,8 @@
 # median of ROUNDS rounds with the spread.  Ratio = wrk's CPU per request
 # / ours (1.00: as lean as wrk).  Also sends/s against wrk on a sink that
 # answers after 10 ms (latency-bound).  Targets are issue 15's.
+# Knobs: ROUNDS (5), SECS per line (3), SIGNALR_BUILD (the build directory
+# whose lua5.4/signalr/core.so is measured; default build/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -23,7 +25,8 @@ http { access_log off; client_body_temp_path $tmp;
 CONF
 nginx -p "$tmp" -c "$tmp/nginx.conf"
 key=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH
-export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" LUA_CPATH="$root/build/lua5.4/?.so;;"
+build=${SIGNALR_BUILD:-$root/build}
+export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" LUA_CPATH="$build/lua5.4/?.so;;"
 body='{"target":"newMessage","arguments":["player42",{"x":12.5,"y":7.25,"hp":87,"state":"running","team":"red"},"0123456789abcde"]}'
 tok=$(lua5.4 -e "print(require('signalr.core').jwt_sign('{\"aud\":\"x\",\"exp\":4102444800}', '$key'))")
 cat > "$tmp/wrk.lua" <<LUA
