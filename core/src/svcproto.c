@@ -265,6 +265,8 @@ static void op_fn(sr__mpw *w, const void *ctx)
 
     switch (o->type) {
     case SIGNALR_SP_CLOSE_CONNECTION:
+        /* ServiceProtocol.cs writes ErrorMessage as it is, and
+         * CloseConnectionMessage makes a null one "" */
         sr__mpw_array(w, 5);
         sr__mpw_uint(w, (uint64_t)o->type);
         sr__mpw_strz(w, o->id);
@@ -288,10 +290,12 @@ static void op_fn(sr__mpw *w, const void *ctx)
         sr__mpw_strz(w, o->group); /* the kid, or nil */
         sr__mpw_map(w, 0);
         return;
+    /* 31-33: Reason as it is, nil when none is given (the official
+     * writer's CloseWithAckMessage.Reason has no default) */
     case SIGNALR_SP_CLOSE_CONNECTIONS:
         sr__mpw_array(w, 5);
         sr__mpw_uint(w, (uint64_t)o->type);
-        sr__mpw_strz(w, o->text ? o->text : "");
+        sr__mpw_strz(w, o->text);
         sr__mpw_uint(w, (uint64_t)o->ack_id);
         w_strings(w, o->list, o->count);
         sr__mpw_map(w, 0);
@@ -301,7 +305,7 @@ static void op_fn(sr__mpw *w, const void *ctx)
         sr__mpw_array(w, 6);
         sr__mpw_uint(w, (uint64_t)o->type);
         sr__mpw_strz(w, o->id);
-        sr__mpw_strz(w, o->text ? o->text : "");
+        sr__mpw_strz(w, o->text);
         sr__mpw_uint(w, (uint64_t)o->ack_id);
         w_strings(w, o->list, o->count);
         sr__mpw_map(w, 0);

@@ -145,8 +145,15 @@ static void test_ops(void)
     o.count = 1;
     o.ack_id = 300;
     CHECK(signalr_sp_encode_op(&o, &out, &n, &e) == SIGNALR_OK, "close group");
-    CHECK_STR(hex(out, n), "0d 96 21 a1 67 a0 cd 01 2c 91 a2 63 39 80",
-              "close group: ack 300 as uint16, excluded list");
+    CHECK_STR(hex(out, n), "0d 96 21 a1 67 c0 cd 01 2c 91 a2 63 39 80",
+              "close group: no reason is nil, ack 300 as uint16, excluded "
+              "list");
+    signalr_free(out);
+    o.type = SIGNALR_SP_CLOSE_CONNECTIONS;
+    o.text = "";
+    CHECK(signalr_sp_encode_op(&o, &out, &n, &e) == SIGNALR_OK, "close all");
+    CHECK_STR(hex(out, n), "0b 95 1f a0 cd 01 2c 91 a2 63 39 80",
+              "close all: an empty reason stays \"\" (only none is nil)");
     signalr_free(out);
 
     memset(&o, 0, sizeof o);
