@@ -1,0 +1,83 @@
+/* fuzz_http_reply.c - the HTTP/1.1 reply reader on arbitrary bytes: fed
+ * whole and in pieces of a width the input picks, the same verdict,
+ * status, framing and kept body; used <= given; nothing kept past keep;
+ * a finished reader stays finished. */
+#include "http_reply.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Feed p in pieces of width w (0: whole), then a close: the verdict. */
+static int read_all(sr__hreply *r, const char *p, size_t n, size_t w,
+                    size_t keep, int head, size_t *consumed)
+{
+    size_t off = 0, used = 0;
+    int st = SR__HR_MORE;
+
+    sr__hr_init(r, keep, head);
+    *consumed = 0;
+    while (off < n) {
+        size_t k = w && w < n - off ? w : n - off;
+
+        st = sr__hr_feed(r, p + off, k, &used);
+        if (used > k)
+            abort();
+        *consumed += used;
+        if (st != SR__HR_MORE)
+            break;
+        if (used != k)
+            abort(); /* MORE takes everything */
+        off += k;
+    }
+    if (st == SR__HR_MORE)
+        st = sr__hr_eof(r) == SR__HR_DONE ? 2 : SR__HR_BAD;
+    if (st != SR__HR_MORE && sr__hr_feed(r, "x", 1, &used) != SR__HR_MORE &&
+        used)
+        abort(); /* finished stays finished */
+    if (r->body_len > keep || r->body_len > r->body_total)
+        abort();
+    if (r->body_len && strlen(r->body) > r->body_len)
+        abort(); /* NUL-terminated at body_len (the body may hold NULs) */
+    if (r->body_len && r->body[r->body_len] != '\0')
+        abort();
+    if (st == SR__HR_BAD && !r->why)
+        abort();
+    return st;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static sr__hreply a, b; /* kept across runs: reuse is exercised */
+    size_t w, keep, ca, cb;
+    int head, sa, sb;
+    const char *p;
+    size_t n;
+
+    if (size < 2)
+        return 0;
+    w = data[0] & 31;
+    head = data[0] >> 7;
+    keep = (size_t)data[1] * 4;
+    p = (const char *)data + 2;
+    n = size - 2;
+    sa = read_all(&a, p, n, 0, keep, head, &ca);
+    sb = read_all(&b, p, n, w ? w : 1, keep, head, &cb);
+    if (sa != sb)
+        abort();
+    if (sa == SR__HR_BAD)
+        return 0;
+    if (a.status != b.status || a.keep_alive != b.keep_alive || ca != cb ||
+        a.body_len != b.body_len || a.body_total != b.body_total ||
+        a.retry_after_s != b.retry_after_s ||
+        strcmp(a.error_code, b.error_code) ||
+        (a.body_len && memcmp(a.body, b.body, a.body_len)))
+        abort();
+    if (a.status < 200 || a.status > 999)
+        abort();
+    if (a.body_len != (a.body_total < keep ? a.body_total : keep))
+        abort();
+    return 0;
+}
