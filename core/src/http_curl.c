@@ -1,12 +1,15 @@
-/* http_curl.c - the blocking transport: one reusable libcurl easy handle
- * (keep-alive), signalr_call() (build, send, read, retry), and the curl
- * set-up shared with the multi transport.
+/* http_curl.c - the blocking transport: a lean keep-alive connection for
+ * SignalR operations (http_lean.c), one reusable libcurl easy handle for
+ * the rest (the full path), signalr_call() (build, send, read, retry), and
+ * the curl set-up shared with the multi transport.
  *
  * Caveats: curl_global_init() is the embedder's job (see signalr.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "curl_common.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +20,11 @@
 #define DATA_KEEP (8 * 1024 * 1024)
 
 struct signalr_http {
-    sr__easy *easy;
-    sr__sink sink;
+    sr__easy *easy;            /* the full path; made on first use */
+    sr__sink sink;             /* the last reply's body, either path */
+    sr__conn *conn;            /* the lean path's connection, or NULL */
+    CURLSH *share;             /* DNS and TLS sessions across reconnects */
+    int lean_off;              /* the host answered other than HTTP/1.x */
 };
 
 /* ===== shared with http_multi.c ===== */
@@ -129,12 +135,19 @@ signalr_err sr__curl_error(CURL *c, CURLcode cc, const sr__sink *s,
                            signalr_error *err)
 {
     long sent = 0;
-    const char *why = s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc);
-    signalr_err rc;
 
     curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
     if (s->up_pos)
         sent = 1;
+    return sr__curl_fail(cc, s->errbuf, sent != 0, err);
+}
+
+signalr_err sr__curl_fail(CURLcode cc, const char *errbuf, int sent,
+                          signalr_error *err)
+{
+    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+    signalr_err rc;
+
     if (cc == CURLE_SEND_FAIL_REWIND) {
         rc = sr__fail(err, SIGNALR_EHTTP,
                       "the connection closed before a reply, after the "
@@ -306,9 +319,7 @@ signalr_err sr__curl_prepare(sr__easy *e, const signalr_request *req,
     s->error_code[0] = '\0';
     s->retry_after_s = -1;
     s->errbuf[0] = '\0';
-    timeout = o->timeout_ms > 0 ? o->timeout_ms : 10000;
-    conn_timeout = o->connect_timeout_ms > 0 ? o->connect_timeout_ms
-                   : timeout < 5000 ? timeout : 5000;
+    sr__http_timeouts(o, &timeout, &conn_timeout);
     shape = !strcmp(req->method, "HEAD")  ? SHAPE_HEAD
             : !strcmp(req->method, "GET") ? SHAPE_GET
             : !req->idempotent            ? SHAPE_STREAM
@@ -408,11 +419,6 @@ signalr_err signalr_http_new(signalr_http **out, signalr_error *err)
     *out = NULL;
     if (!h)
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
-    h->easy = sr__easy_new();
-    if (!h->easy) {
-        free(h);
-        return sr__fail(err, SIGNALR_ENOMEM, "could not create a curl handle");
-    }
     *out = h;
     return SIGNALR_OK;
 }
@@ -421,9 +427,171 @@ void signalr_http_free(signalr_http *h)
 {
     if (!h)
         return;
+    sr__conn_free(h->conn);
     sr__easy_free(h->easy);
+    if (h->share)
+        curl_share_cleanup(h->share);
     sr__sink_free(&h->sink);
     free(h);
+}
+
+/* A share of DNS answers and TLS sessions for a transport's connections
+ * (a reconnect resumes the TLS session); NULL when none could be made. */
+CURLSH *sr__share_new(void)
+{
+    CURLSH *sh = curl_share_init();
+
+    if (sh) {
+        curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+        curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    }
+    return sh;
+}
+
+void sr__http_timeouts(const signalr_http_options *o, long *timeout,
+                       long *conn_timeout)
+{
+    *timeout = o && o->timeout_ms > 0 ? o->timeout_ms : 10000;
+    *conn_timeout = o && o->connect_timeout_ms > 0 ? o->connect_timeout_ms
+                    : *timeout < 5000 ? *timeout : 5000;
+}
+
+/* 1 when c was opened for req's endpoint with options o. */
+static int conn_fits(const sr__conn *c, const signalr_request *req,
+                     const signalr_http_options *o)
+{
+    return c->port == req->port && c->tls == req->tls &&
+           !c->verify == !o->verify_tls && same(c->ca_file, o->ca_file) &&
+           !strcmp(c->host, req->host);
+}
+
+/* Wait until c's socket is ready for `events` or the deadline: 1 ready,
+ * 0 timed out. */
+static int wait_fd(const sr__conn *c, short events, long long deadline)
+{
+    for (;;) {
+        struct pollfd p;
+        long long left = deadline - sr__now_ms();
+        int r;
+
+        if (left <= 0)
+            return 0;
+        p.fd = c->fd;
+        p.events = events;
+        p.revents = 0;
+        r = poll(&p, 1, left > 2147483647LL ? 2147483647 : (int)left);
+        if (r > 0)
+            return 1; /* ready, or an error the next call reports */
+        if (r == 0 || errno != EINTR)
+            return r == 0 ? 0 : 1;
+    }
+}
+
+/* One exchange on c: 0 when the reply was read whole, else SR__FAIL_*. */
+static int exchange(sr__conn *c, long long deadline)
+{
+    int r;
+
+    while (!(r = sr__conn_write(c)))
+        if (!wait_fd(c, POLLOUT, deadline))
+            return SR__FAIL_TIMEOUT;
+    if (r < 0)
+        return SR__FAIL_WRITE;
+    for (;;) {
+        if (!wait_fd(c, POLLIN, deadline))
+            return SR__FAIL_TIMEOUT;
+        r = sr__conn_read(c);
+        if (r == SR__HR_DONE)
+            return 0;
+        if (r == SR__HR_BAD)
+            return SR__FAIL_BAD;
+        if (r == SR__CONN_BROKE)
+            return SR__FAIL_READ;
+    }
+}
+
+/* The lean path (http_lean.c): *fallback when this request must take the
+ * full path instead, decided before any byte of it was written. */
+static signalr_err lean_perform(signalr_http *h, const signalr_request *req,
+                                const signalr_http_options *o,
+                                signalr_http_reply *reply, int *fallback,
+                                signalr_error *err)
+{
+    long timeout, conn_timeout;
+    long long t0 = sr__now_ms(), deadline;
+    size_t keep = signalr_op_returns_data(req->op) ? DATA_KEEP : BODY_KEEP;
+    signalr_err rc = SIGNALR_OK;
+    int tries;
+
+    *fallback = 0;
+    sr__http_timeouts(o, &timeout, &conn_timeout);
+    deadline = t0 + timeout;
+    /* a second try only on a fresh connection, where no resend is due */
+    for (tries = 0; tries < 2; tries++) {
+        sr__conn *c = h->conn;
+        int how, resend;
+
+        if (c && (!conn_fits(c, req, o) || !sr__conn_alive(c))) {
+            sr__conn_free(c);
+            h->conn = c = NULL;
+        }
+        if (!c) {
+            long long left = deadline - sr__now_ms();
+
+            if (sr__lean_refused()) {
+                *fallback = 1;
+                return SIGNALR_OK;
+            }
+            if (left <= 0)
+                return sr__fail(err, SIGNALR_ECONNECT, "connect timed out "
+                                "after %ld milliseconds", timeout);
+            if (!h->share)
+                h->share = sr__share_new();
+            rc = sr__conn_open(req, o, h->share,
+                               conn_timeout < left ? conn_timeout
+                                                   : (long)left,
+                               (long)left, &c, err);
+            if (rc)
+                return rc;
+            h->conn = c;
+        }
+        rc = sr__conn_begin(c, req, keep, err);
+        if (rc)
+            return rc;
+        how = exchange(c, deadline);
+        if (!how) {
+            char *b = h->sink.body;
+            size_t cap = h->sink.body_cap;
+
+            sr__conn_done(c);
+            reply->status = c->rep.status;
+            memcpy(reply->error_code, c->rep.error_code,
+                   sizeof(reply->error_code));
+            reply->retry_after_s = c->rep.retry_after_s;
+            /* the body moves to the handle (the connection may go) */
+            h->sink.body = c->rep.body;
+            h->sink.body_cap = c->rep.body_cap;
+            h->sink.body_len = c->rep.body_len;
+            c->rep.body = b;
+            c->rep.body_cap = cap;
+            reply->body = h->sink.body ? h->sink.body : "";
+            reply->body_len = h->sink.body_len;
+            if (c->state != SR__CONN_IDLE) {
+                sr__conn_free(c);
+                h->conn = NULL;
+            }
+            return SIGNALR_OK;
+        }
+        rc = sr__conn_fail(c, req, how, (long)(sr__now_ms() - t0), &resend,
+                           err);
+        if (how == SR__FAIL_BAD)
+            h->lean_off = 1;
+        sr__conn_free(c);
+        h->conn = NULL;
+        if (!resend)
+            return rc;
+    }
+    return rc;
 }
 
 signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
@@ -431,7 +599,8 @@ signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
                                  signalr_http_reply *reply,
                                  signalr_error *err)
 {
-    CURL *curl = h->easy->curl;
+    static const signalr_http_options defaults = {0, 0, 1, NULL};
+    CURL *curl;
     long status = 0;
     signalr_err rc;
     CURLcode cc;
@@ -439,6 +608,18 @@ signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
     sr__ok(err);
     memset(reply, 0, sizeof(*reply));
     reply->retry_after_s = -1;
+    if (!o)
+        o = &defaults;
+    if (!h->lean_off && sr__lean_eligible(req)) {
+        int fallback;
+
+        rc = lean_perform(h, req, o, reply, &fallback, err);
+        if (!fallback)
+            return rc;
+    }
+    if (!h->easy && !(h->easy = sr__easy_new()))
+        return sr__fail(err, SIGNALR_ENOMEM, "could not create a curl handle");
+    curl = h->easy->curl;
     rc = sr__curl_prepare(h->easy, req, o, &h->sink, err);
     if (rc)
         return rc;
