@@ -115,7 +115,8 @@ typedef struct sr__conn {
     int ncfds;
     long long ctimer_due;      /* -1: none */
     int (*watch)(struct sr__conn *c, curl_socket_t fd, int ev);
-    void *owner;               /* the transport's; e.g. the transfer */
+    void *owner;               /* the transport's: who watches it */
+    void *job;                 /* the transport's: what it carries now */
     /* the exchange: the request's bytes, how many left, the reply */
     char *out;
     size_t out_len, out_pos, out_cap;
@@ -164,11 +165,13 @@ int sr__conn_read(sr__conn *c);
 /* A reply was read whole: IDLE again if it may be reused, else DEAD. */
 void sr__conn_done(sr__conn *c);
 /* An exchange failed (how: SR__FAIL_*, after elapsed_ms): c is DEAD.
- * Either *resend (the request may go again on a fresh connection: nothing
- * of it left, or an idempotent one whose reused connection died before a
- * reply) and SIGNALR_OK, or the error to report. */
+ * Either *resend (only when may_resend: the request may go again on
+ * another connection, as nothing of it left, or it is idempotent and its
+ * reused connection died before a reply) and SIGNALR_OK, or the error to
+ * report. */
 signalr_err sr__conn_fail(sr__conn *c, const signalr_request *req, int how,
-                          long elapsed_ms, int *resend, signalr_error *err);
+                          long elapsed_ms, int may_resend, int *resend,
+                          signalr_error *err);
 void sr__conn_free(sr__conn *c); /* NULL ok */
 
 #if defined(__GNUC__) && __GNUC__ >= 4

@@ -582,8 +582,8 @@ static signalr_err lean_perform(signalr_http *h, const signalr_request *req,
             }
             return SIGNALR_OK;
         }
-        rc = sr__conn_fail(c, req, how, (long)(sr__now_ms() - t0), &resend,
-                           err);
+        rc = sr__conn_fail(c, req, how, (long)(sr__now_ms() - t0), !tries,
+                           &resend, err);
         if (how == SR__FAIL_BAD)
             h->lean_off = 1;
         sr__conn_free(c);

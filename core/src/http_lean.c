@@ -469,7 +469,8 @@ void sr__conn_done(sr__conn *c)
 }
 
 signalr_err sr__conn_fail(sr__conn *c, const signalr_request *req, int how,
-                          long elapsed_ms, int *resend, signalr_error *err)
+                          long elapsed_ms, int may_resend, int *resend,
+                          signalr_error *err)
 {
     signalr_err rc;
     char why[CURL_ERROR_SIZE + 64];
@@ -490,7 +491,7 @@ signalr_err sr__conn_fail(sr__conn *c, const signalr_request *req, int how,
     }
     /* not one byte of it left this process: provably not delivered */
     if (!c->out_pos && how == SR__FAIL_WRITE) {
-        if (c->reused) {
+        if (c->reused && may_resend) {
             *resend = 1;
             return SIGNALR_OK;
         }
@@ -506,18 +507,20 @@ signalr_err sr__conn_fail(sr__conn *c, const signalr_request *req, int how,
     }
     /* it was written (in part or whole): no reply byte came */
     if (!c->rep.seen && c->reused) {
-        if (req->idempotent) {
+        if (req->idempotent && may_resend) {
             /* what libcurl does on a dead reused connection */
             *resend = 1;
             return SIGNALR_OK;
         }
-        rc = sr__fail(err, SIGNALR_EHTTP,
-                      "the connection closed before a reply, after the "
-                      "request was sent: it may have been delivered, so it "
-                      "was not sent again");
-        if (err)
-            err->sent = 1;
-        return rc;
+        if (!req->idempotent) {
+            rc = sr__fail(err, SIGNALR_EHTTP,
+                          "the connection closed before a reply, after the "
+                          "request was sent: it may have been delivered, "
+                          "so it was not sent again");
+            if (err)
+                err->sent = 1;
+            return rc;
+        }
     }
     if (c->cc != CURLE_OK)
         snprintf(why, sizeof(why), "%s%s%s", curl_easy_strerror(c->cc),

@@ -1,16 +1,27 @@
-/* http_multi.c - the asynchronous transport: libcurl multi, a bounded
- * queue, non-blocking retries, and exactly one outcome per request.
+/* http_multi.c - the asynchronous transport: a bounded queue, non-blocking
+ * retries, and exactly one outcome per request, over two paths:
  *
- * libcurl is driven with curl_multi_socket_action: its socket and timer
- * callbacks keep an exact set of descriptors (any number, any value) with
- * their read/write interest, mirrored into one epoll descriptor on Linux
+ * - the lean path (http_lean.c; which requests: there), Linux: up to
+ *   max_host_connections keep-alive sockets to the client's endpoint that
+ *   libcurl connects (each with a multi handle of its own while it does)
+ *   and we drive: a request is one curl_easy_send, its reply read with
+ *   curl_easy_recv into http_reply as the socket becomes readable.
+ *   Requests wait in order for a free connection; each attempt has the
+ *   whole timeout_ms from when it was started, waiting included.
+ * - the full libcurl path, driven with curl_multi_socket_action: its
+ *   socket and timer callbacks keep an exact set of descriptors (any
+ *   number, any value) with their read/write interest.
+ *
+ * Both paths' sockets are in one epoll descriptor on Linux
  * (signalr_multi_pollfd) so a caller's loop can wait on a single fd;
- * elsewhere poll() waits on the set itself. */
+ * elsewhere poll() waits on libcurl's set itself (and only the full path
+ * is used). */
 #define _POSIX_C_SOURCE 200809L
 #include "curl_common.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,6 +40,11 @@ typedef struct xfer {
     int attempt;
     long long due_ms;          /* waiting: when to try again */
     signalr_outcome out;
+    /* the lean path: the connection carrying this attempt (connecting or
+     * exchanging), when the attempt started and when it times out */
+    sr__conn *conn;
+    int lean, resent;
+    long long t0, deadline;
 } xfer;
 
 typedef struct {
@@ -44,6 +60,13 @@ struct signalr_multi {
     size_t max_queue, count;   /* count: submitted, not yet collected */
     unsigned long next_id;
     list active, waiting, done;
+    /* the lean path: attempts waiting for a connection (in order), those
+     * on one; the connections (at most max_conns), and those closed while
+     * events naming them may still be in hand (freed after) */
+    list lean_q, lean_on;
+    sr__conn *conns, *closed;
+    int nconns, max_conns, lean_off, pumping;
+    CURLSH *share;
     sr__easy *free_easy[FREE_EASY];
     int nfree;
     /* the sockets libcurl wants watched: fd and interest (1 read, 2
@@ -85,13 +108,17 @@ static void unlink_x(list *l, xfer *x)
 
 #ifdef __linux__
 /* Mirror one socket's interest into the epoll set (fds may be reused:
- * ADD and MOD fall back on each other). */
-static int epoll_set(int epfd, curl_socket_t fd, int ev)
+ * ADD and MOD fall back on each other).  The event's data is a lean
+ * connection (a pointer: its low bit 0) or libcurl's socket (fd << 1 | 1). */
+static int epoll_set(int epfd, curl_socket_t fd, int ev, sr__conn *c)
 {
     struct epoll_event e;
 
     memset(&e, 0, sizeof(e));
-    e.data.fd = fd;
+    if (c)
+        e.data.ptr = c;
+    else
+        e.data.u64 = (uint64_t)fd << 1 | 1u;
     e.events = (ev & 1 ? EPOLLIN : 0u) | (ev & 2 ? EPOLLOUT : 0u);
     if (!ev)
         return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &e) == 0 || errno == ENOENT ||
@@ -135,7 +162,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud,
         m->socks[i].ev = ev;
     }
 #ifdef __linux__
-    if (epoll_set(m->epfd, fd, ev))
+    if (epoll_set(m->epfd, fd, ev, NULL))
         return -1;
 #endif
     return 0;
@@ -175,6 +202,7 @@ signalr_err signalr_multi_new(signalr_client *c, const signalr_http_options *o,
         m->has_retry = 1;
     }
     m->max_queue = max_queue ? max_queue : 1024;
+    m->max_conns = max_host_connections > 0 ? (int)max_host_connections : 8;
     m->timer_due = -1;
     m->epfd = -1;
 #ifdef __linux__
@@ -218,15 +246,25 @@ static void finish(signalr_multi *m, xfer *x)
 {
     put_easy(m, x->easy);
     x->easy = NULL;
+    x->conn = NULL;
     sr__sink_free(&x->sink);
     signalr_request_clear(&x->req);
     push(&m->done, x);
 }
 
+static signalr_err lean_start(signalr_multi *m, xfer *x, signalr_error *err);
+
 static signalr_err start(signalr_multi *m, xfer *x, signalr_error *err)
 {
     signalr_err rc;
 
+#ifdef __linux__
+    if (!m->lean_off && x->lean >= 0 && sr__lean_eligible(&x->req)) {
+        rc = lean_start(m, x, err);
+        if (rc || x->lean)
+            return rc;
+    }
+#endif
     if (!x->easy)
         x->easy = get_easy(m);
     if (!x->easy)
@@ -314,39 +352,36 @@ signalr_err signalr_multi_fetch(signalr_multi *m, signalr_request *req,
     return enqueue(m, x, SIGNALR_OK, SIGNALR_OP_MAX, id, err);
 }
 
-/* A transfer ended: read the reply, then finish or schedule a retry. */
-static void completed(signalr_multi *m, xfer *x, CURLcode cc)
+/* An attempt ended: rc its transport failure (x->out.err filled) or
+ * SIGNALR_OK with the reply's status, x-ms-error-code, Retry-After and
+ * body.  Read the reply, then finish x or schedule its retry. */
+static void settle(signalr_multi *m, xfer *x, signalr_err rc, int status,
+                   const char *error_code, long retry_after,
+                   const char *body, size_t body_len)
 {
     signalr_error *e = &x->out.err;
-    long status = 0, delay;
-    signalr_err rc;
+    long delay;
 
-    curl_multi_remove_handle(m->cm, x->easy->curl);
-    unlink_x(&m->active, x);
-    if (cc != CURLE_OK) {
-        rc = sr__curl_error(x->easy->curl, cc, &x->sink, e);
-    } else {
+    if (!rc) {
         signalr_reply r;
 
-        curl_easy_getinfo(x->easy->curl, CURLINFO_RESPONSE_CODE, &status);
-        r.status = (int)status;
-        r.error_code = x->sink.error_code;
-        r.body = x->sink.body;
-        r.body_len = x->sink.body_len;
-        x->out.status = (int)status;
+        r.status = status;
+        r.error_code = error_code;
+        r.body = body;
+        r.body_len = body_len;
+        x->out.status = status;
         if (x->out.op != SIGNALR_OP_MAX)
             rc = signalr_reply_read(x->out.op, &r, &x->out.value, e);
         else if (status >= 500 || status == 429 || status == 408)
-            rc = sr__fail(e, SIGNALR_ESTATUS, "HTTP %ld", status);
+            rc = sr__fail(e, SIGNALR_ESTATUS, "HTTP %d", status);
         else
             rc = SIGNALR_OK;
     }
     x->out.rc = rc;
     if (rc) {
         delay = signalr_retry_delay(x->out.op, m->has_retry ? &m->retry : NULL,
-                                    x->attempt, rc, (int)status,
-                                    rc == SIGNALR_ESTATUS
-                                        ? x->sink.retry_after_s : -1);
+                                    x->attempt, rc, status,
+                                    rc == SIGNALR_ESTATUS ? retry_after : -1);
         if (delay >= 0) {
             x->due_ms = sr__now_ms() + delay;
             push(&m->waiting, x);
@@ -366,12 +401,413 @@ static void completed(signalr_multi *m, xfer *x, CURLcode cc)
         x->out.rc = SIGNALR_OK;
         sr__ok(e);
         free(x->out.body);
-        x->out.body = sr__strndup(x->sink.body ? x->sink.body : "",
-                                  x->sink.body_len);
-        x->out.body_len = x->out.body ? x->sink.body_len : 0;
+        x->out.body = sr__strndup(body ? body : "", body_len);
+        x->out.body_len = x->out.body ? body_len : 0;
     }
     finish(m, x);
 }
+
+/* A libcurl transfer ended. */
+static void completed(signalr_multi *m, xfer *x, CURLcode cc)
+{
+    long status = 0;
+
+    curl_multi_remove_handle(m->cm, x->easy->curl);
+    unlink_x(&m->active, x);
+    if (cc != CURLE_OK) {
+        settle(m, x, sr__curl_error(x->easy->curl, cc, &x->sink, &x->out.err),
+               0, NULL, -1, NULL, 0);
+        return;
+    }
+    curl_easy_getinfo(x->easy->curl, CURLINFO_RESPONSE_CODE, &status);
+    settle(m, x, SIGNALR_OK, (int)status, x->sink.error_code,
+           x->sink.retry_after_s, x->sink.body, x->sink.body_len);
+}
+
+#ifdef __linux__
+/* ===== the lean path ===== */
+
+/* Watch c's socket fd for ev (1 read, 2 write; 0: no more). */
+static int conn_watch(sr__conn *c, curl_socket_t fd, int ev)
+{
+    signalr_multi *m = c->owner;
+
+    return epoll_set(m->epfd, fd, ev, c);
+}
+
+/* Close c: out of the set and the epoll descriptor; freed by reap() once
+ * no event in hand can name it. */
+static void conn_close(signalr_multi *m, sr__conn *c)
+{
+    sr__conn **p;
+    int i;
+
+    for (p = &m->conns; *p && *p != c; p = &(*p)->next)
+        ;
+    if (*p) {
+        *p = c->next;
+        m->nconns--;
+    }
+    if (c->fd != CURL_SOCKET_BAD)
+        epoll_set(m->epfd, c->fd, 0, c);
+    for (i = 0; i < c->ncfds; i++)
+        epoll_set(m->epfd, c->cfds[i], 0, c);
+    c->watch = NULL;
+    c->state = SR__CONN_DEAD;
+    c->job = NULL;
+    c->next = m->closed;
+    m->closed = c;
+}
+
+static void reap(signalr_multi *m)
+{
+    while (m->closed) {
+        sr__conn *c = m->closed;
+
+        m->closed = c->next;
+        sr__conn_free(c);
+    }
+}
+
+static void lean_dispatch(signalr_multi *m, xfer *x);
+
+/* Hand waiting attempts the connections that are idle or may be opened.
+ * A loop, not recursion: whatever frees a connection while it runs (a
+ * connect refused at once) is picked up by the same loop. */
+static void lean_pump(signalr_multi *m)
+{
+    size_t guard = m->count + 1;
+    xfer *x;
+
+    if (m->pumping)
+        return;
+    m->pumping = 1;
+    while ((x = m->lean_q.head) && guard--) {
+        sr__conn *c;
+
+        for (c = m->conns; c; c = c->next)
+            if (c->state == SR__CONN_IDLE && !c->job)
+                break;
+        if (!c && m->nconns >= m->max_conns)
+            break;
+        unlink_x(&m->lean_q, x);
+        lean_dispatch(m, x);
+    }
+    m->pumping = 0;
+}
+
+/* x's attempt failed on its connection c (how: SR__FAIL_*): c is closed;
+ * x is written again elsewhere when that is safe, else settled. */
+static void lean_failed(signalr_multi *m, xfer *x, sr__conn *c, int how)
+{
+    int resend = 0;
+    signalr_err rc;
+
+    rc = sr__conn_fail(c, &x->req, how, (long)(sr__now_ms() - x->t0),
+                       !x->resent, &resend, &x->out.err);
+    if (how == SR__FAIL_BAD)
+        m->lean_off = 1; /* the rest take the full path */
+    unlink_x(&m->lean_on, x);
+    x->conn = NULL;
+    conn_close(m, c);
+    if (resend) {
+        x->resent = 1;
+        lean_dispatch(m, x);
+    } else {
+        settle(m, x, rc, 0, NULL, -1, NULL, 0);
+    }
+    lean_pump(m); /* a connection slot is free */
+}
+
+/* Write x's request on c (connected, idle). */
+static void lean_begin(signalr_multi *m, xfer *x, sr__conn *c)
+{
+    size_t keep = signalr_op_returns_data(x->req.op) ? 8 * 1024 * 1024
+                                                     : 64 * 1024;
+    int r;
+
+    x->conn = c;
+    c->job = x;
+    if (sr__conn_begin(c, &x->req, keep, &x->out.err)) {
+        /* nothing was written: c stays idle */
+        x->conn = NULL;
+        c->job = NULL;
+        unlink_x(&m->lean_on, x);
+        settle(m, x, SIGNALR_ENOMEM, 0, NULL, -1, NULL, 0);
+        lean_pump(m);
+        return;
+    }
+    r = sr__conn_write(c);
+    if (r < 0) {
+        lean_failed(m, x, c, SR__FAIL_WRITE);
+    } else if (!r) {
+        c->ev = 3;
+        epoll_set(m->epfd, c->fd, 3, c);
+    }
+}
+
+/* c connected: watch its socket, then carry its attempt or the next. */
+static void conn_connected(signalr_multi *m, sr__conn *c)
+{
+    xfer *x = c->job;
+
+    c->watch = NULL; /* its own multi is done with the socket */
+    c->ev = 1;
+    epoll_set(m->epfd, c->fd, 1, c);
+    if (x)
+        lean_begin(m, x, c);
+    else
+        lean_pump(m);
+}
+
+/* c's connect failed: its attempt (if still waiting on it) fails with
+ * the connect's error; nothing was sent. */
+static void conn_refused(signalr_multi *m, sr__conn *c,
+                         const signalr_error *e)
+{
+    xfer *x = c->job;
+
+    conn_close(m, c);
+    if (x) {
+        unlink_x(&m->lean_on, x);
+        x->conn = NULL;
+        x->out.err = *e;
+        settle(m, x, e->code, 0, NULL, -1, NULL, 0);
+    }
+    lean_pump(m);
+}
+
+/* Drive c's connect (timer: its timer is due). */
+static void conn_connect(signalr_multi *m, sr__conn *c, int timer)
+{
+    signalr_error e;
+    int r;
+
+    sr__ok(&e);
+    r = sr__conn_connect_step(c, timer, &e);
+    if (r > 0)
+        conn_connected(m, c);
+    else if (r < 0)
+        conn_refused(m, c, &e);
+}
+
+/* Put x's attempt on an idle connection, a new one, or in the queue. */
+static void lean_dispatch(signalr_multi *m, xfer *x)
+{
+    sr__conn *c, *nc;
+    long left;
+    signalr_err rc;
+
+    for (c = m->conns; c; c = nc) {
+        nc = c->next;
+        if (c->state != SR__CONN_IDLE || c->job)
+            continue;
+        if (!sr__conn_alive(c)) {
+            conn_close(m, c);
+            continue;
+        }
+        push(&m->lean_on, x);
+        lean_begin(m, x, c);
+        return;
+    }
+    if (m->nconns >= m->max_conns) {
+        push(&m->lean_q, x);
+        return;
+    }
+    if (sr__lean_refused()) {
+        /* the full path: a proxy in the environment; no attempt yet */
+        x->lean = -1;
+        x->attempt--;
+        if (start(m, x, &x->out.err)) {
+            x->out.rc = x->out.err.code;
+            finish(m, x);
+        }
+        return;
+    }
+    left = (long)(x->deadline - sr__now_ms());
+    if (left < 1)
+        left = 1;
+    if (!m->share)
+        m->share = sr__share_new();
+    {
+        long timeout, conn_timeout;
+
+        sr__http_timeouts(&m->http, &timeout, &conn_timeout);
+        rc = sr__conn_start(&x->req, &m->http, m->share,
+                            conn_timeout < left ? conn_timeout : left, left,
+                            conn_watch, m, &c, &x->out.err);
+    }
+    if (rc) {
+        settle(m, x, rc, 0, NULL, -1, NULL, 0);
+        return;
+    }
+    c->next = m->conns;
+    m->conns = c;
+    m->nconns++;
+    c->job = x;
+    x->conn = c;
+    push(&m->lean_on, x);
+    conn_connect(m, c, 1); /* under way now, not at the next step */
+}
+
+/* Start x's attempt on the lean path. */
+static signalr_err lean_start(signalr_multi *m, xfer *x, signalr_error *err)
+{
+    long timeout, conn_timeout;
+
+    (void)err;
+    sr__http_timeouts(&m->http, &timeout, &conn_timeout);
+    x->lean = 1;
+    x->resent = 0;
+    x->attempt++;
+    x->t0 = sr__now_ms();
+    x->deadline = x->t0 + timeout;
+    lean_dispatch(m, x);
+    return SIGNALR_OK;
+}
+
+/* Socket activity on c (events: epoll's). */
+static void conn_event(signalr_multi *m, sr__conn *c, uint32_t events)
+{
+    xfer *x = c->job;
+    int r;
+
+    if (c->state == SR__CONN_DEAD)
+        return; /* closed earlier in this batch */
+    if (c->state == SR__CONN_CONNECTING) {
+        conn_connect(m, c, 0);
+        return;
+    }
+    if (c->state == SR__CONN_IDLE || !x) {
+        /* an idle connection became readable: closed, or worse */
+        if (!sr__conn_alive(c)) {
+            conn_close(m, c);
+            lean_pump(m);
+        }
+        return;
+    }
+    if (c->out_pos < c->out_len) {
+        r = sr__conn_write(c);
+        if (r < 0) {
+            lean_failed(m, x, c, SR__FAIL_WRITE);
+            return;
+        }
+        if (!r)
+            return;
+        c->ev = 1;
+        epoll_set(m->epfd, c->fd, 1, c);
+    }
+    if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        return;
+    r = sr__conn_read(c);
+    if (r == SR__HR_MORE)
+        return;
+    if (r != SR__HR_DONE) {
+        lean_failed(m, x, c, r == SR__HR_BAD ? SR__FAIL_BAD : SR__FAIL_READ);
+        return;
+    }
+    sr__conn_done(c);
+    unlink_x(&m->lean_on, x);
+    x->conn = NULL;
+    c->job = NULL;
+    settle(m, x, SIGNALR_OK, c->rep.status, c->rep.error_code,
+           c->rep.retry_after_s, c->rep.body, c->rep.body_len);
+    if (c->state != SR__CONN_IDLE)
+        conn_close(m, c);
+    lean_pump(m);
+}
+
+/* Attempts past their deadline fail, and connects whose timer is due are
+ * driven; returns ms until the next of these, or -1. */
+static long lean_timers(signalr_multi *m, int act_now)
+{
+    long long now = sr__now_ms(), next = -1;
+    sr__conn *c, *nc;
+    xfer *x, *nx;
+
+    for (x = m->lean_on.head; x; x = nx) {
+        nx = x->next;
+        if (act_now && x->deadline <= now) {
+            if (x->conn && x->conn->state == SR__CONN_CONNECTING) {
+                /* the connect goes on for whoever comes next */
+                sr__conn *cc = x->conn;
+
+                cc->job = NULL;
+                unlink_x(&m->lean_on, x);
+                x->conn = NULL;
+                settle(m, x, sr__fail(&x->out.err, SIGNALR_ECONNECT,
+                                      "connect timed out after %ld "
+                                      "milliseconds",
+                                      (long)(now - x->t0)),
+                       0, NULL, -1, NULL, 0);
+            } else if (x->conn) {
+                lean_failed(m, x, x->conn, SR__FAIL_TIMEOUT);
+            }
+            continue;
+        }
+        if (next < 0 || x->deadline < next)
+            next = x->deadline;
+    }
+    while (act_now && (x = m->lean_q.head) && x->deadline <= now) {
+        unlink_x(&m->lean_q, x);
+        settle(m, x, sr__fail(&x->out.err, SIGNALR_ECONNECT,
+                              "connect timed out: no connection was free "
+                              "within %ld milliseconds (request not sent)",
+                              (long)(now - x->t0)),
+               0, NULL, -1, NULL, 0);
+    }
+    if (m->lean_q.head &&
+        (next < 0 || m->lean_q.head->deadline < next))
+        next = m->lean_q.head->deadline;
+    for (c = m->conns; c; c = nc) {
+        nc = c->next;
+        if (c->state != SR__CONN_CONNECTING || c->ctimer_due < 0)
+            continue;
+        if (act_now && c->ctimer_due <= now) {
+            conn_connect(m, c, 1);
+            continue;
+        }
+        if (next < 0 || c->ctimer_due < next)
+            next = c->ctimer_due;
+    }
+    if (next < 0)
+        return -1;
+    return next > now ? (long)(next - now) : 0;
+}
+
+/* End the lean path's attempts with ECANCELED; close its connections. */
+static void lean_cancel(signalr_multi *m)
+{
+    xfer *x;
+
+    while ((x = m->lean_q.head)) {
+        unlink_x(&m->lean_q, x);
+        x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED, "canceled: the "
+                             "client was closed before the request was "
+                             "sent");
+        x->out.err.sent = 0;
+        x->out.value = 0;
+        finish(m, x);
+    }
+    while ((x = m->lean_on.head)) {
+        int sent = x->conn && x->conn->state == SR__CONN_BUSY &&
+                   x->conn->out_pos > 0;
+
+        unlink_x(&m->lean_on, x);
+        if (x->conn)
+            conn_close(m, x->conn);
+        x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED, "%s",
+                             sent ? "canceled: the client was closed after "
+                                    "the request was sent (it may have been "
+                                    "delivered)"
+                                  : "canceled: the client was closed before "
+                                    "the request was sent");
+        x->out.err.sent = sent;
+        x->out.value = 0;
+        finish(m, x);
+    }
+}
+#endif
 
 /* Restart the retries that are due; returns ms until the next one, or -1. */
 static long due_retries(signalr_multi *m)
@@ -424,11 +860,19 @@ static signalr_err wait_sockets(signalr_multi *m, long wait_ms,
         int f = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
                 (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
                 (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
-        signalr_err rc = act(m, ev[i].data.fd, f, err);
+        signalr_err rc;
 
-        if (rc)
+        if (!(ev[i].data.u64 & 1u)) {
+            conn_event(m, ev[i].data.ptr, ev[i].events);
+            continue;
+        }
+        rc = act(m, (curl_socket_t)(ev[i].data.u64 >> 1), f, err);
+        if (rc) {
+            reap(m);
             return rc;
+        }
     }
+    reap(m); /* no event in hand names a closed connection now */
     return SIGNALR_OK;
 #else
     struct pollfd *p = NULL;
@@ -470,13 +914,22 @@ signalr_err signalr_multi_step(signalr_multi *m, long timeout_ms,
     int left;
 
     sr__ok(err);
+#ifdef __linux__
+    {
+        long t = lean_timers(m, 0);
+
+        if (t >= 0 && (next < 0 || t < next))
+            next = t;
+    }
+#endif
     if (m->timer_due >= 0)
         wait = m->timer_due <= now ? 0
                : (m->timer_due - now < wait ? (long)(m->timer_due - now) : wait);
     if (next >= 0 && next < wait)
         wait = next;
     /* nothing under way: do not sleep */
-    if (!m->active.head && !m->waiting.head)
+    if (!m->active.head && !m->waiting.head && !m->lean_on.head &&
+        !m->lean_q.head)
         wait = 0;
     rc = wait_sockets(m, wait, err);
     if (rc)
@@ -496,6 +949,10 @@ signalr_err signalr_multi_step(signalr_multi *m, long timeout_ms,
         if (x)
             completed(m, x, msg->data.result);
     }
+#ifdef __linux__
+    lean_timers(m, 1);
+    reap(m);
+#endif
     due_retries(m);
     return SIGNALR_OK;
 }
@@ -551,6 +1008,10 @@ static void cancel_list(signalr_multi *m, list *l, int active)
 
 void signalr_multi_cancel(signalr_multi *m)
 {
+#ifdef __linux__
+    lean_cancel(m);
+    reap(m);
+#endif
     cancel_list(m, &m->active, 1);
     cancel_list(m, &m->waiting, 0);
 }
@@ -565,6 +1026,14 @@ long signalr_multi_timeout(signalr_multi *m)
         return 0;
     if (m->timer_due >= 0)
         t = m->timer_due > now ? (long)(m->timer_due - now) : 0;
+#ifdef __linux__
+    {
+        long lt = lean_timers(m, 0);
+
+        if (lt >= 0 && (t < 0 || lt < t))
+            t = lt;
+    }
+#endif
     for (x = m->waiting.head; x; x = x->next) {
         long d = x->due_ms > now ? (long)(x->due_ms - now) : 0;
 
@@ -577,12 +1046,34 @@ long signalr_multi_timeout(signalr_multi *m)
 int signalr_multi_fds(signalr_multi *m, int *fds, int *events, int max)
 {
     size_t i;
+    int n;
+    sr__conn *c;
 
     for (i = 0; i < m->nsocks && (int)i < max; i++) {
         fds[i] = (int)m->socks[i].fd;
         events[i] = m->socks[i].ev;
     }
-    return (int)m->nsocks;
+    n = (int)m->nsocks;
+    /* the lean connections: read always (a close of an idle one shows),
+     * write while a request waits for room */
+    for (c = m->conns; c; c = c->next) {
+        int k;
+
+        if (c->state == SR__CONN_CONNECTING) {
+            for (k = 0; k < c->ncfds; k++, n++)
+                if (n < max) {
+                    fds[n] = (int)c->cfds[k];
+                    events[n] = c->cwhat[k];
+                }
+        } else if (c->fd != CURL_SOCKET_BAD) {
+            if (n < max) {
+                fds[n] = (int)c->fd;
+                events[n] = c->ev ? c->ev : 1;
+            }
+            n++;
+        }
+    }
+    return n;
 }
 
 int signalr_multi_pollfd(const signalr_multi *m)
@@ -601,6 +1092,13 @@ void signalr_multi_free(signalr_multi *m)
         free(o.body);
     while (m->nfree)
         sr__easy_free(m->free_easy[--m->nfree]);
+#ifdef __linux__
+    while (m->conns)
+        conn_close(m, m->conns);
+    reap(m);
+#endif
+    if (m->share)
+        curl_share_cleanup(m->share);
     curl_multi_cleanup(m->cm);
     if (m->epfd >= 0)
         close(m->epfd);
