@@ -1054,8 +1054,10 @@ int signalr_multi_fds(signalr_multi *m, int *fds, int *events, int max)
         events[i] = m->socks[i].ev;
     }
     n = (int)m->nsocks;
-    /* the lean connections: read always (a close of an idle one shows),
-     * write while a request waits for room */
+    /* the lean connections at work: read, and write while a request
+     * waits for room (idle ones need no watching: each is peeked at
+     * before reuse; the epoll set still has them, so that a close there
+     * is cleaned up at the next step) */
     for (c = m->conns; c; c = c->next) {
         int k;
 
@@ -1065,7 +1067,7 @@ int signalr_multi_fds(signalr_multi *m, int *fds, int *events, int max)
                     fds[n] = (int)c->cfds[k];
                     events[n] = c->cwhat[k];
                 }
-        } else if (c->fd != CURL_SOCKET_BAD) {
+        } else if (c->fd != CURL_SOCKET_BAD && c->job) {
             if (n < max) {
                 fds[n] = (int)c->fd;
                 events[n] = c->ev ? c->ev : 1;
