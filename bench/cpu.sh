@@ -4,12 +4,16 @@
 # median of ROUNDS rounds with the spread.  Ratio = wrk's CPU per request
 # / ours (1.00: as lean as wrk).  Also sends/s against wrk on a sink that
 # answers after 10 ms (latency-bound).  Targets are issue 15's.
-# Knobs: ROUNDS (5), SECS per line (3), SIGNALR_BUILD (the build directory
-# whose lua5.4/signalr/core.so is measured; default build/).
+# Then memory (resident set, /proc/self/statm): per idle client (one send
+# made, its keep-alive connection kept), per 10k async requests queued,
+# and 100k-send soaks (blocking and async) sampled on the way.
+# Knobs: ROUNDS (5), SECS per line (3), MEM_ROUNDS (3), SOAK sends (100000),
+# SIGNALR_BUILD (the build directory whose lua5.4/signalr/core.so is
+# measured; default build/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-secs=${SECS:-3}; rounds=${ROUNDS:-5}
+secs=${SECS:-3}; rounds=${ROUNDS:-5}; mem_rounds=${MEM_ROUNDS:-3}; soak=${SOAK:-100000}
 tmp=$(mktemp -d); port=$((21000 + RANDOM % 5000)); sport=$((port + 1))
 trap 'nginx -p "$tmp" -c "$tmp/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/logs"
@@ -78,4 +82,94 @@ $(cat "$tmp/lines")
 | CPU per request, wrk -c16 / CPU per send, async 16 in flight | $(median < "$tmp/r_async") | >= 0.6 |
 | CPU per request, wrk -c1 / CPU per send, blocking | $(median < "$tmp/r_block") | >= 0.5 |
 | sends/s async 64 in flight / wrk -c64, 10 ms sink | $(median < "$tmp/r_slow") | >= 0.95 |
+OUT
+
+# ---- memory ----
+cat > "$tmp/mem.lua" <<'LUA'
+-- argv: what (idle | queued | soak-blocking | soak-async) [n]
+local signalr = require "signalr"
+local what, n = arg[1], tonumber(arg[2] or "0")
+local cs = os.getenv("AzureSignalRConnectionString")
+local ARGS = { "player42", { x = 12.5, y = 7.25, hp = 87, state = "running", team = "red" }, "0123456789abcde" }
+local function rss_kb()
+    local f = assert(io.open("/proc/self/statm"))
+    f:read("*n")
+    local pages = f:read("*n")
+    f:close()
+    return pages * 4
+end
+local function settle() collectgarbage() collectgarbage() end
+if what == "idle" then
+    -- n clients, each after one send: its connection open and idle
+    local keep = {}
+    local c = assert(signalr.new { connection_string = cs, retries = 0 })
+    assert(c:hub("chat"):broadcast("newMessage", ARGS)) -- the first one's set-up is not counted
+    settle()
+    local r0 = rss_kb()
+    for i = 1, n do
+        keep[i] = assert(signalr.new { connection_string = cs, retries = 0 })
+        assert(keep[i]:hub("chat"):broadcast("newMessage", ARGS))
+    end
+    settle()
+    print(string.format("%.1f", (rss_kb() - r0) / n))
+elseif what == "queued" then
+    -- 10k requests queued at once (16 connections carry them as they can)
+    local c = assert(signalr.new { connection_string = cs, async = true, retries = 0,
+        queue_size = 20000, max_connections = 16 })
+    local hub = c:hub("chat")
+    for _ = 1, 64 do assert(hub:broadcast("newMessage", ARGS)) end
+    assert(c:flush(10)) -- connections open, buffers grown
+    settle()
+    local r0 = rss_kb()
+    for _ = 1, 10000 do assert(hub:broadcast("newMessage", ARGS)) end
+    local r1 = rss_kb()
+    assert(c:flush(30))
+    print(string.format("%.0f", r1 - r0))
+else
+    -- n sends; RSS after 10%, 50% and all of them
+    local marks, out = { [n // 10] = true, [n // 2] = true, [n] = true }, {}
+    if what == "soak-blocking" then
+        local hub = assert(signalr.new { connection_string = cs, retries = 0 }):hub("chat")
+        for i = 1, n do
+            assert(hub:broadcast("newMessage", ARGS))
+            if marks[i] then settle(); out[#out + 1] = rss_kb() end
+        end
+    else
+        local c = assert(signalr.new { connection_string = cs, async = true, retries = 0,
+            max_connections = 16, queue_size = 32 })
+        local hub = c:hub("chat")
+        local i = 0
+        while i < n do
+            while c:pending() < 32 and i < n do
+                assert(hub:broadcast("newMessage", ARGS))
+                i = i + 1
+                if marks[i] then assert(c:flush(10)); settle(); out[#out + 1] = rss_kb() end
+            end
+            c:poll(0.01)
+        end
+        assert(c:flush(10))
+    end
+    print(table.concat(out, " "))
+end
+LUA
+mem() { AzureSignalRConnectionString="Endpoint=http://127.0.0.1;Port=$port;AccessKey=$key;Version=1.0;" \
+    lua5.4 "$tmp/mem.lua" "$@"; }
+echo "measuring memory: $mem_rounds rounds, soaks of $soak sends ..." >&2
+: > "$tmp/m_idle"; : > "$tmp/m_queued"
+for _ in $(seq 1 "$mem_rounds"); do
+  mem idle 200 >> "$tmp/m_idle"
+  mem queued >> "$tmp/m_queued"
+done
+read -r sb1 sb5 sb10 <<< "$(mem soak-blocking "$soak")"
+read -r sa1 sa5 sa10 <<< "$(mem soak-async "$soak")"
+cat <<OUT
+
+Memory (resident set; median of $mem_rounds, min-max):
+
+| what | value |
+|---|---|
+| per idle client, after one send (connection kept), 200 clients | $(median < "$tmp/m_idle") KiB |
+| per 10k async requests queued at once (Lua request objects included) | $(median < "$tmp/m_queued") KiB |
+| blocking soak, RSS after $((soak / 10)) / $((soak / 2)) / $soak sends | $sb1 / $sb5 / $sb10 KiB |
+| async soak (16 in flight), RSS after $((soak / 10)) / $((soak / 2)) / $soak sends | $sa1 / $sa5 / $sa10 KiB |
 OUT
