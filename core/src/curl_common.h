@@ -123,7 +123,7 @@ typedef struct sr__conn {
     sr__hreply rep;
     CURLcode cc;               /* the send or receive failure */
     int ev;                    /* the transport's: interest registered */
-    long long idle_since;      /* the transport's */
+    long long idle_since;      /* when the last exchange ended (ms) */
     struct sr__conn *next;     /* the transport's list */
     char errbuf[CURL_ERROR_SIZE];
 } sr__conn;
@@ -150,8 +150,9 @@ signalr_err sr__conn_start(const signalr_request *req,
  * DEAD). */
 int sr__conn_connect_step(sr__conn *c, int timer, signalr_error *err);
 /* 1 when an idle connection may carry a request (not closed, reset or
- * holding bytes nobody asked for). */
-int sr__conn_alive(sr__conn *c);
+ * holding bytes nobody asked for).  look: peek at the socket even when
+ * the connection was idle for only a moment (its socket was readable). */
+int sr__conn_alive(sr__conn *c, int look);
 /* Start an exchange: req's bytes ready to write, the reader ready for a
  * reply whose first keep body bytes are kept. */
 signalr_err sr__conn_begin(sr__conn *c, const signalr_request *req,

@@ -531,7 +531,7 @@ static signalr_err lean_perform(signalr_http *h, const signalr_request *req,
         sr__conn *c = h->conn;
         int how, resend;
 
-        if (c && (!conn_fits(c, req, o) || !sr__conn_alive(c))) {
+        if (c && (!conn_fits(c, req, o) || !sr__conn_alive(c, 0))) {
             sr__conn_free(c);
             h->conn = c = NULL;
         }

@@ -263,6 +263,7 @@ signalr_err sr__conn_open(const signalr_request *req,
         return rc;
     }
     c->state = SR__CONN_IDLE;
+    c->idle_since = sr__now_ms();
     *out = c;
     return SIGNALR_OK;
 }
@@ -374,6 +375,7 @@ int sr__conn_connect_step(sr__conn *c, int timer, signalr_error *err)
             return -1;
         }
         c->state = SR__CONN_IDLE;
+        c->idle_since = sr__now_ms();
         return 1;
     }
     return 0;
@@ -381,13 +383,24 @@ int sr__conn_connect_step(sr__conn *c, int timer, signalr_error *err)
 
 /* ===== one exchange ===== */
 
-int sr__conn_alive(sr__conn *c)
+/* An idle socket is peeked at before reuse once it has been idle this
+ * long (see sr__conn_alive). */
+#define SR__PEEK_AFTER_MS 2
+
+int sr__conn_alive(sr__conn *c, int look)
 {
     char b;
     ssize_t r;
 
     if (c->state != SR__CONN_IDLE || c->fd == CURL_SOCKET_BAD)
         return 0;
+    /* A reply that was just read whole, without "Connection: close": a
+     * server ends such a connection after an idle timeout of seconds, not
+     * within milliseconds, so a socket reused at once (back-to-back
+     * sends) is not looked at; any other is (a reload or restart closes
+     * idle sockets at any time: what has arrived by now is seen). */
+    if (!look && sr__now_ms() - c->idle_since < SR__PEEK_AFTER_MS)
+        return 1;
     r = recv(c->fd, &b, 1, MSG_PEEK);
     if (r < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
@@ -465,6 +478,7 @@ int sr__conn_read(sr__conn *c)
 void sr__conn_done(sr__conn *c)
 {
     c->exchanges++;
+    c->idle_since = sr__now_ms();
     c->state = c->rep.keep_alive ? SR__CONN_IDLE : SR__CONN_DEAD;
 }
 

@@ -602,7 +602,7 @@ static void lean_dispatch(signalr_multi *m, xfer *x)
         nc = c->next;
         if (c->state != SR__CONN_IDLE || c->job)
             continue;
-        if (!sr__conn_alive(c)) {
+        if (!sr__conn_alive(c, 0)) {
             conn_close(m, c);
             continue;
         }
@@ -680,7 +680,7 @@ static void conn_event(signalr_multi *m, sr__conn *c, uint32_t events)
     }
     if (c->state == SR__CONN_IDLE || !x) {
         /* an idle connection became readable: closed, or worse */
-        if (!sr__conn_alive(c)) {
+        if (!sr__conn_alive(c, 1)) {
             conn_close(m, c);
             lean_pump(m);
         }
@@ -712,8 +712,16 @@ static void conn_event(signalr_multi *m, sr__conn *c, uint32_t events)
     c->job = NULL;
     settle(m, x, SIGNALR_OK, c->rep.status, c->rep.error_code,
            c->rep.retry_after_s, c->rep.body, c->rep.body_len);
-    if (c->state != SR__CONN_IDLE)
+    if (c->state != SR__CONN_IDLE) {
         conn_close(m, c);
+    } else if ((x = m->lean_q.head)) {
+        /* straight on to the next waiting attempt: c was busy a moment
+         * ago, so no look at it is due */
+        unlink_x(&m->lean_q, x);
+        push(&m->lean_on, x);
+        lean_begin(m, x, c);
+        return;
+    }
     lean_pump(m);
 }
 
