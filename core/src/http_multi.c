@@ -252,7 +252,9 @@ static void finish(signalr_multi *m, xfer *x)
     push(&m->done, x);
 }
 
+#ifdef __linux__
 static signalr_err lean_start(signalr_multi *m, xfer *x, signalr_error *err);
+#endif
 
 static signalr_err start(signalr_multi *m, xfer *x, signalr_error *err)
 {
@@ -552,6 +554,7 @@ static void conn_connected(signalr_multi *m, sr__conn *c)
     xfer *x = c->job;
 
     c->watch = NULL; /* its own multi is done with the socket */
+    c->ncfds = 0;    /* libcurl removed (and closed) the others */
     c->ev = 1;
     epoll_set(m->epfd, c->fd, 1, c);
     if (x)
