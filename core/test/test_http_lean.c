@@ -31,8 +31,13 @@ static void wire_case(const char *what, signalr_request *r, const char *want)
     CHECK(sr__http_wire(r, &buf, &cap, &len) == 0, what);
     CHECK(len <= cap, what);
     if (buf) {
-        buf = realloc(buf, len + 1);
-        buf[len] = '\0';
+        char *nb = realloc(buf, len + 1);
+
+        if (nb)
+            nb[len] = '\0';
+        else
+            free(buf);
+        buf = nb;
     }
     CHECK_STR(buf, want, what);
     CHECK(strlen(want) == len, what);
