@@ -1,28 +1,30 @@
---- Microsoft Entra ID for clients without an AccessKey: credentials from
--- the connection string (`AuthType=azure`, `azure.app`, `azure.msi`,
--- `aad`), tokens cached until shortly before they expire and refreshed
--- ahead of it by one caller at a time, and the temporary access key that
--- `negotiate` signs client tokens with.
+--- Microsoft Entra ID for clients without an AccessKey: tokens of a
+-- credential (signalr.auth.credential) or a token provider, cached until
+-- shortly before they expire and refreshed ahead of it by one caller at a
+-- time; the flows that get them for a transport that may wait
+-- (`token`, `ensure_key`) and for one that cannot (`with_token`,
+-- `when_key`); the temporary access key that `negotiate` signs client
+-- tokens with; and what a refusal means.
 --
 -- This module says what to request and reads what comes back; the
 -- client's transport moves the bytes (libcurl, the async queue, or nginx
--- cosockets), so a token request never blocks an nginx worker or a game
--- loop.  Secrets (client secrets, federated assertions, tokens, keys) go
+-- cosockets), given as a callback, so a token request never blocks an
+-- nginx worker or a game loop.  Secrets (client secrets, federated assertions, tokens, keys) go
 -- only into request bodies and headers, never into a message.
 -- @module signalr.auth
 local core = require "signalr.core"
+local util = require "signalr.util"
+local credential = require "signalr.auth.credential"
 local cjson = require("cjson").new()
 
 local type, tostring, tonumber, pairs, pcall, setmetatable, error =
     type, tostring, tonumber, pairs, pcall, setmetatable, error
-local concat, floor, os_time, getenv = table.concat, math.floor, os.time, os.getenv
+local concat, os_time = table.concat, os.time
 
 local _M = {}
 
-_M.SCOPE = "https://signalr.azure.com/.default"
-_M.RESOURCE = "https://signalr.azure.com"
-_M.AUTHORITY = "https://login.microsoftonline.com/"
-_M.IMDS = "http://169.254.169.254/metadata/identity/oauth2/token"
+_M.SCOPE, _M.RESOURCE = credential.SCOPE, credential.RESOURCE
+_M.AUTHORITY, _M.IMDS = credential.AUTHORITY, credential.IMDS
 -- Refresh this long before expiry (Azure.Core's bearer policy); tokens
 -- that live less than twice as long are refreshed at half their life.
 _M.REFRESH_MARGIN = 300
@@ -33,8 +35,6 @@ _M.EXPIRY_SLACK = 10
 -- Temporary access keys (entra-id.md 8.1): refreshed after 55 minutes,
 -- never used past 90 (the service's own lifetime).
 _M.KEY_REFRESH, _M.KEY_LIFETIME = 55 * 60, 90 * 60
--- A federated token file is read again at most every 5 minutes.
-_M.ASSERTION_REFRESH = 300
 
 local ROLES = {
     rest = "'SignalR REST API Owner' (or 'SignalR Service Owner')",
@@ -47,257 +47,16 @@ local ROLES = {
 -- hold a secret; they are never printed.
 local tokens, keys = {}, {}
 
-local in_ngx = type(ngx) == "table" and type(ngx.socket) == "table"
+local in_ngx = util.in_nginx()
 local function now() return in_ngx and ngx.now() or os_time() end
 _M.now = now
 
-local function enc(s) return core.url_encode(s) end
-
-local function form(t)
-    local parts = {}
-    for i = 1, #t, 2 do parts[#parts + 1] = enc(t[i]) .. "=" .. enc(t[i + 1]) end
-    return concat(parts, "&")
-end
-
-local function read_file(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
-
--- An identity (client id, tenant) as messages show it: plainly an id (a
--- GUID, a name, a domain), else not at all.  A value with spaces or '='
--- is a ';' gone missing after it: the next part of the connection string
--- ran into it, and that part may be the AccessKey or the ClientSecret.
-local function shown(v)
-    if #v <= 64 and v:match("^[%w][%w%.%-_]*$") then return v end
-    return "(not shown: not a plain id; is a ';' missing after it?)"
-end
-
-local function fail(code, msg, extra)
-    local d = { code = code, sent = false }
-    for k, v in pairs(extra or {}) do d[k] = v end
-    return nil, msg, d
-end
-
--- ===== credentials: what to request, how to read the answer =====
-
-local Cred = {}
-Cred.__index = Cred
-function Cred:__tostring() return "signalr.credential (" .. self.who .. ")" end
-
--- The identity platform's error JSON: error, error_description (AADSTS...).
-local function identity_error(self, status, body)
-    local ok, t = pcall(cjson.decode, body or "")
-    local e = ok and type(t) == "table" and t or {}
-    local desc = type(e.error_description) == "string" and e.error_description or ""
-    local aadsts = desc:match("(AADSTS%d+)")
-    if not aadsts and type(e.error_codes) == "table" and tonumber(e.error_codes[1]) then
-        aadsts = "AADSTS" .. floor(tonumber(e.error_codes[1]))
-    end
-    desc = desc:match("^[^\r\n]*"):sub(1, 300)
-    local what = (type(e.error) == "string" and e.error or "") ..
-        (desc ~= "" and ((e.error and ": " or "") .. desc) or "")
-    local hint = ""
-    if self.kind == "imds" and status == 400 then
-        hint = " (no managed identity is assigned to this host"
-            .. (self.client_id and " with that client id" or "") .. ")"
-    elseif aadsts == "AADSTS7000215" then
-        hint = " (check ClientSecret: it is wrong or expired)"
-    elseif aadsts == "AADSTS700016" then
-        hint = " (check ClientId and TenantId: no such application in that tenant)"
-    elseif aadsts == "AADSTS700027" then
-        hint = " (check ClientCert: the application has no such certificate registered)"
-    elseif aadsts == "AADSTS90002" then
-        hint = " (check TenantId: no such tenant)"
-    end
-    return fail("EAUTH", self.who .. ": HTTP " .. status .. hint
-        .. (what ~= "" and (": " .. what) or ""),
-        { status = status, service_code = aadsts })
-end
-
--- A JWT id for client assertions: unique (time, a counter and random
--- bits, in the UUID shape), not secret.
-local jti_count = 0
-local function jti()
-    jti_count = jti_count + 1
-    local r = math.random
-    return string.format("%08x-%04x-4%03x-%04x-%04x%08x", os.time() % 4294967296,
-        jti_count % 65536, r(0, 4095), r(0, 65535), r(0, 65535), r(0, 2147483647))
-end
-
---- The next token request: { method, url, headers, body, content_type }
--- (nil, msg, details when it cannot be made, e.g. an unreadable file).
-function Cred:request(t)
-    if self.kind == "secret" or self.kind == "assertion" or self.kind == "certificate" then
-        local f = { "client_id", self.client_id, "scope", _M.SCOPE }
-        if self.kind == "secret" then
-            f[#f + 1], f[#f + 2] = "client_secret", self.secret
-        elseif self.kind == "certificate" then
-            -- a client assertion signed with the certificate's key (C core):
-            -- for this token endpoint, 10 minutes (certificate-credentials)
-            local claims = cjson.encode { aud = self.url, iss = self.client_id,
-                sub = self.client_id, jti = jti(), nbf = floor(t), iat = floor(t),
-                exp = floor(t) + 600 }
-            local a, msg, d = core.jwt_sign_rs256(claims, self.cert)
-            if not a then
-                -- the core never shows the file's name (it may be the key
-                -- itself, pasted in its place): name the setting instead
-                msg = msg:gsub(" %(its name is not shown%)", "", 1)
-                    :gsub("the certificate file", "the certificate file named by "
-                        .. self.cert_setting, 1)
-                return fail(d.code == "ECRYPTO" and "ECRYPTO" or "EAUTH", self.who .. ": " .. msg)
-            end
-            f[#f + 1], f[#f + 2] = "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-            f[#f + 1], f[#f + 2] = "client_assertion", a
-        else
-            if not self.assertion or t >= self.assertion_at + _M.ASSERTION_REFRESH then
-                local a = read_file(self.assertion_file)
-                a = a and a:match("^%s*(.-)%s*$")
-                if not a or a == "" then
-                    -- named by its variable: the value may be the token
-                    -- itself, given in place of its file's name
-                    return fail("EAUTH", self.who .. ": cannot read the federated token file"
-                        .. " named by AZURE_FEDERATED_TOKEN_FILE")
-                end
-                self.assertion, self.assertion_at = a, t
-            end
-            f[#f + 1], f[#f + 2] = "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-            f[#f + 1], f[#f + 2] = "client_assertion", self.assertion
-        end
-        f[#f + 1], f[#f + 2] = "grant_type", "client_credentials"
-        return { method = "POST", url = self.url, headers = { Accept = "application/json" },
-                 body = form(f), content_type = "application/x-www-form-urlencoded" }
-    end
-    local q = self.url .. "?api-version=" .. self.api .. "&resource=" .. enc(_M.RESOURCE)
-    if self.client_id then q = q .. "&" .. self.id_param .. "=" .. enc(self.client_id) end
-    return { method = "GET", url = q, headers = self.headers }
-end
-
--- expires_on: epoch seconds as a number or numeric string; else
--- expires_in seconds from now (identity platform answers).
-local function expiry(t, reply)
-    local on = tonumber(reply.expires_on)
-    if on and on > 1e9 then return on end
-    local secs = tonumber(reply.expires_in)
-    if secs and secs > 0 then return t + secs end
-end
-
---- Read a token reply: token, expires_on | nil, msg, details.
-function Cred:parse(t, status, body)
-    if status ~= 200 then return identity_error(self, status, body) end
-    local ok, r = pcall(cjson.decode, body or "")
-    if not ok or type(r) ~= "table" or type(r.access_token) ~= "string"
-            or r.access_token == "" or r.access_token:find("[%c ]") then
-        return fail("EAUTH", self.who .. ": the reply has no access_token", { status = status })
-    end
-    local exp = expiry(t, r)
-    if not exp then
-        return fail("EAUTH", self.who .. ": the reply has no expires_in or expires_on",
-            { status = status })
-    end
-    return r.access_token, exp
-end
-
-local function cred(kind, who, fields)
-    fields.kind, fields.who = kind, who
-    return setmetatable(fields, Cred)
-end
-
-local function authority_of(opts)
-    local a = opts.authority_host or getenv("AZURE_AUTHORITY_HOST") or _M.AUTHORITY
-    if not a:match("^https?://[^/]+") then
-        error("signalr.new: option 'authority_host' must be an http(s) URL, got '" .. a .. "'", 0)
-    end
-    if a:sub(-1) ~= "/" then a = a .. "/" end
-    return a
-end
-
--- An application: a client secret, a federated assertion file, or a
--- certificate (a PEM file with its key; cert_setting names where it was
--- given, for messages, which never show the file's name).
-local function app(opts, tenant, client_id, secret, assertion_file, cert, cert_setting)
-    local authority = authority_of(opts)
-    local who = "Microsoft Entra ID token request (authority " .. authority
-        .. ", tenant " .. shown(tenant) .. ", client id " .. shown(client_id) .. ")"
-    return cred(secret and "secret" or cert and "certificate" or "assertion", who, {
-        url = authority .. enc(tenant) .. "/oauth2/v2.0/token", authority = authority,
-        tenant = tenant, client_id = client_id, secret = secret, cert = cert,
-        cert_setting = cert_setting,
-        assertion_file = assertion_file, assertion_at = -1e18,
-        cache_key = concat({ "app", authority, tenant, client_id }, "|"),
-        -- tokens of different secrets or certificates are kept apart (a
-        -- table key, never printed)
-        local_key = secret or cert or assertion_file,
-        identity = "application " .. shown(client_id) .. " in tenant " .. shown(tenant),
-    })
-end
-
-local function managed(opts, client_id)
-    local id_ep, id_hdr = getenv("IDENTITY_ENDPOINT"), getenv("IDENTITY_HEADER")
-    local identity = client_id and ("managed identity " .. shown(client_id))
-        or "the system-assigned managed identity"
-    if id_ep and id_hdr and not opts.managed_identity_endpoint then
-        -- App Service / Functions (2019-08-01)
-        return cred("appservice", "managed identity token request (App Service endpoint "
-            .. id_ep .. (client_id and (", client id " .. shown(client_id)) or "") .. ")", {
-            url = id_ep, api = "2019-08-01", id_param = "client_id", client_id = client_id,
-            headers = { ["X-IDENTITY-HEADER"] = id_hdr },
-            cache_key = concat({ "appservice", id_ep, client_id or "" }, "|"), identity = identity,
-        })
-    end
-    local ep = opts.managed_identity_endpoint or _M.IMDS
-    return cred("imds", "managed identity token request (IMDS " .. ep
-        .. (client_id and (", client id " .. shown(client_id)) or "") .. ")", {
-        url = ep, api = "2018-02-01", id_param = "client_id", client_id = client_id,
-        headers = { Metadata = "true" },
-        cache_key = concat({ "imds", ep, client_id or "" }, "|"), identity = identity,
-    })
-end
-
--- DefaultAzureCredential's first three (entra-id.md 6): environment
--- client secret, workload identity, managed identity.
-local function default_chain(opts)
-    local tenant, id = getenv("AZURE_TENANT_ID"), getenv("AZURE_CLIENT_ID")
-    local secret = getenv("AZURE_CLIENT_SECRET")
-    if tenant and id and secret and secret ~= "" then return app(opts, tenant, id, secret) end
-    local cert = getenv("AZURE_CLIENT_CERTIFICATE_PATH")
-    if tenant and id and cert and cert ~= "" then
-        return app(opts, tenant, id, nil, nil, cert, "AZURE_CLIENT_CERTIFICATE_PATH")
-    end
-    if tenant and id and getenv("AZURE_USERNAME") then
-        error("signalr.new: AuthType=azure: AZURE_USERNAME (username and password) credentials"
-            .. " are not supported; set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH, use"
-            .. " workload identity (AZURE_FEDERATED_TOKEN_FILE) or a managed identity", 0)
-    end
-    local file = getenv("AZURE_FEDERATED_TOKEN_FILE")
-    if tenant and id and file and file ~= "" then return app(opts, tenant, id, nil, file) end
-    return managed(opts, id)
-end
+local fail = util.fail
 
 --- The credential for a client's connection string and options, or nil
--- for AccessKey clients.  Raises on a configuration that cannot work.
-function _M.credential(handle, info, opts)
-    local at = info.auth_type
-    if at == "" then return nil end
-    local c = handle:credential()
-    if at == "azure.app" or (at == "aad" and c.tenant_id and c.client_id
-                             and (c.client_secret or c.client_cert)) then
-        -- ClientSecret first, as the service SDK's parser takes it; the
-        -- certificate's setting by the spelling the string used
-        local cs = type(opts.connection_string) == "string" and opts.connection_string:lower() or ""
-        return app(opts, c.tenant_id, c.client_id, c.client_secret, nil,
-            not c.client_secret and c.client_cert or nil,
-            cs:find("clientcertpath%s*=") and "ClientCertPath" or "ClientCert")
-    elseif at == "azure.msi" or at == "aad" then
-        return managed(opts, c.client_id)
-    end
-    return default_chain(opts)
-end
+-- for AccessKey clients (signalr.auth.credential).  Raises on a
+-- configuration that cannot work.
+_M.credential = credential.new
 
 -- ===== the token cache =====
 
@@ -526,6 +285,43 @@ function Auth:fetch_now(t, fetch)
     return nil, msg, d
 end
 
+--- A token for a transport that cannot wait (the async queue): calls
+-- `fn(token | nil, msg, details)` once one is at hand, at once when a
+-- usable one is cached (a refresh that is due runs meanwhile).
+-- @tparam function fn the caller's continuation
+-- @tparam function submit `submit(spec, cb)` queues one identity request
+--   and calls `cb(status, body | nil, msg, details)` when it ends; it
+--   returns true, or nil, msg, details when nothing could be queued
+function Auth:with_token(fn, submit)
+    if self.provider then return fn(self:token()) end
+    local t = now()
+    local tok, refresh = self:peek(t)
+    local waiters = self.waiters or {}
+    self.waiters = waiters
+    if tok then
+        fn(tok) -- when a refresh is due, the old token is good meanwhile
+    else
+        waiters[#waiters + 1] = fn
+    end
+    -- this client's own fetch (not the shared entry's "busy": that is for
+    -- synchronous callers, which would otherwise wait on a queue they
+    -- cannot drive)
+    if (tok and not refresh) or self.fetching then return end
+    local function done(status, body, details)
+        self.fetching = nil
+        local nt, m, dd = self:finish(now(), status, body, details)
+        local ws = self.waiters
+        self.waiters = {}
+        for i = 1, #ws do ws[i](nt, m, dd) end
+    end
+    local spec, msg, d = self.cred:request(t)
+    if not spec then return done(nil, msg, d) end
+    self.fetching = true
+    local ok
+    ok, msg, d = submit(spec, done)
+    if not ok then return done(nil, msg, d) end
+end
+
 -- ===== what a refusal means under Entra ID =====
 
 local CHECKS = { connection_exists = true, user_exists = true, group_exists = true,
@@ -582,6 +378,104 @@ function _M.key_reply(k, t, body)
     end
     k.kid, k.key, k.at = r.KeyId, r.AccessKey, t
     return true
+end
+
+--- A failure's message as a client with auth `a` (nil: an AccessKey)
+-- reports it: under Entra ID, `Auth:explain`'s.
+function _M.explain(a, op, msg, details)
+    if a and a.cred then return a:explain(op, msg, details) end
+    return msg
+end
+
+--- Give the core handle negotiate's cached temporary key, when it is
+-- usable: true | nil, msg, details (the failed fetch's, when one failed).
+function Auth:use_key(handle, info)
+    local k = _M.key_entry(info, self)
+    if not _M.key_state(k, now()) then
+        local e = self.key_error or { "no temporary access key", { code = "EREPLY" } }
+        return nil, e[1], e[2]
+    end
+    if self.key_id ~= k.kid or self.key_value ~= k.key then
+        local ok, msg, details = handle:set_access_key(k.kid, k.key)
+        if not ok then return nil, msg, details end
+        self.key_id, self.key_value = k.kid, k.key
+    end
+    return true
+end
+
+--- Negotiate under Entra ID on a transport that may wait: the temporary
+-- key, fetched through `fetch_key()` (the service's GET
+-- /api/v1/auth/accessKey on the client's own transport, which returns
+-- the reply's body) when due, then handed to the core.
+-- @return true | nil, msg, details ("signalr.negotiate: ...")
+function Auth:ensure_key(handle, info, fetch_key)
+    local k = _M.key_entry(info, self)
+    local t = now()
+    local usable, due = _M.key_state(k, t)
+    if due and not k.busy then
+        k.busy = true
+        local body, msg, details = fetch_key()
+        k.busy = false
+        if body then
+            local ok
+            ok, msg, details = _M.key_reply(k, t, body)
+            if not ok then msg = "signalr.negotiate: " .. msg end
+            usable = ok or usable
+        end
+        if not usable then return nil, msg, details end
+    elseif not usable then
+        -- another coroutine fetches it (nginx): wait for its answer
+        local deadline = t + (self.opts.timeout or 10)
+        while k.busy and now() < deadline do ngx.sleep(0.02) end
+        if not _M.key_state(k, now()) then
+            return nil, "signalr.negotiate: no temporary access key after waiting for the"
+                .. " running request", { code = "ETIMEDOUT", sent = false }
+        end
+    end
+    local ok, msg, details = self:use_key(handle, info)
+    if not ok then return nil, "signalr.negotiate: " .. msg, details end
+    return true
+end
+
+--- Negotiate under Entra ID on a transport that cannot wait: runs
+-- `fn()` once the temporary key is usable (at once when it is; a refresh
+-- that is due runs meanwhile), or once fetching it failed (`use_key`
+-- then answers that failure).
+-- @tparam table info the client's `info()`
+-- @tparam function submit as for `with_token`
+-- @tparam function fn the continuation
+function Auth:when_key(info, submit, fn)
+    local k = _M.key_entry(info, self)
+    local usable, due = _M.key_state(k, now())
+    if usable then fn() end
+    if self.key_waiters then -- a fetch is running: wait for it
+        if not usable then self.key_waiters[#self.key_waiters + 1] = fn end
+        return
+    end
+    if usable and not due then return end
+    self.key_waiters = usable and {} or { fn }
+    local function done(ok, msg, details)
+        local waiters = self.key_waiters
+        self.key_waiters = nil
+        -- without a usable key, each waiter's request fails with this error
+        self.key_error = not ok and { msg, details } or nil
+        for i = 1, #waiters do waiters[i]() end
+        self.key_error = nil
+    end
+    self:with_token(function(tok, msg, details)
+        if not tok then return done(false, msg, details) end
+        local spec = { method = "GET", url = info.server_endpoint .. "/api/v1/auth/accessKey",
+                       headers = { Authorization = "Bearer " .. tok } }
+        local ok
+        ok, msg, details = submit(spec, function(status, body, d)
+            local t = now()
+            if not status then return done(false, body, d) end
+            local reply, m, dd = core.read_reply("access_key", status, nil, body)
+            if not reply then return done(false, _M.explain(self, "access_key", m, dd), dd) end
+            done(_M.key_reply(k, t, reply))
+        end)
+        if not ok then return done(false, msg, details) end
+    end, submit)
 end
 
 _M.Auth = Auth

@@ -7,7 +7,7 @@
 -- @module signalr.hub
 local core = require "signalr.core"
 local json = require "signalr.json"
-local names_of = require("signalr.endpoints").names
+local names_of = require("signalr.util").names
 
 local type, error, tostring, setmetatable, getmetatable, ipairs, pairs =
     type, error, tostring, setmetatable, getmetatable, ipairs, pairs
@@ -17,8 +17,12 @@ Hub.__index = Hub
 
 local _M = { Hub = Hub }
 
-function _M.new(client, name)
-    return setmetatable({ _client = client, name = name }, Hub)
+--- A hub of a client: its calls go to the client's transport.
+-- @tparam table client the client (signalr.client)
+-- @tparam table t its transport (signalr.transport)
+-- @tparam string name the hub's name (validated)
+function _M.new(client, t, name)
+    return setmetatable({ _client = client, _t = t, name = name }, Hub)
 end
 
 -- Programmer errors point at the caller of the hub method (level 3).
@@ -79,16 +83,39 @@ local function send(self, op, method, params, args, names)
     if not text then return nil, msg, details end
     params.hub = self.name
     params.arguments = text
-    return self._client:_call(op, params, method, names)
+    return self._t:call(op, params, method, names)
 end
 
 local EXCLUDE = { exclude = true, endpoints = true }
 local ONLY_ENDPOINTS = { endpoints = true }
 
+-- A send to one target (none: broadcast): hub:<method>([id, ]target,
+-- args, opts).  `id_name` names the id in messages, `param` is its
+-- parameter; `known` the options it takes (`exclude` among them or not).
+local function single_send(method, id_name, param, known)
+    return function(self, ...)
+        check_self(self, method)
+        local id, target, args, opts
+        if id_name then
+            id, target, args, opts = ...
+            need_string(id, id_name, method)
+        else
+            target, args, opts = ...
+        end
+        need_string(target, "target", method)
+        opts = opt_table(opts, "opts", method, known)
+        local params = { target = target }
+        if param then params[param] = id end
+        if known.exclude then params.excluded = check_exclude(opts.exclude, method) end
+        return send(self, method, method, params, args, names_of(opts.endpoints, method))
+    end
+end
+
 --- Send to every client of the hub.
 -- Persistent mode: `true` means handed to a server connection; if that
 -- connection is lost before the service reads it, the message may be
 -- lost: `client:confirm()` says whether that happened (and how many).
+-- @function Hub:broadcast
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
 -- @tparam[opt] table opts `exclude` = list of connection ids, `endpoints`
@@ -97,74 +124,47 @@ local ONLY_ENDPOINTS = { endpoints = true }
 -- @treturn[2] string message
 -- @treturn[2] table details (`code`, `status`, `service_code`)
 -- @raise on a wrong argument type or an unknown option
-function Hub:broadcast(target, args, opts)
-    check_self(self, "broadcast")
-    need_string(target, "target", "broadcast")
-    opts = opt_table(opts, "opts", "broadcast", EXCLUDE)
-    return send(self, "broadcast", "broadcast",
-        { target = target, excluded = check_exclude(opts.exclude, "broadcast") }, args,
-        names_of(opts.endpoints, "broadcast"))
-end
+Hub.broadcast = single_send("broadcast", nil, nil, EXCLUDE)
 
 --- Send to every connection of one user.
 -- Persistent mode: `true` means handed to a server connection; if that
 -- connection is lost before the service reads it, the message may be
 -- lost: `client:confirm()` says whether that happened (and how many).
+-- @function Hub:to_user
 -- @tparam string user_id
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
--- @treturn[1] true
 -- @tparam[opt] table opts `endpoints`
+-- @treturn[1] true
 -- @treturn[2] nil, message, details
-function Hub:to_user(user_id, target, args, opts)
-    check_self(self, "to_user")
-    need_string(user_id, "user_id", "to_user")
-    need_string(target, "target", "to_user")
-    opts = opt_table(opts, "opts", "to_user", ONLY_ENDPOINTS)
-    return send(self, "to_user", "to_user", { user = user_id, target = target }, args,
-        names_of(opts.endpoints, "to_user"))
-end
+Hub.to_user = single_send("to_user", "user_id", "user", ONLY_ENDPOINTS)
 
 --- Send to every connection in a group.
 -- Persistent mode: `true` means handed to a server connection; if that
 -- connection is lost before the service reads it, the message may be
 -- lost: `client:confirm()` says whether that happened (and how many).
+-- @function Hub:to_group
 -- @tparam string group
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
 -- @tparam[opt] table opts `exclude` = list of connection ids, `endpoints`
 -- @treturn[1] true
 -- @treturn[2] nil, message, details
-function Hub:to_group(group, target, args, opts)
-    check_self(self, "to_group")
-    need_string(group, "group", "to_group")
-    need_string(target, "target", "to_group")
-    opts = opt_table(opts, "opts", "to_group", EXCLUDE)
-    return send(self, "to_group", "to_group", { group = group, target = target,
-        excluded = check_exclude(opts.exclude, "to_group") }, args,
-        names_of(opts.endpoints, "to_group"))
-end
+Hub.to_group = single_send("to_group", "group", "group", EXCLUDE)
 
 --- Send to one connection (accepted even when it does not exist, as the
 -- service answers).
 -- Persistent mode: `true` means handed to a server connection; if that
 -- connection is lost before the service reads it, the message may be
 -- lost: `client:confirm()` says whether that happened (and how many).
+-- @function Hub:to_connection
 -- @tparam string connection_id
 -- @tparam string target the client method name
 -- @tparam[opt] table args the invocation's arguments (a sequence)
 -- @tparam[opt] table opts `endpoints`
 -- @treturn[1] true
 -- @treturn[2] nil, message, details
-function Hub:to_connection(connection_id, target, args, opts)
-    check_self(self, "to_connection")
-    need_string(connection_id, "connection_id", "to_connection")
-    need_string(target, "target", "to_connection")
-    opts = opt_table(opts, "opts", "to_connection", ONLY_ENDPOINTS)
-    return send(self, "to_connection", "to_connection",
-        { connection = connection_id, target = target }, args,
-        names_of(opts.endpoints, "to_connection"))
-end
+Hub.to_connection = single_send("to_connection", "connection_id", "connection", ONLY_ENDPOINTS)
 
 -- A non-empty list of strings, or raise.
 local function need_list(v, what, method)
@@ -327,7 +327,7 @@ for method, names in pairs(SIMPLE) do
             params[FIELD[n]] = vals[i]
         end
         local opts = opt_table(vals[#names + 1], "opts", method, ONLY_ENDPOINTS)
-        return self._client:_call(method, params, method, names_of(opts.endpoints, method))
+        return self._t:call(method, params, method, names_of(opts.endpoints, method))
     end
 end
 
@@ -351,7 +351,7 @@ function Hub:add_user_to_group(user_id, group, opts)
         return nil, "signalr.add_user_to_group: ttl must be a whole number of"
             .. " seconds from 0 to 2147483647", { code = "EINVAL" }
     end
-    return self._client:_call("add_user_to_group",
+    return self._t:call("add_user_to_group",
         { hub = self.name, user = user_id, group = group, ttl = opts.ttl },
         "add_user_to_group", names_of(opts.endpoints, "add_user_to_group"))
 end
@@ -369,7 +369,7 @@ function Hub:close_connection(connection_id, reason, opts)
     need_string(connection_id, "connection_id", "close_connection")
     if reason ~= nil then need_string(reason, "reason", "close_connection") end
     opts = opt_table(opts, "opts", "close_connection", ONLY_ENDPOINTS)
-    return self._client:_call("close_connection",
+    return self._t:call("close_connection",
         { hub = self.name, connection = connection_id, reason = reason },
         "close_connection", names_of(opts.endpoints, "close_connection"))
 end
@@ -382,7 +382,7 @@ local function close_many(self, method, params, opts)
     params.hub = self.name
     params.reason = opts.reason
     params.excluded = check_exclude(opts.exclude, method)
-    return self._client:_call(method, params, method, names_of(opts.endpoints, method))
+    return self._t:call(method, params, method, names_of(opts.endpoints, method))
 end
 
 --- Close every connection of the hub (api 2022-06-01+).
@@ -460,8 +460,9 @@ function Hub:negotiate(opts)
             return nil, "signalr.negotiate: " .. msg, { code = "EINVAL" }
         end
     end
-    return self._client:_negotiate(self.name, opts.user_id, claims, opts.lifetime,
-        names_of(opts.endpoints, "negotiate"), opts.context)
+    return self._t:call("negotiate", { hub = self.name, user = opts.user_id, claims = claims,
+        lifetime = opts.lifetime, context = opts.context }, "negotiate",
+        names_of(opts.endpoints, "negotiate"))
 end
 
 -- ===== newer routes (rest-2024.md) =====
@@ -491,7 +492,7 @@ local GROUP_CONNECTIONS = { top = true, max_page_size = true, endpoints = true }
 local function list_pages(self, group, opts, names, list)
     local seen, token = {}, nil
     while true do
-        local body, msg, details = self._client:_call("group_connections", {
+        local body, msg, details = self._t:call("group_connections", {
             hub = self.name, group = group, top = opts.top,
             max_page_size = opts.max_page_size, continuation_token = token,
         }, "group_connections", names)
@@ -554,35 +555,10 @@ function Hub:group_connections(group, opts)
         return nil, "signalr.group_connections: max_page_size must be a whole"
             .. " number from 1 to 200", { code = "EINVAL" }
     end
-    local names = names_of(opts.endpoints, "group_connections")
-    if not self._client._multi then return list_pages(self, group, opts, names, {}) end
     -- several endpoints: each one's members (a connection lives on one),
     -- every page of each; a failure anywhere fails the whole list
-    local targets, skipped, details = self._client:_target_names(names, "group_connections")
-    if not targets then return nil, skipped, details end
-    local list, eps = {}, {}
-    for _, name in ipairs(targets) do
-        local ok, msg
-        ok, msg, details = list_pages(self, group, opts, { name }, list)
-        if not ok then
-            details = details or {}
-            eps[name] = { code = details.code, status = details.status, message = msg }
-            details.endpoints, details.fetched = eps, #list
-            return nil, msg, details
-        end
-        eps[name] = true
-        if opts.top and #list >= opts.top then return list end
-    end
-    if #skipped > 0 then -- endpoints skipped as offline: their members are unknown
-        local off = {}
-        for i, m in ipairs(skipped) do
-            off[i] = m.name
-            eps[m.name] = { code = "EOFFLINE", message = m.last_error or "offline" }
-        end
-        return nil, "signalr.group_connections: not listed, endpoint(s) offline: "
-            .. table.concat(off, ", "), { code = "EPARTIAL", endpoints = eps, fetched = #list }
-    end
-    return list
+    return self._t:list(names_of(opts.endpoints, "group_connections"), "group_connections",
+        function(names, list) return list_pages(self, group, opts, names, list) end, opts.top)
 end
 
 local GENERATE = { user_id = true, lifetime = true, groups = true, endpoints = true }
@@ -611,7 +587,7 @@ function Hub:generate_client_token(opts)
         end
         minutes = math.ceil(opts.lifetime / 60)
     end
-    local body, msg, details = self._client:_call("generate_client_token", {
+    local body, msg, details = self._t:call("generate_client_token", {
         hub = self.name, user = opts.user_id, minutes_to_expire = minutes,
     }, "generate_client_token", names_of(opts.endpoints, "generate_client_token"))
     if not body then return nil, msg, details end
@@ -724,7 +700,7 @@ function Hub:execute(commands, opts)
                 or '{"type":"CloseConnection"}'
         end
     end
-    return self._client:_call("execute", { hub = self.name, commands = "[" .. table.concat(parts, ",") .. "]",
+    return self._t:call("execute", { hub = self.name, commands = "[" .. table.concat(parts, ",") .. "]",
         filter = opts.filter }, "execute", names_of(opts.endpoints, "execute"))
 end
 

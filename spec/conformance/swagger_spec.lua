@@ -11,6 +11,7 @@
 -- state.  (Cosockets inside nginx are judged by spec/nginx through the
 -- shared rows, which run the same check.)
 local signalr = require "signalr"
+local request = require "signalr.request"
 local env = require "helpers.env"
 local swagger = require "helpers.swagger"
 
@@ -86,11 +87,11 @@ end
 local function run(client, hub, c)
     if c[1] == "health" then
         local r, msg, d = client:health()
-        if client._async and r then client:flush(5); return r.result, r.error, r.details end
+        if type(r) == "table" then client:flush(5); return r.result, r.error, r.details end
         return r, msg, d
     end
     local r, msg, d = hub[c[1]](hub, unpack(c[2]))
-    if client._async and type(r) == "table" and r.id then
+    if type(r) == "table" and getmetatable(r) == request.Request then
         assert(client:flush(5))
         return r.result, r.error, r.details
     end

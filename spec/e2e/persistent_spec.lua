@@ -213,7 +213,7 @@ describe("persistent mode (server connections) with real clients", function()
         env.wait(function()
             two:poll(0.05) -- outside nginx, connections progress in poll
             local n = 0
-            for _, c in ipairs(two._persistent:status().chat.connections) do
+            for _, c in ipairs(two:status().hubs.chat.connections) do
                 if c.state == "open" then n = n + 1 end
             end
             return n == 3

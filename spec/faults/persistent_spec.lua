@@ -71,7 +71,7 @@ describe("persistent mode under faults", function()
         function L.until_open(secs)
             env.wait(function()
                 c:poll(0.05)
-                return c._persistent:status().chat.connections[1].state == "open"
+                return c:status().hubs.chat.connections[1].state == "open"
             end, secs or 10, "the server connection to open")
         end
         function L.settle(name, prefix, secs)
@@ -95,7 +95,7 @@ describe("persistent mode under faults", function()
         -- the client notices the closed socket in poll, then keeps trying
         env.wait(function()
             c:poll(0.05)
-            return c._persistent:status().chat.connections[1].state ~= "open"
+            return c:status().hubs.chat.connections[1].state ~= "open"
         end, 10, "the drop to be noticed")
         for i = 31, 50 do L.send("killed", "k-" .. i) end
         emu:restart()
@@ -189,7 +189,7 @@ describe("persistent mode under faults", function()
         assert.equal(200, (emu:http("DELETE", "/_emulator/servers")))
         env.wait(function()
             c:poll(0.02)
-            return c._persistent:status().chat.connections[1].state ~= "open"
+            return c:status().hubs.chat.connections[1].state ~= "open"
         end, 10, "the drop to be noticed")
         for i = 21, 60 do L.send("dropped", "d-" .. i) end
         L.settle("d1", "d-")
@@ -208,7 +208,7 @@ describe("persistent mode under faults", function()
         assert.is_table(first) -- queued: the connection is coming up
         env.wait(function()
             c:poll(0.02)
-            local e = c._persistent:status().chat.connections[1].last_error
+            local e = c:status().hubs.chat.connections[1].last_error
             return e and e:find("refused the handshake: try later", 1, true)
         end, 10, "the first refusal")
         for i = 2, 10 do L.send("refused", "r-" .. i) end
@@ -232,7 +232,7 @@ describe("persistent mode under faults", function()
         assert.is_true(d.sent)
         env.wait(function()
             c:poll(0.05)
-            local st = c._persistent:status().chat.connections[1]
+            local st = c:status().hubs.chat.connections[1]
             return st.state ~= "open" and st.last_error and st.last_error:find("dead", 1, true)
         end, 10, "the dead connection to be noticed")
         for i = 6, 20 do L.send("stalled", "s-" .. i) end
@@ -270,7 +270,7 @@ describe("persistent mode under faults", function()
         assert.truthy(first or d.code == "ECONNECT")
         env.wait(function()
             c:poll(0.02)
-            local e = c._persistent:status().chat.connections[1].last_error
+            local e = c:status().hubs.chat.connections[1].last_error
             return e and e:find("503", 1, true)
         end, 10, "the refused upgrade")
         L.until_open()

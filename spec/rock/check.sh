@@ -122,7 +122,7 @@ for v in 5.4 5.3 5.1; do
         assert(s._VERSION == '$version', s._VERSION)
         local n = assert(assert(s.new('Endpoint=https://x;AccessKey=k')):hub('h'):negotiate{ user_id = 'u' })
         assert(n.url == 'https://x/client/?hub=h' and #n.accessToken > 100)
-        assert(io.open('$tree/share/lua/$v/signalr/transport_ngx.lua'))"
+        assert(io.open('$tree/share/lua/$v/signalr/transport/ngx.lua'))"
   done
 done
 

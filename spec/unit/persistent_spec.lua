@@ -147,7 +147,7 @@ describe("persistent mode with no service", function()
             assert.matches("connect", d.last_error)
         end
         -- the status names the state and the error
-        local st = c._persistent:status().chat.connections[1]
+        local st = c:status().hubs.chat.connections[1]
         assert.truthy(st.last_error)
         c:close()
     end)

@@ -97,7 +97,7 @@ describe("no value that may hold a secret is echoed", function()
         end
         local msg, d
         r, msg, d = h:broadcast("t", { 2 })
-        local st = c._persistent:status()
+        local st = c:status()
         local text = said("persistent-pem", msg, d, st)
         assert.is_nil(r)
         assert.equal("ECONNECT", d.code)

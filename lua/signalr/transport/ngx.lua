@@ -1,16 +1,21 @@
 --- The nginx transport: HTTP/1.1 over cosockets (`ngx.socket.tcp`), so a
--- hub call inside an OpenResty handler never blocks the worker.  The
--- request bytes come from the C core's builder and the reply goes through
--- the core's reader and retry policy: only the byte moving is here.
+-- hub call inside an OpenResty handler never blocks the worker.  It is
+-- the blocking transport (signalr.transport.curl) with cosockets moving
+-- the bytes: the request comes from the C core's builder and the reply
+-- goes through the core's reader and retry policy.
 --
 -- Caveats: TLS trust comes from nginx's `lua_ssl_trusted_certificate`
 -- (the `ca_file` option is not used inside nginx); connections are pooled
 -- per endpoint with `setkeepalive`.
--- @module signalr.transport_ngx
+-- @module signalr.transport.ngx
+local core = require "signalr.core"
+local curl = require "signalr.transport.curl"
+
 local ngx = ngx
 local tcp, sleep, now, get_phase = ngx.socket.tcp, ngx.sleep, ngx.time, ngx.get_phase
-local tonumber, tostring, lower, concat, find, sub, byte =
-    tonumber, tostring, string.lower, table.concat, string.find, string.sub, string.byte
+local tonumber, tostring, lower, concat, find, sub, byte, setmetatable =
+    tonumber, tostring, string.lower, table.concat, string.find, string.sub, string.byte,
+    setmetatable
 
 local _M = {}
 
@@ -27,7 +32,8 @@ function _M.usable()
     return COSOCKET_PHASES[get_phase()] == true
 end
 
--- The caller (Client:_call) puts "signalr.<what>: " before the message.
+--- Why a call cannot run in this phase: nil, msg, details (`EPHASE`; the
+-- caller puts "signalr.<method>: " before the message).
 function _M.phase_error()
     return nil, "cosockets are not available in nginx's '"
         .. get_phase() .. "' phase and a blocking call would stall the worker;"
@@ -72,10 +78,10 @@ end
 -- The pool name and connect options of one endpoint, made once per
 -- host and port (the hot path allocates neither).
 local function pool_opts(self, req)
-    local byhost = self._pools[req.host]
+    local byhost = self.pools[req.host]
     if not byhost then
         byhost = {}
-        self._pools[req.host] = byhost
+        self.pools[req.host] = byhost
     end
     local key = req.tls and -req.port or req.port
     local o = byhost[key]
@@ -216,8 +222,8 @@ end
 -- One attempt: res | nil, msg, details, delay (a delay: try again after
 -- it).  Apart from the retry loop, so the common case runs no loop
 -- (LuaJIT then compiles it instead of aborting on the loop).
-local function attempt_call(self, core_handle, core, op, params, attempt)
-    local req, msg, details = core_handle:build(op, params, now())
+local function attempt_call(self, op, params, attempt)
+    local req, msg, details = self.handle:build(op, params, now())
     if not req then return nil, msg, details end
     local status, headers, body, stale = exchange(self, req)
     -- A pooled connection the server had closed: one immediate fresh
@@ -252,16 +258,22 @@ local function attempt_call(self, core_handle, core, op, params, attempt)
     return nil, msg, details, delay
 end
 
+local Ngx = setmetatable({}, { __index = curl.Curl })
+Ngx.__index = Ngx
+Ngx.__tostring = curl.Curl.__tostring
+_M.Ngx = Ngx
+
 --- Perform op with params through cosockets, with the core's retry rules.
 -- @return true | false | nil, message, details
-function _M.call(self, core_handle, core, op, params)
-    local res, msg, details, delay = attempt_call(self, core_handle, core, op, params, 1)
+function Ngx:perform(op, params)
+    if COSOCKET_PHASES[get_phase()] ~= true then return _M.phase_error() end
+    local res, msg, details, delay = attempt_call(self, op, params, 1)
     if not delay then return res, msg, details end
     local attempt = 1
     repeat
         if delay > 0 then sleep(delay) end
         attempt = attempt + 1
-        res, msg, details, delay = attempt_call(self, core_handle, core, op, params, attempt)
+        res, msg, details, delay = attempt_call(self, op, params, attempt)
     until not delay
     return res, msg, details
 end
@@ -270,7 +282,7 @@ end
 -- headers, body, content_type) over cosockets, retried like the core
 -- retries them (transport failures, 408, 429, 5xx).
 -- @return status, body | nil, message, details
-function _M.fetch(self, core, spec)
+function Ngx:fetch(spec)
     local req, msg, details = core.http_request(spec.method, spec.url, spec.headers,
         spec.body, spec.content_type)
     if not req then return nil, msg, details end
@@ -297,21 +309,24 @@ function _M.fetch(self, core, spec)
     end
 end
 
---- Per-client transport settings from the client options.
-function _M.new(o)
-    local ms = function(s) return s and s * 1000 end
-    local timeout = ms(o.timeout)
-    return {
-        timeouts = { connect = ms(o.connect_timeout) or math.min(timeout, 5000),
-                     send = timeout, read = timeout },
-        verify_tls = o.verify_tls ~= false,
-        retries = o.retries or 0,
-        retry_delay = o.retry_delay,
-        max_retry_delay = o.max_retry_delay,
-        keepalive_timeout = 60000,
-        pool_size = o.pool_size or 32,
-        _pools = {},
-    }
+--- A transport over cosockets for a client's options.
+-- @tparam userdata handle the core's client
+-- @tparam table info `handle:info()`
+-- @tparam table o the client's options, defaults filled in
+-- @tparam[opt] table auth Entra ID (signalr.auth)
+function _M.new(handle, info, o, auth)
+    local self = curl.new(handle, info, o, auth)
+    local timeout = o.timeout * 1000
+    self.timeouts = { connect = o.connect_timeout and o.connect_timeout * 1000 or math.min(timeout, 5000),
+                      send = timeout, read = timeout }
+    self.verify_tls = o.verify_tls ~= false
+    self.retries = o.retries or 0
+    self.retry_delay, self.max_retry_delay = o.retry_delay, o.max_retry_delay
+    self.keepalive_timeout = 60000
+    self.pool_size = o.pool_size or 32
+    self.pools = {}
+    self.in_nginx = true
+    return setmetatable(self, Ngx)
 end
 
 return _M

@@ -1,0 +1,434 @@
+--- One server connection: a WebSocket to the service speaking its
+-- service protocol (MessagePack frames written and read by the C core).
+-- It opens with a handshake that must answer in time, sends keep-alive
+-- pings after a quiet spell, declares the service dead after its
+-- silence, reconnects with capped exponential backoff and jitter, and
+-- batches frames into WebSocket messages, remembering each data frame
+-- until the network took all of its bytes (so a lost connection gives
+-- back what never left).
+--
+-- It reports upward only through the callbacks it is made with (the
+-- pool's): `opened`, `failed`, `ack`, `message`.  Its bytes move over a
+-- libcurl connect-only socket here, or through an `io` driver (inside
+-- nginx, signalr.transport.persistent.ngx) with `open(conn)`,
+-- `drop(conn)` and `kick(conn)`.
+-- @module signalr.transport.persistent.conn
+local core = require "signalr.core"
+
+local floor, min, max, random = math.floor, math.min, math.max, math.random
+local concat, tostring, setmetatable, ipairs, pcall = table.concat, tostring, setmetatable, ipairs, pcall
+local now = core.monotonic
+local SP = core.sp
+
+local _M = {}
+
+local Conn = {}
+Conn.__index = Conn
+_M.Conn = Conn
+
+-- Sends close together share a write: the first after WRITE_DELAY
+-- seconds of quiet goes at once, later ones when WRITE_BATCH bytes wait
+-- (or at the next poll).
+local WRITE_DELAY, WRITE_BATCH = 0.001, 16 * 1024
+
+--- A connection (idle until `start`).
+-- @tparam table spec `o` (the options: timeouts, `timeout` for requeued
+--   frames, `max_message_size`, connect settings), `type` (the handshake's
+--   connection type, `core.sp.WEAK_CONNECTION` or `DEFAULT_CONNECTION`),
+--   `target` (a function: `{ scheme, hostport, path, headers }` | nil,
+--   msg, details for each attempt), `events` (`opened(conn)`,
+--   `failed(conn, frames, unconfirmed, msg, details, was_open)`,
+--   `ack(conn, msg)`, `message(conn, msg)`), `io` (nil: libcurl)
+function _M.new(spec)
+    return setmetatable({ o = spec.o, type = spec.type, target = spec.target,
+                          events = spec.events, io = spec.io, state = "idle", attempt = 0,
+                          retry_at = 0, unconfirmed = 0 }, Conn)
+end
+
+-- libcurl: start the socket's connect (finished by step).
+local function open_sock(c)
+    local o = c.o
+    local base = c.url.scheme .. "://" .. c.url.hostport .. "/"
+    local sock, msg, d = core.sock(base, floor((o.connect_timeout or min(o.timeout, 5)) * 1000),
+        not o.verify_tls, o.ca_file)
+    if not sock then return nil, msg, d end
+    c.sock = sock
+    return true
+end
+
+--- Open (again): a new WebSocket with the handshake queued.
+function Conn:start(t)
+    self.started = t
+    self.state = "connecting"
+    self.deadline = t + self.o.handshake_timeout
+    local target, msg, d = self.target()
+    if target then
+        local ws
+        ws, msg, d = core.ws(target.hostport, target.path, target.headers)
+        if ws then
+            -- the byte count of what the network took tells which frames
+            -- left: the upgrade request comes first
+            self.total, self.mark_head, self.mark_n = ws:unsent(), 1, 0
+            self.mark_end, self.mark_frame, self.mark_what = {}, {}, {}
+            self.ob, self.ob_what, self.ob_n, self.ob_bytes = {}, {}, 0, 0
+            self.ws, self.url = ws, target
+            self:queue(core.sp_handshake(self.type))
+            self:seal()
+            local ok
+            if self.io then ok, msg, d = self.io:open(self) else ok, msg, d = open_sock(self) end
+            if ok then return true end
+        end
+    end
+    self:fail(msg, d)
+    return false
+end
+
+--- Where the connection goes: scheme, host and port (from its target).
+function Conn:endpoint()
+    return self.url.scheme, self.url.hostport
+end
+
+-- A message of n bytes on the wire (a masked client frame).
+local function wire(n)
+    return n + (n < 126 and 6 or n < 65536 and 8 or 14)
+end
+
+--- Put a frame in the batch (`what`: the call of a data frame).
+function Conn:queue(frame, what)
+    local n = self.ob_n + 1
+    self.ob_n = n
+    self.ob[n], self.ob_what[n] = frame, what or false
+    self.ob_bytes = self.ob_bytes + #frame
+    return true
+end
+
+--- The batch onto the WebSocket as one message (the service reads a
+-- continuous stream: a message may hold several frames); each data frame
+-- is remembered (with the call's name) until the network took all of it.
+function Conn:seal()
+    local n = self.ob_n
+    if n == 0 or not self.ws then return true end
+    local ob, ow = self.ob, self.ob_what
+    local data = n == 1 and ob[1] or concat(ob, "", 1, n)
+    local ok, msg, d = self.ws:send(data)
+    if not ok then return nil, msg, d end
+    local pos = self.total + wire(#data) - #data
+    for i = 1, n do
+        pos = pos + #ob[i]
+        if ow[i] then
+            local m = self.mark_n + 1
+            self.mark_n = m
+            self.mark_end[m], self.mark_frame[m], self.mark_what[m] = pos, ob[i], ow[i]
+        end
+        ob[i], ow[i] = nil, nil
+    end
+    self.total = pos
+    self.ob_n, self.ob_bytes = 0, 0
+    return true
+end
+
+--- Messages handed to the connection that the network has not taken.
+function Conn:untaken()
+    if not self.ws then return 0 end
+    self:taken()
+    local n = self.mark_n - self.mark_head + 1
+    if n < 0 then n = 0 end
+    for i = 1, self.ob_n do
+        if self.ob_what[i] then n = n + 1 end
+    end
+    return n
+end
+
+--- Bytes handed to the connection that the network has not taken.
+function Conn:unwritten()
+    if not self.ws then return 0 end
+    return self.ws:unsent() + self.ob_bytes
+end
+
+--- Forget the frames the network took.
+function Conn:taken()
+    local h, n = self.mark_head, self.mark_n
+    if not n or h > n then return end
+    local done = self.ws:taken()
+    local ends, frames, whats = self.mark_end, self.mark_frame, self.mark_what
+    while h <= n and ends[h] <= done do
+        ends[h], frames[h], whats[h] = nil, nil, nil
+        h = h + 1
+    end
+    if h > n then h, self.mark_n = 1, 0 end
+    self.mark_head = h
+end
+
+-- Close the socket and the WebSocket (no handshake: the link is gone).
+local function drop(self)
+    if self.sock then self.sock:close() end
+    if self.ws then self.ws:free() end
+    self.sock, self.ws, self.want_write = nil, nil, nil
+    if self.io then self.io:drop(self) end
+end
+
+-- The data frames the network never took (none of their bytes reached
+-- the service whole), to go again on another connection.
+local function untaken_frames(self, t)
+    local back = {}
+    self:taken()
+    local deadline = t + self.o.timeout
+    for i = self.mark_head, self.mark_n do
+        back[#back + 1] = { frame = self.mark_frame[i], what = self.mark_what[i], deadline = deadline }
+    end
+    for i = 1, self.ob_n do
+        if self.ob_what[i] then
+            back[#back + 1] = { frame = self.ob[i], what = self.ob_what[i], deadline = deadline }
+        end
+    end
+    self.ob, self.ob_what, self.ob_n, self.ob_bytes = {}, {}, 0, 0
+    self.mark_n = nil
+    return back
+end
+
+--- The connection failed or was lost: its owner learns it (with the
+-- frames to send again and the messages it carried since the last
+-- confirmation), then a reconnect after the backoff (an open connection
+-- that drops is retried at once; a failed attempt waits out 2^n s, 60 s
+-- at most, plus up to 1 s of jitter, from its start).
+function Conn:fail(msg, details)
+    local t = now()
+    local was_open = self.state == "open"
+    local back = (self.ws and self.mark_n) and untaken_frames(self, t) or nil
+    local unconfirmed = self.unconfirmed
+    self.unconfirmed = 0
+    drop(self)
+    self.error = msg
+    self.error_details = details
+    self.state = "backoff"
+    self.events.failed(self, back, unconfirmed, msg, details, was_open)
+    if self.closing then self.state = "closed" return end
+    if was_open then
+        self.attempt = 0
+        self.retry_at = t
+    else
+        local n = self.attempt
+        self.attempt = n + 1
+        self.retry_at = (self.started or t) + (n <= 5 and 2 ^ n or 60) + random() -- jitter
+    end
+end
+
+--- Handle what the service sent: the handshake's answer, acks, the
+-- service's error or close of this connection; pings need no answer;
+-- anything else goes to the `message` callback.
+function Conn:receive(msgs, t)
+    local ev = self.events
+    for i = 1, #msgs do
+        local m = msgs[i]
+        local ty = m.type
+        if self.state ~= "open" then
+            if ty ~= SP.HANDSHAKE_RESPONSE then
+                return self:fail("the service sent message type " .. ty
+                    .. " before its handshake answer", { code = "EREPLY" })
+            end
+            if m.error and m.error ~= "" then
+                return self:fail("the service refused the handshake: " .. m.error,
+                    { code = "EHANDSHAKE" })
+            end
+            self.state = "open"
+            self.attempt = 0
+            self.error, self.error_details = nil, nil
+            ev.opened(self)
+        elseif ty == SP.ACK then
+            ev.ack(self, m)
+        elseif ty == SP.SERVICE_ERROR then
+            -- the service stops taking messages on this connection
+            return self:fail("the service reported an error: " .. tostring(m.message),
+                { code = "ECONNECT" })
+        elseif ty == SP.CLOSE_CONNECTION and m.connection_id == nil then
+            return self:fail("the service closed the connection", { code = "ECONNECT" })
+        elseif ty ~= SP.PING then
+            ev.message(self, m)
+        end
+    end
+    self.last_recv = t
+end
+
+--- Progress the connection (libcurl): connect, move bytes, read, timers.
+function Conn:step(t)
+    local st = self.state
+    if st == "backoff" then
+        if t >= self.retry_at then self:start(t) end
+        return
+    end
+    if st == "idle" or st == "closed" then return end
+    local sock = self.sock
+    if st == "connecting" then
+        local ok, msg, d = sock:connect()
+        if ok == nil then return self:fail(msg, d) end
+        if not ok then
+            if t > self.deadline then
+                return self:fail("no connection within " .. self.o.handshake_timeout .. " s",
+                    { code = "ETIMEDOUT", sent = false })
+            end
+            return
+        end
+        self:connected(t)
+    end
+    self:pump(t)
+end
+
+--- The transport is up (the socket connected): the handshake is next.
+function Conn:connected(t)
+    self.state = "handshaking"
+    self.last_recv, self.last_send = t, t
+end
+
+--- Without socket I/O (a driver moves the bytes): reconnect when the
+-- backoff is over, else the deadlines.
+function Conn:tick(t)
+    if self.state == "backoff" then
+        if t >= self.retry_at then self:start(t) end
+    elseif self.ws then
+        self:timers(t)
+    end
+end
+
+--- Move bytes both ways and handle what came; then the timers.
+function Conn:pump(t)
+    local ws = self.ws
+    if not ws then return end
+    self:seal()
+    local open = true
+    if self.sock then
+        local ok, ww_or_msg, d = self.sock:pump(ws)
+        if ok == nil then return self:fail(ww_or_msg, d) end
+        open = ok
+        if ok then self.want_write = ww_or_msg end
+    end
+    self:taken()
+    -- what came before a close is read first (a refusal, then the close)
+    local msgs, msg, d = ws:messages(self.o.max_message_size)
+    if #msgs > 0 then self:receive(msgs, t) end
+    if self.ws ~= ws then return end -- what came ended the connection
+    if msg then return self:fail(msg, d) end
+    if not open then
+        return self:fail("the service closed the connection", { code = "ECONNECT" })
+    end
+    self:timers(t)
+end
+
+--- Bytes from the service (a driver's read): into the WebSocket, then
+-- handled.
+function Conn:input(data)
+    local ok, msg, d = self.ws:input(data)
+    if not ok then return self:fail(msg, d) end
+    self:pump(now())
+end
+
+--- What the WebSocket has ready to write (a driver's write; the batch
+-- is sealed first), "" for nothing; `written(n)` after n bytes went.
+function Conn:output()
+    local ws = self.ws
+    if not ws then return "" end
+    self:seal()
+    return ws:output()
+end
+
+function Conn:written(n)
+    self.ws:written(n)
+end
+
+--- Deadlines: the handshake's, the service's silence, our keep-alive.
+function Conn:timers(t)
+    local o = self.o
+    if not self.ws then return end
+    if self.state ~= "open" then
+        if t > self.deadline then
+            self:fail("no handshake answer within " .. o.handshake_timeout .. " s",
+                { code = "ETIMEDOUT", sent = false })
+        end
+        return
+    end
+    if t - (self.last_recv or t) > o.server_timeout then
+        return self:fail("nothing from the service for " .. o.server_timeout
+            .. " s: the connection is dead", { code = "ETIMEDOUT" })
+    end
+    if t - (self.last_send or 0) >= o.keepalive_interval then
+        self:send(core.sp_ping(), t)
+    end
+end
+
+--- Hand a frame to the connection (it goes out at once where it can);
+-- `what` names the call of a data frame (counted for confirm()).
+function Conn:send(frame, t, what)
+    local idle = self.ob_n == 0 and self.ws:unsent() == 0
+    local ok, msg, d = self:queue(frame, what)
+    if not ok then return nil, msg, d end
+    if what then self.unconfirmed = self.unconfirmed + 1 end
+    t = t or now()
+    self.last_send = t
+    if self.io then
+        self.io:kick(self)
+    elseif self.sock and self.state ~= "connecting" and not self.want_write then
+        -- Written at once when the connection was idle for a while or
+        -- WRITE_BATCH bytes are waiting; a frame sent right after another
+        -- joins it and leaves with the next send, poll, step, flush or
+        -- close (timeout() says so): one system call for a burst.  A
+        -- socket that is full already is left for poll to drain.
+        if (idle and t - (self.last_write or 0) >= WRITE_DELAY) or self.ob_bytes >= WRITE_BATCH then
+            self.last_write = t
+            self:seal()
+            local r, ww = self.sock:write(self.ws)
+            -- a broken socket: the next step finds it, and fail() sends
+            -- again what the network did not take
+            if r then self.want_write = ww end
+        end
+    end
+    return true
+end
+
+--- When this connection next needs a look (seconds from t), or nil.
+function Conn:due(t)
+    local st = self.state
+    if st == "backoff" then return max(0, self.retry_at - t) end
+    if st == "idle" or st == "closed" then return nil end
+    local o = self.o
+    local d = self.deadline and (self.deadline - t) or nil
+    if st == "connecting" then
+        local s = self.sock and self.sock:timeout()
+        if s then d = d and min(d, s) or s end
+        return max(0, min(d or 1, 1))
+    end
+    if st == "open" then
+        d = min(o.server_timeout - (t - (self.last_recv or t)),
+                o.keepalive_interval - (t - (self.last_send or t)))
+        -- frames waiting for their batch: poll is due now
+        if not self.want_write and self.ws and self:unwritten() > 0 then d = 0 end
+    end
+    return max(0, d or 1)
+end
+
+--- Append the socket's descriptors and their interest to out.
+function Conn:fds(out)
+    local sock = self.sock
+    if not sock then return out end
+    for _, f in ipairs(sock:fds()) do
+        out[#out + 1] = { fd = f.fd, read = f.read, write = f.write or self.want_write or false }
+    end
+    return out
+end
+
+--- Close for good: a WebSocket close when open (written at once over
+-- libcurl), then the failure `msg`, `details` for what it still held.
+function Conn:close(msg, details)
+    self.closing = true
+    if self.ws and self.state == "open" then
+        self.ws:close(1000, "")
+        if not self.io and self.sock then pcall(self.sock.pump, self.sock, self.ws) end
+    end
+    self:fail(msg, details)
+    self.state = "closed"
+end
+
+--- The connection's state for status pages: state, attempt, last error.
+function Conn:status()
+    return { state = self.state, attempt = self.attempt, last_error = self.error }
+end
+
+return _M
