@@ -1,4 +1,5 @@
---- Drive an async client from a cqueues controller.
+--- Drive an async or persistent client (or any object of the event-loop
+-- contract, signalr.loop) from a cqueues controller.
 --
 --     local cqueues = require "cqueues"
 --     local cq = cqueues.new()
@@ -14,18 +15,19 @@
 -- cqueues is not a dependency of the rock: install it (Debian:
 -- lua-cqueues) to use this module.
 -- @module signalr.loop.cqueues
-local type, error = type, error
+local contract = require "signalr.loop"
+
+local error = error
 
 local _M = {}
 
 --- Attach client to a cqueues controller.
--- @param client an async signalr client
+-- @param client an async or persistent signalr client, or any object with
+--   `poll`, `pollfd` and `timeout` (and optionally `events`, `set_loop`)
 -- @param cq a cqueues controller
 -- @treturn table handle with `detach()`
 function _M.attach(client, cq)
-    if type(client) ~= "table" or type(client.pollfd) ~= "function" then
-        error("signalr.loop.cqueues.attach: expected a signalr client", 2)
-    end
+    contract.check(client, "signalr.loop.cqueues.attach")
     local cqueues = require "cqueues"
     local condition = require "cqueues.condition"
     if not client:pollfd() then
@@ -37,14 +39,21 @@ function _M.attach(client, cq)
     function handle.detach()
         if not attached then return end
         attached = false
-        client._adapter = nil
+        if client.set_loop then client:set_loop(nil) end
         wake:signal()
     end
     function handle.wake() wake:signal() end
-    client._adapter = handle
+    if client.set_loop then client:set_loop(handle) end
+    -- cqueues asks a pollable for its events: "r" on the one descriptor
+    local pollable = client
+    if not client.events then
+        pollable = { pollfd = function() return client:pollfd() end,
+                     timeout = function() return client:timeout() end,
+                     events = function() return "r" end }
+    end
     cq:wrap(function()
         while attached do
-            cqueues.poll(client, wake)
+            cqueues.poll(pollable, wake)
             if attached then client:poll(0) end
         end
     end)

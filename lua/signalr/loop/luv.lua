@@ -1,4 +1,5 @@
---- Drive an async client from a luv (libuv) event loop.
+--- Drive an async or persistent client (or any object of the event-loop
+-- contract, signalr.loop) from a luv (libuv) event loop.
 --
 --     local uv = require "luv"
 --     local client = signalr.new { connection_string = cs, async = true,
@@ -15,18 +16,19 @@
 -- the closes complete.  Linux (epoll).  luv is not a dependency of the
 -- rock: install it (Debian: lua-luv) to use this module.
 -- @module signalr.loop.luv
-local type, error, math = type, error, math
+local contract = require "signalr.loop"
+
+local error, math = error, math
 
 local _M = {}
 
 --- Attach client to a luv loop.
--- @param client an async signalr client
+-- @param client an async or persistent signalr client, or any object with
+--   `poll`, `pollfd` and `timeout` (and optionally `set_loop`)
 -- @param uv the luv module (its default loop is used)
 -- @treturn table handle with `detach()`
 function _M.attach(client, uv)
-    if type(client) ~= "table" or type(client.pollfd) ~= "function" then
-        error("signalr.loop.luv.attach: expected a signalr client", 2)
-    end
+    contract.check(client, "signalr.loop.luv.attach")
     uv = uv or require "luv"
     local fd = client:pollfd()
     if not fd then
@@ -50,7 +52,7 @@ function _M.attach(client, uv)
     function handle.detach()
         if not attached then return end
         attached = false
-        client._adapter = nil
+        if client.set_loop then client:set_loop(nil) end
         poll:stop()
         poll:close()
         timer:stop()
@@ -63,7 +65,7 @@ function _M.attach(client, uv)
             timer:start(0, 0, step)
         end
     end
-    client._adapter = handle
+    if client.set_loop then client:set_loop(handle) end
     arm()
     return handle
 end
