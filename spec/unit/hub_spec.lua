@@ -71,13 +71,17 @@ describe("signalr.hub", function()
         it("raises on wrong types, naming the method", function()
             local h = hub()
             for _, c in ipairs {
-                { function() h:to_connection(1, "m") end, "signalr.to_connection: connection_id must be a string, got number" },
+                { function() h:to_connection(1, "m") end,
+                  "signalr.to_connection: connection_id must be a string, got number" },
                 { function() h:to_users("a", "m") end,
                   "signalr.to_users: user_ids must be a non-empty list of strings, got string" },
-                { function() h:to_groups({ "g", 2 }, "m") end, "signalr.to_groups: groups[2] must be a string, got number" },
+                { function() h:to_groups({ "g", 2 }, "m") end,
+                  "signalr.to_groups: groups[2] must be a string, got number" },
                 { function() h:broadcast("m", {}, { endpoints = "eu" }) end,
-                  "signalr.broadcast: opts.endpoints must be a list of endpoint names or endpoint tables, got string" },
-                { function() h:to_user("u", "m", {}, { exclude = {} }) end, "signalr.to_user: unknown option 'exclude'" },
+                  "signalr.broadcast: opts.endpoints must be a list of endpoint names or endpoint tables,"
+                  .. " got string" },
+                { function() h:to_user("u", "m", {}, { exclude = {} }) end,
+                  "signalr.to_user: unknown option 'exclude'" },
                 { function() h.to_group("g", "m") end, "signalr.to_group: call it as hub:to_group(...)" },
             } do
                 assert.has_error(c[1], c[2])

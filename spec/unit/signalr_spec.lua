@@ -80,7 +80,8 @@ describe("signalr", function()
             hub:broadcast("x")
             assert.equal(3, calls)
         end)
-        it("certificate credentials: an unreadable file fails the call, naming its setting (not the file), before any I/O", function()
+        it("certificate credentials: an unreadable file fails the call, naming its setting (not the file),"
+            .. " before any I/O", function()
             local c = assert(signalr.new { connection_string = "Endpoint=http://127.0.0.1:1;AuthType=azure.app;"
                 .. "ClientId=a;TenantId=t;ClientCertPath=/nonexistent/app.pem",
                 authority_host = "http://127.0.0.1:1/" })
@@ -100,7 +101,6 @@ describe("signalr", function()
     end)
 
     it("the README names the User-Agent the library sends", function()
-        local env = require "helpers.env"
         local readme = assert(env.read(env.root .. "/README.md"))
         local row = assert(readme:match("\n| `user_agent` |([^\n]*)"), "no user_agent row")
         for v in row:gmatch("lua%-signalr/(%d+%.%d+%.%d+)") do

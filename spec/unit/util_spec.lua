@@ -47,8 +47,9 @@ describe("signalr.util", function()
 
     it("on_collect() runs its function when the value is collected", function()
         local ran = false
-        local holder = { g = util.on_collect(function() ran = true end) }
-        holder.g = nil
+        local guard = util.on_collect(function() ran = true end)
+        assert.truthy(guard)
+        guard = nil -- luacheck: ignore 311
         collectgarbage()
         collectgarbage()
         assert.is_true(ran)
