@@ -88,8 +88,8 @@ else echo "rocks: $sum"; add "$p" "$f"; [ $rc -eq 0 ] || [ "$f" -gt 0 ] || add 0
 # every one of them in the LuaLS annotations too
 docs_out=$(ldoc . 2>&1 | grep -v -E '^(reading configuration|output written)')
 missing=""
-for m in $(grep -oE '^function Hub:[a-z][a-z_]+|^    [a-z_]+ = \{ "' lua/signalr/hub.lua \
-           | sed -E 's/^function Hub://; s/^    ([a-z_]+) = .*/\1/'); do
+for m in $(grep -oE '^function Hub:[a-z][a-z_]+|^Hub\.[a-z][a-z_]+ = |^    [a-z_]+ = \{ "' lua/signalr/hub.lua \
+           | sed -E 's/^function Hub://; s/^Hub\.([a-z_]+) = .*/\1/; s/^    ([a-z_]+) = .*/\1/'); do
   grep -q "Hub:$m" build/docs/modules/signalr.hub.html 2>/dev/null || missing="$missing $m(ldoc)"
   grep -q "function Hub:$m(" types/signalr.lua || missing="$missing $m(LuaLS)"
 done

@@ -93,8 +93,9 @@ local Client = {}
 ---@param name string
 ---@return signalr.Hub|nil, string?, signalr.Details?
 function Client:hub(name) end
+---@param opts? { endpoints: (string|signalr.Endpoint)[] }  several endpoints: which to check (default: all)
 ---@return true|nil, string?, signalr.Details?
-function Client:health() end
+function Client:health(opts) end
 ---@return table
 function Client:info() end
 ---@return signalr.Endpoint[]
@@ -124,6 +125,14 @@ function Client:timeout() end
 function Client:pollfd() end
 ---@return "r"
 function Client:events() end
+--- Persistent mode: each hub's server connections and the counters
+--- (with several endpoints, `{ endpoints = { [name] = ... } }`); nil otherwise.
+---@return { hubs: table<string, { connections: { state: string, attempt: integer, last_error: string? }[], queued: integer }>, stats: { sent: integer, queued: integer, requeued: integer, expired: integer } }|nil
+function Client:status() end
+--- An event-loop adapter registers (and with nil unregisters) its handle:
+--- `wake()` when a call queues while the loop idles, `detach()` on close.
+---@param handle? { wake: fun(), detach: fun() }
+function Client:set_loop(handle) end
 
 ---@alias signalr.Result true|signalr.Request|nil
 ---@alias signalr.Check boolean|signalr.Request|nil

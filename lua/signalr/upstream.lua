@@ -464,6 +464,8 @@ end
 -- 200 otherwise (with the completion for an invocation that expects one:
 -- the handler's value, or its error).
 -- @tparam table spec `{ keys, hubs, max_body, on_error, hide_errors }`
+-- @tparam table headers the request's headers (names in any case)
+-- @tparam string body the request's body
 -- @treturn integer status
 -- @treturn string body
 -- @treturn string|nil content type
