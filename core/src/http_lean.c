@@ -212,6 +212,9 @@ static CURL *connect_handle(sr__conn *c, const signalr_request *req,
     if (o->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    /* libcurl reads nothing through its own buffer on this handle (we
+     * read into ours): the smallest it allows, not 16 KiB a connection */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 1024L);
     if (share)
         curl_easy_setopt(e, CURLOPT_SHARE, share);
     return e;

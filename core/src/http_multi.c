@@ -31,6 +31,7 @@
 #endif
 
 #define FREE_EASY 32
+#define SPARE_XFERS 64
 
 typedef struct xfer {
     struct xfer *prev, *next;  /* in the active, waiting or done list */
@@ -67,6 +68,10 @@ struct signalr_multi {
     sr__conn *conns, *closed;
     int nconns, max_conns, lean_off, pumping;
     CURLSH *share;
+    /* collected transfers kept for the next submissions (no malloc and
+     * free a request), at most SPARE_XFERS */
+    struct xfer *spare;
+    int nspare;
     sr__easy *free_easy[FREE_EASY];
     int nfree;
     /* the sockets libcurl wants watched: fd and interest (1 read, 2
@@ -226,6 +231,19 @@ signalr_err signalr_multi_new(signalr_client *c, const signalr_http_options *o,
     return SIGNALR_OK;
 }
 
+/* A zeroed transfer: a spare one, or a new one (NULL: out of memory). */
+static xfer *new_xfer(signalr_multi *m)
+{
+    xfer *x = m->spare;
+
+    if (!x)
+        return calloc(1, sizeof(*x));
+    m->spare = x->next;
+    m->nspare--;
+    memset(x, 0, sizeof(*x));
+    return x;
+}
+
 static sr__easy *get_easy(signalr_multi *m)
 {
     return m->nfree ? m->free_easy[--m->nfree] : sr__easy_new();
@@ -324,7 +342,7 @@ signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
     sr__ok(err);
     if ((rc = room(m, err)))
         return rc;
-    x = calloc(1, sizeof(*x));
+    x = new_xfer(m);
     if (!x)
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
     rc = signalr_request_build(m->c, op, p, time(NULL), &x->req, err);
@@ -343,7 +361,7 @@ signalr_err signalr_multi_fetch(signalr_multi *m, signalr_request *req,
     signalr_err rc;
 
     sr__ok(err);
-    x = (rc = room(m, err)) ? NULL : calloc(1, sizeof(*x));
+    x = (rc = room(m, err)) ? NULL : new_xfer(m);
     if (!x) {
         signalr_request_clear(req);
         return rc ? rc : sr__fail(err, SIGNALR_ENOMEM, "out of memory");
@@ -601,6 +619,12 @@ static void lean_dispatch(signalr_multi *m, xfer *x)
     long left;
     signalr_err rc;
 
+    /* attempts are waiting: no connection is idle (each that becomes so
+     * takes the first of them), and x goes after them */
+    if (m->lean_q.head && m->nconns >= m->max_conns) {
+        push(&m->lean_q, x);
+        return;
+    }
     for (c = m->conns; c; c = nc) {
         nc = c->next;
         if (c->state != SR__CONN_IDLE || c->job)
@@ -976,7 +1000,13 @@ int signalr_multi_next(signalr_multi *m, signalr_outcome *out)
         return 0;
     unlink_x(&m->done, x);
     *out = x->out;
-    free(x);
+    if (m->nspare < SPARE_XFERS) {
+        x->next = m->spare;
+        m->spare = x;
+        m->nspare++;
+    } else {
+        free(x);
+    }
     m->count--;
     return 1;
 }
@@ -1112,6 +1142,12 @@ void signalr_multi_free(signalr_multi *m)
 #endif
     if (m->share)
         curl_share_cleanup(m->share);
+    while (m->spare) {
+        xfer *x = m->spare;
+
+        m->spare = x->next;
+        free(x);
+    }
     curl_multi_cleanup(m->cm);
     if (m->epfd >= 0)
         close(m->epfd);

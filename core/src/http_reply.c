@@ -290,6 +290,11 @@ static int parse_head(sr__hreply *r, const char *s, size_t n)
         if (!colon || colon == line || ows((unsigned char)line[0]))
             continue; /* not a field (or obsolete folding): passed over */
         nlen = (size_t)(colon - line);
+        /* the five names read differ in length: most lines are passed
+         * over on that alone */
+        if (nlen != 14 && nlen != 17 && nlen != 10 && nlen != 15 &&
+            nlen != 11)
+            continue;
         vlen = len - nlen - 1;
         v = trim(colon + 1, &vlen);
         if (is(line, nlen, "content-length")) {
