@@ -37,7 +37,7 @@ typedef struct xfer {
     struct xfer *prev, *next;  /* in the active, waiting or done list */
     signalr_request req;
     sr__easy *easy;
-    sr__sink sink;
+    sr__sink *sink;            /* the full path's; NULL on the lean one */
     int attempt;
     long long due_ms;          /* waiting: when to try again */
     signalr_outcome out;
@@ -259,13 +259,22 @@ static void put_easy(signalr_multi *m, sr__easy *e)
         sr__easy_free(e);
 }
 
+static void drop_sink(xfer *x)
+{
+    if (x->sink) {
+        sr__sink_free(x->sink);
+        free(x->sink);
+        x->sink = NULL;
+    }
+}
+
 /* Finish x with its outcome: to the done list, resources released. */
 static void finish(signalr_multi *m, xfer *x)
 {
     put_easy(m, x->easy);
     x->easy = NULL;
     x->conn = NULL;
-    sr__sink_free(&x->sink);
+    drop_sink(x);
     signalr_request_clear(&x->req);
     push(&m->done, x);
 }
@@ -289,7 +298,9 @@ static signalr_err start(signalr_multi *m, xfer *x, signalr_error *err)
         x->easy = get_easy(m);
     if (!x->easy)
         return sr__fail(err, SIGNALR_ENOMEM, "could not create a curl handle");
-    rc = sr__curl_prepare(x->easy, &x->req, &m->http, &x->sink, err);
+    if (!x->sink && !(x->sink = calloc(1, sizeof(*x->sink))))
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    rc = sr__curl_prepare(x->easy, &x->req, &m->http, x->sink, err);
     if (rc)
         return rc;
     curl_easy_setopt(x->easy->curl, CURLOPT_PRIVATE, x);
@@ -320,7 +331,7 @@ static signalr_err enqueue(signalr_multi *m, xfer *x, signalr_err rc,
         rc = start(m, x, err);
     if (rc) {
         put_easy(m, x->easy);
-        sr__sink_free(&x->sink);
+        drop_sink(x);
         signalr_request_clear(&x->req);
         free(x);
         return rc;
@@ -435,13 +446,13 @@ static void completed(signalr_multi *m, xfer *x, CURLcode cc)
     curl_multi_remove_handle(m->cm, x->easy->curl);
     unlink_x(&m->active, x);
     if (cc != CURLE_OK) {
-        settle(m, x, sr__curl_error(x->easy->curl, cc, &x->sink, &x->out.err),
+        settle(m, x, sr__curl_error(x->easy->curl, cc, x->sink, &x->out.err),
                0, NULL, -1, NULL, 0);
         return;
     }
     curl_easy_getinfo(x->easy->curl, CURLINFO_RESPONSE_CODE, &status);
-    settle(m, x, SIGNALR_OK, (int)status, x->sink.error_code,
-           x->sink.retry_after_s, x->sink.body, x->sink.body_len);
+    settle(m, x, SIGNALR_OK, (int)status, x->sink->error_code,
+           x->sink->retry_after_s, x->sink->body, x->sink->body_len);
 }
 
 #ifdef __linux__
@@ -1034,7 +1045,8 @@ static void cancel_list(signalr_multi *m, list *l, int active)
             curl_easy_getinfo(x->easy->curl, CURLINFO_REQUEST_SIZE, &req_bytes);
             curl_multi_remove_handle(m->cm, x->easy->curl);
         }
-        sent = active && (pre > 0 || req_bytes > 0 || x->sink.up_pos > 0);
+        sent = active && (pre > 0 || req_bytes > 0 ||
+                          (x->sink && x->sink->up_pos > 0));
         x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED, "%s",
                              sent ? "canceled: the client was closed after "
                                     "the request was sent (it may have been "
