@@ -98,6 +98,12 @@ signalr_ws *sr_lua_check_ws(lua_State *L, int i);
 
 /* A message read from the service as a table { type = n, ... }. */
 void sr_lua_push_sp_message(lua_State *L, const signalr_sp_message *m);
+/* The messages of the complete frames in p[0..n) as a list (a malformed
+ * message is left out and counted in list.malformed); *taken: the bytes
+ * they took.  Returns 0, or 2 when a broken stream ended the list: its
+ * message and details are pushed after the list. */
+int sr_lua_push_sp_messages(lua_State *L, const char *p, size_t n,
+                            size_t max, size_t *taken);
 
 /* ===== registration =====
  * Each registers its metatables and adds its functions to the module

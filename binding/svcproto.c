@@ -132,6 +132,56 @@ static void set_str(lua_State *L, const char *k, const char *s, size_t n)
     lua_setfield(L, -2, k);
 }
 
+/* OpenConnection's claims as a list of { type = t, value = v } in the
+ * order sent, duplicates kept (a nil value leaves value absent).  The
+ * core checked the map when it read the message. */
+static void push_claims(lua_State *L, const char *map, size_t len)
+{
+    signalr_sp_pairs it;
+    const char *k, *v;
+    size_t kl, vl;
+    int n = 0;
+
+    lua_newtable(L);
+    signalr_sp_pairs_init(&it, map, len);
+    while (signalr_sp_pairs_next(&it, &k, &kl, &v, &vl) == 1) {
+        lua_createtable(L, 0, 2);
+        lua_pushlstring(L, k, kl);
+        lua_setfield(L, -2, "type");
+        set_str(L, "value", v, vl);
+        lua_rawseti(L, -2, ++n);
+    }
+}
+
+/* Headers as { name = { value, ... } }, names as sent (not folded); a
+ * name without values gets an empty list; nil values are left out. */
+static void push_headers(lua_State *L, const char *map, size_t len)
+{
+    signalr_sp_pairs it;
+    const char *k, *v;
+    size_t kl, vl;
+
+    lua_newtable(L);
+    signalr_sp_pairs_init(&it, map, len);
+    while (signalr_sp_pairs_next(&it, &k, &kl, &v, &vl) == 1) {
+        lua_pushlstring(L, k, kl);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -3);
+        if (lua_isnil(L, -1)) { /* the first pair of this name */
+            lua_pop(L, 1);
+            lua_newtable(L);
+            lua_pushvalue(L, -2);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, -5);
+        }
+        if (v) {
+            lua_pushlstring(L, v, vl);
+            lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        }
+        lua_pop(L, 2);
+    }
+}
+
 void sr_lua_push_sp_message(lua_State *L, const signalr_sp_message *m)
 {
     size_t i;
@@ -177,13 +227,116 @@ void sr_lua_push_sp_message(lua_State *L, const signalr_sp_message *m)
         set_str(L, "error_type", m->str[2], m->len[2]);
         set_str(L, "error_message", m->str[3], m->len[3]);
         break;
+    case SIGNALR_SP_OPEN_CONNECTION:
+        set_str(L, "connection_id", m->str[0], m->len[0]);
+        set_str(L, "query", m->str[1], m->len[1]);
+        set_str(L, "protocol", m->str[2], m->len[2]);
+        push_claims(L, m->map[0], m->map_len[0]);
+        lua_setfield(L, -2, "claims");
+        push_headers(L, m->map[1], m->map_len[1]);
+        lua_setfield(L, -2, "headers");
+        break;
     case SIGNALR_SP_CLOSE_CONNECTION:
         set_str(L, "connection_id", m->str[0], m->len[0]);
         set_str(L, "error", m->str[1], m->len[1]);
+        push_headers(L, m->map[1], m->map_len[1]);
+        lua_setfield(L, -2, "headers");
+        break;
+    case SIGNALR_SP_CONNECTION_DATA:
+        set_str(L, "connection_id", m->str[0], m->len[0]);
+        /* a nil payload is an empty one */
+        lua_pushlstring(L, m->str[1] ? m->str[1] : "", m->len[1]);
+        lua_setfield(L, -2, "payload");
+        lua_pushinteger(L, (lua_Integer)m->num[0]);
+        lua_setfield(L, -2, "data_type");
+        lua_pushboolean(L, m->num[1] != 0);
+        lua_setfield(L, -2, "partial");
+        break;
+    case SIGNALR_SP_CONNECTION_RECONNECT:
+        set_str(L, "connection_id", m->str[0], m->len[0]);
         break;
     default:
         break;
     }
+}
+
+int sr_lua_push_sp_messages(lua_State *L, const char *p, size_t n,
+                            size_t max, size_t *taken)
+{
+    size_t used;
+    int count = 0, bad = 0;
+    signalr_sp_message m;
+    signalr_error e;
+
+    *taken = 0;
+    lua_newtable(L);
+    for (;;) {
+        int r = signalr_sp_next(p + *taken, n - *taken, max, &m, &used, &e);
+        if (r == 0)
+            break;
+        if (r < 0 && used == 0) { /* the stream is broken */
+            if (bad) {
+                lua_pushinteger(L, bad);
+                lua_setfield(L, -2, "malformed");
+            }
+            lua_pushstring(L, e.msg);
+            sr_lua_push_details(L, &e);
+            return 2;
+        }
+        *taken += used;
+        if (r < 0) {
+            bad++;
+            continue;
+        }
+        sr_lua_push_sp_message(L, &m);
+        lua_rawseti(L, -2, ++count);
+    }
+    if (bad) {
+        lua_pushinteger(L, bad);
+        lua_setfield(L, -2, "malformed");
+    }
+    return 0;
+}
+
+/* core.sp_read(bytes[, max_frame]) -> list, used[, msg, details]: the
+ * messages of the complete frames at the start of bytes, as ws:messages()
+ * gives them (for frames that came some other way than core.ws), and
+ * how many bytes they took (the rest starts a frame not complete yet). */
+static int l_sp_read(lua_State *L)
+{
+    size_t n, taken;
+    const char *p = luaL_checklstring(L, 1, &n);
+    size_t max = (size_t)luaL_optinteger(L, 2, 1 << 20);
+    int extra = sr_lua_push_sp_messages(L, p, n, max, &taken);
+
+    lua_pushinteger(L, (lua_Integer)taken);
+    if (extra) /* list, msg, details, used -> list, used, msg, details */
+        lua_insert(L, -3);
+    return 2 + extra;
+}
+
+/* core.sp_connection_data(connection_id, payload[, data_type]) -> frame
+ * | nil, msg, details: a hub server's bytes for one client (data_type:
+ * core.sp.DATA_*, 0 or nil untagged). */
+static int l_sp_connection_data(lua_State *L)
+{
+    size_t idlen, plen, n = 0;
+    const char *id = luaL_checklstring(L, 1, &idlen);
+    const char *payload = luaL_checklstring(L, 2, &plen);
+    lua_Integer type = luaL_optinteger(L, 3, 0);
+    signalr_error e;
+    box *b;
+
+    if (strlen(id) != idlen)
+        return sr_lua_nul_fail(L, "connection_id");
+    if (type < 0 || type > 0x7fffffff)
+        return sr_lua_fail_msg(L, SIGNALR_EINVAL, "data_type must be "
+                               "0..2147483647");
+    b = sr_lua_new_box(L);
+    if (signalr_sp_encode_connection_data(id, payload, plen, (int)type,
+                                          &b->a, &n, &e))
+        return sr_lua_push_fail(L, &e);
+    return push_frame(L, b, n);
 }
 
 /* core.sp.<NAME> is SIGNALR_SP_<NAME>: the message types, connection
@@ -219,6 +372,8 @@ static const luaL_Reg funcs[] = {
     {"sp_op", l_sp_op},
     {"sp_handshake", l_sp_handshake},
     {"sp_ping", l_sp_ping},
+    {"sp_read", l_sp_read},
+    {"sp_connection_data", l_sp_connection_data},
     {NULL, NULL}
 };
 

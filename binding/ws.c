@@ -149,37 +149,13 @@ static int l_ws_messages(lua_State *L)
     lws *w = check_ws(L, 1);
     size_t max = (size_t)luaL_optinteger(L, 2, 1 << 20);
     const char *p;
-    size_t n, used, taken = 0;
-    int count = 0, bad = 0;
-    signalr_sp_message m;
-    signalr_error e;
+    size_t n, taken;
+    int extra;
 
     signalr_ws_stream(w->ws, &p, &n);
-    lua_newtable(L);
-    for (;;) {
-        int r = signalr_sp_next(p + taken, n - taken, max, &m, &used, &e);
-        if (r == 0)
-            break;
-        if (r < 0 && used == 0) {
-            signalr_ws_consume(w->ws, taken);
-            lua_pushstring(L, e.msg);
-            sr_lua_push_details(L, &e);
-            return 3;
-        }
-        taken += used;
-        if (r < 0) {
-            bad++;
-            continue;
-        }
-        sr_lua_push_sp_message(L, &m);
-        lua_rawseti(L, -2, ++count);
-    }
+    extra = sr_lua_push_sp_messages(L, p, n, max, &taken);
     signalr_ws_consume(w->ws, taken);
-    if (bad) {
-        lua_pushinteger(L, bad);
-        lua_setfield(L, -2, "malformed");
-    }
-    return 1;
+    return 1 + extra;
 }
 
 static const luaL_Reg ws_methods[] = {
