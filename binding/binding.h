@@ -11,9 +11,10 @@
  *
  * Files, one concern each, none calling back into the one that uses it:
  * helpers.c and params.c serve the others; client.c, async.c,
- * stateless.c, pollset.c, svcproto.c, ws.c and sock.c each register their
- * functions and metatables from one sr_lua_open_* function; signalr_core.c
- * (luaopen_signalr_core) only calls those. */
+ * stateless.c, pollset.c, svcproto.c, ws.c, sock.c and json.c each
+ * register their functions and metatables from one sr_lua_open_*
+ * function; signalr_core.c (luaopen_signalr_core) only calls those.
+ * json_text.c is JSON text in plain C (no Lua), under json.c. */
 #ifndef SIGNALR_BINDING_H
 #define SIGNALR_BINDING_H
 
@@ -105,6 +106,12 @@ void sr_lua_push_sp_message(lua_State *L, const signalr_sp_message *m);
 int sr_lua_push_sp_messages(lua_State *L, const char *p, size_t n,
                             size_t max, size_t *taken);
 
+/* ===== json.c ===== */
+
+/* Decode the JSON text s[0..n) onto the stack (0), or push nothing and
+ * put the reason in msg (-1). */
+int sr_lua_json_decode(lua_State *L, const char *s, size_t n, char msg[160]);
+
 /* ===== registration =====
  * Each registers its metatables and adds its functions to the module
  * table on top of the stack; sr_lua_open_async after
@@ -116,6 +123,7 @@ void sr_lua_open_pollset(lua_State *L);
 void sr_lua_open_svcproto(lua_State *L);
 void sr_lua_open_ws(lua_State *L);
 void sr_lua_open_sock(lua_State *L);
+void sr_lua_open_json(lua_State *L);
 
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility pop

@@ -40,4 +40,13 @@ static inline void luaL_setmetatable(lua_State *L, const char *tname)
 #define lua_newuserdatauv(L, size, nuv) lua_newuserdata(L, (size))
 #endif
 
+/* Before 5.3 every number is a double: none is an integer, and a 64-bit
+ * integer is pushed as the nearest double (exact up to 2^53). */
+#if LUA_VERSION_NUM < 503
+#define lua_isinteger(L, i) 0
+#define sr_lua_pushint64(L, v) lua_pushnumber(L, (lua_Number)(v))
+#else
+#define sr_lua_pushint64(L, v) lua_pushinteger(L, (lua_Integer)(v))
+#endif
+
 #endif
