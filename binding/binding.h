@@ -11,10 +11,11 @@
  *
  * Files, one concern each, none calling back into the one that uses it:
  * helpers.c and params.c serve the others; client.c, async.c,
- * stateless.c, pollset.c, svcproto.c, ws.c, sock.c and json.c each
- * register their functions and metatables from one sr_lua_open_*
- * function; signalr_core.c (luaopen_signalr_core) only calls those.
- * json_text.c is JSON text in plain C (no Lua), under json.c. */
+ * stateless.c, pollset.c, svcproto.c, ws.c, sock.c, json.c and
+ * hubproto.c each register their functions and metatables from one
+ * sr_lua_open_* function; signalr_core.c (luaopen_signalr_core) only
+ * calls those.  json_text.c is JSON text in plain C (no Lua), under
+ * json.c. */
 #ifndef SIGNALR_BINDING_H
 #define SIGNALR_BINDING_H
 
@@ -124,6 +125,7 @@ void sr_lua_open_svcproto(lua_State *L);
 void sr_lua_open_ws(lua_State *L);
 void sr_lua_open_sock(lua_State *L);
 void sr_lua_open_json(lua_State *L);
+void sr_lua_open_hubproto(lua_State *L);
 
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility pop
