@@ -47,6 +47,7 @@ build = {
             "binding/signalr_core.c", "binding/helpers.c", "binding/params.c",
             "binding/client.c", "binding/async.c", "binding/stateless.c",
             "binding/pollset.c", "binding/svcproto.c", "binding/ws.c", "binding/sock.c",
+            "binding/json_text.c", "binding/json.c", "binding/hubproto.c",
          },
          incdirs = { "core/include", "core/src", "$(OPENSSL_INCDIR)", "$(WSLAY_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(WSLAY_LIBDIR)" },
