@@ -53,6 +53,13 @@ function _M.new(opts)
     return self
 end
 
+--- A client over a transport made elsewhere (signalr.server gives its
+-- hub objects one over the server's own connections).
+-- @tparam table t a transport (signalr.transport)
+function _M.wrap(t)
+    return setmetatable({ _t = t }, Client)
+end
+
 --- Return a hub object for `name` (validated: a letter, then up to 127
 -- letters, digits or _`,.[]).  Hub names are case-insensitive.
 -- @tparam string name

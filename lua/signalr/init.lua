@@ -8,6 +8,8 @@ local core = require "signalr.core"
 local json = require "signalr.json"
 local options = require "signalr.options"
 local client = require "signalr.client"
+local server = require "signalr.server"
+local dispatch = require "signalr.server.dispatch"
 
 local _M = { _NAME = "signalr", _VERSION = core._VERSION }
 
@@ -30,5 +32,19 @@ _M.new = client.new
 
 --- The client class (signalr.client).
 _M.Client = client.Client
+
+--- Make a hub server behind the service (Default mode): see
+-- signalr.server.
+-- @function server
+-- @tparam table opts `connection_string`, `hub` or `hubs`, ...
+-- @treturn[1] server
+-- @treturn[2] nil, message, details
+_M.server = server.new
+
+--- An error whose message reaches the client, as a HubException's does
+-- in ASP.NET Core: `error(signalr.hub_error("bad move"))` in a handler.
+-- @function hub_error
+-- @tparam string message
+_M.hub_error = dispatch.hub_error
 
 return _M

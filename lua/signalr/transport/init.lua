@@ -35,10 +35,12 @@ local _M = {}
 -- @tparam table o the options, checked and with defaults (signalr.options)
 -- @tparam[opt] function wake called when an async call is queued
 -- @tparam number level where an error points (as error's level, from the caller)
+-- @tparam[opt] table seam persistent mode for a hub server (signalr.server):
+--   `type`, `on_message`, `on_lost` for the pool
 -- @treturn[1] table the transport
 -- @treturn[2] nil, message, details (`ECONNSTR`, `EINVAL`)
 -- @raise on options that cannot work here (cosockets outside nginx, ...)
-function _M.new(o, wake, level)
+function _M.new(o, wake, level, seam)
     level = level + 1
     local handle, msg, details = core.client(o.connection_string, o)
     if not handle then
@@ -89,7 +91,7 @@ function _M.new(o, wake, level)
     if in_nginx and o.transport ~= "curl" then
         io = require("signalr.transport.persistent.ngx").new(o)
     end
-    return persistent.new(rest, handle, o, io)
+    return persistent.new(rest, handle, o, io, seam)
 end
 
 return _M

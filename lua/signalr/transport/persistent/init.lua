@@ -63,7 +63,9 @@ local NAMED = { "user", "group", "connection", "excluded", "users", "groups", "c
 -- @tparam userdata handle the core's client
 -- @tparam table o the client's options, defaults filled in
 -- @tparam[opt] table io the connections' driver (nil: libcurl sockets)
-function _M.new(rest, handle, o, io)
+-- @tparam[opt] table seam a hub server's: the connections' `type`,
+--   `on_message(conn, msg)`, `on_lost(conn, msg, details)`
+function _M.new(rest, handle, o, io, seam)
     local json, mp = 0, 0
     for _, p in ipairs(o.protocols or { "json", "messagepack" }) do
         if p == "json" then json = SP.JSON else mp = SP.MESSAGEPACK end
@@ -72,8 +74,10 @@ function _M.new(rest, handle, o, io)
     local self = setmetatable({ rest = rest, handle = handle, info = rest.info, o = o,
         in_nginx = rest.in_nginx, protocols = protocols,
         queue = request.queue(o.on_done) }, Persistent)
+    seam = seam or {}
     self.pool = pool_mod.new(o, { handle = handle, requests = self.queue, io = io,
-        token = rest.auth and function() return rest:token() end })
+        token = rest.auth and function() return rest:token() end,
+        type = seam.type, on_message = seam.on_message, on_lost = seam.on_lost })
     if not io then
         -- frames still waiting for their batch go out when the client is
         -- collected (also at a normal exit) if close was not called; not

@@ -374,6 +374,39 @@ function Pool:acked(hub, make_frame, what, check)
     return a.result, a.msg, a.details
 end
 
+--- Send an acknowledged message on connection `c` without waiting (a
+-- hub server's handler waits in its own coroutine): the record `a`, whose
+-- `done`, `result`, `msg` and `details` the answer sets (calling
+-- `wake()` if given), or the connection's loss (ECONNECT); nil, msg,
+-- details when it could not be sent.  `forget(hub, a)` gives up on it.
+-- @tparam table c a connection of this pool
+-- @tparam string hub
+-- @tparam function make_frame `make_frame(ack_id)`: the frame | nil, msg, details
+-- @tparam string what the call, for messages
+-- @tparam boolean check true: the answer is a boolean
+-- @tparam[opt] function wake
+function Pool:ack_on(c, hub, make_frame, what, check, wake)
+    local hc = self:open(hub)
+    local id = next_ack(hc)
+    local frame, msg, d = make_frame(id)
+    if not frame then return nil, "signalr." .. what .. ": " .. msg, d end
+    local a = { op = what, what = what, check = check, id = id, conn = c, wake = wake }
+    hc.acks[id] = a
+    local ok
+    ok, msg, d = self:write(c, frame, what)
+    if not ok then
+        hc.acks[id] = nil
+        return nil, msg, d
+    end
+    return a
+end
+
+--- Stop waiting for the answer to `a` (from ack_on).
+function Pool:forget(hub, a)
+    local hc = self.hubs[lower(hub)]
+    if hc then hc.acks[a.id] = nil end
+end
+
 -- An ack's status (the service protocol's AckStatus; not in core.sp).
 local ACK_OK, ACK_NOT_FOUND, ACK_TIMEOUT, ACK_ERROR = 1, 2, 3, 4
 

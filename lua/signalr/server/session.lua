@@ -1,0 +1,246 @@
+--- One client of a hub server, as the service carries it: the hub
+-- handshake, the client's messages read from ConnectionData, its
+-- invocations run one at a time (ASP.NET Core's default
+-- MaximumParallelInvocationsPerClient) after its connected handler, its
+-- completions, pings after 15 s without a write, and its end, reported
+-- once.
+-- @module signalr.server.session
+local dispatch = require "signalr.server.dispatch"
+local context = require "signalr.server.context"
+
+local setmetatable, tostring, unpack =
+    setmetatable, tostring, table.unpack or unpack
+local concat, remove = table.concat, table.remove
+
+local _M = {}
+
+-- ASP.NET Core's KeepAliveInterval: a ping after this long without a write.
+_M.KEEPALIVE = 15
+-- Invocations a client may have waiting behind the one running: past it
+-- the client is closed (a flood from one client affects no other).
+_M.MAX_WAITING = 1024
+
+local Session = {}
+Session.__index = Session
+
+--- A session for an OpenConnection on server connection `conn`.
+function _M.new(server, hub, conn, open)
+    local codec = server.codec
+    local reader, msg = codec.reader(server.o.max_message_size)
+    if not reader then return nil, msg end
+    local s = setmetatable({
+        server = server, codec = codec, hub_name = hub, conn = conn,
+        id = open.connection_id, reader = reader,
+        protocol = codec.PROTOCOLS[open.protocol] or codec.PROTOCOLS.json,
+        -- a client migrated from another server does not shake hands again
+        migrated = open.headers and open.headers["Asrs-Migrate-From"] ~= nil,
+        state = "handshake", waiting = {}, busy = false, parts = nil,
+        last_write = server.now(),
+    }, Session)
+    s.ctx = context.new(s, open)
+    return s
+end
+
+-- ===== writing =====
+
+--- Hand hub-protocol bytes for this client to its server connection.
+function Session:write(bytes, data_type)
+    if self.state == "closed" then
+        return nil, "the client's connection is closed", { code = "ECLOSED" }
+    end
+    local frame, msg, d = self.codec.connection_data(self.id, bytes, data_type)
+    if not frame then return nil, msg, d end
+    local ok
+    ok, msg, d = self.server:write(self.conn, frame)
+    if not ok then return nil, msg, d end
+    self.last_write = self.server.now()
+    return true
+end
+
+--- Invoke a client method (no answer awaited).
+function Session:send(target, args)
+    local text, msg = self.codec.encode_args(args)
+    if not text then
+        return nil, "signalr.ctx:send: " .. tostring(msg), { code = "EINVAL" }
+    end
+    local bytes, m2, d = self.codec.invocation(self.protocol, nil, target, text)
+    if not bytes then return nil, "signalr.ctx:send: " .. m2, d end
+    local ok, m3, d3 = self:write(bytes, self.codec.DATA_INVOCATION)
+    if not ok then return nil, "signalr.ctx:send: " .. m3, d3 end
+    return true
+end
+
+-- A completion for invocation id: result JSON, or an error text.
+function Session:complete(id, result, err)
+    local bytes = self.codec.completion(self.protocol, id, result, err)
+    if bytes then return self:write(bytes, self.codec.DATA_INVOCATION) end
+end
+
+--- A ping when nothing was written for KEEPALIVE seconds.
+function Session:keepalive(t)
+    if self.state == "open" and t - self.last_write >= _M.KEEPALIVE then
+        self:write(self.codec.ping(self.protocol), self.codec.DATA_OTHER)
+    end
+end
+
+-- ===== ending =====
+
+--- The client's end, reported once: on_disconnected(ctx, err) runs in a
+-- coroutine of its own.  `notify`: tell the service (CloseConnection).
+function Session:finish(err, notify, reason)
+    if self.state == "closed" then return end
+    if notify then
+        local frame = self.codec.close_connection(self.id, reason or "")
+        if frame then self.server:write(self.conn, frame) end
+    end
+    self.state = "closed"
+    self.waiting = {}
+    self.server:ended(self, err)
+end
+
+--- Close from the hub (ctx:close): a Close message (with the reason as its
+-- error, if any), then CloseConnection; on_disconnected runs once.
+function Session:close(reason)
+    if self.state == "closed" then return true end
+    local bytes = self.codec.close(self.protocol, reason, false)
+    if bytes and self.state ~= "handshake" then self:write(bytes, self.codec.DATA_OTHER) end
+    self:finish(nil, true, reason)
+    return true
+end
+
+-- A client that broke the protocol: the close ASP.NET Core sends (error
+-- "Connection closed with an error."), then CloseConnection with why.
+function Session:fail(why)
+    if self.state == "closed" then return end
+    if self.state ~= "handshake" then
+        local bytes = self.codec.close(self.protocol, "Connection closed with an error.", false)
+        if bytes then self:write(bytes, self.codec.DATA_OTHER) end
+    end
+    self.server:log("warn", "hub client " .. tostring(self.id) .. " closed: " .. tostring(why))
+    self:finish(why, true, why)
+end
+
+-- ===== reading =====
+
+--- ConnectionData from the service: fragments (partial) wait for the rest.
+function Session:data(payload, partial)
+    if self.state == "closed" then return end
+    if partial then
+        self.parts = self.parts or {}
+        self.parts[#self.parts + 1] = payload
+        return
+    end
+    if self.parts then
+        self.parts[#self.parts + 1] = payload
+        payload = concat(self.parts)
+        self.parts = nil
+    end
+    local msgs, msg = self.reader:feed(payload)
+    if not msgs then
+        if self.state == "handshake" then return self:refuse(msg) end
+        return self:fail(msg)
+    end
+    for i = 1, #msgs do
+        if self.state == "closed" then return end
+        self:message(msgs[i])
+    end
+end
+
+-- The handshake refused: its answer carries the reason, then the end.
+function Session:refuse(why)
+    self:write(self.codec.handshake_response(why), self.codec.DATA_HANDSHAKE)
+    self:finish(why, true, why)
+end
+
+local T = { HANDSHAKE = 0, INVOCATION = 1, STREAM_ITEM = 2, COMPLETION = 3,
+            STREAM_INVOCATION = 4, CANCEL = 5, PING = 6, CLOSE = 7 }
+_M.T = T
+
+function Session:message(m)
+    local ty = m.type
+    if self.state == "handshake" then
+        if ty ~= T.HANDSHAKE then return self:fail("a message before the handshake") end
+        if not self.migrated then
+            self:write(self.codec.handshake_response(nil), self.codec.DATA_HANDSHAKE)
+        end
+        self.state = "connecting"
+        return self.server:connected(self)
+    end
+    if ty == T.INVOCATION or ty == T.STREAM_INVOCATION then
+        if #self.waiting >= _M.MAX_WAITING then
+            return self:fail("more than " .. _M.MAX_WAITING .. " invocations waiting")
+        end
+        self.waiting[#self.waiting + 1] = m
+        return self:next()
+    elseif ty == T.CLOSE then
+        -- the client leaves: its error (if any) goes to on_disconnected
+        return self:finish(m.error, true, "")
+    end
+    -- pings keep nothing alive here (the service watches the client);
+    -- stream items, completions and cancels for nothing this hub started
+    -- are ignored, as ASP.NET Core does; acks and sequences likewise
+end
+
+--- The connected handler ended: invocations that waited may run.
+function Session:opened()
+    if self.state == "connecting" then
+        self.state = "open"
+        self:next()
+    end
+end
+
+--- Run the next waiting invocation, if none runs.
+function Session:next()
+    if self.busy or self.state ~= "open" then return end
+    local m = remove(self.waiting, 1)
+    if not m then return end
+    self:invoke(m)
+end
+
+-- Run one invocation in a coroutine; its outcome becomes the Completion.
+function Session:invoke(m)
+    local server, id, target = self.server, m.invocation_id, m.target
+    local detailed = server.o.detailed_errors
+    local args = self.codec.decode_args(m.arguments)
+    local method, why
+    if not args then
+        why = dispatch.TEXT.binding(target, detailed)
+    else
+        method, why = dispatch.check(server.registry, {
+            target = target, streaming = m.type == T.STREAM_INVOCATION }, args.n, detailed)
+    end
+    if not method then
+        -- an invocation without an id (the client's send) gets no answer
+        if id then self:complete(id, nil, why) end
+        return self:next()
+    end
+    self.busy = true
+    server.sched:spawn(function(ok, ...)
+        self.busy = false
+        if not ok then
+            local err = ...
+            if not dispatch.is_hub_error(err) then
+                server:log("error", "hub method '" .. method.name .. "' failed for "
+                    .. tostring(self.id) .. ": " .. tostring(err))
+            end
+        end
+        if id and self.state ~= "closed" then
+            local result, err = dispatch.outcome(target, self.codec.encode, detailed, ok, ...)
+            self:complete(id, result, err)
+        end
+        self:next()
+    end, method.fn, self.ctx, unpack(args, 1, args.n))
+end
+
+-- ===== membership =====
+
+--- ctx:join / ctx:leave: an acknowledged message on the client's own
+-- server connection; waits (inside a handler) for the answer.
+function Session:group(what, group)
+    if self.state == "closed" then
+        return nil, "signalr.ctx:" .. what .. ": the client's connection is closed", { code = "ECLOSED" }
+    end
+    return self.server:group(self, what, group)
+end
+
+return _M
