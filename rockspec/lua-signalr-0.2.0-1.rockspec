@@ -82,6 +82,11 @@ build = {
       ["signalr.loop.cqueues"] = "lua/signalr/loop/cqueues.lua",
       ["signalr.actions"] = "lua/signalr/actions.lua",
       ["signalr.cli"] = "lua/signalr/cli.lua",
+      ["signalr.server"] = "lua/signalr/server/init.lua",
+      ["signalr.server.dispatch"] = "lua/signalr/server/dispatch.lua",
+      ["signalr.server.session"] = "lua/signalr/server/session.lua",
+      ["signalr.server.context"] = "lua/signalr/server/context.lua",
+      ["signalr.server.sched"] = "lua/signalr/server/sched.lua",
    },
    install = {
       bin = { ["signalr"] = "bin/signalr" },
