@@ -1,0 +1,443 @@
+-- signalr.server without a service: the server's handlers fed with the
+-- service's messages (OpenConnection, ConnectionData, CloseConnection) as
+-- the pool would hand them over, and every frame it writes read back with
+-- the core's readers.  Covers the hub protocol's rules (ASP.NET Core's
+-- texts), the per-client order, and bad input from the wire.
+local signalr = require "signalr"
+local core = require "signalr.core"
+local dispatch = require "signalr.server.dispatch"
+local sched_mod = require "signalr.server.sched"
+
+local SP, HUB = core.sp, core.hub
+local CS = "Endpoint=http://127.0.0.1;Port=1;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"
+local RS = "\30"
+-- Lua 5.1 tells no handler's parameter count (debug.getinfo has no
+-- nparams): there, handlers get what the client sent, unchecked
+local ARITY = debug.getinfo(function(_) end, "u").nparams ~= nil
+-- 5.1 and LuaJIT numbers are doubles: integers are exact to 2^53
+local INT64 = math.type ~= nil
+
+-- A server whose pool is a stand-in: writes are recorded per connection.
+local function server(opts)
+    opts = opts or {}
+    opts.connection_string = CS
+    opts.hub = opts.hub or "chat"
+    local s = assert(signalr.server(opts))
+    local wrote = {}
+    s.pool = {
+        write = function(_, c, frame)
+            wrote[#wrote + 1] = { conn = c, frame = frame }
+            return true
+        end,
+        ack_on = function(_, c, _, make_frame, what, check, wake)
+            local frame = make_frame(7)
+            wrote[#wrote + 1] = { conn = c, frame = frame }
+            local a = { id = 7, what = what, check = check, wake = wake }
+            s.pending_ack = a
+            return a
+        end,
+        forget = function() end,
+    }
+    s.started = true -- no connections: the stand-in pool has none
+    s.logged = {}
+    s.on_log = function(level, msg) s.logged[#s.logged + 1] = level .. ": " .. msg end
+    -- what the server wrote, as { id, payload | close = reason }
+    function s.out()
+        local out = {}
+        for _, w in ipairs(wrote) do
+            local list = assert(core.sp_read(w.frame))
+            for _, m in ipairs(list) do
+                if m.type == SP.CONNECTION_DATA then
+                    out[#out + 1] = { id = m.connection_id, payload = m.payload, data_type = m.data_type }
+                elseif m.type == SP.CLOSE_CONNECTION then
+                    out[#out + 1] = { id = m.connection_id, close = m.error }
+                else
+                    out[#out + 1] = { id = m.connection_id, type = m.type, group = m.group }
+                end
+            end
+        end
+        for i = #wrote, 1, -1 do wrote[i] = nil end
+        return out
+    end
+    return s
+end
+
+local conn = { name = "c1" }
+
+local function open(s, id, protocol, claims)
+    s:_message(conn, { type = SP.OPEN_CONNECTION, connection_id = id, protocol = protocol or "json",
+                       claims = claims or { { type = "asrs.s.uid", value = "alice" } }, headers = {},
+                       query = "?hub=chat" })
+end
+local function data(s, id, bytes, partial)
+    s:_message(conn, { type = SP.CONNECTION_DATA, connection_id = id, payload = bytes, partial = partial })
+end
+local function handshake(s, id, protocol)
+    data(s, id, '{"protocol":"' .. (protocol or "json") .. '","version":1}' .. RS)
+end
+local function invoke(s, id, inv, target, args)
+    local frame = '{"type":1,' .. (inv and ('"invocationId":"' .. inv .. '",') or "")
+        .. '"target":"' .. target .. '","arguments":' .. (args or "[]") .. "}" .. RS
+    data(s, id, frame)
+end
+-- the JSON hub messages the server sent to client id, decoded
+local function sent(s, id)
+    local msgs = {}
+    for _, o in ipairs(s.out()) do
+        if o.id == id and o.payload then
+            for rec in o.payload:gmatch("([^" .. RS .. "]*)" .. RS) do
+                msgs[#msgs + 1] = assert(core.json_decode(rec))
+            end
+        elseif o.id == id then
+            msgs[#msgs + 1] = o
+        end
+    end
+    return msgs
+end
+
+describe("signalr.server", function()
+    describe("options", function()
+        it("raise on a wrong type, an unknown key, a missing hub", function()
+            assert.has_error(function() signalr.server("x") end)
+            assert.has_error(function() signalr.server { connection_string = CS } end,
+                "signalr.server: option 'hub' (or 'hubs') is required")
+            assert.has_error(function() signalr.server { connection_string = CS, hub = "h", hubz = 1 } end,
+                "signalr.server: unknown option 'hubz'")
+            assert.has_error(function() signalr.server { connection_string = CS, hub = "h", detailed_errors = 1 } end,
+                "signalr.server: option 'detailed_errors' must be a boolean, got number")
+        end)
+        it("a bad connection string or hub name is nil, message, details", function()
+            local s, msg, d = signalr.server { connection_string = "Endpoint=x", hub = "h" }
+            assert.is_nil(s)
+            assert.equal("ECONNSTR", d.code)
+            assert.matches("^signalr.server: ", msg)
+            s, msg, d = signalr.server { connection_string = CS, hub = "bad-hub" }
+            assert.is_nil(s)
+            assert.equal("EINVAL", d.code, msg)
+        end)
+        it("on() raises for a non-function or a name registered twice (without regard to case)", function()
+            local s = server()
+            s:on("Move", function() end)
+            assert.has_error(function() s:on("Jump", 5) end,
+                "signalr.server:on: the handler for 'Jump' must be a function, got number")
+            assert.has_error(function() s:on("move", function() end) end,
+                "signalr.server:on: 'move' is registered already (as 'Move'; names match without regard to case)")
+        end)
+    end)
+
+    describe("a client's life", function()
+        it("handshake, on_connected before any invocation, results, on_disconnected once", function()
+            local s = server()
+            local order = {}
+            s:on_connected(function(ctx)
+                order[#order + 1] = "connected " .. ctx.user_id
+                ctx.items.n = 0
+                assert(ctx:send("welcome", 1, nil, "x"))
+            end)
+            s:on_disconnected(function(_, err) order[#order + 1] = "gone " .. tostring(err) end)
+            s:on("Add", function(ctx, a, b)
+                ctx.items.n = ctx.items.n + 1
+                return a + b
+            end)
+            open(s, "c-1")
+            handshake(s, "c-1")
+            invoke(s, "c-1", "1", "Add", "[2,3]")
+            local out = sent(s, "c-1")
+            assert.same({}, out[1]) -- the handshake answer {} comes first
+            assert.same({ type = 1, target = "welcome", arguments = { 1, core.json_null, "x" } }, out[2])
+            assert.same({ type = 3, invocationId = "1", result = 5 }, out[3])
+            -- the client leaves: on_disconnected once, nothing sent back
+            s:_message(conn, { type = SP.CLOSE_CONNECTION, connection_id = "c-1", error = "" })
+            s:_message(conn, { type = SP.CLOSE_CONNECTION, connection_id = "c-1", error = "" })
+            assert.same({ "connected alice", "gone nil" }, order)
+            assert.same({}, sent(s, "c-1"))
+        end)
+
+        it("MessagePack clients get MessagePack completions; numbers exact", function()
+            local s = server()
+            s:on("Echo", function(_, v) return v end)
+            open(s, "m-1", "messagepack")
+            handshake(s, "m-1", "messagepack")
+            local out = s.out()
+            assert.equal("{}" .. RS, out[1].payload)
+            -- [1, {}, "5", "Echo", [2^53 + 1]] with its varint length (2^53 - 1
+            -- where numbers are doubles)
+            local body = INT64 and "\149\1\128\161\53\164Echo\145\207\0\32\0\0\0\0\0\1"
+                or "\149\1\128\161\53\164Echo\145\207\0\31\255\255\255\255\255\255"
+            data(s, "m-1", string.char(#body) .. body)
+            out = s.out()
+            local reader = core.hub_reader()
+            reader:set_protocol(HUB.MESSAGEPACK)
+            local msgs = assert(reader:feed(out[1].payload))
+            assert.equal(3, msgs[1].type)
+            assert.equal("5", msgs[1].invocation_id)
+            assert.equal(INT64 and "9007199254740993" or "9007199254740991", msgs[1].result)
+        end)
+
+        it("ASP.NET Core's texts: unknown method, argument count, hub errors, the generic error", function()
+            local s = server()
+            s:on("Move", function(_, dx, dy)
+                if dx > 1 then error(signalr.hub_error "bad move") end
+                return dx + dy
+            end)
+            s:on("Boom", function() error("secret detail") end)
+            open(s, "e-1")
+            handshake(s, "e-1")
+            sent(s, "e-1")
+            invoke(s, "e-1", "1", "Nope", "[1]")
+            invoke(s, "e-1", "2", "move", "[1]")
+            invoke(s, "e-1", "3", "MOVE", "[5,0]")
+            invoke(s, "e-1", "4", "Boom")
+            invoke(s, "e-1", "5", "Move", '["a","b"]')
+            invoke(s, "e-1", nil, "Nope")
+            local out = sent(s, "e-1")
+            assert.equal(5, #out) -- no answer to the last (a send)
+            assert.equal("Unknown hub method 'Nope'", out[1].error)
+            if ARITY then
+                assert.equal("Failed to invoke 'move' due to an error on the server.", out[2].error)
+            else -- dy is nil: the handler's own error
+                assert.equal("An unexpected error occurred invoking 'move' on the server.", out[2].error)
+            end
+            assert.equal("An unexpected error occurred invoking 'MOVE' on the server. HubException: bad move",
+                out[3].error)
+            assert.equal("An unexpected error occurred invoking 'Boom' on the server.", out[4].error)
+            assert.equal("An unexpected error occurred invoking 'Move' on the server.", out[5].error)
+            -- the generic error's detail is logged, never sent
+            local log = table.concat(s.logged, "\n")
+            assert.truthy(log:find("secret detail", 1, true), log)
+        end)
+
+        it("detailed_errors sends the handler's message and the argument counts", function()
+            local s = server { detailed_errors = true }
+            s:on("Boom", function() error("the detail", 0) end)
+            s:on("Two", function(_, a, b) return a, b end)
+            open(s, "d-1")
+            handshake(s, "d-1")
+            sent(s, "d-1")
+            invoke(s, "d-1", "1", "Boom")
+            invoke(s, "d-1", "2", "Two", "[1]")
+            local out = sent(s, "d-1")
+            assert.equal("An unexpected error occurred invoking 'Boom' on the server. LuaError: the detail",
+                out[1].error)
+            if ARITY then
+                assert.equal("Failed to invoke 'Two' due to an error on the server. InvalidDataException:"
+                    .. " Invocation provides 1 argument(s) but target expects 2.", out[2].error)
+            else -- unchecked: the handler ran and returned its first value
+                assert.equal(1, out[2].result)
+            end
+        end)
+
+        it("a streaming invocation of a plain method gets ASP.NET Core's text", function()
+            local s = server()
+            s:on("Add", function(_, a, b) return a + b end)
+            open(s, "s-1")
+            handshake(s, "s-1")
+            sent(s, "s-1")
+            data(s, "s-1", '{"type":4,"invocationId":"9","target":"Add","arguments":[1,2]}' .. RS)
+            assert.equal("The client attempted to invoke the non-streaming 'Add' method with a streaming"
+                .. " invocation.", sent(s, "s-1")[1].error)
+        end)
+
+        it("invocations of one client run one at a time, in order; other clients go on meanwhile", function()
+            local s = server()
+            local release = false
+            s:on("Wait", function(ctx) ctx:await(function() return release end, 5) return "waited" end)
+            s:on("Add", function(_, a, b) return a + b end)
+            open(s, "o-1")
+            handshake(s, "o-1")
+            open(s, "o-2")
+            handshake(s, "o-2")
+            s.out()
+            invoke(s, "o-1", "1", "Wait")
+            invoke(s, "o-1", "2", "Add", "[1,1]")
+            invoke(s, "o-2", "3", "Add", "[2,2]")
+            local out = s.out()
+            assert.equal(1, #out) -- only o-2's answer: o-1's Add waits behind its Wait
+            assert.equal("o-2", out[1].id)
+            release = true
+            s.sched:step()
+            local got = sent(s, "o-1")
+            assert.equal("waited", got[1].result)
+            assert.equal(2, got[2].result)
+        end)
+
+        it("fragments (IsPartial) are joined; several messages in one ConnectionData all run", function()
+            local s = server()
+            s:on("Add", function(_, a, b) return a + b end)
+            open(s, "p-1")
+            handshake(s, "p-1")
+            sent(s, "p-1")
+            data(s, "p-1", '{"type":1,"invocationId":"1","tar', true)
+            data(s, "p-1", 'get":"Add","arguments":[1,', true)
+            data(s, "p-1", '2]}' .. RS .. '{"type":6}' .. RS
+                .. '{"type":1,"invocationId":"2","target":"Add","arguments":[3,4]}' .. RS)
+            local out = sent(s, "p-1")
+            assert.equal(3, out[1].result)
+            assert.equal(7, out[2].result)
+        end)
+
+        it("a client's Close ends it: CloseConnection to the service, on_disconnected with its error", function()
+            local s = server()
+            local gone = {}
+            s:on_disconnected(function(ctx, err) gone[#gone + 1] = { ctx.connection_id, err } end)
+            open(s, "x-1")
+            handshake(s, "x-1")
+            s.out()
+            data(s, "x-1", '{"type":7,"error":"bye"}' .. RS)
+            local out = s.out()
+            assert.equal("x-1", out[1].id)
+            assert.equal("", out[1].close)
+            assert.same({ { "x-1", "bye" } }, gone)
+        end)
+
+        it("ctx:close sends Close, then CloseConnection; on_disconnected runs once", function()
+            local s = server()
+            local n = 0
+            s:on_disconnected(function() n = n + 1 end)
+            s:on("Quit", function(ctx) ctx:close("game over") ctx:close() end)
+            open(s, "q-1")
+            handshake(s, "q-1")
+            s.out()
+            invoke(s, "q-1", "1", "Quit")
+            local out = s.out()
+            assert.equal('{"type":7,"error":"game over"}' .. RS, out[1].payload)
+            assert.equal("game over", out[2].close)
+            assert.equal(1, n)
+            assert.equal(nil, ({ s.sessions["q-1"] })[1])
+        end)
+
+        it("a lost server connection ends its clients (on_disconnected once each), others stay", function()
+            local s = server()
+            local gone = {}
+            s:on_disconnected(function(ctx, err) gone[#gone + 1] = ctx.connection_id .. ": " .. err end)
+            open(s, "l-1")
+            handshake(s, "l-1")
+            local other = { name = "c2" }
+            s:_message(other, { type = SP.OPEN_CONNECTION, connection_id = "l-2", protocol = "json",
+                                claims = {}, headers = {} })
+            s:_message(other, { type = SP.CONNECTION_DATA, connection_id = "l-2",
+                                payload = '{"protocol":"json","version":1}' .. RS })
+            s:_lost(conn, "reset")
+            s:_lost(conn, "reset")
+            assert.same({ "l-1: the server connection was lost: reset" }, gone)
+            assert.truthy(s.sessions["l-2"])
+            assert.is_nil(s.sessions["l-1"])
+        end)
+
+        it("ctx:join waits in the handler for the service's answer", function()
+            local s = server()
+            local got
+            s:on("Join", function(ctx, g) got = { ctx:join(g) } return got[1] end)
+            open(s, "j-1")
+            handshake(s, "j-1")
+            s.out()
+            invoke(s, "j-1", "1", "Join", '["red"]')
+            local out = s.out()
+            assert.equal(SP.JOIN_GROUP_WITH_ACK, out[1].type)
+            assert.is_nil(got) -- still waiting
+            local a = s.pending_ack
+            a.done, a.result = true, true
+            a.wake()
+            assert.same({ true }, got)
+            assert.is_true(sent(s, "j-1")[1].result)
+        end)
+    end)
+
+    describe("bad input from the wire", function()
+        it("a refused handshake is answered with the reason, then CloseConnection", function()
+            local s = server()
+            open(s, "h-1")
+            data(s, "h-1", '{"protocol":"xml","version":1}' .. RS)
+            local out = s.out()
+            assert.equal('{"error":"The protocol \'xml\' is not supported."}' .. RS, out[1].payload)
+            assert.equal("h-1", out[2].id)
+            assert.truthy(out[2].close)
+            assert.is_nil(s.sessions["h-1"])
+        end)
+
+        it("malformed messages, oversized and too deep ones close that client only", function()
+            local s = server()
+            local gone = {}
+            s:on_disconnected(function(ctx) gone[#gone + 1] = ctx.connection_id end)
+            s:on("Add", function(_, a, b) return a + b end)
+            local bad = {
+                { "junk", "not json at all" .. RS },
+                { "no type", '{"target":"Add"}' .. RS },
+                { "10 MB", '{"type":1,"target":"Add","arguments":["' .. string.rep("x", 10 * 1024 * 1024)
+                    .. '"]}' .. RS },
+                { "deep", '{"type":1,"target":"Add","arguments":[' .. string.rep("[", 200)
+                    .. string.rep("]", 200) .. "]}" .. RS },
+                { "bad UTF-8", '{"type":1,"target":"Add\255","arguments":[]}' .. RS },
+            }
+            for i, b in ipairs(bad) do
+                local id = "b-" .. i
+                open(s, id)
+                handshake(s, id)
+                s.out()
+                data(s, id, b[2])
+                local out = s.out()
+                assert.equal('{"type":7,"error":"Connection closed with an error."}' .. RS, out[1].payload, b[1])
+                assert.truthy(out[2].close, b[1])
+                assert.is_nil(s.sessions[id], b[1])
+            end
+            assert.equal(#bad, #gone)
+            -- a well-behaved client is unaffected
+            open(s, "ok")
+            handshake(s, "ok")
+            sent(s, "ok")
+            invoke(s, "ok", "1", "Add", "[1,2]")
+            assert.equal(3, sent(s, "ok")[1].result)
+        end)
+
+        it("unknown message types are passed over; data for unknown connections is ignored", function()
+            local s = server()
+            s:on("Add", function(_, a, b) return a + b end)
+            open(s, "u-1")
+            handshake(s, "u-1")
+            sent(s, "u-1")
+            data(s, "u-1", '{"type":99,"x":1}' .. RS .. '{"type":1,"invocationId":"1","target":"Add",'
+                .. '"arguments":[1,1]}' .. RS)
+            assert.equal(2, sent(s, "u-1")[1].result)
+            data(s, "nobody", '{"type":1}' .. RS)
+            s:_message(conn, { type = 123, connection_id = "u-1" })
+            assert.same({}, s.out())
+        end)
+
+        it("a flood of invocations from one client closes that client, not the others", function()
+            local s = server()
+            s:on("Wait", function(ctx) ctx:await(function() return false end, 60) end)
+            open(s, "f-1")
+            handshake(s, "f-1")
+            open(s, "f-2")
+            handshake(s, "f-2")
+            s.out()
+            local parts = {}
+            for i = 1, 1100 do
+                parts[i] = '{"type":1,"invocationId":"' .. i .. '","target":"Wait","arguments":[]}' .. RS
+            end
+            data(s, "f-1", table.concat(parts))
+            assert.is_nil(s.sessions["f-1"])
+            assert.truthy(s.sessions["f-2"])
+            s:close()
+        end)
+    end)
+
+    describe("dispatch and sched", function()
+        it("hub_error raises on a non-string; is_hub_error tells them apart", function()
+            assert.has_error(function() dispatch.hub_error(5) end)
+            assert.is_true(dispatch.is_hub_error(dispatch.hub_error("x")))
+            assert.is_false(dispatch.is_hub_error("x"))
+            assert.equal("HubException: x", tostring(dispatch.hub_error("x")))
+        end)
+        it("a wait outside the scheduler's coroutines raises a clear error", function()
+            local sc = sched_mod.new(core.monotonic)
+            assert.has_error(function() sc:wait(function() return true end, 1) end)
+            local r
+            sc:spawn(function(ok, v) r = { ok, v } end, function()
+                return sc:wait(function() return true end, 1)
+            end)
+            sc:step()
+            assert.same({ true, true }, r)
+        end)
+    end)
+end)
