@@ -57,6 +57,22 @@ static char *put(char *d, const char *s, size_t n)
 
 #define PUTS(d, lit) put((d), (lit), sizeof(lit) - 1)
 
+/* v in decimal into d (room for 20 digits); returns the length (no
+ * snprintf on the hot path). */
+static size_t utoa(char *d, unsigned long long v)
+{
+    char t[20];
+    size_t n = 0, i;
+
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (i = 0; i < n; i++)
+        d[i] = t[n - 1 - i];
+    return n;
+}
+
 int sr__http_wire(const signalr_request *req, char **buf, size_t *cap,
                   size_t *len)
 {
@@ -70,7 +86,7 @@ int sr__http_wire(const signalr_request *req, char **buf, size_t *cap,
     int v6 = strchr(req->host, ':') != NULL;
     int port = (req->tls && req->port != 443) || (!req->tls && req->port != 80);
     int has_len = strcmp(req->method, "GET") && strcmp(req->method, "HEAD");
-    char num[24], pnum[8];
+    char num[24], pnum[24];
     size_t nl = 0, pnl = 0;
     char *d;
 
@@ -82,10 +98,11 @@ int sr__http_wire(const signalr_request *req, char **buf, size_t *cap,
         target = "/";
     tlen = strlen(target);
     if (has_len)
-        nl = (size_t)snprintf(num, sizeof(num), "%lu",
-                              (unsigned long)req->body_len);
-    if (port)
-        pnl = (size_t)snprintf(pnum, sizeof(pnum), ":%d", req->port);
+        nl = utoa(num, req->body_len);
+    if (port) {
+        pnum[0] = ':';
+        pnl = 1 + utoa(pnum + 1, req->port > 0 ? (unsigned)req->port : 0);
+    }
     need = ml + 1 + tlen + 11 + 6 + hl + 2 * v6 + pnl + 2 +
            (al ? 15 + al + 2 : 0) + (ul ? 12 + ul + 2 : 0) +
            (pl ? 17 + pl + 2 : 0) + 13 + (cl ? 14 + cl + 2 : 0) +

@@ -961,7 +961,7 @@ signalr_err signalr_multi_step(signalr_multi *m, long timeout_ms,
 
     sr__ok(err);
 #ifdef __linux__
-    {
+    if (wait > 0) {
         long t = lean_timers(m, 0);
 
         if (t >= 0 && (next < 0 || t < next))
