@@ -64,7 +64,8 @@ extern "C" {
     X(ECANCELED,    "request canceled before it completed")                 \
     X(EREPLY,       "malformed reply from the service")                     \
     X(EAUTH,        "Microsoft Entra ID refused the token request")         \
-    X(EPROTOCOL,    "malformed hub protocol message")
+    X(EPROTOCOL,    "malformed hub protocol message")                       \
+    X(ECLOSED,      "the client connection is closed")
 
 typedef enum {
 #define SIGNALR_X_(name, msg) SIGNALR_##name,
