@@ -305,4 +305,67 @@ function upstream.dispatch(spec, headers, body) end
 ---@param spec signalr.upstream.Spec
 function upstream.handle(spec) end
 
+---@class signalr.ServerOptions
+---@field connection_string string
+---@field hub? string
+---@field hubs? string[]
+---@field connection_count? integer server connections per hub (5)
+---@field detailed_errors? boolean handler messages reach clients
+---@field client_max_message_size? integer bytes a client's message may take (32768)
+---@field on_log? fun(level: string, message: string)
+
+---@class signalr.Ctx
+---@field connection_id string
+---@field user_id string|nil
+---@field claims { type: string, value: string }[]
+---@field query string
+---@field headers table<string, string[]>
+---@field protocol "json"|"messagepack"
+---@field items table
+---@field hub string
+local Ctx = {}
+---@return true|nil, string?, signalr.Details?
+function Ctx:send(target, ...) end
+---@param reason? string
+function Ctx:close(reason) end
+---@param group string
+---@return true|nil, string?, signalr.Details?
+function Ctx:join(group) end
+---@param group string
+---@return true|nil, string?, signalr.Details?
+function Ctx:leave(group) end
+---@param what signalr.Request|fun(): boolean
+---@param timeout? number
+function Ctx:await(what, timeout) end
+
+---@class signalr.Server
+local Server = {}
+---@param name string
+---@param fn fun(ctx: signalr.Ctx, ...): any
+---@return signalr.Server
+function Server:on(name, fn) end
+---@param fn fun(ctx: signalr.Ctx)
+function Server:on_connected(fn) end
+---@param fn fun(ctx: signalr.Ctx, err: string|nil)
+function Server:on_disconnected(fn) end
+---@param name string
+---@return signalr.Hub|nil, string?, signalr.Details?
+function Server:hub(name) end
+function Server:run() end
+---@param timeout? number
+function Server:poll(timeout) end
+function Server:step() end
+---@return number|nil
+function Server:timeout() end
+---@return integer|nil
+function Server:pollfd() end
+function Server:close() end
+
+---@param opts signalr.ServerOptions
+---@return signalr.Server|nil, string?, signalr.Details?
+function signalr.server(opts) end
+---@param message string
+---@return table
+function signalr.hub_error(message) end
+
 return signalr
