@@ -3,7 +3,9 @@
 # wrk's CPU per request on the same route, in one run on loopback, as the
 # median of ROUNDS rounds with the spread.  Ratio = wrk's CPU per request
 # / ours (1.00: as lean as wrk).  Also sends/s against wrk on a sink that
-# answers after 10 ms (latency-bound).  Targets: the lean send path
+# answers after 10 ms (latency-bound), and the same sends made through
+# the C API alone (no Lua), which tells the transport's share from the Lua
+# layer's.  Targets: the lean send path
 # issue's (>= 0.6 CPU ratio blocking and async, >= 0.95 latency-bound).
 # Then memory (resident set, /proc/self/statm): per idle client (one send
 # made, its keep-alive connection kept), per 10k async requests queued,
@@ -54,28 +56,101 @@ ours() {
   AzureSignalRConnectionString="Endpoint=http://127.0.0.1;Port=$3;AccessKey=$key;Version=1.0;" \
     lua5.4 bench/lua_send.lua "$1" "$secs" "$2"
 }
+# The same sends through the C API alone (no Lua): what the transport
+# costs, apart from the Lua layer above it.  csend MODE -> "sends/s cpu_us"
+cat > "$tmp/csend.c" <<'C'
+#define _POSIX_C_SOURCE 200809L
+#include "signalr.h"
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+static double now(clockid_t k)
+{
+    struct timespec t;
+    clock_gettime(k, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+int main(int argc, char **argv)
+{
+    const char *cs = getenv("AzureSignalRConnectionString");
+    double secs = atof(argv[2]), t0, c0;
+    int async = !strcmp(argv[1], "async"), v;
+    long n = 0;
+    signalr_client *c;
+    signalr_error e;
+    signalr_params p;
+    memset(&p, 0, sizeof(p));
+    p.hub = "chat";
+    p.target = "newMessage";
+    p.arguments = "[\"player42\",{\"x\":12.5,\"y\":7.25,\"hp\":87,"
+                  "\"state\":\"running\",\"team\":\"red\"},\"0123456789abcde\"]";
+    p.arguments_len = strlen(p.arguments);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (signalr_client_new(cs, strlen(cs), NULL, &c, &e))
+        return 1;
+    t0 = now(CLOCK_MONOTONIC);
+    c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+    if (!async) {
+        signalr_http *h;
+        signalr_http_new(&h, &e);
+        while (now(CLOCK_MONOTONIC) - t0 < secs && ++n)
+            if (signalr_call(c, h, SIGNALR_OP_BROADCAST, &p, NULL, NULL, &v, &e))
+                return 1;
+    } else {
+        signalr_multi *m;
+        signalr_outcome o;
+        unsigned long id;
+        signalr_multi_new(c, NULL, NULL, 32, 16, &m, &e);
+        while (now(CLOCK_MONOTONIC) - t0 < secs) {
+            while (signalr_multi_pending(m) < 32 && ++n)
+                if (signalr_multi_submit(m, SIGNALR_OP_BROADCAST, &p, &id, &e))
+                    return 1;
+            signalr_multi_step(m, 10, &e);
+            while (signalr_multi_next(m, &o))
+                if (o.rc)
+                    return 1;
+        }
+    }
+    printf("%.1f %.2f\n", n / (now(CLOCK_MONOTONIC) - t0),
+           (now(CLOCK_PROCESS_CPUTIME_ID) - c0) / n * 1e6);
+    return 0;
+}
+C
+cc -O2 -I"$root/core/include" "$tmp/csend.c" "$build/libsignalr.a" -lcurl -lcrypto -lwslay -o "$tmp/csend"
+csend() {
+  AzureSignalRConnectionString="Endpoint=http://127.0.0.1;Port=$port;AccessKey=$key;Version=1.0;" \
+    "$tmp/csend" "$1" "$secs"
+}
 median() { sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2;
   printf "%.2f (%.2f-%.2f)", m, a[1], a[NR] }'; }
 : > "$tmp/r_async"; : > "$tmp/r_block"; : > "$tmp/r_slow"; : > "$tmp/lines"
+: > "$tmp/r_casync"; : > "$tmp/r_cblock"
 echo "measuring: $rounds rounds, ${secs}s per line ..." >&2
 for i in $(seq 1 "$rounds"); do
   read -r w16 w16c <<< "$(wrk_cpu 1 16 "$lean")"
   read -r a16 a16c <<< "$(ours async 16 "$port")"
   read -r w1 w1c <<< "$(wrk_cpu 1 1 "$lean")"
   read -r b1 b1c <<< "$(ours blocking 1 "$port")"
+  read -r ca16 ca16c <<< "$(csend async)"
+  read -r cb1 cb1c <<< "$(csend blocking)"
   read -r w64 _ <<< "$(wrk_cpu 1 64 "$slow")"
   read -r a64 _ <<< "$(ours async 64 "$sport")"
   awk -v a="$w16c" -v b="$a16c" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_async"
+  awk -v a="$w16c" -v b="$ca16c" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_casync"
+  awk -v a="$w1c" -v b="$cb1c" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_cblock"
   awk -v a="$w1c" -v b="$b1c" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_block"
   awk -v a="$a64" -v b="$w64" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_slow"
-  printf '| %d | %s / %s | %s / %s | %s / %s | %s / %s | %s | %s |\n' "$i" \
-    "$w16" "$w16c" "$a16" "$a16c" "$w1" "$w1c" "$b1" "$b1c" "$w64" "$a64" >> "$tmp/lines"
+  printf '| %d | %s / %s | %s / %s | %s / %s | %s / %s | %s / %s | %s / %s | %s | %s |\n' "$i" \
+    "$w16" "$w16c" "$a16" "$a16c" "$ca16" "$ca16c" "$w1" "$w1c" "$b1" "$b1c" "$cb1" "$cb1c" \
+    "$w64" "$a64" >> "$tmp/lines"
 done
 cat <<OUT
 Rounds (req/s / CPU µs per request or send):
 
-| round | wrk -t1 -c16 | async, 16 in flight | wrk -t1 -c1 | blocking | wrk -t1 -c64, 10 ms sink (req/s) | async, 64 in flight, 10 ms sink (sends/s) |
-|---|---|---|---|---|---|---|
+| round | wrk -t1 -c16 | async, 16 in flight | C API async | wrk -t1 -c1 | blocking | C API blocking | wrk -t1 -c64, 10 ms sink (req/s) | async, 64 in flight, 10 ms sink (sends/s) |
+|---|---|---|---|---|---|---|---|---|
 $(cat "$tmp/lines")
 
 | ratio (median of $rounds, min-max) | value | target |
@@ -83,6 +158,8 @@ $(cat "$tmp/lines")
 | CPU per request, wrk -c16 / CPU per send, async 16 in flight | $(median < "$tmp/r_async") | >= 0.6 |
 | CPU per request, wrk -c1 / CPU per send, blocking | $(median < "$tmp/r_block") | >= 0.6 |
 | sends/s async 64 in flight / wrk -c64, 10 ms sink | $(median < "$tmp/r_slow") | >= 0.95 |
+| (no Lua) wrk -c16 / the C API, async 16 in flight | $(median < "$tmp/r_casync") | |
+| (no Lua) wrk -c1 / the C API, blocking | $(median < "$tmp/r_cblock") | |
 OUT
 
 # ---- memory ----
