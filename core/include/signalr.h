@@ -65,7 +65,8 @@ extern "C" {
     X(EREPLY,       "malformed reply from the service")                     \
     X(EAUTH,        "Microsoft Entra ID refused the token request")         \
     X(EPROTOCOL,    "malformed hub protocol message")                       \
-    X(ECLOSED,      "the client connection is closed")
+    X(ECLOSED,      "the client connection is closed")                      \
+    X(ECLIENT,      "the client answered with an error")
 
 typedef enum {
 #define SIGNALR_X_(name, msg) SIGNALR_##name,

@@ -47,4 +47,11 @@ _M.server = server.new
 -- @tparam string message
 _M.hub_error = dispatch.hub_error
 
+--- Return `signalr.stream(iter[, opts])` from a handler to stream items
+-- to a client's `connection.stream(...)`: `iter()` gives each next item
+-- (nil ends the stream); `opts.on_cancel()` runs once if the client
+-- cancels.
+-- @function stream
+_M.stream = dispatch.stream
+
 return _M

@@ -343,6 +343,167 @@ describe("signalr.server", function()
         end)
     end)
 
+    describe("streams and client results", function()
+        it("a stream to the client: items, then a Completion; a cancel stops it and calls on_cancel once", function()
+            local s = server()
+            local cancels = 0
+            s:on("Count", function(_, n)
+                local i = 0
+                return signalr.stream(function()
+                    i = i + 1
+                    if i <= n then return { i = i } end
+                end)
+            end)
+            s:on("Forever", function()
+                return signalr.stream(function() return 1 end, { on_cancel = function() cancels = cancels + 1 end })
+            end)
+            open(s, "st-1")
+            handshake(s, "st-1")
+            sent(s, "st-1")
+            data(s, "st-1", '{"type":4,"invocationId":"1","target":"Count","arguments":[3]}' .. RS)
+            for _ = 1, 5 do s.sched:step() end
+            local out = sent(s, "st-1")
+            assert.same({ type = 2, invocationId = "1", item = { i = 1 } }, out[1])
+            assert.same({ i = 3 }, out[3].item)
+            assert.same({ type = 3, invocationId = "1" }, out[4])
+            -- an endless stream, cancelled by the client
+            data(s, "st-1", '{"type":4,"invocationId":"2","target":"Forever","arguments":[]}' .. RS)
+            s.sched:step()
+            data(s, "st-1", '{"type":5,"invocationId":"2"}' .. RS)
+            for _ = 1, 5 do s.sched:step() end
+            out = sent(s, "st-1")
+            assert.truthy(#out >= 2)
+            assert.same({ type = 3, invocationId = "2" }, out[#out])
+            assert.equal(1, cancels)
+            -- invoke of a streaming method, stream of a plain one: ASP.NET Core's texts
+            s:on("Plain", function() return 1 end)
+            data(s, "st-1", '{"type":1,"invocationId":"3","target":"Count","arguments":[1]}' .. RS)
+            data(s, "st-1", '{"type":4,"invocationId":"4","target":"Plain","arguments":[]}' .. RS)
+            out = sent(s, "st-1")
+            assert.equal("The client attempted to invoke the streaming 'Count' method with a non-streaming"
+                .. " invocation.", out[1].error)
+            assert.equal("The client attempted to invoke the non-streaming 'Plain' method with a streaming"
+                .. " invocation.", out[2].error)
+        end)
+
+        it("a stream that fails ends with ASP.NET Core's streaming error", function()
+            local s = server()
+            s:on("Bad", function()
+                local i = 0
+                return signalr.stream(function()
+                    i = i + 1
+                    if i > 1 then error(signalr.hub_error "no more") end
+                    return i
+                end)
+            end)
+            open(s, "sf-1")
+            handshake(s, "sf-1")
+            sent(s, "sf-1")
+            data(s, "sf-1", '{"type":4,"invocationId":"1","target":"Bad","arguments":[]}' .. RS)
+            for _ = 1, 3 do s.sched:step() end
+            local out = sent(s, "sf-1")
+            assert.equal(1, out[1].item)
+            assert.equal("An error occurred on the server while streaming results. HubException: no more",
+                out[2].error)
+        end)
+
+        it("a stream from the client: the handler iterates its items until the Completion", function()
+            local s = server()
+            local got
+            s:on("Upload", function(_, label, items)
+                local all = {}
+                if _VERSION == "Lua 5.1" and type(jit) ~= "table" then
+                    -- Lua 5.1 cannot yield inside a for-in iterator: call it
+                    while true do
+                        local v = items()
+                        if v == nil then break end
+                        all[#all + 1] = v
+                    end
+                else
+                    for v in items do all[#all + 1] = v end
+                end
+                got = { label, all }
+                return #all
+            end)
+            open(s, "up-1")
+            handshake(s, "up-1")
+            sent(s, "up-1")
+            data(s, "up-1", '{"type":1,"invocationId":"1","target":"Upload","arguments":["x"],"streamIds":["7"]}'
+                .. RS .. '{"type":2,"invocationId":"7","item":1}' .. RS)
+            s.sched:step()
+            data(s, "up-1", '{"type":2,"invocationId":"7","item":{"a":2}}' .. RS
+                .. '{"type":2,"invocationId":"99","item":5}' .. RS -- an unknown stream: ignored
+                .. '{"type":3,"invocationId":"7"}' .. RS)
+            for _ = 1, 3 do s.sched:step() end
+            assert.same({ "x", { 1, { a = 2 } } }, got)
+            assert.equal(2, sent(s, "up-1")[1].result)
+        end)
+
+        it("ctx:invoke waits for the client's answer: a value, its error, its leaving, a timeout", function()
+            local s = server { client_result_timeout = 0.2 }
+            local got = {}
+            s:on("Ask", function(ctx, what) got[#got + 1] = { ctx:invoke(what, 1) } return true end)
+            open(s, "cr-1")
+            handshake(s, "cr-1")
+            sent(s, "cr-1")
+            invoke(s, "cr-1", "1", "Ask", '["GetInput"]')
+            local out = sent(s, "cr-1")
+            assert.same({ type = 1, invocationId = "r1", target = "GetInput", arguments = { 1 } }, out[1])
+            -- a completion for an invocation never made, and one from
+            -- another client, change nothing
+            data(s, "cr-1", '{"type":3,"invocationId":"r9","result":1}' .. RS)
+            open(s, "cr-2")
+            handshake(s, "cr-2")
+            data(s, "cr-2", '{"type":3,"invocationId":"r1","result":666}' .. RS)
+            assert.equal(0, #got)
+            data(s, "cr-1", '{"type":3,"invocationId":"r1","result":42}' .. RS)
+            assert.same({ { 42 } }, got)
+            -- the client's error
+            invoke(s, "cr-1", "2", "Ask", '["GetInput"]')
+            data(s, "cr-1", '{"type":3,"invocationId":"r2","error":"no input"}' .. RS)
+            assert.equal("ECLIENT", got[2][3].code)
+            assert.equal("signalr.ctx:invoke: the client answered with an error: no input", got[2][2])
+            -- a timeout
+            invoke(s, "cr-1", "3", "Ask", '["GetInput"]')
+            local t0 = core.monotonic()
+            while #got < 3 and core.monotonic() - t0 < 2 do s.sched:step() end
+            assert.equal("ETIMEDOUT", got[3][3].code)
+            -- the client leaves while asked
+            invoke(s, "cr-1", "4", "Ask", '["GetInput"]')
+            s:_message(conn, { type = SP.CLOSE_CONNECTION, connection_id = "cr-1", error = "" })
+            assert.equal("ECLOSED", got[4][3].code)
+        end)
+
+        it("ctx:invoke outside a coroutine raises clearly", function()
+            local s = server()
+            local ctx
+            s:on_connected(function(c) ctx = c end)
+            open(s, "cr-3")
+            handshake(s, "cr-3")
+            assert.has_error(function() ctx:invoke("GetInput") end)
+            local ok, err = pcall(ctx.invoke, ctx, "GetInput")
+            assert.is_false(ok)
+            assert.matches("call it from a handler, or from a coroutine of your own", err)
+        end)
+
+        it("a stream id reused while its stream is open is refused", function()
+            local s = server()
+            s:on("Upload", function(_, items) return items and 1 end) -- leaves its stream open
+            open(s, "ru-1")
+            handshake(s, "ru-1")
+            sent(s, "ru-1")
+            data(s, "ru-1", '{"type":1,"invocationId":"1","target":"Upload","arguments":[],"streamIds":["5"]}' .. RS)
+            data(s, "ru-1", '{"type":1,"invocationId":"2","target":"Upload","arguments":[],"streamIds":["5"]}' .. RS)
+            local out = sent(s, "ru-1")
+            assert.equal(1, out[1].result)
+            assert.equal("Invocation ID '5' is already in use.", out[2].error)
+            -- once the client ends it, the id is free again
+            data(s, "ru-1", '{"type":3,"invocationId":"5"}' .. RS)
+            data(s, "ru-1", '{"type":1,"invocationId":"3","target":"Upload","arguments":[],"streamIds":["5"]}' .. RS)
+            assert.equal(1, sent(s, "ru-1")[1].result)
+        end)
+    end)
+
     describe("bad input from the wire", function()
         it("a refused handshake is answered with the reason, then CloseConnection", function()
             local s = server()

@@ -66,6 +66,22 @@ function Ctx:send(target, ...)
     return self._s:send(target, { n = select("#", ...), ... })
 end
 
+--- Call the client method `target` and wait for the value it returns
+-- (SignalR 7+ client results: `connection.on("GetInput", () => 42)`).
+-- Waits inside a handler without holding other clients; outside one it
+-- needs a coroutine of the caller's own, and raises otherwise.
+-- @return the client's value, or nil, message, details (`ECLIENT` the
+-- client's error, `ETIMEDOUT` after `client_result_timeout`, `ECLOSED`
+-- it disconnected)
+function Ctx:invoke(target, ...)
+    check(self, "invoke")
+    if type(target) ~= "string" or target == "" then
+        error("signalr.ctx:invoke: target must be a non-empty string, got " .. type(target), 2)
+    end
+    local s = self._s
+    return s:invoke_client(target, { n = select("#", ...), ... }, s.server.o.client_result_timeout)
+end
+
 --- Close this client's connection; `reason` reaches it as the close
 -- message's error (nil: a clean close).  on_disconnected runs once.
 function Ctx:close(reason)

@@ -33,6 +33,34 @@ end
 --- True for a value made by `hub_error`.
 function _M.is_hub_error(v) return getmetatable(v) == HubError end
 
+-- ===== streams to the client =====
+
+local Stream = {}
+Stream.__index = Stream
+
+--- A stream of results for a client's `connection.stream(...)`: return it
+-- from a handler.  `iter()` is called for each next item (nil ends the
+-- stream with a Completion; an error ends it with the error rules);
+-- `opts.on_cancel()` runs once if the client cancels.
+-- @tparam function iter
+-- @tparam[opt] table opts `on_cancel`
+function _M.stream(iter, opts)
+    if type(iter) ~= "function" then
+        error("signalr.stream: expected an iterator function, got " .. type(iter), 2)
+    end
+    if opts ~= nil and type(opts) ~= "table" then
+        error("signalr.stream: opts must be a table, got " .. type(opts), 2)
+    end
+    local on_cancel = opts and opts.on_cancel
+    if on_cancel ~= nil and type(on_cancel) ~= "function" then
+        error("signalr.stream: opts.on_cancel must be a function, got " .. type(on_cancel), 2)
+    end
+    return setmetatable({ iter = iter, on_cancel = on_cancel }, Stream)
+end
+
+--- True for a value made by `stream`.
+function _M.is_stream(v) return getmetatable(v) == Stream end
+
 -- ===== ASP.NET Core's texts (DefaultHubDispatcher, ErrorMessageHelper) =====
 
 local T = {}
@@ -72,6 +100,10 @@ function T.binding(target, detailed)
             .. " the provided values match the types of the hub method being invoked."
     end
     return msg
+end
+
+function T.streaming_failed(err, detailed)
+    return build("An error occurred on the server while streaming results.", err, detailed)
 end
 
 function T.streaming_mismatch(target, streaming)
@@ -132,7 +164,8 @@ end
 function _M.check(reg, m, nargs, detailed)
     local method = reg:find(m.target)
     if not method then return nil, T.unknown(m.target) end
-    if m.streaming then return nil, T.streaming_mismatch(m.target, false) end
+    -- whether a method streams shows in what it returns (signalr.stream):
+    -- a mismatch is answered after it ran
     if method.nargs and nargs ~= method.nargs then
         return nil, T.arguments(m.target, nargs, method.nargs, detailed)
     end

@@ -47,6 +47,7 @@ local codec = {
     handshake_response = core.hub_handshake_response,
     completion = core.hub_completion,
     invocation = core.hub_invocation,
+    stream_item = core.hub_stream_item,
     ping = core.hub_ping,
     close = core.hub_close,
     connection_data = core.sp_connection_data,
@@ -54,6 +55,7 @@ local codec = {
         return core.sp_op(SP.CLOSE_CONNECTION, id, nil, reason)
     end,
     encode = json_encode,
+    decode = json_decode,
 }
 
 --- An argument list ({ n = count, ... }, nils as JSON null) as JSON.
@@ -83,8 +85,8 @@ _M.codec = codec
 -- The server's own options; the rest are persistent mode's (passed on).
 local OWN = {
     connection_string = "string", hub = "string", hubs = "table",
-    detailed_errors = "boolean", max_message_size = "number", on_log = "function",
-    client_max_message_size = "number",
+    detailed_errors = "boolean", on_log = "function",
+    client_max_message_size = "number", client_result_timeout = "number",
 }
 -- persistent mode's options a server may set (signalr.options checks them)
 local PASSED = {
@@ -134,6 +136,7 @@ end
 --   default), `detailed_errors` (ASP.NET Core's EnableDetailedErrors:
 --   a handler's error text reaches the client), `client_max_message_size`
 --   (bytes a client's message may take, 32 KB as ASP.NET Core's),
+--   `client_result_timeout` (seconds `ctx:invoke` waits, 100),
 --   `on_log(level, message)` (default: errors and warnings to stderr), and
 --   persistent mode's connection options
 -- @treturn[1] server
@@ -151,7 +154,9 @@ function _M.new(opts)
     o = options.fill(o)
     local self = setmetatable({
         o = { detailed_errors = opts.detailed_errors == true,
-              max_message_size = opts.client_max_message_size or HUB.DEFAULT_MAX },
+              max_message_size = opts.client_max_message_size or HUB.DEFAULT_MAX,
+              -- ASP.NET Core's ClientTimeoutInterval for client results
+              client_result_timeout = opts.client_result_timeout or 100 },
         codec = codec, now = now,
         hub_names = {}, registry = dispatch.registry(), sessions = {}, on_log = opts.on_log,
         sched = sched_mod.new(now), started = false, closed = false,

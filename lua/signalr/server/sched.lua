@@ -5,8 +5,8 @@
 -- by name (an acknowledgement arrived) or for a condition the scheduler
 -- checks on every step, each with a deadline.
 -- @module signalr.server.sched
-local coroutine, setmetatable, pairs, type, error, select, unpack =
-    coroutine, setmetatable, pairs, type, error, select, table.unpack or unpack
+local coroutine, setmetatable, pairs, ipairs, error, select, unpack =
+    coroutine, setmetatable, pairs, ipairs, error, select, table.unpack or unpack
 local create, resume, yield, running, status = coroutine.create, coroutine.resume,
     coroutine.yield, coroutine.running, coroutine.status
 
@@ -20,15 +20,21 @@ function _M.new(now)
     return setmetatable({ now = now, waiting = {}, tasks = {}, count = 0 }, Sched)
 end
 
--- Run co until it yields or ends; an end calls its task's on_end(ok, ...).
+-- Run co until it yields or ends; an end calls its task's on_end(ok, ...)
+-- (a coroutine of the caller's own that ends here has no task: an error
+-- it raises goes to on_orphan).
 local function step(self, co, ...)
     local task = self.tasks[co]
     local function after(ok, ...)
         if status(co) == "dead" then
-            self.tasks[co] = nil
             self.waiting[co] = nil
-            self.count = self.count - 1
-            if task and task.on_end then task.on_end(ok, ...) end
+            if task then
+                self.tasks[co] = nil
+                self.count = self.count - 1
+                if task.on_end then task.on_end(ok, ...) end
+            elseif not ok and self.on_orphan then
+                self.on_orphan(...)
+            end
         end
     end
     after(resume(co, ...))
@@ -44,21 +50,29 @@ function Sched:spawn(on_end, fn, ...)
     return co
 end
 
---- True when called from one of this scheduler's coroutines.
-function Sched:inside()
-    local co = running()
-    return co ~= nil and self.tasks[co] ~= nil
+-- The running coroutine, nil in the main one (5.1 gives nil there,
+-- later versions the main coroutine and true).
+local function current()
+    local co, main = running()
+    if co == nil or main then return nil end
+    return co
+end
+
+--- True when called from a coroutine that can wait here: one of this
+-- scheduler's, or the caller's own (resumed by the scheduler when its
+-- wait ends).
+function Sched.inside()
+    return current() ~= nil
 end
 
 --- Wait (inside a task) until cond() is true or `timeout` seconds pass:
 -- true, or nil + "timeout".  With cond nil, wait for Sched:wake(co, ...)
 -- and return its values (nil + "timeout" past the deadline).
 function Sched:wait(cond, timeout)
-    local co = running()
-    if not (co and self.tasks[co]) then
-        error("signalr.server: this call waits, and only a handler (a coroutine the server runs)"
-            .. " can wait; call it from a handler, or from a coroutine of your own driven by"
-            .. " server:poll()", 3)
+    local co = current()
+    if not co then
+        error("signalr.server: this call waits, and only a coroutine can wait: call it from a"
+            .. " handler, or from a coroutine of your own (server:poll() resumes it)", 3)
     end
     local w = { cond = cond, deadline = timeout and (self.now() + timeout) }
     self.waiting[co] = w
@@ -108,5 +122,4 @@ function Sched:cancel(why)
     end
 end
 
-if type(ipairs) ~= "function" then error("ipairs missing") end
 return _M

@@ -8,8 +8,10 @@
 local dispatch = require "signalr.server.dispatch"
 local context = require "signalr.server.context"
 
-local setmetatable, tostring, unpack =
-    setmetatable, tostring, table.unpack or unpack
+local setmetatable, tostring, pairs, pcall, error, unpack =
+    setmetatable, tostring, pairs, pcall, error, table.unpack or unpack
+local coroutine = coroutine
+local json_null = require("signalr.core").json_null
 local concat, remove = table.concat, table.remove
 
 local _M = {}
@@ -36,6 +38,10 @@ function _M.new(server, hub, conn, open)
         migrated = open.headers and open.headers["Asrs-Migrate-From"] ~= nil,
         state = "handshake", waiting = {}, busy = false, parts = nil,
         last_write = server.now(),
+        -- server -> client invocations awaiting the client's result, by
+        -- id; streams to the client, by invocation id; streams from the
+        -- client (upload), by stream id
+        results = {}, next_result = 0, streams = {}, uploads = {},
     }, Session)
     s.ctx = context.new(s, open)
     return s
@@ -95,6 +101,14 @@ function Session:finish(err, notify, reason)
     end
     self.state = "closed"
     self.waiting = {}
+    local sched = self.server.sched
+    for id, r in pairs(self.results) do
+        self.results[id] = nil
+        sched:wake(r.co, nil, "signalr.ctx:invoke: the client disconnected before it answered",
+            { code = "ECLOSED" })
+    end
+    for _, st in pairs(self.streams) do st.cancelled = true end
+    for _, up in pairs(self.uploads) do up.done, up.err = true, "the client disconnected" end
     self.server:ended(self, err)
 end
 
@@ -175,6 +189,36 @@ function Session:message(m)
     elseif ty == T.CLOSE then
         -- the client leaves: its error (if any) goes to on_disconnected
         return self:finish(m.error, true, "")
+    elseif ty == T.STREAM_ITEM then
+        local up = self.uploads[m.invocation_id]
+        if up and not up.done then up.items[#up.items + 1] = m.item end
+    elseif ty == T.COMPLETION then
+        -- an upload stream's end first, then a client result (ASP.NET
+        -- Core's order); a completion for anything else is ignored
+        local id = m.invocation_id
+        local up = self.uploads[id]
+        if up then
+            up.done, up.err = true, m.error
+            self.uploads[id] = nil
+            return
+        end
+        local r = self.results[id]
+        if r then
+            self.results[id] = nil
+            if m.error then
+                return self.server.sched:wake(r.co, nil, "signalr.ctx:invoke: the client answered with an"
+                    .. " error: " .. m.error, { code = "ECLIENT", message = m.error })
+            end
+            local v = json_null
+            if m.result then
+                local ok, dv = pcall(self.codec.decode, m.result)
+                if ok and dv ~= nil then v = dv end
+            end
+            return self.server.sched:wake(r.co, v)
+        end
+    elseif ty == T.CANCEL then
+        local st = self.streams[m.invocation_id]
+        if st then st.cancelled = true end
     end
     -- pings keep nothing alive here (the service watches the client);
     -- stream items, completions and cancels for nothing this hub started
@@ -201,13 +245,31 @@ end
 function Session:invoke(m)
     local server, id, target = self.server, m.invocation_id, m.target
     local detailed = server.o.detailed_errors
+    local streaming = m.type == T.STREAM_INVOCATION
     local args = self.codec.decode_args(m.arguments)
     local method, why
+    if args and m.stream_ids then
+        -- the client streams items in: an iterator per stream, after the
+        -- arguments, in the order of streamIds
+        local ids = self.codec.decode_args(m.stream_ids)
+        if not ids then
+            args = nil
+        else
+            for i = 1, ids.n do
+                if self.uploads[ids[i]] then
+                    if id then self:complete(id, nil, "Invocation ID '" .. tostring(ids[i])
+                        .. "' is already in use.") end
+                    return self:next()
+                end
+                args.n = args.n + 1
+                args[args.n] = self:upload(ids[i])
+            end
+        end
+    end
     if not args then
         why = dispatch.TEXT.binding(target, detailed)
     else
-        method, why = dispatch.check(server.registry, {
-            target = target, streaming = m.type == T.STREAM_INVOCATION }, args.n, detailed)
+        method, why = dispatch.check(server.registry, { target = target }, args.n, detailed)
     end
     if not method then
         -- an invocation without an id (the client's send) gets no answer
@@ -224,12 +286,126 @@ function Session:invoke(m)
                     .. tostring(self.id) .. ": " .. tostring(err))
             end
         end
-        if id and self.state ~= "closed" then
+        local st = ok and dispatch.is_stream((...)) and (...) or nil
+        if ok and (st ~= nil) ~= streaming then
+            -- a stream for an invoke, or a value for a stream call
+            if id and self.state ~= "closed" then
+                self:complete(id, nil, dispatch.TEXT.streaming_mismatch(target, st ~= nil))
+            end
+        elseif st then
+            self:stream_out(id, st)
+        elseif id and self.state ~= "closed" then
             local result, err = dispatch.outcome(target, self.codec.encode, detailed, ok, ...)
             self:complete(id, result, err)
         end
         self:next()
     end, method.fn, self.ctx, unpack(args, 1, args.n))
+end
+
+-- ===== streams =====
+
+-- Bytes a client's server connection may hold unwritten before a stream
+-- to the client waits (items go as the connection can take them).
+_M.STREAM_BACKLOG = 1024 * 1024
+
+--- Run a stream to the client (its own coroutine): each item as a
+-- StreamItem, then a Completion; a cancel stops it (on_cancel once).
+function Session:stream_out(id, st)
+    local server, sched, detailed = self.server, self.server.sched, self.server.o.detailed_errors
+    self.streams[id] = st
+    local conn = self.conn
+    local function room()
+        return st.cancelled or self.state == "closed" or not conn.unwritten
+            or conn:unwritten() < _M.STREAM_BACKLOG
+    end
+    sched:spawn(function(ok, err)
+        self.streams[id] = nil
+        if st.cancelled and st.on_cancel then
+            local cok, cerr = pcall(st.on_cancel)
+            if not cok then server:log("error", "a stream's on_cancel failed: " .. tostring(cerr)) end
+        end
+        if self.state == "closed" then return end
+        if not ok then
+            if not dispatch.is_hub_error(err) then
+                server:log("error", "a stream to " .. tostring(self.id) .. " failed: " .. tostring(err))
+            end
+            return self:complete(id, nil, dispatch.TEXT.streaming_failed(err, detailed))
+        end
+        self:complete(id, nil, nil)
+    end, function()
+        local n = 0
+        while not st.cancelled and self.state ~= "closed" do
+            local item = st.iter()
+            if item == nil or st.cancelled or self.state == "closed" then break end
+            local text, msg = self.codec.encode(item)
+            if not text then error("a stream item cannot be encoded as JSON: " .. tostring(msg), 0) end
+            local bytes = self.codec.stream_item(self.protocol, id, text)
+            if bytes then self:write(bytes, self.codec.DATA_INVOCATION) end
+            -- other clients go on every 64 items; a full connection waits
+            n = n + 1
+            if n % 64 == 0 or not room() then sched:wait(room, nil) end
+        end
+    end)
+end
+
+--- An iterator over a stream the client sends in (its StreamItems until
+-- its Completion): waits inside the handler for each item.
+function Session:upload(stream_id)
+    local up = { items = {}, done = false }
+    self.uploads[stream_id] = up
+    local sched, i = self.server.sched, 0
+    return function()
+        while true do
+            if i < #up.items then
+                i = i + 1
+                local text = up.items[i]
+                up.items[i] = false -- taken
+                local ok, v = pcall(self.codec.decode, text)
+                if ok then return v end
+                return json_null
+            end
+            if up.done then
+                if up.err then error(dispatch.hub_error("the client's stream failed: " .. up.err)) end
+                return nil
+            end
+            sched:wait(function() return up.done or i < #up.items end, nil)
+        end
+    end
+end
+
+-- ===== client results =====
+
+--- ctx:invoke: call a client method that returns a value and wait (in a
+-- coroutine) for it: the value, or nil, message, details (ECLIENT, the
+-- client's error; ETIMEDOUT; ECLOSED, it left).
+function Session:invoke_client(target, args, timeout)
+    local sched = self.server.sched
+    if not sched:inside() then
+        error("signalr.ctx:invoke waits for the client's answer: call it from a handler, or from a"
+            .. " coroutine of your own (server:poll() resumes it when the answer comes)", 3)
+    end
+    if self.state == "closed" then
+        return nil, "signalr.ctx:invoke: the client's connection is closed", { code = "ECLOSED" }
+    end
+    local text, msg = self.codec.encode_args(args)
+    if not text then return nil, "signalr.ctx:invoke: " .. tostring(msg), { code = "EINVAL" } end
+    self.next_result = self.next_result + 1
+    local id = "r" .. self.next_result
+    local bytes, m2, d = self.codec.invocation(self.protocol, id, target, text)
+    if not bytes then return nil, "signalr.ctx:invoke: " .. m2, d end
+    local ok, m3, d3 = self:write(bytes, self.codec.DATA_INVOCATION)
+    if not ok then return nil, "signalr.ctx:invoke: " .. m3, d3 end
+    local r = { co = coroutine.running() }
+    self.results[id] = r
+    local v, why, details = sched:wait(nil, timeout)
+    if self.results[id] == r then
+        -- the deadline passed with no answer
+        self.results[id] = nil
+        return nil, "signalr.ctx:invoke: the client did not answer within " .. timeout .. " s",
+            { code = "ETIMEDOUT" }
+    end
+    if v == nil then return nil, why, details end
+    return v
 end
 
 -- ===== membership =====
