@@ -152,6 +152,23 @@ for _, loop in ipairs { "run", "luv" } do
             assert.is_true(os.time() - t0 <= 1)
         end)
 
+        it("client results: ctx:invoke gets the client's value or its error", function()
+            local a = connect("hal", { results = { GetInput = 42 } })
+            assert.same({ value = 42 }, call(a, "AskInput", 7).result)
+            local invoked = pool:filter("invoked", a)
+            assert.equal("GetInput", invoked[1].target)
+            assert.same({ 7 }, invoked[1].args)
+            local b = connect("ida", { protocol = "messagepack", failures = { GetInput = "no input" } })
+            local r = call(b, "AskInput", 1).result
+            assert.equal("ECLIENT", r.code)
+            assert.truthy(r.error:find("no input", 1, true), r.error)
+            -- a client without the handler: the JS client's own answer
+            local c = connect("jon")
+            r = call(c, "AskInput", 1).result
+            assert.equal("ECLIENT", r.code)
+            assert.truthy(r.error:find("Client didn't provide a result.", 1, true), r.error)
+        end)
+
         it("ctx:close ends the client; on_disconnected runs once per client", function()
             local a, cid = connect("gus")
             call(a, "Bye")

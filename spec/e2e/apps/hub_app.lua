@@ -58,6 +58,19 @@ server:on("Slow", function(ctx, secs)
     return os.clock() - t0 >= 0
 end)
 server:on("Bye", function(ctx) ctx:close() end)
+server:on("AskInput", function(ctx, n)
+    -- a client result: the client's GetInput handler answers
+    local v, msg, d = ctx:invoke("GetInput", n)
+    if v == nil then return { error = msg, code = d.code } end
+    return { value = v }
+end)
+server:on("Count", function(_, n)
+    local i = 0
+    return signalr.stream(function()
+        i = i + 1
+        if i <= n then return i end
+    end)
+end)
 
 note("ready")
 if loop == "luv" then
