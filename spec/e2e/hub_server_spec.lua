@@ -10,7 +10,8 @@ local env = require "helpers.env"
 local function start_app(emu, loop, extra_env)
     local log = emu.dir .. "/hub_" .. loop .. ".log"
     os.remove(log)
-    local cmd = string.format("%s %s AzureSignalRConnectionString='%s' LUA_PATH='%s' LUA_CPATH='%s' %s %s/spec/e2e/apps/hub_app.lua %s %s > %s.out 2>&1 & echo $!",
+    local cmd = string.format("%s %s AzureSignalRConnectionString='%s' LUA_PATH='%s' LUA_CPATH='%s'"
+        .. " %s %s/spec/e2e/apps/hub_app.lua %s %s > %s.out 2>&1 & echo $!",
         env.CLEAN, extra_env or "", emu.cs, os.getenv("LUA_PATH"), os.getenv("LUA_CPATH"),
         "lua5.4", env.root, log, loop, log)
     local p = io.popen(cmd)
