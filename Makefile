@@ -32,7 +32,7 @@ APT_PKGS = build-essential pkg-config curl libcurl4-openssl-dev libssl-dev \
 
 .PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint dist install docs \
         fuzz fuzz-long valgrind static \
-        asan demo rock emulator bench bench-nginx clean
+        asan demo demo-server rock emulator bench bench-nginx clean
 
 all: core bindings
 
@@ -151,6 +151,11 @@ static:
 
 demo: deps all
 	@bash examples/demo.sh
+
+# the game server of examples/game_server.lua behind the emulator (Default
+# mode), with two real JS clients for a few seconds
+demo-server: deps all
+	@SIGNALR_BUILD=$(BUILD) bash examples/game_server.sh
 
 # Build and install the rocks into a private tree (offline).
 rock:

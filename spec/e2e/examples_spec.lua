@@ -58,3 +58,61 @@ describe("examples/game_loop.lua", function()
         assert.truthy(out:find("(0 failed)", 1, true), out)
     end)
 end)
+
+-- make demo-server: examples/game_server.sh starts the emulator (Default
+-- mode), the game server and two real JS clients (JSON, MessagePack).
+describe("examples/game_server.lua (make demo-server)", function()
+    local cjson = require "cjson"
+
+    local function demo(loop)
+        local p = io.popen(env.CLEAN .. "SIGNALR_BUILD='" .. (os.getenv("SIGNALR_BUILD") or env.root .. "/build")
+            .. "' bash " .. env.root .. "/examples/game_server.sh " .. (loop or "") .. " 4 2>&1")
+        local out = p:read("*a")
+        local ok = p:close()
+        return ok, out
+    end
+
+    local function pos(text, name)
+        local x, y = text:match(name .. " %(([-%d.e]+), ([-%d.e]+)%)")
+        return tonumber(x), tonumber(y)
+    end
+
+    for _, loop in ipairs { "", "--luv" } do
+        it("two clients join a room, move, and see every tick's state (" .. (loop == "" and "poll" or "luv")
+            .. " loop)", function()
+            local ok, out = demo(loop)
+            print("\n" .. out)
+            assert.is_true(ok, out)
+            assert.truthy(out:find("== done", 1, true), out)
+            local moves = { alice = { 1, 0 }, bob = { 0, 0.5 } }
+            for name in pairs(moves) do
+                -- Join's answer: the room's state, with this player in it
+                local answer = assert(out:match("\n   " .. name .. "\tJoin%([^\n]-%) %-> ([^\n]+)"), out)
+                answer = cjson.decode(answer)
+                assert.equal("arena", answer.room)
+                local me
+                for _, p in ipairs(answer.players) do if p.name == name then me = p end end
+                assert.truthy(me, out)
+                -- a bad move invoked gets the hub error
+                assert.truthy(out:find(name .. "\tinvoke Move(2, 0) -> error: An unexpected error occurred"
+                    .. " invoking 'Move' on the server. HubException: Move(dx, dy): numbers from -1 to 1",
+                    1, true), out)
+                -- state ticks, most with both players in them
+                local ticks, both = out:match("\n   " .. name
+                    .. "\tsaw (%d+) state ticks %([^)]*%), both players in (%d+)")
+                assert.truthy(ticks, out)
+                assert.is_true(tonumber(both) >= 20, out)
+                -- the last state: both players; the five good moves applied, the bad ones not
+                local last = assert(out:match("\n   " .. name .. "\tlast state: ([^\n]+)"), out)
+                for who in pairs(moves) do assert.truthy(pos(last, who), last) end
+                local x, y = pos(last, name)
+                assert.equal(me.x + 5 * moves[name][1], x)
+                assert.equal(me.y + 5 * moves[name][2], y)
+            end
+            -- the server saw both come and go, and every state send went out
+            assert.truthy(out:find("game_server: alice joined arena", 1, true), out)
+            assert.truthy(out:find("game_server: bob left arena", 1, true), out)
+            assert.truthy(out:find("4 rejected, 0 state sends failed", 1, true), out)
+        end)
+    end
+end)
