@@ -9,9 +9,23 @@
 //   {"sha256": hex, "length": n} (of its UTF-8 bytes), to compare big
 //   messages byte for byte without writing them out
 //   {"cmd":"stop","name":"a"}    {"cmd":"quit"}
+//   connect takes "tally":true: the client counts the completions it reads
+//   per invocation id (a second one for an id, which the client library
+//   would drop unseen, is a duplicate: "dups" in the loop events, and
+//   "completions" all it read)
+//   {"cmd":"loop","name":"a","id":"L1","target":"Add","args":[100]}: invoke
+//   target with [k, ...args] (k = 1, 2, ...: the call's number), the next
+//   call when the last one settled ("parallel":n keeps n in flight,
+//   "pause":ms waits between calls), until "unloop" or the connection
+//   closes; "check":"sum": a result other than the arguments' sum is wrong
+//   {"cmd":"unloop","name":"a"}: no more calls; when the calls in flight
+//   have settled (or at once) the loop's end is reported (loop_done)
+//   {"cmd":"loop_report"}: one "loops" event with every loop's counts now
 // events: connected {name, connectionId} | message {name, target, args}
 //         closed {name, error} | failed {name, error}
 //         result {name, id, result} | call_failed {name, id, error}
+//         loop_done {name, id, sent, results, failed, pending, wrong, dups,
+//           completions, errors: {text: count}, closed, state} | loops {loops: {name: {...}}}
 "use strict";
 const signalR = require("@microsoft/signalr");
 const { MessagePackHubProtocol } = require("@microsoft/signalr-protocol-msgpack");
@@ -39,7 +53,26 @@ async function connect(c) {
       // "transport": "WebSockets" | "ServerSentEvents" | "LongPolling"
       c.transport ? { transport: signalR.HttpTransportType[c.transport] } : {}))
     .configureLogging(logger);
-  if (c.protocol === "messagepack") builder = builder.withHubProtocol(new MessagePackHubProtocol());
+  if (c.tally) {
+    // count completions per invocation id as they are read off the wire
+    const protocol = c.protocol === "messagepack" ? new MessagePackHubProtocol() : new signalR.JsonHubProtocol();
+    const parse = protocol.parseMessages.bind(protocol);
+    const seen = new Map();
+    tallies.set(c.name, { seen, dups: 0, completions: 0 });
+    protocol.parseMessages = (data, log) => {
+      const messages = parse(data, log);
+      for (const m of messages) {
+        if (m.type === signalR.MessageType.Completion) {
+          const n = (seen.get(m.invocationId) || 0) + 1;
+          seen.set(m.invocationId, n);
+          tallies.get(c.name).completions++;
+          if (n > 1) tallies.get(c.name).dups++;
+        }
+      }
+      return messages;
+    };
+    builder = builder.withHubProtocol(protocol);
+  } else if (c.protocol === "messagepack") builder = builder.withHubProtocol(new MessagePackHubProtocol());
   const conn = builder.build();
   if (c.serverTimeout) conn.serverTimeoutInMilliseconds = c.serverTimeout;
   for (const target of c.targets || ["newMessage"]) {
@@ -53,7 +86,11 @@ async function connect(c) {
   for (const [target, text] of Object.entries(c.failures || {})) {
     conn.on(target, (...args) => { emit({ ev: "invoked", name: c.name, target, args }); throw new Error(text); });
   }
-  conn.onclose((err) => emit({ ev: "closed", name: c.name, error: err ? err.message : null }));
+  conn.onclose((err) => {
+    const l = loops.get(c.name);
+    if (l) { l.closed = true; loopSettled(l); }
+    emit({ ev: "closed", name: c.name, error: err ? err.message : null });
+  });
   pool.set(c.name, conn);
   try {
     await conn.start();
@@ -61,6 +98,53 @@ async function connect(c) {
   } catch (err) {
     emit({ ev: "failed", name: c.name, error: err.message });
   }
+}
+
+// ===== call loops =====
+const tallies = new Map();
+const loops = new Map();
+
+function loopState(l) {
+  const t = tallies.get(l.name);
+  return { name: l.name, id: l.id, sent: l.sent, results: l.results, failed: l.failed,
+    pending: l.sent - l.results - l.failed, wrong: l.wrong, dups: t ? t.dups : null,
+    completions: t ? t.completions : null,
+    errors: l.errors, closed: l.closed, state: l.conn.state };
+}
+
+// The loop's end, once: stopped (or its connection gone) and nothing in flight.
+function loopSettled(l) {
+  if (l.done || l.sent !== l.results + l.failed) return;
+  if (!l.stopped && l.conn.state === signalR.HubConnectionState.Connected) return;
+  l.done = true;
+  emit(Object.assign({ ev: "loop_done" }, loopState(l)));
+}
+
+function loopNext(l) {
+  if (l.stopped || l.conn.state !== signalR.HubConnectionState.Connected) return loopSettled(l);
+  l.sent++;
+  const args = [l.sent, ...l.args];
+  l.conn.invoke(l.target, ...args)
+    .then((result) => {
+      l.results++;
+      if (l.check === "sum" && result !== args.reduce((a, b) => a + b, 0)) l.wrong++;
+    })
+    .catch((err) => {
+      l.failed++;
+      l.errors[err.message] = (l.errors[err.message] || 0) + 1;
+    })
+    .then(() => {
+      if (l.pause) setTimeout(() => loopNext(l), l.pause);
+      else loopNext(l);
+    });
+}
+
+function startLoop(c, conn) {
+  const l = { name: c.name, id: c.id, conn, target: c.target, args: Array.isArray(c.args) ? c.args : [],
+    check: c.check, pause: c.pause || 0, sent: 0, results: 0, failed: 0, wrong: 0, errors: {},
+    closed: loops.has(c.name) ? loops.get(c.name).closed : false, stopped: false, done: false };
+  loops.set(c.name, l);
+  for (let i = 0; i < (c.parallel || 1); i++) loopNext(l);
 }
 
 const rl = readline.createInterface({ input: process.stdin });
@@ -78,6 +162,17 @@ rl.on("line", async (line) => {
       .catch((err) => emit({ ev: "call_failed", name: c.name, id: c.id, error: err.message }));
   }
   else if (c.cmd === "stop" && conn) await conn.stop();
+  else if (c.cmd === "loop" && conn) startLoop(c, conn);
+  else if (c.cmd === "unloop" && loops.has(c.name)) {
+    const l = loops.get(c.name);
+    l.stopped = true;
+    loopSettled(l);
+  }
+  else if (c.cmd === "loop_report") {
+    const out = {};
+    for (const [name, l] of loops) out[name] = loopState(l);
+    emit({ ev: "loops", loops: out });
+  }
   else if (c.cmd === "quit") {
     await Promise.all([...pool.values()].map((x) => x.stop().catch(() => {})));
     process.exit(0);
