@@ -1,14 +1,23 @@
---- JSON for invocation arguments and claims, on a private lua-cjson
--- instance (the process-wide `cjson` settings are left alone).
---
--- Caveats (lua-cjson): an empty nested table encodes as `{}` (the top-level
--- `args` list encodes as `[]`); numbers keep 14 significant digits, so pass
--- large integer ids as strings; `cjson.null` sends a JSON null.
+--- JSON for invocation arguments and claims: the binding's exact codec
+-- (`core.json_encode`), with lua-cjson's conventions (an empty nested
+-- table encodes as `{}`; the top-level `args` list as `[]`; `cjson.null`,
+-- which is `signalr.null`, sends a JSON null).  Numbers keep their exact
+-- value: integers to 64 bits on Lua 5.3/5.4 (to 2^53 on 5.1 and LuaJIT,
+-- whose numbers are doubles), doubles in the fewest digits that read back
+-- (17 at most).  Decoding (replies) stays lua-cjson's.
 -- @module signalr.json
 local cjson = require("cjson").new()
+local core = require "signalr.core"
 
-local type, pairs, pcall, tostring = type, pairs, pcall, tostring
-local encode = cjson.encode
+local type, pairs, pcall, tostring, error = type, pairs, pcall, tostring, error
+local exact = core.json_encode
+
+-- text | raises: as cjson.encode, exact
+local function encode(v)
+    local text, msg = exact(v)
+    if not text then error(msg, 0) end
+    return text
+end
 
 local _M = { null = cjson.null }
 

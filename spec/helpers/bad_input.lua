@@ -45,15 +45,15 @@ M.ROWS = {
       end, "ETOOBIG", "16 KB" },
     -- argument tables JSON cannot carry
     { "invalid UTF-8 in a broadcast argument", function(h) return h:broadcast("m", { "bad\255\254" }) end,
-      "EINVAL", "arguments are not valid UTF-8" },
+      "EINVAL", "not valid UTF-8" },
     { "invalid UTF-8 in a user send's argument", function(h) return h:to_user("u", "m", { { k = "\192\175" } }) end,
-      "EINVAL", "arguments are not valid UTF-8" },
+      "EINVAL", "not valid UTF-8" },
     { "invalid UTF-8 in a group send's argument key", function(h)
-          return h:to_group("g", "m", { { ["\237\160\128"] = 1 } }) end, "EINVAL", "arguments are not valid UTF-8" },
+          return h:to_group("g", "m", { { ["\237\160\128"] = 1 } }) end, "EINVAL", "not valid UTF-8" },
     { "invalid UTF-8 in a connection send's argument", function(h) return h:to_connection("c", "m", { "\255" }) end,
-      "EINVAL", "arguments are not valid UTF-8" },
+      "EINVAL", "not valid UTF-8" },
     { "invalid UTF-8 in an invoke argument", function(h) return h:invoke("c", "m", { "\255" }) end,
-      "EINVAL", "arguments are not valid UTF-8" },
+      "EINVAL", "not valid UTF-8" },
     { "invalid UTF-8 in a command's arguments", function(h)
           return h:execute { { type = "SendMessage", target = "t", arguments = { "\255" } } } end,
       "EINVAL", "not valid UTF-8" },
