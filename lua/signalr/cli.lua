@@ -242,7 +242,7 @@ function _M.run(args, out)
         local p = c[3][k]
         if p == "json?" then
             local text = rest[k] or "[]"
-            local okj, v = pcall(json.decode, text)
+            local okj, v = pcall(json.decode_exact, text)
             if not okj or type(v) ~= "table" or text:match("^%s*(.)") ~= "[" then
                 return fail("ARGS_JSON must be a JSON array, e.g. '[\"hi\", {\"x\": 1}]'")
             end
@@ -267,7 +267,7 @@ function _M.run(args, out)
     local m = c[2]
     local okc, r, em, ed
     if m == "execute" then
-        local okj, list = pcall(json.decode, call[1])
+        local okj, list = pcall(json.decode_exact, call[1])
         if not okj or type(list) ~= "table" or call[1]:match("^%s*(.)") ~= "[" then
             return fail("COMMANDS_JSON must be a JSON array of command objects")
         end

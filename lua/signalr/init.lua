@@ -8,7 +8,6 @@ local core = require "signalr.core"
 local json = require "signalr.json"
 local options = require "signalr.options"
 local client = require "signalr.client"
-local server = require "signalr.server"
 local dispatch = require "signalr.server.dispatch"
 
 local _M = { _NAME = "signalr", _VERSION = core._VERSION }
@@ -34,12 +33,18 @@ _M.new = client.new
 _M.Client = client.Client
 
 --- Make a hub server behind the service (Default mode): see
--- signalr.server.
+-- signalr.server (loaded on first use: a client does not pay for it).
 -- @function server
 -- @tparam table opts `connection_string`, `hub` or `hubs`, ...
 -- @treturn[1] server
 -- @treturn[2] nil, message, details
-_M.server = server.new
+setmetatable(_M, { __index = function(t, k)
+    if k == "server" then
+        local new = require("signalr.server").new
+        rawset(t, k, new)
+        return new
+    end
+end })
 
 --- An error whose message reaches the client, as a HubException's does
 -- in ASP.NET Core: `error(signalr.hub_error("bad move"))` in a handler.

@@ -74,4 +74,14 @@ function _M.encode_value(v)
 end
 
 _M.decode = cjson.decode
+
+--- Decode JSON the user gives as arguments (the signalr command's
+-- ARGS_JSON): exactly (64-bit integers, doubles), raising like
+-- cjson.decode; text lua-cjson reads but the exact decoder refuses (not
+-- valid UTF-8) is read by lua-cjson, so the encoder names the problem.
+function _M.decode_exact(text)
+    local v = core.json_decode(text)
+    if v ~= nil then return v end
+    return cjson.decode(text)
+end
 return _M

@@ -106,8 +106,8 @@ describe("the signalr command", function()
             { { "broadcast", "chat" }, "wrong number of arguments" },
             { { "broadcast", "chat", "t", "--ttl", "5" }, "unknown option --ttl for broadcast" },
             { { "add-user", "chat", "u", "g", "--ttl", "-1" }, "ttl must be a whole number" },
-            { { "broadcast", "chat", "t", '["bad\255\254"]' }, "arguments are not valid UTF-8" },
-            { { "send-user", "chat", "u", "t", '[{"k":"\192\175"}]' }, "arguments are not valid UTF-8" },
+            { { "broadcast", "chat", "t", '["bad\255\254"]' }, "not valid UTF-8" },
+            { { "send-user", "chat", "u", "t", '[{"k":"\192\175"}]' }, "not valid UTF-8" },
         } do
             local code, out, err = run(emu.cs, (table.unpack or unpack)(c[1]))
             assert.equal(2, code, err)
