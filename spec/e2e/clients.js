@@ -8,6 +8,7 @@
 //   and "digest":true: a string argument over 64 KiB is then reported as
 //   {"sha256": hex, "length": n} (of its UTF-8 bytes), to compare big
 //   messages byte for byte without writing them out
+//   {"cmd":"stream",...} {"cmd":"cancel",...} {"cmd":"upload",...}: streams (below)
 //   {"cmd":"stop","name":"a"}    {"cmd":"quit"}
 //   connect takes "tally":true: the client counts the completions it reads
 //   per invocation id (a second one for an id, which the client library
@@ -103,6 +104,7 @@ async function connect(c) {
 // ===== call loops =====
 const tallies = new Map();
 const loops = new Map();
+const streams = new Map();
 
 function loopState(l) {
   const t = tallies.get(l.name);
@@ -162,6 +164,32 @@ rl.on("line", async (line) => {
       .catch((err) => emit({ ev: "call_failed", name: c.name, id: c.id, error: err.message }));
   }
   else if (c.cmd === "stop" && conn) await conn.stop();
+  // a stream from the hub: {"cmd":"stream","name","id","target","args"}
+  // emits stream_item {name,id,item} per item, then stream_done {name,id,
+  // error}; {"cmd":"cancel","name","id"} disposes of it (a CancelInvocation)
+  else if (c.cmd === "stream" && conn) {
+    const sub = conn.stream(c.target, ...args).subscribe({
+      next: (item) => emit({ ev: "stream_item", name: c.name, id: c.id, item }),
+      complete: () => emit({ ev: "stream_done", name: c.name, id: c.id, error: null }),
+      error: (err) => emit({ ev: "stream_done", name: c.name, id: c.id, error: err.message }),
+    });
+    streams.set(c.name + "/" + c.id, sub);
+  }
+  else if (c.cmd === "cancel") {
+    const sub = streams.get(c.name + "/" + c.id);
+    if (sub) sub.dispose();
+  }
+  // a stream to the hub: {"cmd":"upload","name","id","target","args",
+  // "items":[...]}: invoke with a Subject after args, then each item,
+  // then complete; emits result/call_failed as "call" does
+  else if (c.cmd === "upload" && conn) {
+    const subject = new signalR.Subject();
+    conn.invoke(c.target, ...args, subject)
+      .then((result) => emit({ ev: "result", name: c.name, id: c.id, result: result === undefined ? null : result }))
+      .catch((err) => emit({ ev: "call_failed", name: c.name, id: c.id, error: err.message }));
+    for (const item of c.items || []) subject.next(item);
+    subject.complete();
+  }
   else if (c.cmd === "loop" && conn) startLoop(c, conn);
   else if (c.cmd === "unloop" && loops.has(c.name)) {
     const l = loops.get(c.name);

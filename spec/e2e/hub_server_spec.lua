@@ -6,6 +6,7 @@
 -- unknown methods, sends, pushes from the hub, groups, closes.
 local signalr = require "signalr"
 local env = require "helpers.env"
+local cjson_null = require("cjson").null
 
 local function start_app(emu, loop, extra_env)
     local log = emu.dir .. "/hub_" .. loop .. ".log"
@@ -168,6 +169,55 @@ for _, loop in ipairs { "run", "luv" } do
             r = call(c, "AskInput", 1).result
             assert.equal("ECLIENT", r.code)
             assert.truthy(r.error:find("Client didn't provide a result.", 1, true), r.error)
+        end)
+
+        it("streams both ways: items, completion, a cancel; an upload summed", function()
+            for _, extra in ipairs { {}, { protocol = "messagepack" } } do
+                local a, cid = connect("kim", extra)
+                n = n + 1
+                local sid = "s" .. n
+                pool:send { cmd = "stream", name = a, id = sid, target = "Count", args = { 5 } }
+                local done = env.wait(function()
+                    for _, e in ipairs(pool:filter("stream_done", a)) do if e.id == sid then return e end end
+                end, 10, "the stream's end")
+                assert.is_nil(done.error ~= cjson_null and done.error or nil)
+                local items = {}
+                for _, e in ipairs(pool:filter("stream_item", a)) do
+                    if e.id == sid then items[#items + 1] = e.item end
+                end
+                assert.same({ 1, 2, 3, 4, 5 }, items)
+                -- an endless stream, cancelled by the client: on_cancel once
+                n = n + 1
+                local tid = "t" .. n
+                pool:send { cmd = "stream", name = a, id = tid, target = "Ticks", args = {} }
+                env.wait(function()
+                    local k = 0
+                    for _, e in ipairs(pool:filter("stream_item", a)) do if e.id == tid then k = k + 1 end end
+                    return k >= 3
+                end, 10, "ticks")
+                pool:send { cmd = "cancel", name = a, id = tid }
+                env.wait(function()
+                    for _, l in ipairs(lines(app, "cancelled")) do
+                        if l:find(cid, 1, true) then return true end
+                    end
+                end, 10, "on_cancel")
+                -- the client's own stream in: a Subject
+                n = n + 1
+                local uid = "u" .. n
+                pool:send { cmd = "upload", name = a, id = uid, target = "Sum", args = { "batch" },
+                            items = { 1, 2, 3.5 } }
+                local r = env.wait(function()
+                    for _, e in ipairs(pool:events()) do
+                        if e.name == a and e.id == uid and (e.ev == "result" or e.ev == "call_failed") then
+                            return e
+                        end
+                    end
+                end, 10, "the upload's result")
+                assert.same({ label = "batch", total = 6.5, n = 3 }, r.result)
+                -- an invoke of a streaming method: ASP.NET Core's text
+                assert.equal("The client attempted to invoke the streaming 'Count' method with a"
+                    .. " non-streaming invocation.", call(a, "Count", 1).error)
+            end
         end)
 
         it("ctx:close ends the client; on_disconnected runs once per client", function()

@@ -71,6 +71,20 @@ server:on("Count", function(_, n)
         if i <= n then return i end
     end)
 end)
+server:on("Ticks", function(ctx)
+    -- an endless stream, a tick per 20 ms, until the client cancels
+    local i = 0
+    return signalr.stream(function()
+        i = i + 1
+        if i > 1 then ctx:await(function() return false end, 0.02) end
+        return i
+    end, { on_cancel = function() note("cancelled", ctx.connection_id) end })
+end)
+server:on("Sum", function(_, label, items)
+    local total, n = 0, 0
+    for v in items do total, n = total + v, n + 1 end
+    return { label = label, total = total, n = n }
+end)
 
 note("ready")
 if loop == "luv" then
