@@ -11,7 +11,6 @@ if not ok_mp then mp = nil end
 -- ===== a small MessagePack writer of our own, for hand-built input =====
 local char = string.char
 local function u16(n) return char(math.floor(n / 256) % 256, n % 256) end
-local function u32(n) return u16(math.floor(n / 65536)) .. u16(n % 65536) end
 local M = {}
 M.null, M.t, M.f = "\192", "\195", "\194"
 function M.int(n)
