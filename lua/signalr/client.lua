@@ -7,7 +7,6 @@
 local core = require "signalr.core"
 local options = require "signalr.options"
 local transport = require "signalr.transport"
-local endpoints = require "signalr.endpoints"
 local hub_mod = require "signalr.hub"
 
 local type, error, pcall, tostring, setmetatable, getmetatable =
@@ -43,7 +42,8 @@ function _M.new(opts)
     end
     local t, msg, details
     if opts.endpoints ~= nil then
-        t, msg, details = endpoints.new(opts, wake, 2)
+        -- (loaded by the clients that have several)
+        t, msg, details = require("signalr.endpoints").new(opts, wake, 2)
     else
         options.check_single(opts, 2)
         t, msg, details = transport.new(options.fill(opts), wake, 2)

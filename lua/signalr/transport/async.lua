@@ -29,8 +29,10 @@ function _M.new(handle, info, o, auth, wake)
     local self = setmetatable({
         handle = handle, info = info, o = o, auth = auth, wake = wake,
         queue = request.queue(o.on_done, o.queue_size),
-        -- requests on the wire by core id: { req, op, token, submit, retried }
-        inflight = {},
+        -- requests on the wire by core id, and their operations (two maps:
+        -- no table more per request); under Entra ID, by request, what a
+        -- retry with a new token needs: { token, submit, retried }
+        inflight = {}, ops = {}, entra = {},
         -- identity and key fetches of ours by core id: their continuations
         handlers = {},
     }, Async)
@@ -64,7 +66,7 @@ function Async:run(op, params, what)
         local id, msg, details = self.handle:submit(op, params)
         if not id then return nil, "signalr." .. what .. ": " .. msg, details end
         local req = self.queue:track(request.new(id, what))
-        self.inflight[id] = { req = req, op = op }
+        self.inflight[id], self.ops[id] = req, op
         woken(self)
         return req
     end
@@ -76,12 +78,13 @@ end
 function Async:call_entra(op, params, what)
     local a = self.auth
     local req = request.new(0, what)
-    local rec = { req = req, op = op }
+    local rec = {}
     -- failures while this call runs are its results (bad input, no token
     -- from a provider); later ones, the request's
     local now, refused = true, nil
     rec.submit = function(tok, msg, details)
         if self.closing then
+            self.entra[req] = nil
             return self.queue:finish(req, nil, request.CLOSED, { code = "ECANCELED", sent = false })
         end
         local id
@@ -90,11 +93,12 @@ function Async:call_entra(op, params, what)
             id, msg, details = self.handle:submit(op, params)
         end
         if not id then
+            self.entra[req] = nil
             if now then refused = { msg, details } return end
             return self.queue:finish(req, nil, msg, details)
         end
         req.id, rec.token = id, tok
-        self.inflight[id] = rec
+        self.inflight[id], self.ops[id] = req, op
     end
     if not a.provider and not a:peek(auth_mod.now()) then
         -- the token is still to come: check the input now, send it later
@@ -103,6 +107,7 @@ function Async:call_entra(op, params, what)
         params.bearer = nil
         if not ok then return nil, "signalr." .. what .. ": " .. msg, details end
     end
+    self.entra[req] = rec
     a:with_token(rec.submit, self.submit)
     now = false
     if refused then return nil, "signalr." .. what .. ": " .. refused[1], refused[2] end
@@ -142,19 +147,23 @@ function Async:poll(timeout)
             self.handlers[o.id] = nil
             handler(o)
         else
-            local rec = self.inflight[o.id]
-            self.inflight[o.id] = nil
-            if o.error and a and a.cred and o.details and o.details.status == 401
+            local req, op = self.inflight[o.id], self.ops[o.id]
+            self.inflight[o.id], self.ops[o.id] = nil, nil
+            local rec = a and self.entra[req]
+            if rec and o.error and a.cred and o.details and o.details.status == 401
                     and not rec.retried and not self.closing then
                 -- a refused Entra ID token: once more with a new one (a 401
                 -- did no work, so nothing is duplicated)
                 rec.retried = true
                 a:invalidate(rec.token)
                 a:with_token(rec.submit, self.submit)
-            elseif o.error then
-                self.queue:finish(rec.req, nil, auth_mod.explain(a, rec.op, o.error, o.details), o.details)
             else
-                self.queue:finish(rec.req, o.result)
+                if rec then self.entra[req] = nil end
+                if o.error then
+                    self.queue:finish(req, nil, auth_mod.explain(a, op, o.error, o.details), o.details)
+                else
+                    self.queue:finish(req, o.result)
+                end
             end
         end
     end

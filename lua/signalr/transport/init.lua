@@ -24,8 +24,6 @@ local core = require "signalr.core"
 local auth_mod = require "signalr.auth"
 local util = require "signalr.util"
 local curl = require "signalr.transport.curl"
-local async = require "signalr.transport.async"
-local persistent = require "signalr.transport.persistent"
 
 local error, pcall = error, pcall
 
@@ -73,7 +71,8 @@ function _M.new(o, wake, level, seam)
             raise("signalr.new: the async mode drives libcurl from your own loop; inside nginx"
                 .. " calls are already non-blocking (leave 'async' off there)")
         end
-        return async.new(handle, info, o, auth, wake)
+        -- (the other transports load when a client needs them)
+        return require("signalr.transport.async").new(handle, info, o, auth, wake)
     end
     local rest
     if cosocket then
@@ -91,7 +90,7 @@ function _M.new(o, wake, level, seam)
     if in_nginx and o.transport ~= "curl" then
         io = require("signalr.transport.persistent.ngx").new(o)
     end
-    return persistent.new(rest, handle, o, io, seam)
+    return require("signalr.transport.persistent").new(rest, handle, o, io, seam)
 end
 
 return _M
