@@ -204,6 +204,22 @@ describe("signalr.transport.persistent.pool", function()
         assert.equal(1, pool.stats.sent)
     end)
 
+    it("a frame bound to its connection is dropped with it, never sent again on another", function()
+        local pool, io = new_pool { o = { connection_count = 2 } }
+        local hc = pool:open("chat")
+        local a, b = io.opened[1], io.opened[2]
+        up(a)
+        up(b)
+        assert.is_true(pool:write(a, "client-frame", "server", true))
+        assert.is_true(pool:write(a, "data-frame", "broadcast"))
+        assert.equal(1, a:untaken())
+        a:fail("gone", { code = "ECONNECT" })
+        -- only the unbound data frame waits to go again
+        assert.equal(1, #hc.queue)
+        assert.equal("data-frame", hc.queue[1].frame)
+        assert.equal(0, b:untaken())
+    end)
+
     it("queues sends while a connection comes up, in its request queue, and sends them in order", function()
         local pool, io = new_pool()
         local req = pool:deliver("chat", "f1", "broadcast")

@@ -261,8 +261,10 @@ end
 
 -- ===== sessions' lifecycle =====
 
+-- A client's frame, on the connection that carries the client: never
+-- sent again on another connection (the client is gone with this one).
 function Server:write(c, frame)
-    return self.pool:write(c, frame, "server")
+    return self.pool:write(c, frame, "server", true)
 end
 
 --- A session finished its handshake: its connected handler, then its

@@ -201,7 +201,11 @@ end
 -- @tparam table c a connection of this pool (from `on_message`)
 -- @tparam string frame a service-protocol frame
 -- @tparam[opt] string what the call, for messages (default "write")
-function Pool:write(c, frame, what)
+-- @tparam[opt] boolean bound true: the frame belongs to this connection
+--   (a hub server's message for a client it carries): if the connection
+--   is lost before the network took it, it is dropped, not sent again on
+--   another connection (the service closed that client with it)
+function Pool:write(c, frame, what, bound)
     what = what or "write"
     if c.state ~= "open" then
         return nil, "signalr." .. what .. ": the server connection is not open (" .. c.state
@@ -209,7 +213,7 @@ function Pool:write(c, frame, what)
     end
     local full, fd = too_full(self, c, what)
     if full then return nil, full, fd end
-    local ok, msg, d = c:send(frame, nil, what)
+    local ok, msg, d = c:send(frame, nil, not bound and what or nil)
     if not ok then return nil, "signalr." .. what .. ": " .. msg, d end
     self.stats.sent = self.stats.sent + 1
     return true
@@ -393,7 +397,8 @@ function Pool:ack_on(c, hub, make_frame, what, check, wake)
     local a = { op = what, what = what, check = check, id = id, conn = c, wake = wake }
     hc.acks[id] = a
     local ok
-    ok, msg, d = self:write(c, frame, what)
+    -- bound to c: its answer comes on c, and c's loss fails it
+    ok, msg, d = self:write(c, frame, what, true)
     if not ok then
         hc.acks[id] = nil
         return nil, msg, d
