@@ -543,7 +543,7 @@ function Hub:group_connections(group, opts)
     need_string(group, "group", "group_connections")
     opts = opt_table(opts, "opts", "group_connections", GROUP_CONNECTIONS)
     for k in pairs(GROUP_CONNECTIONS) do
-        if opts[k] ~= nil and type(opts[k]) ~= "number" then
+        if k ~= "endpoints" and opts[k] ~= nil and type(opts[k]) ~= "number" then
             error("signalr.group_connections: opts." .. k .. " must be a number", 2)
         end
     end
