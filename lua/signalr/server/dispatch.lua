@@ -161,13 +161,13 @@ end
 --- Check an invocation against its method before anything runs.
 -- @return the method, or nil + the error text to answer with (nil text:
 -- answer nothing)
-function _M.check(reg, m, nargs, detailed)
-    local method = reg:find(m.target)
-    if not method then return nil, T.unknown(m.target) end
+function _M.check(reg, target, nargs, detailed)
+    local method = reg:find(target)
+    if not method then return nil, T.unknown(target) end
     -- whether a method streams shows in what it returns (signalr.stream):
     -- a mismatch is answered after it ran
     if method.nargs and nargs ~= method.nargs then
-        return nil, T.arguments(m.target, nargs, method.nargs, detailed)
+        return nil, T.arguments(target, nargs, method.nargs, detailed)
     end
     return method
 end

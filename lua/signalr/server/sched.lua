@@ -23,21 +23,21 @@ end
 -- Run co until it yields or ends; an end calls its task's on_end(ok, ...)
 -- (a coroutine of the caller's own that ends here has no task: an error
 -- it raises goes to on_orphan).
-local function step(self, co, ...)
-    local task = self.tasks[co]
-    local function after(ok, ...)
-        if status(co) == "dead" then
-            self.waiting[co] = nil
-            if task then
-                self.tasks[co] = nil
-                self.count = self.count - 1
-                if task.on_end then task.on_end(ok, ...) end
-            elseif not ok and self.on_orphan then
-                self.on_orphan(...)
-            end
+local function after(self, co, task, ok, ...)
+    if status(co) == "dead" then
+        self.waiting[co] = nil
+        if task then
+            self.tasks[co] = nil
+            self.count = self.count - 1
+            if task.on_end then task.on_end(ok, ...) end
+        elseif not ok and self.on_orphan then
+            self.on_orphan(...)
         end
     end
-    after(resume(co, ...))
+end
+
+local function step(self, co, ...)
+    return after(self, co, self.tasks[co], resume(co, ...))
 end
 
 --- Start fn(...) in a coroutine of its own; on_end(ok, ...) gets what it

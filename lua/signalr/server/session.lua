@@ -269,7 +269,7 @@ function Session:invoke(m)
     if not args then
         why = dispatch.TEXT.binding(target, detailed)
     else
-        method, why = dispatch.check(server.registry, { target = target }, args.n, detailed)
+        method, why = dispatch.check(server.registry, target, args.n, detailed)
     end
     if not method then
         -- an invocation without an id (the client's send) gets no answer
