@@ -470,7 +470,10 @@ describe("signalr.core JSON", function()
                     assert(core.json_decode("0.30000000000000004") == 0.1 + 0.2)
                     assert(core.json_decode("1.2345678901234567890123") == 1.2345678901234568)
                     print("ok")]]
-                local p = io.popen("LOCPATH=" .. dir .. " " .. lua .. " -e '" .. code .. "' 2>&1")
+                -- (under make asan, glibc's own locale loading leaks a few
+                -- bytes that LeakSanitizer would report from the child)
+                local p = io.popen("ASAN_OPTIONS=detect_leaks=0 LOCPATH=" .. dir .. " " .. lua .. " -e '"
+                    .. code .. "' 2>&1")
                 local out = p:read("*a")
                 p:close()
                 os.execute("rm -rf " .. dir)
