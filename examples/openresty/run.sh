@@ -24,4 +24,9 @@ s = open(conf).read().replace("# @TEST_LOCATIONS@", extra)
 open(conf, "w").write(s)
 PY
 fi
+# nginx's Lua module puts LUA_PATH and LUA_CPATH of the environment where
+# the configuration's ";;" stands: a shell where `eval "$(luarocks path)"`
+# ran for Lua 5.4 would make LuaJIT load 5.4 modules ("cjson.so: undefined
+# symbol: lua_newuserdatauv"); the configuration names its own paths
+unset LUA_PATH LUA_CPATH LUA_PATH_5_1 LUA_CPATH_5_1 LUA_PATH_5_4 LUA_CPATH_5_4 LUA_INIT
 exec nginx -p "$prefix" -c "$prefix/nginx.conf"

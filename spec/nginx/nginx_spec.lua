@@ -248,6 +248,24 @@ describe("inside nginx", function()
         end)
     end)
 
+    it("started from a shell whose LUA_PATH/LUA_CPATH are Lua 5.4's, the example still loads LuaJIT's", function()
+        -- as after `eval "$(luarocks --lua-version=5.4 path)"`: nginx puts
+        -- these where its configuration says ";;"; run.sh clears them
+        local p = io.popen("lua5.4 -e 'io.write(package.path, \"\\n\", package.cpath)'")
+        local path54, cpath54 = p:read("*l"), p:read("*l")
+        p:close()
+        assert.truthy(cpath54 and cpath54:find("5.4", 1, true), cpath54)
+        local n = nginx.start(function(prefix, port)
+            return sh(string.format("LUA_PATH='%s' LUA_CPATH='%s' AzureSignalRConnectionString='%s'"
+                .. " %s/examples/openresty/run.sh %s %d 2>&1", path54, cpath54, emu.cs, env.root, prefix, port))
+        end, function(x) return sh("curl -s " .. x.base .. "/ping") == "pong\n" end)
+        local ok, err = pcall(function()
+            assert.equal("{}\n", post(n, "/chat/broadcast", '{"target":"newMessage","arguments":["from 5.4 env"]}'))
+        end)
+        nginx.stop_clean(n)
+        assert(ok, err)
+    end)
+
     it("keeps answering other requests while the service stalls", function()
         emu:http("DELETE", "/_emulator/faults")
         emu:fault { mode = "stall", ms = 500, count = 4 }
