@@ -373,9 +373,9 @@ local function serve_routed(emu, ws, p, protocol, first, sc)
     local function push(list, bytes)
         if closing then return end
         pending = pending + #bytes
-        if pending > emu.max_server_message then
-            emu:log("warn", "client %s does not read: over %d bytes wait for it: disconnected", p.id,
-                emu.max_server_message)
+        if pending > emu.max_client_buffer then
+            emu:log("warn", "client %s does not read: over %d bytes wait for it (--max-client-buffer):"
+                .. " disconnected", p.id, emu.max_client_buffer)
             out, held = {}, {}
             conn.close("the client does not read its messages")
             return

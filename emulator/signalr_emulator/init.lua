@@ -101,6 +101,8 @@ function _M.new(opts)
         -- the largest WebSocket message a server connection may send
         -- (the library's default maximum message is 16 MiB)
         max_server_message = opts.max_server_message or 64 * 1024 * 1024,
+        -- what may wait for one routed client that does not read
+        max_client_buffer = opts.max_client_buffer or 16 * 1024 * 1024,
         conns_by_ip = {},
         accepted = setmetatable({}, { __mode = "k" }),
         quiet = {},

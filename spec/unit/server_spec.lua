@@ -62,7 +62,9 @@ local function server(opts)
     return s
 end
 
-local conn = { name = "c1" }
+-- the connection: backlog is what it holds unwritten (set by a test)
+local conn = { name = "c1", backlog = 0 }
+function conn.unwritten(c) return c.backlog end
 
 local function open(s, id, protocol, claims)
     s:_message(conn, { type = SP.OPEN_CONNECTION, connection_id = id, protocol = protocol or "json",
@@ -312,7 +314,7 @@ describe("signalr.server", function()
             s:on_disconnected(function(ctx, err) gone[#gone + 1] = ctx.connection_id .. ": " .. err end)
             open(s, "l-1")
             handshake(s, "l-1")
-            local other = { name = "c2" }
+            local other = { name = "c2", unwritten = conn.unwritten, backlog = 0 }
             s:_message(other, { type = SP.OPEN_CONNECTION, connection_id = "l-2", protocol = "json",
                                 claims = {}, headers = {} })
             s:_message(other, { type = SP.CONNECTION_DATA, connection_id = "l-2",
@@ -501,6 +503,104 @@ describe("signalr.server", function()
             data(s, "ru-1", '{"type":3,"invocationId":"5"}' .. RS)
             data(s, "ru-1", '{"type":1,"invocationId":"3","target":"Upload","arguments":[],"streamIds":["5"]}' .. RS)
             assert.equal(1, sent(s, "ru-1")[1].result)
+        end)
+    end)
+
+    describe("limits", function()
+        it("max_parallel_invocations lets a client's invocations run side by side", function()
+            local s = server { max_parallel_invocations = 2 }
+            local release = false
+            s:on("Wait", function(ctx) ctx:await(function() return release end, 5) return "waited" end)
+            s:on("Add", function(_, a, b) return a + b end)
+            open(s, "p-1")
+            handshake(s, "p-1")
+            s.out()
+            invoke(s, "p-1", "1", "Wait")
+            invoke(s, "p-1", "2", "Wait")
+            invoke(s, "p-1", "3", "Add", "[1,1]")
+            -- two run (both wait), the third waits behind them
+            assert.same({}, sent(s, "p-1"))
+            release = true
+            s.sched:step()
+            local got = sent(s, "p-1")
+            assert.equal(3, #got)
+            -- the first Wait's end lets the Add run before the second's end
+            assert.same({ "1", "3", "2" }, { got[1].invocationId, got[2].invocationId, got[3].invocationId })
+            assert.same({ "waited", 2, "waited" }, { got[1].result, got[2].result, got[3].result })
+        end)
+
+        it("a backed-up connection: a client's frames wait in its queue, then go in order", function()
+            local s = server()
+            s:on("Add", function(_, a, b) return a + b end)
+            open(s, "q-1")
+            handshake(s, "q-1")
+            s.out()
+            conn.backlog = 2 * 1024 * 1024
+            invoke(s, "q-1", "1", "Add", "[1,1]")
+            invoke(s, "q-1", "2", "Add", "[2,2]")
+            assert.same({}, s.out())
+            s:_drain()
+            assert.same({}, s.out()) -- still no room
+            conn.backlog = 0
+            s:_drain()
+            local got = sent(s, "q-1")
+            assert.same({ 2, 4 }, { got[1].result, got[2].result })
+            assert.is_nil(next(s.queued))
+        end)
+
+        it("a client that cannot keep up is closed with the reason, once, its queue dropped", function()
+            local s = server { client_max_queue_messages = 3 }
+            local gone = {}
+            s:on_disconnected(function(_, err) gone[#gone + 1] = err end)
+            s:on("Spam", function(ctx)
+                for i = 1, 10 do
+                    local ok, msg, d = ctx:send("tick", i)
+                    if not ok then return msg .. " " .. d.code end
+                end
+                return "all sent"
+            end)
+            open(s, "f-1")
+            handshake(s, "f-1")
+            s.out()
+            conn.backlog = 2 * 1024 * 1024
+            invoke(s, "f-1", "1", "Spam")
+            conn.backlog = 0
+            s:_drain()
+            local out = s.out()
+            -- nothing of the queue went out: only CloseConnection with the reason
+            assert.equal(1, #out)
+            assert.equal("f-1", out[1].id)
+            assert.matches("cannot keep up: over 3 messages", out[1].close)
+            assert.matches("client_max_queue_messages", out[1].close)
+            s.sched:step()
+            assert.equal(1, #gone)
+            assert.matches("cannot keep up", gone[1])
+            assert.is_nil(s.sessions["f-1"])
+            -- the byte bound likewise
+            s = server { client_max_queue_bytes = 1000 }
+            s:on("Big", function(ctx)
+                assert(ctx:send("blob", string.rep("x", 600)))
+                local _, _, d = ctx:send("blob", string.rep("x", 600))
+                return d and d.code
+            end)
+            open(s, "f-2")
+            handshake(s, "f-2")
+            s.out()
+            conn.backlog = 2 * 1024 * 1024
+            invoke(s, "f-2", "1", "Big")
+            conn.backlog = 0
+            out = s.out()
+            assert.equal(1, #out)
+            assert.matches("over 1000 bytes", out[1].close)
+        end)
+
+        it("options are checked", function()
+            for _, k in ipairs { "max_parallel_invocations", "client_max_queue_bytes", "client_max_queue_messages" } do
+                assert.has_error(function() signalr.server { connection_string = CS, hub = "h", [k] = 0 } end,
+                    "signalr.server: option '" .. k .. "' must be a positive integer, got 0")
+                assert.has_error(function() signalr.server { connection_string = CS, hub = "h", [k] = "1" } end,
+                    "signalr.server: option '" .. k .. "' must be a number, got string")
+            end
         end)
     end)
 

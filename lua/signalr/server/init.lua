@@ -23,8 +23,8 @@ local dispatch = require "signalr.server.dispatch"
 local session = require "signalr.server.session"
 local sched_mod = require "signalr.server.sched"
 
-local type, error, pairs, ipairs, tostring, setmetatable, pcall =
-    type, error, pairs, ipairs, tostring, setmetatable, pcall
+local type, error, pairs, ipairs, tostring, setmetatable, pcall, next =
+    type, error, pairs, ipairs, tostring, setmetatable, pcall, next
 local now = core.monotonic
 local SP, HUB = core.sp, core.hub
 
@@ -87,6 +87,8 @@ local OWN = {
     connection_string = "string", hub = "string", hubs = "table",
     detailed_errors = "boolean", on_log = "function",
     client_max_message_size = "number", client_result_timeout = "number",
+    max_parallel_invocations = "number", client_max_queue_bytes = "number",
+    client_max_queue_messages = "number",
 }
 -- persistent mode's options a server may set (signalr.options checks them)
 local PASSED = {
@@ -119,6 +121,17 @@ local function check(opts, level)
         error("signalr.server: give 'hub' or 'hubs', not both", level)
     end
     if #hubs == 0 then error("signalr.server: option 'hub' (or 'hubs') is required", level) end
+    for _, k in ipairs { "max_parallel_invocations", "client_max_queue_bytes",
+                         "client_max_queue_messages", "client_max_message_size" } do
+        local v = opts[k]
+        if v ~= nil and (v < 1 or v ~= math.floor(v) or v > 2^40) then
+            error("signalr.server: option '" .. k .. "' must be a positive integer, got " .. tostring(v), level)
+        end
+    end
+    local crt = opts.client_result_timeout
+    if crt ~= nil and (crt <= 0 or crt ~= crt) then
+        error("signalr.server: option 'client_result_timeout' must be a positive number of seconds", level)
+    end
     for i, h in ipairs(hubs) do
         if type(h) ~= "string" then
             error("signalr.server: hubs[" .. i .. "] must be a string, got " .. type(h), level)
@@ -137,6 +150,14 @@ end
 --   a handler's error text reaches the client), `client_max_message_size`
 --   (bytes a client's message may take, 32 KB as ASP.NET Core's),
 --   `client_result_timeout` (seconds `ctx:invoke` waits, 100),
+--   `max_parallel_invocations` (a client's invocations running at once,
+--   1 as ASP.NET Core's MaximumParallelInvocationsPerClient; more wait in
+--   order, and a client with over 1024 waiting is closed),
+--   `client_max_queue_bytes` / `client_max_queue_messages` (what may wait
+--   for one client while its server connection is backed up: 1 MiB and
+--   4096 messages; past either the client is closed with the reason and
+--   on_disconnected runs, so a client that cannot keep up never grows
+--   the server's memory),
 --   `on_log(level, message)` (default: errors and warnings to stderr), and
 --   persistent mode's connection options
 -- @treturn[1] server
@@ -156,9 +177,14 @@ function _M.new(opts)
         o = { detailed_errors = opts.detailed_errors == true,
               max_message_size = opts.client_max_message_size or HUB.DEFAULT_MAX,
               -- ASP.NET Core's ClientTimeoutInterval for client results
-              client_result_timeout = opts.client_result_timeout or 100 },
+              client_result_timeout = opts.client_result_timeout or 100,
+              max_parallel = opts.max_parallel_invocations or 1,
+              max_queue_bytes = opts.client_max_queue_bytes or 1024 * 1024,
+              max_queue_messages = opts.client_max_queue_messages or 4096 },
         codec = codec, now = now,
         hub_names = {}, registry = dispatch.registry(), sessions = {}, on_log = opts.on_log,
+        -- sessions whose frames wait for room on their connection
+        queued = {},
         sched = sched_mod.new(now), started = false, closed = false,
     }, Server)
     for _, h in ipairs(hubs) do
@@ -175,6 +201,14 @@ function _M.new(opts)
     self.t = t
     self.pool = t.pool
     self.client = client_mod.wrap(t)
+    if self.pool.io then
+        -- inside nginx: the driver moves the bytes, handlers run in light
+        -- threads (signalr.server.sched_ngx), a timer keeps the rest
+        self.ngx = true
+        self.sched = require("signalr.server.sched_ngx").new(now, function(level, text)
+            self:log(level, text)
+        end)
+    end
     return self
 end
 
@@ -248,6 +282,8 @@ function Server:_message(c, m)
         local s = self.sessions[m.connection_id]
         if s then s.parts = nil end
     end
+    -- inside nginx: handlers waiting for what this message brought
+    if self.ngx then self.sched:step() end
     -- other types (service events, flow control) need nothing from a hub
 end
 
@@ -260,6 +296,16 @@ function Server:_lost(c, why)
 end
 
 -- ===== sessions' lifecycle =====
+
+--- A session has frames waiting for room on its connection.
+function Server:backlogged(s) self.queued[s] = true end
+
+-- What waits in the clients' own queues, as their connections take it.
+function Server:_drain()
+    for s in pairs(self.queued) do
+        if s.state == "closed" or s:drain() then self.queued[s] = nil end
+    end
+end
 
 -- A client's frame, on the connection that carries the client: never
 -- sent again on another connection (the client is gone with this one).
@@ -302,6 +348,10 @@ function Server:group(s, what, group)
     local ty = what == "join" and SP.JOIN_GROUP_WITH_ACK or SP.LEAVE_GROUP_WITH_ACK
     local sched = self.sched
     local inside = sched:inside()
+    if self.ngx and not inside then
+        return nil, "signalr.ctx:" .. what .. ": nginx cannot wait for the service's answer in this"
+            .. " phase", { code = "EPHASE", sent = false }
+    end
     local co = inside and coroutine.running()
     local a
     a, msg, d = self.pool:ack_on(s.conn, s.hub_name, function(id)
@@ -342,17 +392,6 @@ end
 
 -- ===== the event-loop contract =====
 
---- Open the server connections of every hub (poll and run do it too).
-function Server:start()
-    if self.started then return true end
-    self.started = true
-    for _, h in ipairs(self.hub_names) do
-        local hc = self.pool:open(h)
-        for _, c in ipairs(hc.conns) do c.hub_name = h end
-    end
-    return true
-end
-
 -- Timers of the sessions: pings after a quiet spell, once a second.
 local function keepalive(self, t)
     if self.next_keepalive and t < self.next_keepalive then return end
@@ -360,18 +399,56 @@ local function keepalive(self, t)
     for _, s in pairs(self.sessions) do s:keepalive(t) end
 end
 
+-- Inside nginx, ten times a second: handlers whose condition holds, the
+-- clients' own queues, pings; the worker's exit closes the server.
+local function ngx_tick(premature, self)
+    if self.closed then return end
+    if premature or ngx.worker.exiting() then return self:close() end
+    local t = now()
+    self.sched:step()
+    if next(self.queued) then self:_drain() end
+    keepalive(self, t)
+end
+
+--- Open the server connections of every hub (poll and run do it too).
+-- Inside nginx, call it from `init_worker_by_lua*`: each worker opens
+-- its own connections (the service spreads clients over all of them),
+-- handlers run in light threads, and a timer keeps the connections;
+-- `nginx -s reload` closes the old workers' servers as they exit.
+-- @treturn[1] true
+-- @treturn[2] nil, message, details (inside nginx: a timer that would not start)
+function Server:start()
+    if self.started then return true end
+    self.started = true
+    for _, h in ipairs(self.hub_names) do
+        local hc = self.pool:open(h)
+        for _, c in ipairs(hc.conns) do c.hub_name = h end
+    end
+    if self.ngx then
+        local ok, err = self.sched:start()
+        if ok then ok, err = ngx.timer.every(0.1, ngx_tick, self) end
+        if not ok then
+            return nil, "signalr.server:start: cannot start a timer: " .. tostring(err), { code = "ECONNECT" }
+        end
+    end
+    return true
+end
+
+
 --- One pass (connections, handlers that waited, pings), then a wait of
 -- at most `timeout` seconds for socket activity or a timer, then another
 -- pass.  Returns how many requests of the server's hub objects finished.
 function Server:poll(timeout)
     if self.closed then return 0 end
     self:start()
+    if self.ngx then return 0 end -- nginx's timers do it all
     local t = now()
     keepalive(self, t)
     local due = self.sched:step()
     local wait = timeout or 0
     if due and due < wait then wait = due end
     local n = self.t:poll(wait)
+    if next(self.queued) then self:_drain() end
     self.sched:step()
     keepalive(self, now())
     return n
@@ -385,7 +462,7 @@ function Server:timeout()
     if self.closed then return nil end
     if not self.started then return 0 end
     local a = self.t:timeout()
-    local b = self.sched.count > 0 and 0.05 or nil
+    local b = (self.sched.count > 0 or next(self.queued)) and 0.05 or nil
     local k = 1
     return loop.earliest(loop.earliest(a, b), k)
 end
@@ -417,6 +494,10 @@ end
 --- Serve until `server:close()` (from a handler) or an error: the
 -- program's main loop when it has no other.
 function Server:run()
+    if self.ngx then
+        error("signalr.server:run: inside nginx the worker's event loop serves; call"
+            .. " server:start() from init_worker_by_lua*", 2)
+    end
     self:start()
     while not self.closed do self:poll(1) end
 end

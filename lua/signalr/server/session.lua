@@ -1,9 +1,10 @@
 --- One client of a hub server, as the service carries it: the hub
 -- handshake, the client's messages read from ConnectionData, its
--- invocations run one at a time (ASP.NET Core's default
--- MaximumParallelInvocationsPerClient) after its connected handler, its
--- completions, pings after 15 s without a write, and its end, reported
--- once.
+-- invocations run at most `max_parallel_invocations` at a time (ASP.NET
+-- Core's MaximumParallelInvocationsPerClient, 1) after its connected
+-- handler, its completions, pings after 15 s without a write, its own
+-- bounded queue of frames while the server connection is backed up, and
+-- its end, reported once.
 -- @module signalr.server.session
 local dispatch = require "signalr.server.dispatch"
 local context = require "signalr.server.context"
@@ -36,7 +37,9 @@ function _M.new(server, hub, conn, open)
         protocol = codec.PROTOCOLS[open.protocol] or codec.PROTOCOLS.json,
         -- a client migrated from another server does not shake hands again
         migrated = open.headers and open.headers["Asrs-Migrate-From"] ~= nil,
-        state = "handshake", waiting = {}, busy = false, parts = nil,
+        state = "handshake", waiting = {}, running = 0, parts = nil,
+        -- frames waiting for room on the server connection (in order)
+        outq = nil, outq_head = 1, outq_bytes = 0,
         last_write = server.now(),
         -- server -> client invocations awaiting the client's result, by
         -- id; streams to the client, by invocation id; streams from the
@@ -49,18 +52,83 @@ end
 
 -- ===== writing =====
 
---- Hand hub-protocol bytes for this client to its server connection.
+-- Bytes a server connection may hold unwritten before the frames of its
+-- clients wait in their own queues (and streams to them wait).
+_M.CONN_ROOM = 1024 * 1024
+
+--- Hand hub-protocol bytes for this client to its server connection; while
+-- the connection holds CONN_ROOM bytes the network has not taken, they
+-- wait in the client's own queue, bounded by the server's
+-- client_max_queue_bytes / client_max_queue_messages: past either, the
+-- client is closed (it cannot keep up) and nil, msg, EQUEUEFULL returned.
 function Session:write(bytes, data_type)
     if self.state == "closed" then
         return nil, "the client's connection is closed", { code = "ECLOSED" }
     end
     local frame, msg, d = self.codec.connection_data(self.id, bytes, data_type)
     if not frame then return nil, msg, d end
+    local conn = self.conn
+    if self.outq or conn:unwritten() >= _M.CONN_ROOM then
+        return self:enqueue(frame)
+    end
     local ok
-    ok, msg, d = self.server:write(self.conn, frame)
+    ok, msg, d = self.server:write(conn, frame)
     if not ok then return nil, msg, d end
     self.last_write = self.server.now()
     return true
+end
+
+function Session:enqueue(frame)
+    local o = self.server.o
+    local q = self.outq
+    if not q then
+        q = {}
+        self.outq, self.outq_head, self.outq_bytes = q, 1, 0
+        self.server:backlogged(self)
+    end
+    local n = #q - self.outq_head + 1
+    if n + 1 > o.max_queue_messages or self.outq_bytes + #frame > o.max_queue_bytes then
+        local why = "the client cannot keep up: " .. (n + 1 > o.max_queue_messages
+            and ("over " .. o.max_queue_messages .. " messages")
+            or ("over " .. o.max_queue_bytes .. " bytes")) .. " wait for it (client_max_queue_"
+            .. (n + 1 > o.max_queue_messages and "messages" or "bytes") .. ")"
+        self:overflow(why)
+        return nil, why, { code = "EQUEUEFULL", sent = false }
+    end
+    q[#q + 1] = frame
+    self.outq_bytes = self.outq_bytes + #frame
+    return true
+end
+
+--- Frames of the client's own queue to its connection while there is
+-- room; true when the queue is empty.
+function Session:drain()
+    local q = self.outq
+    if not q then return true end
+    local conn, server = self.conn, self.server
+    local h = self.outq_head
+    while q[h] and conn:unwritten() < _M.CONN_ROOM do
+        local frame = q[h]
+        q[h] = nil
+        h = h + 1
+        self.outq_bytes = self.outq_bytes - #frame
+        if not server:write(conn, frame) then break end
+        self.last_write = server.now()
+    end
+    self.outq_head = h
+    if q[h] == nil then
+        self.outq = nil
+        return true
+    end
+    return false
+end
+
+-- Too much waits for a client: its queue dropped, the client closed
+-- (CloseConnection straight to the service, past the queue).
+function Session:overflow(why)
+    self.outq, self.outq_bytes = nil, 0
+    self.server:log("warn", "hub client " .. tostring(self.id) .. " closed: " .. why)
+    self:finish(why, true, why)
 end
 
 --- Invoke a client method (no answer awaited).
@@ -101,6 +169,7 @@ function Session:finish(err, notify, reason)
     end
     self.state = "closed"
     self.waiting = {}
+    self.outq = nil
     local sched = self.server.sched
     for id, r in pairs(self.results) do
         self.results[id] = nil
@@ -233,12 +302,14 @@ function Session:opened()
     end
 end
 
---- Run the next waiting invocation, if none runs.
+--- Run waiting invocations while fewer than max_parallel_invocations run.
 function Session:next()
-    if self.busy or self.state ~= "open" then return end
-    local m = remove(self.waiting, 1)
-    if not m then return end
-    self:invoke(m)
+    local max = self.server.o.max_parallel
+    while self.running < max and self.state == "open" do
+        local m = remove(self.waiting, 1)
+        if not m then return end
+        self:invoke(m)
+    end
 end
 
 -- Run one invocation in a coroutine; its outcome becomes the Completion.
@@ -259,7 +330,7 @@ function Session:invoke(m)
                 if self.uploads[ids[i]] then
                     if id then self:complete(id, nil, "Invocation ID '" .. tostring(ids[i])
                         .. "' is already in use.") end
-                    return self:next()
+                    return
                 end
                 args.n = args.n + 1
                 args[args.n] = self:upload(ids[i])
@@ -274,11 +345,11 @@ function Session:invoke(m)
     if not method then
         -- an invocation without an id (the client's send) gets no answer
         if id then self:complete(id, nil, why) end
-        return self:next()
+        return
     end
-    self.busy = true
+    self.running = self.running + 1
     server.sched:spawn(function(ok, ...)
-        self.busy = false
+        self.running = self.running - 1
         if not ok then
             local err = ...
             if not dispatch.is_hub_error(err) then
@@ -304,9 +375,9 @@ end
 
 -- ===== streams =====
 
--- Bytes a client's server connection may hold unwritten before a stream
--- to the client waits (items go as the connection can take them).
-_M.STREAM_BACKLOG = 1024 * 1024
+-- A stream to the client waits while its server connection holds
+-- CONN_ROOM unwritten bytes or the client's own queue is not empty (items
+-- go as the connection can take them).
 
 --- Run a stream to the client (its own coroutine): each item as a
 -- StreamItem, then a Completion; a cancel stops it (on_cancel once).
@@ -315,8 +386,8 @@ function Session:stream_out(id, st)
     self.streams[id] = st
     local conn = self.conn
     local function room()
-        return st.cancelled or self.state == "closed" or not conn.unwritten
-            or conn:unwritten() < _M.STREAM_BACKLOG
+        return st.cancelled or self.state == "closed"
+            or (not self.outq and conn:unwritten() < _M.CONN_ROOM)
     end
     sched:spawn(function(ok, err)
         self.streams[id] = nil
