@@ -61,10 +61,10 @@ local function view(m)
 end
 
 -- One endpoint's transport (its options are checked as signalr.new's).
-local function single(o)
+local function single(o, seam)
     options.check(o, 2)
     options.check_single(o, 2)
-    return transport.new(options.fill(o), nil, 2)
+    return transport.new(options.fill(o), nil, 2, seam)
 end
 
 -- The health probe: the same service over REST, the check's own
@@ -82,10 +82,12 @@ end
 -- @tparam table opts the checked options
 -- @tparam[opt] function wake called when an async call is queued
 -- @tparam number level where an error points (as error's level, from the caller)
+-- @tparam[opt] function seam_for `seam_for(i)`: the pool seam of endpoint
+--   i's persistent transport (a hub server's connections to every endpoint)
 -- @treturn[1] table the transport
 -- @treturn[2] nil, message, details (a bad connection string, naming the entry)
 -- @raise on a wrong shape, naming the entry
-function _M.new(opts, wake, level)
+function _M.new(opts, wake, level, seam_for)
     level = level + 1
     local list = opts.endpoints
     if type(list) ~= "table" or #list == 0 then
@@ -151,7 +153,7 @@ function _M.new(opts, wake, level)
         if async then
             o.on_done = function(req) self:part_done(req) end
         end
-        local ok, t, msg, details = pcall(single, o)
+        local ok, t, msg, details = pcall(single, o, seam_for and seam_for(i))
         if not ok then fail() error(t, 0) end
         if not t then
             return fail(nil, (msg:gsub("^signalr%.new: ", "signalr.new: endpoints[" .. i .. "]: ")), details)

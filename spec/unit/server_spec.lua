@@ -107,6 +107,16 @@ describe("signalr.server", function()
                 "signalr.server: unknown option 'hubz'")
             assert.has_error(function() signalr.server { connection_string = CS, hub = "h", detailed_errors = 1 } end,
                 "signalr.server: option 'detailed_errors' must be a boolean, got number")
+            assert.has_error(function() signalr.server { connection_string = CS, endpoints = { CS }, hub = "h" } end,
+                "signalr.server: give either 'connection_string' or 'endpoints', not both")
+            assert.has_error(function() signalr.server { hub = "h" } end,
+                "signalr.server: option 'connection_string' (or 'endpoints') is required")
+            assert.has_error(function() signalr.server { endpoints = { 5 }, hub = "h" } end,
+                "signalr.server: endpoints[1] must be a table or a connection string, got number")
+            local s = assert(signalr.server { endpoints = { CS, { connection_string = CS:gsub("Port=1", "Port=2"),
+                name = "b" } }, hub = "h" })
+            assert.equal(2, #s.pools)
+            s:close()
         end)
         it("a bad connection string or hub name is nil, message, details", function()
             local s, msg, d = signalr.server { connection_string = "Endpoint=x", hub = "h" }

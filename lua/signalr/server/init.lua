@@ -84,7 +84,7 @@ _M.codec = codec
 
 -- The server's own options; the rest are persistent mode's (passed on).
 local OWN = {
-    connection_string = "string", hub = "string", hubs = "table",
+    connection_string = "string", endpoints = "table", hub = "string", hubs = "table",
     detailed_errors = "boolean", on_log = "function",
     client_max_message_size = "number", client_result_timeout = "number",
     max_parallel_invocations = "number", client_max_queue_bytes = "number",
@@ -99,6 +99,10 @@ local PASSED = {
     on_done = true, transport = true,
 }
 
+-- with several endpoints (option `endpoints`): these go to signalr.endpoints
+local MULTI = { endpoints = true, router = true, health_interval = true, health_timeout = true,
+                health_retries = true, health_retry_delay = true }
+
 local function check(opts, level)
     if type(opts) ~= "table" then
         error("signalr.server: expected an options table, got " .. type(opts), level)
@@ -109,12 +113,16 @@ local function check(opts, level)
                 error("signalr.server: option '" .. tostring(k) .. "' must be a " .. OWN[k]
                     .. ", got " .. type(v), level)
             end
-        elseif not PASSED[k] then
+        elseif not PASSED[k] and not MULTI[k] then
             error("signalr.server: unknown option '" .. tostring(k) .. "'", level)
         end
     end
-    if type(opts.connection_string) ~= "string" then
-        error("signalr.server: option 'connection_string' is required", level)
+    if opts.endpoints ~= nil then
+        if opts.connection_string ~= nil then
+            error("signalr.server: give either 'connection_string' or 'endpoints', not both", level)
+        end
+    elseif type(opts.connection_string) ~= "string" then
+        error("signalr.server: option 'connection_string' (or 'endpoints') is required", level)
     end
     local hubs = opts.hubs or { opts.hub }
     if opts.hub and opts.hubs then
@@ -166,13 +174,15 @@ end
 function _M.new(opts)
     local hubs = check(opts, 3)
     local o = {}
-    for k, v in pairs(opts) do if PASSED[k] then o[k] = v end end
+    for k, v in pairs(opts) do if PASSED[k] or MULTI[k] then o[k] = v end end
     o.connection_string = opts.connection_string
     o.mode = "persistent"
     o.connection_count = o.connection_count or 5
     options.check(o, 3)
-    options.check_single(o, 3)
-    o = options.fill(o)
+    if not o.endpoints then
+        options.check_single(o, 3)
+        o = options.fill(o)
+    end
     local self = setmetatable({
         o = { detailed_errors = opts.detailed_errors == true,
               max_message_size = opts.client_max_message_size or HUB.DEFAULT_MAX,
@@ -192,14 +202,38 @@ function _M.new(opts)
         if not ok then return nil, "signalr.server: " .. msg, d end
         self.hub_names[#self.hub_names + 1] = h
     end
-    local t, msg, details = transport.new(o, function() self:_wake() end, 2, {
-        type = SP.DEFAULT_CONNECTION,
-        on_message = function(c, m) return self:_message(c, m) end,
-        on_lost = function(c, why) return self:_lost(c, why) end,
-    })
+    self.ack_timeout = o.ack_timeout or options.DEFAULTS.ack_timeout
+    local wake = function() self:_wake() end
+    -- the seam of a pool: Default connections, whose messages come here
+    local function seam(i)
+        return {
+            type = SP.DEFAULT_CONNECTION,
+            on_message = function(c, m)
+                if not c.srv_pool then c.srv_pool = self.pools[i] end
+                return self:_message(c, m)
+            end,
+            on_lost = function(c, why) return self:_lost(c, why) end,
+        }
+    end
+    local t, msg, details
+    if o.endpoints then
+        -- several endpoints: connections to every one (as the SDK), hub
+        -- sends to all of them
+        local ok, r1, r2, r3 = pcall(require("signalr.endpoints").new, o, wake, 1, seam)
+        if not ok then error((tostring(r1):gsub("^signalr%.new", "signalr.server")), 3) end
+        t, msg, details = r1, r2, r3
+    else
+        t, msg, details = transport.new(o, wake, 2, seam(1))
+    end
     if not t then return nil, (msg:gsub("^signalr%.new", "signalr.server")), details end
     self.t = t
-    self.pool = t.pool
+    self.pools = {}
+    if o.endpoints then
+        for i, m in ipairs(t.members) do self.pools[i] = m.t.pool end
+    else
+        self.pools[1] = t.pool
+    end
+    self.pool = self.pools[1]
     self.client = client_mod.wrap(t)
     if self.pool.io then
         -- inside nginx: the driver moves the bytes, handlers run in light
@@ -266,7 +300,7 @@ function Server:_message(c, m)
         if not s then
             self:log("error", "cannot serve client " .. tostring(m.connection_id) .. ": " .. tostring(why))
             local frame = codec.close_connection(m.connection_id, "server error")
-            if frame then self.pool:write(c, frame) end
+            if frame then (c.srv_pool or self.pool):write(c, frame) end
             return
         end
         local old = self.sessions[s.id]
@@ -310,7 +344,7 @@ end
 -- A client's frame, on the connection that carries the client: never
 -- sent again on another connection (the client is gone with this one).
 function Server:write(c, frame)
-    return self.pool:write(c, frame, "server", true)
+    return (c.srv_pool or self.pool):write(c, frame, "server", true)
 end
 
 --- A session finished its handshake: its connected handler, then its
@@ -354,11 +388,12 @@ function Server:group(s, what, group)
     end
     local co = inside and coroutine.running()
     local a
-    a, msg, d = self.pool:ack_on(s.conn, s.hub_name, function(id)
+    local pool = s.conn.srv_pool or self.pool
+    a, msg, d = pool:ack_on(s.conn, s.hub_name, function(id)
         return core.sp_op(ty, s.id, group, nil, nil, id)
     end, "ctx:" .. what, false, inside and function() sched:wake(co) end or nil)
     if not a then return nil, msg, d end
-    local timeout = self.t.o.ack_timeout
+    local timeout = self.ack_timeout
     if inside then
         sched:wait(nil, timeout)
     else
@@ -368,7 +403,7 @@ function Server:group(s, what, group)
         while not a.done and now() < deadline do self:poll(0.02) end
     end
     if not a.done then
-        self.pool:forget(s.hub_name, a)
+        pool:forget(s.hub_name, a)
         return nil, "signalr.ctx:" .. what .. ": the service did not acknowledge within " .. timeout
             .. " s", { code = "ETIMEDOUT", sent = true }
     end
@@ -420,9 +455,11 @@ end
 function Server:start()
     if self.started then return true end
     self.started = true
-    for _, h in ipairs(self.hub_names) do
-        local hc = self.pool:open(h)
-        for _, c in ipairs(hc.conns) do c.hub_name = h end
+    for _, pool in ipairs(self.pools) do
+        for _, h in ipairs(self.hub_names) do
+            local hc = pool:open(h)
+            for _, c in ipairs(hc.conns) do c.hub_name, c.srv_pool = h, pool end
+        end
     end
     if self.ngx then
         local ok, err = self.sched:start()

@@ -11,8 +11,17 @@ local function note(...)
     log:flush()
 end
 
+-- HUB_ENDPOINTS ("cs1|cs2"): several endpoints instead of one
+local endpoints
+if os.getenv "HUB_ENDPOINTS" then
+    endpoints = {}
+    for cs in os.getenv("HUB_ENDPOINTS"):gmatch("[^|]+") do
+        endpoints[#endpoints + 1] = { connection_string = cs, name = "e" .. (#endpoints + 1) }
+    end
+end
 local server = assert(signalr.server {
-    connection_string = os.getenv "AzureSignalRConnectionString",
+    connection_string = not endpoints and os.getenv "AzureSignalRConnectionString" or nil,
+    endpoints = endpoints,
     hub = "chat",
     connection_count = 2,
     detailed_errors = os.getenv "HUB_DETAILED" == "1",
