@@ -105,6 +105,7 @@ bench: deps all
 	@bash bench/cpu.sh
 	@bash bench/persistent.sh
 	@bash bench/hub_server.sh
+	@bash bench/hub_load.sh
 
 # wrk: an nginx handler calling hub:broadcast vs the same handler without
 # the call, in one run; results in bench/RESULTS.md

@@ -365,6 +365,8 @@ local function serve_routed(emu, ws, p, protocol, first, sc)
     -- answer has gone out; pending: the bytes of both
     local out, held, pending, cond = {}, {}, 0, condition.new()
     local closing, done, greeted, answer_seen = nil, false, false, 0
+    -- why the service dropped it, when its server is told why
+    local close_reason
     -- closed by its server (or with it): no CloseConnection goes back
     local quiet = false
     local conn = { id = p.id, user = p.user, groups = {}, protocol = protocol, server = sc }
@@ -377,7 +379,12 @@ local function serve_routed(emu, ws, p, protocol, first, sc)
             emu:log("warn", "client %s does not read: over %d bytes wait for it (--max-client-buffer):"
                 .. " disconnected", p.id, emu.max_client_buffer)
             out, held = {}, {}
-            conn.close("the client does not read its messages")
+            close_reason = "the client does not read its messages"
+            conn.close(close_reason)
+            -- the writer may be stuck writing to it: the socket goes, so
+            -- the writer and the reader end and its server hears at once
+            local sock = ws.socket or ws.sock
+            if sock and sock.shutdown then pcall(sock.shutdown, sock) end
             return
         end
         list[#list + 1] = bytes
@@ -499,7 +506,7 @@ local function serve_routed(emu, ws, p, protocol, first, sc)
     end
     emu.state:remove(p.key, p.id)
     emu.stats.routed_clients = emu.stats.routed_clients - 1
-    server.detach(emu, sc, p.id, not quiet and why or nil)
+    server.detach(emu, sc, p.id, not quiet and (close_reason or why) or nil)
     emu:log("info", "client %s disconnected from hub %s (server connection %s)", p.id, p.key, sc.id)
 end
 

@@ -716,3 +716,42 @@ describe("emulator --service-mode serverless (the default)", function()
         assert.truthy(out:find("serverless, default or classic", 1, true), out)
     end)
 end)
+
+describe("emulator --max-client-buffer", function()
+    local emu
+    setup(function() emu = env.emulator("--service-mode default --max-client-buffer 65536") end)
+    teardown(function()
+        for h in pairs(live) do h:close() end
+        emu:stop()
+    end)
+
+    it("a routed client that reads nothing is closed; its hub server is told why", function()
+        local hs = hub_server(emu, "stuck")
+        -- a raw client: negotiate, the WebSocket, the handshake, then no reads
+        local tok = client_token(emu, "stuck", "slow")
+        local status, body = emu:http("POST", "/client/negotiate?hub=stuck&negotiateVersion=1", "",
+            { Authorization = "Bearer " .. tok })
+        assert.equal(200, status, body)
+        local ctoken = cjson.decode(body).connectionToken
+        local ws = websocket.new_from_uri(string.format("ws://127.0.0.1:%d/client/?hub=stuck&id=%s&access_token=%s",
+            emu.port, ctoken, tok))
+        assert(ws:connect(5))
+        assert(ws:send('{"protocol":"json","version":1}' .. RS, "text"))
+        local c = wait(function() local x = hs:client(1) return x and x.handshake and x end, 10, "the client")
+        -- the hub server sends it 64 KB messages until the emulator gives up
+        -- on it (the kernel's socket buffers take a few MB first)
+        local big = cjson.encode { type = 1, target = "newMessage", arguments = { string.rep("x", 65536) } } .. RS
+        local sent = 0
+        while not c.closed and sent < 4000 do
+            hs:data(c.id, big)
+            sent = sent + 1
+            hs:pump(0.001)
+        end
+        wait(function() return c.closed end, 10, "CloseConnection")
+        assert.equal("the client does not read its messages", c.closed.error)
+        assert.is_true(sent < 4000, "never closed")
+        -- it is gone for the service too
+        assert.equal(0, emu:stats().routed_clients)
+        hs:close()
+    end)
+end)
