@@ -22,6 +22,10 @@ _M.KEEPALIVE = 15
 -- Invocations a client may have waiting behind the one running: past it
 -- the client is closed (a flood from one client affects no other).
 _M.MAX_WAITING = 1024
+-- Items of a stream from the client the handler has not read yet: past
+-- it the client is closed (ASP.NET Core stops reading the client instead,
+-- which a connection shared by many clients cannot do).
+_M.MAX_STREAM_BUFFER = 1024
 
 local Session = {}
 Session.__index = Session
@@ -260,7 +264,13 @@ function Session:message(m)
         return self:finish(m.error, true, "")
     elseif ty == T.STREAM_ITEM then
         local up = self.uploads[m.invocation_id]
-        if up and not up.done then up.items[#up.items + 1] = m.item end
+        if up and not up.done then
+            if up.tail - up.head + 1 >= _M.MAX_STREAM_BUFFER then
+                return self:fail("over " .. _M.MAX_STREAM_BUFFER .. " stream items the hub has not read")
+            end
+            up.tail = up.tail + 1
+            up.items[up.tail] = m.item
+        end
     elseif ty == T.COMPLETION then
         -- an upload stream's end first, then a client result (ASP.NET
         -- Core's order); a completion for anything else is ignored
@@ -422,15 +432,18 @@ end
 --- An iterator over a stream the client sends in (its StreamItems until
 -- its Completion): waits inside the handler for each item.
 function Session:upload(stream_id)
-    local up = { items = {}, done = false }
+    -- items from head to tail wait for the handler
+    local up = { items = {}, head = 1, tail = 0, done = false }
     self.uploads[stream_id] = up
-    local sched, i = self.server.sched, 0
+    local sched = self.server.sched
+    local function ready() return up.done or up.head <= up.tail end
     return function()
         while true do
-            if i < #up.items then
-                i = i + 1
-                local text = up.items[i]
-                up.items[i] = false -- taken
+            local h = up.head
+            if h <= up.tail then
+                local text = up.items[h]
+                up.items[h] = nil -- taken
+                up.head = h + 1
                 local ok, v = pcall(self.codec.decode, text)
                 if ok then return v end
                 return json_null
@@ -439,7 +452,7 @@ function Session:upload(stream_id)
                 if up.err then error(dispatch.hub_error("the client's stream failed: " .. up.err)) end
                 return nil
             end
-            sched:wait(function() return up.done or i < #up.items end, nil)
+            sched:wait(ready, nil)
         end
     end
 end
