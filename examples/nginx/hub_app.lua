@@ -80,6 +80,21 @@ function _M.start(port)
             if i <= n then ngx.sleep(0.01) return i end
         end)
     end)
+    -- an endless stream (a tick per 20 ms) until the client cancels it
+    server:on("Ticks", function()
+        local i = 0
+        return signalr.stream(function()
+            i = i + 1
+            if i > 1 then ngx.sleep(0.02) end
+            return i
+        end, { on_cancel = function() ngx.shared.hub_app:incr("cancelled", 1, 0) end })
+    end)
+    -- a stream from the client (a Subject in JS): summed as it comes
+    server:on("Sum", function(_, label, items)
+        local total, n = 0, 0
+        for v in items do total, n = total + v, n + 1 end
+        return { label = label, total = total, n = n }
+    end)
     local ok, serr = server:start()
     if not ok then ngx.log(ngx.ERR, "hub_app: ", serr) end
 end
@@ -88,7 +103,7 @@ function _M.status()
     local clients = 0
     if server then for _ in pairs(server.sessions) do clients = clients + 1 end end
     ngx.say(require("cjson").encode { pid = ngx.worker.pid(), clients = clients,
-                                      pending = server and server:pending() or nil })
+                                      cancelled = ngx.shared.hub_app:get("cancelled") or 0 })
 end
 
 return _M

@@ -162,6 +162,27 @@ describe("a hub server inside nginx (examples/nginx)", function()
             if e.id == sid then items[#items + 1] = e.item end
         end
         assert.same({ 1, 2, 3, 4, 5 }, items)
+        -- an endless stream, cancelled by the client: on_cancel runs (in
+        -- whichever worker serves b)
+        count = count + 1
+        local tid = "t" .. count
+        pool:send { cmd = "stream", name = b, id = tid, target = "Ticks", args = {} }
+        env.wait(function()
+            local k = 0
+            for _, e in ipairs(pool:filter("stream_item", b)) do if e.id == tid then k = k + 1 end end
+            return k >= 3
+        end, 10, "ticks")
+        pool:send { cmd = "cancel", name = b, id = tid }
+        env.wait(function()
+            return cjson.decode(sh("curl -s " .. n.base .. "/status")).cancelled == 1
+        end, 10, "on_cancel")
+        -- a stream in (a Subject), both protocols
+        for _, x in ipairs { a, b } do
+            count = count + 1
+            local uid = "u" .. count
+            pool:send { cmd = "upload", name = x, id = uid, target = "Sum", args = { "batch" }, items = { 1, 2, 3.5 } }
+            assert.same({ label = "batch", total = 6.5, n = 3 }, answer(x, uid, 10, "the upload's result").result)
+        end
     end)
 
     it("a reload: the old workers close their connections, the new ones serve", function()
