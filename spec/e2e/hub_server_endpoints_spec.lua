@@ -6,6 +6,7 @@
 local signalr = require "signalr"
 local env = require "helpers.env"
 local cjson = require "cjson"
+local hub_clients = require "helpers.hub_clients"
 
 local function carrying(emu)
     local status, body = emu:http("GET", "/_emulator/servers")
@@ -18,7 +19,7 @@ local function carrying(emu)
 end
 
 describe("a hub server with several endpoints", function()
-    local e1, e2, pool, rest1, rest2, pid, log
+    local e1, e2, pool, rest1, rest2, pid, log, hc
     setup(function()
         e1 = env.emulator("--service-mode default")
         e2 = env.emulator("--service-mode default")
@@ -33,6 +34,7 @@ describe("a hub server with several endpoints", function()
         pool = env.clients(e1)
         rest1 = assert(assert(signalr.new(e1.cs)):hub("chat"))
         rest2 = assert(assert(signalr.new(e2.cs)):hub("chat"))
+        hc = hub_clients.new(pool, rest1)
     end)
     teardown(function()
         if pool then pool:quit() end
@@ -42,26 +44,8 @@ describe("a hub server with several endpoints", function()
         if e2 then e2:stop() end
     end)
 
-    local count = 0
-    local function connect(rest, user, extra)
-        count = count + 1
-        local name = user .. count
-        local id, err = pool:connect(name, assert(rest:negotiate { user_id = user }), nil, nil, extra)
-        assert(id, err)
-        return name, id
-    end
-    local function call(name, target, ...)
-        count = count + 1
-        local id = "q" .. count
-        pool:send { cmd = "call", name = name, id = id, target = target, args = { ... } }
-        return env.wait(function()
-            for _, e in ipairs(pool:events()) do
-                if e.name == name and e.id == id and (e.ev == "result" or e.ev == "call_failed") then
-                    return e
-                end
-            end
-        end, 10, target .. " to answer")
-    end
+    local function connect(via, user, extra) return hc.connect(user, extra, via) end
+    local function call(...) return hc.call(...) end
 
     it("serves the clients of every endpoint; its sends reach all of them", function()
         local a = connect(rest1, "ann")

@@ -6,6 +6,7 @@
 -- unknown methods, sends, pushes from the hub, groups, closes.
 local signalr = require "signalr"
 local env = require "helpers.env"
+local hub_clients = require "helpers.hub_clients"
 local cjson_null = require("cjson").null
 
 local function start_app(emu, loop, extra_env)
@@ -45,12 +46,13 @@ end
 
 for _, loop in ipairs { "run", "luv" } do
     describe("a Lua hub server (" .. loop .. ")", function()
-        local emu, pool, app, rest
+        local emu, pool, app, rest, hc
         setup(function()
             emu = env.emulator("--service-mode default")
             pool = env.clients(emu)
             app = start_app(emu, loop)
             rest = assert(assert(signalr.new(emu.cs)):hub("chat"))
+            hc = hub_clients.new(pool, rest)
         end)
         teardown(function()
             pool:quit()
@@ -58,26 +60,8 @@ for _, loop in ipairs { "run", "luv" } do
             emu:stop()
         end)
 
-        local n = 0
-        local function connect(user, extra)
-            n = n + 1
-            local name = user .. n
-            local id, err = pool:connect(name, assert(rest:negotiate { user_id = user }), nil, nil, extra)
-            assert(id, err)
-            return name, id
-        end
-        local function call(name, target, ...)
-            n = n + 1
-            local id = "q" .. n
-            pool:send { cmd = "call", name = name, id = id, target = target, args = { ... } }
-            return env.wait(function()
-                for _, e in ipairs(pool:events()) do
-                    if e.name == name and e.id == id and (e.ev == "result" or e.ev == "call_failed") then
-                        return e
-                    end
-                end
-            end, 10, target .. " to answer")
-        end
+        local function connect(user, extra) return hc.connect(user, extra) end
+        local function call(...) return hc.call(...) end
 
         for _, variant in ipairs {
             { "JSON over WebSockets", {} },
@@ -147,8 +131,7 @@ for _, loop in ipairs { "run", "luv" } do
         it("a slow handler does not hold other clients' invocations", function()
             local a = connect("eve")
             local b = connect("fay")
-            n = n + 1
-            pool:send { cmd = "call", name = a, id = "slow" .. n, target = "Slow", args = { 2 } }
+            pool:send { cmd = "call", name = a, id = hc.fresh("slow"), target = "Slow", args = { 2 } }
             local t0 = os.time()
             assert.equal(7, call(b, "Add", 3, 4).result)
             assert.is_true(os.time() - t0 <= 1)
@@ -174,27 +157,15 @@ for _, loop in ipairs { "run", "luv" } do
         it("streams both ways: items, completion, a cancel; an upload summed", function()
             for _, extra in ipairs { {}, { protocol = "messagepack" } } do
                 local a, cid = connect("kim", extra)
-                n = n + 1
-                local sid = "s" .. n
+                local sid = hc.fresh("s")
                 pool:send { cmd = "stream", name = a, id = sid, target = "Count", args = { 5 } }
-                local done = env.wait(function()
-                    for _, e in ipairs(pool:filter("stream_done", a)) do if e.id == sid then return e end end
-                end, 10, "the stream's end")
+                local done = hc.stream_done(a, sid)
                 assert.is_nil(done.error ~= cjson_null and done.error or nil)
-                local items = {}
-                for _, e in ipairs(pool:filter("stream_item", a)) do
-                    if e.id == sid then items[#items + 1] = e.item end
-                end
-                assert.same({ 1, 2, 3, 4, 5 }, items)
+                assert.same({ 1, 2, 3, 4, 5 }, hc.items(a, sid))
                 -- an endless stream, cancelled by the client: on_cancel once
-                n = n + 1
-                local tid = "t" .. n
+                local tid = hc.fresh("t")
                 pool:send { cmd = "stream", name = a, id = tid, target = "Ticks", args = {} }
-                env.wait(function()
-                    local k = 0
-                    for _, e in ipairs(pool:filter("stream_item", a)) do if e.id == tid then k = k + 1 end end
-                    return k >= 3
-                end, 10, "ticks")
+                env.wait(function() return #hc.items(a, tid) >= 3 end, 10, "ticks")
                 pool:send { cmd = "cancel", name = a, id = tid }
                 env.wait(function()
                     for _, l in ipairs(lines(app, "cancelled")) do
@@ -202,17 +173,10 @@ for _, loop in ipairs { "run", "luv" } do
                     end
                 end, 10, "on_cancel")
                 -- the client's own stream in: a Subject
-                n = n + 1
-                local uid = "u" .. n
+                local uid = hc.fresh("u")
                 pool:send { cmd = "upload", name = a, id = uid, target = "Sum", args = { "batch" },
                             items = { 1, 2, 3.5 } }
-                local r = env.wait(function()
-                    for _, e in ipairs(pool:events()) do
-                        if e.name == a and e.id == uid and (e.ev == "result" or e.ev == "call_failed") then
-                            return e
-                        end
-                    end
-                end, 10, "the upload's result")
+                local r = hc.answer(a, uid, 10, "the upload's result")
                 assert.same({ label = "batch", total = 6.5, n = 3 }, r.result)
                 -- an invoke of a streaming method: ASP.NET Core's text
                 assert.equal("The client attempted to invoke the streaming 'Count' method with a"

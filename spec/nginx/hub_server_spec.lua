@@ -9,6 +9,7 @@ local env = require "helpers.env"
 local nginx = require "helpers.nginx"
 local signalr = require "signalr"
 local cjson = require "cjson"
+local hub_clients = require "helpers.hub_clients"
 local sh = nginx.sh
 
 local function carrying(emu)
@@ -28,8 +29,7 @@ local function worker_pids(n)
 end
 
 describe("a hub server inside nginx (examples/nginx)", function()
-    local n, emu, pool, rest
-    local count = 0
+    local n, emu, pool, rest, hc
     setup(function()
         emu = env.emulator("--service-mode default")
         n = nginx.start(function(prefix, port)
@@ -42,6 +42,7 @@ describe("a hub server inside nginx (examples/nginx)", function()
         env.wait(function() return carrying(emu) == 4 end, 15, "4 server connections")
         pool = env.clients(emu)
         rest = assert(assert(signalr.new(emu.cs)):hub("game"))
+        hc = hub_clients.new(pool, rest)
     end)
     teardown(function()
         if pool then pool:quit() end
@@ -49,31 +50,10 @@ describe("a hub server inside nginx (examples/nginx)", function()
         if emu then emu:stop() end
     end)
 
-    local function connect(user, extra)
-        count = count + 1
-        local name = user .. count
-        local id, err = pool:connect(name, assert(rest:negotiate { user_id = user }), nil, nil, extra)
-        assert(id, err)
-        return name, id
-    end
-    local function start_call(name, target, ...)
-        count = count + 1
-        local id = "q" .. count
-        pool:send { cmd = "call", name = name, id = id, target = target, args = { ... } }
-        return id
-    end
-    local function answer(name, id, secs, what)
-        return env.wait(function()
-            for _, e in ipairs(pool:events()) do
-                if e.name == name and e.id == id and (e.ev == "result" or e.ev == "call_failed") then
-                    return e
-                end
-            end
-        end, secs or 10, what or id)
-    end
-    local function call(name, target, ...)
-        return answer(name, start_call(name, target, ...), 10, target)
-    end
+    local function connect(user, extra) return hc.connect(user, extra) end
+    local function start_call(...) return hc.start_call(...) end
+    local function answer(...) return hc.answer(...) end
+    local function call(...) return hc.call(...) end
 
     it("each worker serves clients; results for JSON and MessagePack", function()
         local pids, names = {}, {}
@@ -150,36 +130,22 @@ describe("a hub server inside nginx (examples/nginx)", function()
         env.wait(function() return pool:count(a, "joined") == 1 end, 10, "the group send")
         assert.equal(0, pool:count(b, "joined"))
         assert.same({ value = 7 }, call(b, "AskInput", 1).result)
-        count = count + 1
-        local sid = "s" .. count
+        local sid = hc.fresh("s")
         pool:send { cmd = "stream", name = a, id = sid, target = "Count", args = { 5 } }
-        local done = env.wait(function()
-            for _, e in ipairs(pool:filter("stream_done", a)) do if e.id == sid then return e end end
-        end, 10, "the stream")
-        assert.equal(cjson.null, done.error)
-        local items = {}
-        for _, e in ipairs(pool:filter("stream_item", a)) do
-            if e.id == sid then items[#items + 1] = e.item end
-        end
-        assert.same({ 1, 2, 3, 4, 5 }, items)
+        assert.equal(cjson.null, hc.stream_done(a, sid).error)
+        assert.same({ 1, 2, 3, 4, 5 }, hc.items(a, sid))
         -- an endless stream, cancelled by the client: on_cancel runs (in
         -- whichever worker serves b)
-        count = count + 1
-        local tid = "t" .. count
+        local tid = hc.fresh("t")
         pool:send { cmd = "stream", name = b, id = tid, target = "Ticks", args = {} }
-        env.wait(function()
-            local k = 0
-            for _, e in ipairs(pool:filter("stream_item", b)) do if e.id == tid then k = k + 1 end end
-            return k >= 3
-        end, 10, "ticks")
+        env.wait(function() return #hc.items(b, tid) >= 3 end, 10, "ticks")
         pool:send { cmd = "cancel", name = b, id = tid }
         env.wait(function()
             return cjson.decode(sh("curl -s " .. n.base .. "/status")).cancelled == 1
         end, 10, "on_cancel")
         -- a stream in (a Subject), both protocols
         for _, x in ipairs { a, b } do
-            count = count + 1
-            local uid = "u" .. count
+            local uid = hc.fresh("u")
             pool:send { cmd = "upload", name = x, id = uid, target = "Sum", args = { "batch" }, items = { 1, 2, 3.5 } }
             assert.same({ label = "batch", total = 6.5, n = 3 }, answer(x, uid, 10, "the upload's result").result)
         end
