@@ -44,6 +44,10 @@ function _M.start(port)
     server:on_connected(function(ctx)
         ctx:send("newMessage", "welcome", ngx.worker.pid())
     end)
+    -- once per client, also when a reload closes this worker's server
+    server:on_disconnected(function()
+        ngx.shared.hub_app:incr("disconnected", 1, 0)
+    end)
     server:on("Add", function(_, a, b) return a + b end)
     -- which worker serves this client
     server:on("Worker", function() return ngx.worker.pid() end)
@@ -103,7 +107,8 @@ function _M.status()
     local clients = 0
     if server then for _ in pairs(server.sessions) do clients = clients + 1 end end
     ngx.say(require("cjson").encode { pid = ngx.worker.pid(), clients = clients,
-                                      cancelled = ngx.shared.hub_app:get("cancelled") or 0 })
+                                      cancelled = ngx.shared.hub_app:get("cancelled") or 0,
+                                      disconnected = ngx.shared.hub_app:get("disconnected") or 0 })
 end
 
 return _M

@@ -154,6 +154,7 @@ describe("a hub server inside nginx (examples/nginx)", function()
     it("a reload: the old workers close their connections, the new ones serve", function()
         local a = connect("old")
         local before = worker_pids(n)
+        local gone = cjson.decode(sh("curl -s " .. n.base .. "/status")).disconnected
         sh("nginx -p " .. n.prefix .. " -c " .. n.prefix .. "/nginx.conf -s reload")
         env.wait(function()
             local now = worker_pids(n)
@@ -166,6 +167,8 @@ describe("a hub server inside nginx (examples/nginx)", function()
         env.wait(function() return carrying(emu) == 4 end, 15, "the new workers' 4 connections")
         -- the client of an old worker was closed with it
         env.wait(function() return #pool:filter("closed", a) == 1 end, 10, "the old worker's client closed")
+        -- the old worker's on_disconnected ran for its clients as it exited
+        assert.is_true(cjson.decode(sh("curl -s " .. n.base .. "/status")).disconnected > gone)
         local b = connect("new")
         local pid = call(b, "Worker").result
         local now = worker_pids(n)

@@ -54,7 +54,7 @@ local start
 local function dispatch(premature, self, gen)
     if premature then return end
     local spawned = 0
-    while self.gen == gen and not self.closed do
+    while self.gen == gen do
         local h = self.head
         local task = self.queue[h]
         if task then
@@ -71,7 +71,7 @@ local function dispatch(premature, self, gen)
                 start(self)
                 return
             end
-        elseif ngx.worker.exiting() then
+        elseif self.closed or ngx.worker.exiting() then
             return
         else
             self.sema:wait(1)
@@ -167,8 +167,8 @@ function Sched:step()
     return nil
 end
 
---- End every wait (nil, why) and the dispatcher: tasks not started yet
--- are dropped (their clients are gone with the server).
+--- End every wait (nil, why); the dispatcher starts what is queued (the
+-- disconnected handlers of a closing server), then ends.
 function Sched:cancel(why)
     for _, w in pairs(self.waiting) do
         if not w.values then
@@ -177,8 +177,6 @@ function Sched:cancel(why)
         end
     end
     self.closed = true
-    for i = self.head, self.tail do self.queue[i] = nil end
-    self.count = 0
     self.sema:post(1)
 end
 
