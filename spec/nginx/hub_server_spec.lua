@@ -180,3 +180,32 @@ describe("a hub server inside nginx (examples/nginx)", function()
         assert.falsy(log:find("unhandled", 1, true), log)
     end)
 end)
+
+describe("a hub server inside nginx with few timers", function()
+    local n, emu, pool, hc
+    setup(function()
+        emu = env.emulator("--service-mode default")
+        n = nginx.start_conf("hub_timers.conf", { AzureSignalRConnectionString = emu.cs }, function(x)
+            return sh("curl -s -o /dev/null -w '%{http_code}' " .. x.base .. "/ready") == "200"
+        end)
+        env.wait(function() return carrying(emu) == 2 end, 15, "2 server connections")
+        pool = env.clients(emu)
+        hc = hub_clients.new(pool, assert(assert(signalr.new(emu.cs)):hub("game")))
+    end)
+    teardown(function()
+        if pool then pool:quit() end
+        if n then nginx.stop(n) end
+        if emu then emu:stop() end
+    end)
+
+    it("long handlers pinning every timer: the handlers come back when they end", function()
+        local names, ids = {}, {}
+        for i = 1, 24 do
+            names[i] = hc.connect("busy")
+            ids[i] = hc.start_call(names[i], "Slow", 1)
+        end
+        for i = 1, 24 do assert.equal("slept 1", hc.answer(names[i], ids[i], 20, "a slow handler").result) end
+        -- and a quick one after them
+        assert.equal(3, hc.call(names[1], "Add", 1, 2).result)
+    end)
+end)

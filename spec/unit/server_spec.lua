@@ -561,6 +561,49 @@ describe("signalr.server", function()
             assert.is_nil(next(s.queued))
         end)
 
+        it("a queue drained in part, then added to, keeps every frame in order", function()
+            local s = server()
+            s:on("Add", function(_, a, b) return a + b end)
+            open(s, "qp-1")
+            handshake(s, "qp-1")
+            s.out()
+            conn.backlog = 2 * 1024 * 1024
+            for i = 1, 10 do invoke(s, "qp-1", tostring(i), "Add", "[" .. i .. ",0]") end
+            -- the network takes 8 frames' worth, then is full again
+            local room = 8
+            local unwritten = conn.unwritten
+            conn.unwritten = function(c)
+                if room > 0 then room = room - 1 return 0 end
+                return c.backlog
+            end
+            s:_drain()
+            conn.unwritten = unwritten
+            invoke(s, "qp-1", "11", "Add", "[11,0]")
+            conn.backlog = 0
+            s:_drain()
+            local got = {}
+            for _, m in ipairs(sent(s, "qp-1")) do got[#got + 1] = m.result end
+            assert.same({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 }, got)
+        end)
+
+        it("a backed-up client closed by the hub gets what was queued for it, then the close", function()
+            local s = server()
+            s:on("Bye", function(ctx)
+                assert(ctx:send("bye", 1))
+                ctx:close("maintenance")
+            end)
+            open(s, "qc-1")
+            handshake(s, "qc-1")
+            s.out()
+            conn.backlog = 2 * 1024 * 1024
+            invoke(s, "qc-1", nil, "Bye")
+            conn.backlog = 0
+            local out = sent(s, "qc-1")
+            assert.equal("bye", out[1].target)
+            assert.same({ type = 7, error = "maintenance" }, out[2])
+            assert.equal("maintenance", out[3].close)
+        end)
+
         it("a client that cannot keep up is closed with the reason, once, its queue dropped", function()
             local s = server { client_max_queue_messages = 3 }
             local gone = {}

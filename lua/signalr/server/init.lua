@@ -316,8 +316,6 @@ function Server:_message(c, m)
         local s = self.sessions[m.connection_id]
         if s then s.parts = nil end
     end
-    -- inside nginx: handlers waiting for what this message brought
-    if self.ngx then self.sched:step() end
     -- other types (service events, flow control) need nothing from a hub
 end
 
@@ -434,13 +432,15 @@ local function keepalive(self, t)
     for _, s in pairs(self.sessions) do s:keepalive(t) end
 end
 
--- Inside nginx, ten times a second: handlers whose condition holds, the
--- clients' own queues, pings; the worker's exit closes the server.
+-- Inside nginx, ten times a second (an every-timer: nginx arms the next
+-- run even when one cannot run for want of timers): the handlers'
+-- dispatcher watched, the clients' own queues, pings; the worker's exit
+-- closes the server.
 local function ngx_tick(premature, self)
     if self.closed then return end
     if premature or ngx.worker.exiting() then return self:close() end
     local t = now()
-    self.sched:step()
+    self.sched:watch(1)
     if next(self.queued) then self:_drain() end
     keepalive(self, t)
 end
@@ -465,6 +465,7 @@ function Server:start()
         local ok, err = self.sched:start()
         if ok then ok, err = ngx.timer.every(0.1, ngx_tick, self) end
         if not ok then
+            self.started = false
             return nil, "signalr.server:start: cannot start a timer: " .. tostring(err), { code = "ECONNECT" }
         end
     end

@@ -74,6 +74,7 @@ function Sched:wait(cond, timeout)
         error("signalr.server: this call waits, and only a coroutine can wait: call it from a"
             .. " handler, or from a coroutine of your own (server:poll() resumes it)", 3)
     end
+    if self.closed then return nil, "closed" end
     local w = { cond = cond, deadline = timeout and (self.now() + timeout) }
     self.waiting[co] = w
     return yield()
@@ -114,8 +115,10 @@ function Sched:step()
     return next_in
 end
 
---- End every waiting task: each wait returns nil + why.
+--- End every waiting task: each wait returns nil + why (and a later
+-- wait at once with nil, "closed").
 function Sched:cancel(why)
+    self.closed = true
     for co in pairs(self.waiting) do
         self.waiting[co] = nil
         step(self, co, nil, why)

@@ -50,11 +50,13 @@ end
 local start
 
 -- The dispatcher: tasks into light threads, ROTATE at most, then a new
--- dispatcher; it ends with the scheduler.
+-- dispatcher (if none can start, this one goes on); it ends with the
+-- scheduler.  A premature run (the worker exits) still starts what is
+-- queued: the disconnected handlers of a closing server.
 local function dispatch(premature, self, gen)
-    if premature then return end
     local spawned = 0
     while self.gen == gen do
+        self.beat = self.now()
         local h = self.head
         local task = self.queue[h]
         if task then
@@ -66,12 +68,12 @@ local function dispatch(premature, self, gen)
                 self.log("error", "cannot start a handler's thread: " .. tostring(err))
             end
             spawned = spawned + 1
-            if spawned >= _M.ROTATE then
+            if spawned >= _M.ROTATE and not premature then
                 self.gen = gen + 1
-                start(self)
-                return
+                if start(self) then return end
+                self.gen, spawned = gen, 0 -- no new timer: this one goes on
             end
-        elseif self.closed or ngx.worker.exiting() then
+        elseif self.closed or premature then
             return
         else
             self.sema:wait(1)
@@ -85,7 +87,20 @@ start = function(self)
         self.log("error", "cannot start the handlers' dispatcher: " .. tostring(err))
         return nil, err
     end
+    -- it has not run yet: the watchdog gives it a while
+    self.beat = self.now()
     return true
+end
+
+--- Called by the server's timer: a dispatcher that has not looked at its
+-- queue for `stall` seconds while tasks wait (nginx did not run its timer:
+-- lua_max_running_timers reached, or its start failed) is replaced.
+function Sched:watch(stall)
+    if self.closed or self.head > self.tail then return end
+    if self.now() - (self.beat or 0) < (stall or 1) then return end
+    self.log("warn", "the handlers' dispatcher stalled (is lua_max_running_timers too low?): starting another")
+    self.gen = self.gen + 1
+    start(self)
 end
 
 --- Start the dispatcher (the server's start does).
@@ -123,6 +138,12 @@ function Sched:wait(cond, timeout)
     if not cosockets.usable() then
         error("signalr.server: this call waits, and nginx cannot wait in this phase: call it from a"
             .. " handler, a timer or a rewrite, access or content phase", 3)
+    end
+    if self.closed then return nil, "closed" end
+    if cond and cond() then
+        -- other threads run first, as the wait promises
+        ngx.sleep(0)
+        return true
     end
     local co = running()
     local w = { cond = cond, sema = semaphore.new() }

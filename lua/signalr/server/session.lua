@@ -43,7 +43,7 @@ function _M.new(server, hub, conn, open)
         migrated = open.headers and open.headers["Asrs-Migrate-From"] ~= nil,
         state = "handshake", waiting = {}, running = 0, parts = nil,
         -- frames waiting for room on the server connection (in order)
-        outq = nil, outq_head = 1, outq_bytes = 0,
+        outq = nil, outq_head = 1, outq_tail = 0, outq_bytes = 0,
         last_write = server.now(),
         -- server -> client invocations awaiting the client's result, by
         -- id; streams to the client, by invocation id; streams from the
@@ -87,10 +87,10 @@ function Session:enqueue(frame)
     local q = self.outq
     if not q then
         q = {}
-        self.outq, self.outq_head, self.outq_bytes = q, 1, 0
+        self.outq, self.outq_head, self.outq_tail, self.outq_bytes = q, 1, 0, 0
         self.server:backlogged(self)
     end
-    local n = #q - self.outq_head + 1
+    local n = self.outq_tail - self.outq_head + 1
     if n + 1 > o.max_queue_messages or self.outq_bytes + #frame > o.max_queue_bytes then
         local why = "the client cannot keep up: " .. (n + 1 > o.max_queue_messages
             and ("over " .. o.max_queue_messages .. " messages")
@@ -99,7 +99,9 @@ function Session:enqueue(frame)
         self:overflow(why)
         return nil, why, { code = "EQUEUEFULL", sent = false }
     end
-    q[#q + 1] = frame
+    local t = self.outq_tail + 1
+    q[t] = frame
+    self.outq_tail = t
     self.outq_bytes = self.outq_bytes + #frame
     return true
 end
@@ -110,8 +112,8 @@ function Session:drain()
     local q = self.outq
     if not q then return true end
     local conn, server = self.conn, self.server
-    local h = self.outq_head
-    while q[h] and conn:unwritten() < _M.CONN_ROOM do
+    local h, t = self.outq_head, self.outq_tail
+    while h <= t and conn:unwritten() < _M.CONN_ROOM do
         local frame = q[h]
         q[h] = nil
         h = h + 1
@@ -120,11 +122,22 @@ function Session:drain()
         self.last_write = server.now()
     end
     self.outq_head = h
-    if q[h] == nil then
+    if h > t then
         self.outq = nil
         return true
     end
     return false
+end
+
+-- The client ends: what waits in its queue goes first (it is bounded),
+-- whatever the connection holds.
+function Session:flush_queue()
+    local q = self.outq
+    if not q then return end
+    self.outq = nil
+    for i = self.outq_head, self.outq_tail do
+        if not self.server:write(self.conn, q[i]) then break end
+    end
 end
 
 -- Too much waits for a client: its queue dropped, the client closed
@@ -156,7 +169,7 @@ end
 
 --- A ping when nothing was written for KEEPALIVE seconds.
 function Session:keepalive(t)
-    if self.state == "open" and t - self.last_write >= _M.KEEPALIVE then
+    if self.state == "open" and not self.outq and t - self.last_write >= _M.KEEPALIVE then
         self:write(self.codec.ping(self.protocol), self.codec.DATA_OTHER)
     end
 end
@@ -168,6 +181,8 @@ end
 function Session:finish(err, notify, reason)
     if self.state == "closed" then return end
     if notify then
+        -- what the client was sent before (a Close message last) goes first
+        self:flush_queue()
         local frame = self.codec.close_connection(self.id, reason or "")
         if frame then self.server:write(self.conn, frame) end
     end
@@ -181,7 +196,10 @@ function Session:finish(err, notify, reason)
             { code = "ECLOSED" })
     end
     for _, st in pairs(self.streams) do st.cancelled = true end
-    for _, up in pairs(self.uploads) do up.done, up.err = true, "the client disconnected" end
+    for _, up in pairs(self.uploads) do
+        up.done, up.err = true, "the client disconnected"
+        self:wake_upload(up)
+    end
     self.server:ended(self, err)
 end
 
@@ -270,6 +288,7 @@ function Session:message(m)
             end
             up.tail = up.tail + 1
             up.items[up.tail] = m.item
+            self:wake_upload(up)
         end
     elseif ty == T.COMPLETION then
         -- an upload stream's end first, then a client result (ASP.NET
@@ -279,7 +298,7 @@ function Session:message(m)
         if up then
             up.done, up.err = true, m.error
             self.uploads[id] = nil
-            return
+            return self:wake_upload(up)
         end
         local r = self.results[id]
         if r then
@@ -436,7 +455,6 @@ function Session:upload(stream_id)
     local up = { items = {}, head = 1, tail = 0, done = false }
     self.uploads[stream_id] = up
     local sched = self.server.sched
-    local function ready() return up.done or up.head <= up.tail end
     return function()
         while true do
             local h = up.head
@@ -452,8 +470,21 @@ function Session:upload(stream_id)
                 if up.err then error(dispatch.hub_error("the client's stream failed: " .. up.err)) end
                 return nil
             end
-            sched:wait(ready, nil)
+            -- woken by name when an item or the end comes (wake_upload)
+            up.co = coroutine.running()
+            local _, why = sched:wait(nil, nil)
+            up.co = nil
+            if why == "closed" then error(dispatch.hub_error("the server was closed")) end
         end
+    end
+end
+
+-- An upload's handler waits for its next item: wake it.
+function Session:wake_upload(up)
+    local co = up.co
+    if co then
+        up.co = nil
+        self.server.sched:wake(co, true)
     end
 end
 
