@@ -190,6 +190,53 @@ SIGNALR_API signalr_err signalr_jwt_verify(const char *token, size_t len,
                                            size_t *payload_len,
                                            signalr_error *err);
 
+/* ===== RS256 verification (upstream bearer tokens) ===== */
+
+/* A set of RSA public keys that RS256 tokens are checked against (the
+ * Microsoft Entra ID keys of a tenant, or keys the user trusts).  Made
+ * with signalr_keyset_new() (NULL: out of memory), filled with
+ * signalr_keyset_add_pem() / _add_jwk(), released with
+ * signalr_keyset_free() (NULL is allowed).  It holds copies: the caller
+ * keeps ownership of everything it passes.  At most 64 keys; RSA of at
+ * least 2048 bits only.  Read-only once filled: one set may be used from
+ * several threads at once by signalr_jwt_verify_rs256(). */
+typedef struct signalr_keyset signalr_keyset;
+
+SIGNALR_API signalr_keyset *signalr_keyset_new(void);
+SIGNALR_API void signalr_keyset_free(signalr_keyset *ks);
+/* How many keys ks holds (0 for NULL). */
+SIGNALR_API size_t signalr_keyset_count(const signalr_keyset *ks);
+/* Add the RSA public key of pem[0..len): a "PUBLIC KEY" (SubjectPublicKey
+ * Info) or a "CERTIFICATE" (its key; the certificate itself is not
+ * checked).  kid (NULL: none) names it: a token whose header carries a
+ * kid is checked only with the keys of that kid and the keys without one.
+ * EINVAL: not such PEM text, not RSA, under 2048 bits, a bad kid. */
+SIGNALR_API signalr_err signalr_keyset_add_pem(signalr_keyset *ks,
+                                               const char *pem, size_t len,
+                                               const char *kid,
+                                               signalr_error *err);
+/* Add the RSA public key of a JSON Web Key (RFC 7518 section 6.3): n and
+ * e are the base64url members of the same names, without quotes.  kid as
+ * for signalr_keyset_add_pem().  EINVAL when n or e is malformed. */
+SIGNALR_API signalr_err signalr_keyset_add_jwk(signalr_keyset *ks,
+                                               const char *n, size_t nlen,
+                                               const char *e, size_t elen,
+                                               const char *kid,
+                                               signalr_error *err);
+/* Check token[0..len), a JWS compact serialization: its header is a JSON
+ * object with "alg":"RS256" and an optional plain-string "kid", and its
+ * RSASSA-PKCS1-v1_5 SHA-256 signature verifies with a key of ks (the
+ * keys of its kid, see above).  On success *payload receives the decoded
+ * payload, a JSON object, NUL-terminated (free with signalr_free()), its
+ * length in *payload_len (may be NULL).  The claims (exp, nbf, iss, aud)
+ * are NOT checked: read them from the payload.  Failures are ETOKEN with
+ * the reason in err->msg (never a byte of the token). */
+SIGNALR_API signalr_err signalr_jwt_verify_rs256(const signalr_keyset *ks,
+                                                 const char *token,
+                                                 size_t len, char **payload,
+                                                 size_t *payload_len,
+                                                 signalr_error *err);
+
 /* ===== URLs (RFC 3986) ===== */
 
 /* Percent-encode src so that only unreserved characters (A-Z a-z 0-9 - . _
