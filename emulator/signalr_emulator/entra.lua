@@ -87,11 +87,24 @@ Entra.__index = Entra
 -- federated = { [client_id] = { assertion =, roles = } },
 -- certs = { [client_id] = { cert = <openssl.x509>, roles = } },
 -- identities = { [client_id | "system"] = { roles = } }, identity_header,
--- token_lifetime (s), base (issuer prefix, set once listening).
+-- token_lifetime (s), signing_key (PEM text of an RSA private key; default
+-- a new 2048-bit key), base (issuer prefix, set once listening).
 function _M.new(opts)
+    local key, kid = opts.signing_key, nil
+    if key then
+        -- a key given (PEM): its kid is derived from it, the same each run
+        local ok, k = pcall(pkey.new, key)
+        if not ok or not k or k:type() ~= "RSA" then
+            error("the signing key is not a PEM RSA private key", 0)
+        end
+        key = k
+        local d = digest.new("sha256")
+        d:update(key:toPEM("public"))
+        kid = b64url(d:final()):sub(1, 16)
+    end
     local self = setmetatable({
-        key = pkey.new { type = "RSA", bits = 2048 },
-        kid = b64url(rand.bytes(9)),
+        key = key or pkey.new { type = "RSA", bits = 2048 },
+        kid = kid or b64url(rand.bytes(9)),
         apps = opts.apps or {}, federated = opts.federated or {}, certs = opts.certs or {},
         identities = opts.identities or {},
         identity_header = opts.identity_header,
@@ -124,6 +137,19 @@ function Entra:issue(tenant, client_id, roles, audience)
         roles = names, iat = now, nbf = now, exp = now + self.lifetime,
         uti = b64url(rand.bytes(12)),
     }), now + self.lifetime
+end
+
+--- The tenant of the service's own managed identity, and its id: the
+-- issuer of upstream tokens is `<base>/managed/v2.0`, their keys are at
+-- `<base>/managed/discovery/v2.0/keys`.
+_M.SERVICE_TENANT, _M.SERVICE_IDENTITY = "managed", "signalr-service-identity"
+
+--- A token of the service's managed identity for an upstream request
+-- (upstream auth ManagedIdentity): audience = the template's resource,
+-- no roles.
+function Entra:upstream_token(resource)
+    self.counts.upstream = (self.counts.upstream or 0) + 1
+    return (self:issue(_M.SERVICE_TENANT, _M.SERVICE_IDENTITY, {}, resource))
 end
 
 --- Verify a bearer token the REST side received: the claims, or nil and
