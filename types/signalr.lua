@@ -45,6 +45,9 @@
 ---@field token_provider? fun(): string, number?
 ---@field authority_host? string
 ---@field managed_identity_endpoint? string
+---@field managed_identity_client_id? string
+---@field managed_identity_object_id? string
+---@field managed_identity_resource_id? string
 ---@field shared_dict? string
 ---@field transport? "auto"|"curl"|"cosocket"
 ---@field pool_size? integer

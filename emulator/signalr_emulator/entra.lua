@@ -339,8 +339,32 @@ function Entra:handle(stream, req, method, path, query, fault)
             error_description = "AADSTS500011: The resource principal named "
                 .. tostring(q("resource")) .. " was not found" }, method)
     end
-    local who = q("client_id") or "system"
-    local mi = self.identities[who]
+    -- a user-assigned identity by one of its ids, under the names each
+    -- endpoint uses (IMDS: client_id, object_id, msi_res_id; App Service
+    -- 2019-08-01: client_id, principal_id, mi_res_id)
+    local names = imds and { "client_id", "object_id", "msi_res_id" }
+        or { "client_id", "principal_id", "mi_res_id" }
+    local sel, kind = nil, nil
+    for i, name in ipairs(names) do
+        if q(name) then
+            if sel then
+                return reply(stream, 400, { error = "invalid_request", error_description =
+                    "Only one of " .. concat(names, ", ") .. " may be given" }, method)
+            end
+            sel, kind = q(name), i
+        end
+    end
+    local who = "system"
+    if kind == 1 then
+        who = sel
+    elseif kind then
+        who = nil
+        for id in pairs(self.identities) do
+            local want = kind == 2 and _M.object_id(id) or _M.resource_id(id)
+            if id ~= "system" and want:lower() == sel:lower() then who = id end
+        end
+    end
+    local mi = who and self.identities[who]
     if not mi then
         return reply(stream, 400, { error = "invalid_request",
             error_description = "Identity not found" }, method)
@@ -352,6 +376,14 @@ function Entra:handle(stream, req, method, path, query, fault)
         expires_on = tostring(exp), not_before = tostring(now), resource = _M.RESOURCE,
         token_type = "Bearer", client_id = who ~= "system" and who or nil,
     }, method)
+end
+
+--- A managed identity's object (principal) id and Azure resource id, made
+-- from its client id (the stand-in's identities are named by client id).
+function _M.object_id(client_id) return "oid-" .. client_id end
+function _M.resource_id(client_id)
+    return "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/emulator"
+        .. "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" .. client_id
 end
 
 --- Parse "ID:SECRET[:role,role]" (apps), "ID:FILE[:roles]" (federated:
