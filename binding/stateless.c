@@ -90,19 +90,24 @@ static int l_jwt_sign(lua_State *L)
     return 1;
 }
 
-/* core.jwt_sign_rs256(payload_json, pem_path) -> token | nil, msg, details */
+/* core.jwt_sign_rs256(payload_json, path[, password])
+ * -> token | nil, msg, details (path: PEM or PKCS#12) */
 static int l_jwt_sign_rs256(lua_State *L)
 {
-    size_t pl, fl;
+    size_t pl, fl, wl = 0;
     const char *payload = luaL_checklstring(L, 1, &pl);
     const char *path = luaL_checklstring(L, 2, &fl);
+    const char *password = luaL_optlstring(L, 3, NULL, &wl);
     signalr_error e;
     box *b;
 
     if (strlen(path) != fl)
         return sr_lua_nul_fail(L, "certificate path");
+    if (password && strlen(password) != wl)
+        return sr_lua_nul_fail(L, "certificate password");
     b = sr_lua_new_box(L);
-    if (signalr_jwt_sign_rs256(payload, pl, path, &b->a, NULL, &e))
+    if (signalr_jwt_sign_rs256_cert(payload, pl, path, password, &b->a, NULL,
+                                    &e))
         return sr_lua_push_fail(L, &e);
     lua_pushstring(L, b->a);
     return 1;

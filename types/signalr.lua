@@ -45,6 +45,7 @@
 ---@field token_provider? fun(): string, number?
 ---@field authority_host? string
 ---@field managed_identity_endpoint? string
+---@field client_certificate_password? string
 ---@field managed_identity_client_id? string
 ---@field managed_identity_object_id? string
 ---@field managed_identity_resource_id? string

@@ -171,12 +171,25 @@ SIGNALR_API signalr_err signalr_jwt_sign_kid(const char *payload_json,
  * "x5t#S256":<SHA-256 thumbprint>}, both base64url of the DER
  * certificate's digest.  For Microsoft Entra ID certificate credentials
  * (client assertions).  EINVAL when the file cannot be read or lacks a
- * matching key and certificate (PFX files are not read). */
+ * matching key and certificate.  The same as
+ * signalr_jwt_sign_rs256_cert() without a password. */
 SIGNALR_API signalr_err signalr_jwt_sign_rs256(const char *payload_json,
                                                size_t payload_len,
                                                const char *pem_path,
                                                char **out, size_t *outlen,
                                                signalr_error *err);
+/* signalr_jwt_sign_rs256() with the key and certificate of path, a PEM
+ * file (its key encrypted with password, or not encrypted) or a PKCS#12
+ * (PFX) file (password its password; NULL: none or the empty one).
+ * password is borrowed, never copied nor shown: a wrong one is EINVAL
+ * saying so.  Neither path nor password appears in err->msg. */
+SIGNALR_API signalr_err signalr_jwt_sign_rs256_cert(const char *payload_json,
+                                                    size_t payload_len,
+                                                    const char *path,
+                                                    const char *password,
+                                                    char **out,
+                                                    size_t *outlen,
+                                                    signalr_error *err);
 
 /* Verify token's HS256 signature against key (constant-time compare), that
  * its header says alg HS256, and when now > 0 that it carries a numeric

@@ -239,7 +239,7 @@ describe("Microsoft Entra ID", function()
         ok, msg, d = clean(cert_client("cert1", "app.crt"):hub("Chat"):broadcast("newMessage", { "x" }))
         assert.is_nil(ok)
         assert.equal("EAUTH", d.code)
-        assert.truthy(msg:find("needs a PEM private key", 1, true), msg)
+        assert.truthy(msg:find("needs a private key and the certificate", 1, true), msg)
         assert.same({}, rest_statuses())
         -- and through the default chain (AZURE_CLIENT_CERTIFICATE_PATH)
         local out = child({ AZURE_TENANT_ID = "tenant1", AZURE_CLIENT_ID = "cert2",
@@ -249,6 +249,50 @@ describe("Microsoft Entra ID", function()
             "print(h:to_user('cara', 'newMessage', {'chain cert'}))")
         assert.equal("true\n", out)
         env.wait(function() return pool:count("c1", "chain cert") == 1 end, 10, "the chain's send")
+    end)
+
+    it("azure.app with a PKCS#12 (PFX) certificate, with and without a password", function()
+        local PFX_PASSWORD = "pfx-password-Tq4Lm8Zc2Wn6"
+        assert(os.execute(string.format("cd %s && openssl pkcs12 -export -in app.crt -inkey app.key"
+            .. " -out app.pfx -passout pass:%s 2>/dev/null && openssl pkcs12 -export -in app.crt"
+            .. " -inkey app.key -out open.pfx -passout pass: 2>/dev/null", dir, PFX_PASSWORD)))
+        local function pfx_client(file, password)
+            return assert(signalr.new { connection_string = "Endpoint=http://localhost;Port=" .. emu.port
+                .. ";AuthType=azure.app;ClientId=cert1;TenantId=tenant1;ClientCert=" .. dir
+                .. "/" .. file .. ";Version=1.0;", authority_host = emu.base .. "/",
+                client_certificate_password = password, retries = 0 })
+        end
+        local before = tokens()
+        assert.is_true(clean(pfx_client("app.pfx", PFX_PASSWORD):hub("Chat")
+            :to_user("cara", "newMessage", { "pfx" })))
+        assert.is_true(clean(pfx_client("open.pfx"):hub("Chat"):to_user("cara", "newMessage", { "open pfx" })))
+        env.wait(function() return pool:count("c1", "open pfx") == 1 end, 10, "the PFX sends")
+        assert.equal(1, pool:count("c1", "pfx"))
+        assert.equal(2, tokens() - before)
+        -- a wrong password, or none: EAUTH saying which, nothing sent, neither shown
+        emu:clear()
+        for _, c in ipairs {
+            { "not-the-pfx-password", "the password is wrong" },
+            { nil, "it has a password and none was given" },
+        } do
+            local ok, msg, d = clean(pfx_client("app.pfx", c[1]):hub("Chat"):broadcast("newMessage", { "x" }))
+            assert.is_nil(ok)
+            assert.equal("EAUTH", d.code)
+            assert.truthy(msg:find("PKCS#12 (PFX) certificate file named by ClientCert: " .. c[2], 1, true),
+                msg)
+            assert.falsy(msg:find(dir, 1, true), msg)
+            assert.falsy(msg:find("not-the-pfx", 1, true), msg)
+        end
+        assert.same({}, rest_statuses())
+        -- through the default chain: AZURE_CLIENT_CERTIFICATE_PASSWORD
+        local out = child({ AZURE_TENANT_ID = "tenant1", AZURE_CLIENT_ID = "cert2",
+                            AZURE_CLIENT_CERTIFICATE_PATH = dir .. "/app.pfx",
+                            AZURE_CLIENT_CERTIFICATE_PASSWORD = PFX_PASSWORD,
+                            AZURE_AUTHORITY_HOST = emu.base },
+            "Endpoint=http://localhost;Port=" .. emu.port .. ";AuthType=azure;Version=1.0;",
+            "print(h:to_user('cara', 'newMessage', {'chain pfx'}))")
+        assert.equal("true\n", out)
+        env.wait(function() return pool:count("c1", "chain pfx") == 1 end, 10, "the chain's PFX send")
     end)
 
     it("a federated token file that cannot be read is named by its variable, not its value", function()

@@ -142,6 +142,37 @@ describe("signalr.auth", function()
             end)
         end)
 
+        it("a PKCS#12 (PFX) certificate signs the assertion; a wrong password is named, not shown", function()
+            local dir = os.tmpname()
+            os.remove(dir)
+            assert(os.execute("mkdir -p " .. dir .. " && cd " .. dir .. " && openssl req -x509 -newkey"
+                .. " rsa:2048 -nodes -days 1 -subj /CN=pfx -keyout k.pem -out c.pem 2>/dev/null && openssl"
+                .. " pkcs12 -export -in c.pem -inkey k.pem -out a.pfx -passout pass:unit-pfx-Pw3 2>/dev/null"))
+            local cs_cert = ";ClientCert=" .. dir .. "/a.pfx"
+            local function cert_cred(password)
+                n = n + 1
+                local cs = "Endpoint=https://x.service.signalr.net;AuthType=azure.app;ClientId=app" .. n
+                    .. ";TenantId=t;Version=1.0" .. cs_cert .. ";"
+                local handle = assert(core.client(cs, {}))
+                return auth.credential(handle, handle:info(), { connection_string = cs,
+                    authority_host = "http://127.0.0.1:9/", client_certificate_password = password })
+            end
+            local spec = assert(cert_cred("unit-pfx-Pw3"):request(os.time()))
+            assert.truthy(spec.body:find("client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion"
+                .. "-type%3Ajwt-bearer", 1, true))
+            local a = spec.body:match("client_assertion=([^&]+)")
+            assert.equal(3, select(2, a:gsub("%.", "")) + 1)
+            local _, msg, d = cert_cred("wrong-Pw"):request(os.time())
+            assert.equal("EAUTH", d.code)
+            assert.matches("the PKCS#12 (PFX) certificate file named by ClientCert: the password is wrong",
+                msg, nil, true)
+            assert.falsy(msg:find("wrong-Pw", 1, true))
+            assert.falsy(msg:find(dir, 1, true))
+            _, msg = cert_cred():request(os.time())
+            assert.matches("it has a password and none was given", msg, nil, true)
+            os.execute("rm -rf " .. dir)
+        end)
+
         it("AccessKey clients have none", function()
             local handle = assert(core.client("Endpoint=https://x;AccessKey=k;Version=1.0;", {}))
             assert.is_nil(auth.credential(handle, handle:info(), {}))

@@ -107,12 +107,13 @@ function Cred:request(t)
             local claims = cjson.encode { aud = self.url, iss = self.client_id,
                 sub = self.client_id, jti = jti(), nbf = floor(t), iat = floor(t),
                 exp = floor(t) + 600 }
-            local a, msg, d = core.jwt_sign_rs256(claims, self.cert)
+            local a, msg, d = core.jwt_sign_rs256(claims, self.cert, self.cert_password)
             if not a then
                 -- the core never shows the file's name (it may be the key
-                -- itself, pasted in its place): name the setting instead
+                -- itself, pasted in its place) nor the password: name the
+                -- setting instead
                 msg = msg:gsub(" %(its name is not shown%)", "", 1)
-                    :gsub("the certificate file", "the certificate file named by "
+                    :gsub("certificate file", "certificate file named by "
                         .. self.cert_setting, 1)
                 return fail(d.code == "ECRYPTO" and "ECRYPTO" or "EAUTH", self.who .. ": " .. msg)
             end
@@ -184,21 +185,22 @@ local function authority_of(opts)
 end
 
 -- An application: a client secret, a federated assertion file, or a
--- certificate (a PEM file with its key; cert_setting names where it was
--- given, for messages, which never show the file's name).
-local function app(opts, tenant, client_id, secret, assertion_file, cert, cert_setting)
+-- certificate (a PEM file with its key, or a PKCS#12/PFX file, opened with
+-- cert_password when it has one; cert_setting names where it was given,
+-- for messages, which never show the file's name nor the password).
+local function app(opts, tenant, client_id, secret, assertion_file, cert, cert_setting, cert_password)
     local authority = authority_of(opts)
     local who = "Microsoft Entra ID token request (authority " .. authority
         .. ", tenant " .. shown(tenant) .. ", client id " .. shown(client_id) .. ")"
     return cred(secret and "secret" or cert and "certificate" or "assertion", who, {
         url = authority .. enc(tenant) .. "/oauth2/v2.0/token", authority = authority,
         tenant = tenant, client_id = client_id, secret = secret, cert = cert,
-        cert_setting = cert_setting,
+        cert_setting = cert_setting, cert_password = cert and cert_password or nil,
         assertion_file = assertion_file, assertion_at = -1e18,
         cache_key = concat({ "app", authority, tenant, client_id }, "|"),
         -- tokens of different secrets or certificates are kept apart (a
         -- table key, never printed)
-        local_key = secret or cert or assertion_file,
+        local_key = secret or (cert and (cert .. "\0" .. (cert_password or ""))) or assertion_file,
         identity = "application " .. shown(client_id) .. " in tenant " .. shown(tenant),
     })
 end
@@ -289,7 +291,8 @@ local function default_chain(opts)
     if tenant and id and secret and secret ~= "" then return app(opts, tenant, id, secret) end
     local cert = getenv("AZURE_CLIENT_CERTIFICATE_PATH")
     if tenant and id and cert and cert ~= "" then
-        return app(opts, tenant, id, nil, nil, cert, "AZURE_CLIENT_CERTIFICATE_PATH")
+        return app(opts, tenant, id, nil, nil, cert, "AZURE_CLIENT_CERTIFICATE_PATH",
+            opts.client_certificate_password or getenv("AZURE_CLIENT_CERTIFICATE_PASSWORD"))
     end
     if tenant and id and getenv("AZURE_USERNAME") then
         error("signalr.new: AuthType=azure: AZURE_USERNAME (username and password) credentials"
@@ -328,7 +331,8 @@ function _M.new(handle, info, opts)
         local cs = type(opts.connection_string) == "string" and opts.connection_string:lower() or ""
         return app(opts, c.tenant_id, c.client_id, c.client_secret, nil,
             not c.client_secret and c.client_cert or nil,
-            cs:find("clientcertpath%s*=") and "ClientCertPath" or "ClientCert")
+            cs:find("clientcertpath%s*=") and "ClientCertPath" or "ClientCert",
+            opts.client_certificate_password)
     elseif at == "azure.msi" or at == "aad" then
         if c.client_id and given.client_id then
             error("signalr.new: a managed identity is chosen by one id: got ClientId and"
