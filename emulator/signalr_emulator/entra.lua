@@ -94,7 +94,7 @@ function _M.new(opts)
     if key then
         -- a key given (PEM): its kid is derived from it, the same each run
         local ok, k = pcall(pkey.new, key)
-        if not ok or not k or k:type() ~= "RSA" then
+        if not ok or not k or not tostring(k:type()):find("rsa") then
             error("the signing key is not a PEM RSA private key", 0)
         end
         key = k

@@ -87,26 +87,26 @@ describe("signalr.auth", function()
             local getenv = os.getenv
             local saved = package.loaded["signalr.auth.credential"]
             local ok, err = pcall(function()
-                os.getenv = function(k)
+                rawset(os, "getenv", function(k)
                     if k == "IDENTITY_ENDPOINT" then return "http://127.0.0.1:9/msi/token" end
                     if k == "IDENTITY_HEADER" then return "h" end
                     return getenv(k)
-                end
+                end)
                 package.loaded["signalr.auth.credential"] = nil
-                local credential = require "signalr.auth.credential"
+                local fresh = require "signalr.auth.credential"
                 local handle = assert(core.client("Endpoint=https://x;AuthType=azure.msi;Version=1.0;", {}))
                 for _, c in ipairs {
                     { "managed_identity_client_id", "&client_id=c1" },
                     { "managed_identity_object_id", "&principal_id=c1" },
                     { "managed_identity_resource_id", "&mi_res_id=c1" },
                 } do
-                    local cred = credential.new(handle, handle:info(), { [c[1]] = "c1" })
+                    local cred = fresh.new(handle, handle:info(), { [c[1]] = "c1" })
                     assert.equal("http://127.0.0.1:9/msi/token?api-version=2019-08-01&resource=https%3A%2F%2F"
                         .. "signalr.azure.com" .. c[2], cred:request(0).url)
                     assert.same({ ["X-IDENTITY-HEADER"] = "h" }, cred:request(0).headers)
                 end
             end)
-            os.getenv = getenv
+            rawset(os, "getenv", getenv)
             package.loaded["signalr.auth.credential"] = saved
             assert(ok, err)
         end)

@@ -164,6 +164,7 @@ describe("signalr.upstream bearer tokens", function()
 
         it("answers 401 before reading anything else; with keys too, both must hold", function()
             seen = nil
+            local _
             local status, b, ct, why = upstream.dispatch(spec(), hdrs(nil), "not even JSON")
             assert.equal(401, status)
             assert.equal("", b)
