@@ -126,17 +126,17 @@ local compiled = setmetatable({}, { __mode = "k" })
 _M.CLOCK_SKEW = 300
 
 -- a string or a list of non-empty strings, as a set
-local function string_set(v, what, name)
+local function string_set(v, what, name, lvl)
     if type(v) == "string" then v = { v } end
     if type(v) ~= "table" or #v == 0 then
         error("signalr.upstream." .. what .. ": auth." .. name
-            .. " must be a string or a list of strings", 4)
+            .. " must be a string or a list of strings", lvl + 1)
     end
     local set = {}
     for i, x in ipairs(v) do
         if type(x) ~= "string" or x == "" then
             error("signalr.upstream." .. what .. ": auth." .. name .. "[" .. i
-                .. "] must be a non-empty string", 4)
+                .. "] must be a non-empty string", lvl + 1)
         end
         set[x] = true
     end
@@ -145,11 +145,11 @@ end
 
 -- The RSA keys of a JWKS document (JSON text): those of kty RSA meant
 -- for signatures (use "sig" or none, alg RS256 or none), by kid.
-local function add_jwks(ks, text, what)
+local function add_jwks(ks, text, what, lvl)
     local ok, t = pcall(cjson.decode, text)
     if not ok or type(t) ~= "table" or type(t.keys) ~= "table" then
         error("signalr.upstream." .. what .. ": auth.jwks is not a JWKS document"
-            .. " (JSON text {\"keys\":[...]})", 4)
+            .. " (JSON text {\"keys\":[...]})", lvl + 1)
     end
     for i, k in ipairs(t.keys) do
         if type(k) == "table" and k.kty == "RSA" and (k.use == nil or k.use == "sig")
@@ -157,67 +157,68 @@ local function add_jwks(ks, text, what)
             if type(k.n) ~= "string" or type(k.e) ~= "string"
                     or (k.kid ~= nil and type(k.kid) ~= "string") then
                 error("signalr.upstream." .. what .. ": auth.jwks: key " .. i
-                    .. " lacks n or e, or its kid is not a string", 4)
+                    .. " lacks n or e, or its kid is not a string", lvl + 1)
             end
             local added, msg = ks:add_jwk(k.n, k.e, k.kid)
             if not added then
-                error("signalr.upstream." .. what .. ": auth.jwks: key " .. i .. ": " .. msg, 4)
+                error("signalr.upstream." .. what .. ": auth.jwks: key " .. i .. ": " .. msg, lvl + 1)
             end
         end
     end
 end
 
 -- auth -> { ks, issuers, audiences, skew } (raises on a setting that
--- cannot work: a typo here would let every token through or none)
-local function compile_auth(auth, what)
+-- cannot work: a typo here would let every token through or none; lvl:
+-- the level of the user's call, for error())
+local function compile_auth(auth, what, lvl)
     local c = compiled[auth]
     if c then return c end
     for k in pairs(auth) do
         if not AUTH_KNOWN[k] then
             error("signalr.upstream." .. what .. ": unknown auth option '" .. tostring(k)
-                .. "' (issuer, audience, public_keys, jwks, clock_skew)", 3)
+                .. "' (issuer, audience, public_keys, jwks, clock_skew)", lvl)
         end
     end
     if auth.issuer == nil or auth.audience == nil then
         error("signalr.upstream." .. what .. ": auth needs issuer (e.g."
             .. " 'https://sts.windows.net/<tenant id>/') and audience (the upstream"
-            .. " setting's resource)", 3)
+            .. " setting's resource)", lvl)
     end
-    c = { issuers = string_set(auth.issuer, what, "issuer"),
-          audiences = string_set(auth.audience, what, "audience"),
+    c = { issuers = string_set(auth.issuer, what, "issuer", lvl),
+          audiences = string_set(auth.audience, what, "audience", lvl),
           skew = auth.clock_skew or _M.CLOCK_SKEW, ks = core.keyset() }
     if type(c.skew) ~= "number" or c.skew < 0 or c.skew > 3600 then
         error("signalr.upstream." .. what .. ": auth.clock_skew must be a number of"
-            .. " seconds from 0 to 3600", 3)
+            .. " seconds from 0 to 3600", lvl)
     end
     local pems = auth.public_keys
     if type(pems) == "string" then pems = { pems } end
     if pems ~= nil then
         if type(pems) ~= "table" then
             error("signalr.upstream." .. what .. ": auth.public_keys must be PEM text or"
-                .. " a list of PEM texts", 3)
+                .. " a list of PEM texts", lvl)
         end
         for i, pem in ipairs(pems) do
             if type(pem) ~= "string" then
                 error("signalr.upstream." .. what .. ": auth.public_keys[" .. i
-                    .. "] must be PEM text", 3)
+                    .. "] must be PEM text", lvl)
             end
             local added, msg = c.ks:add_pem(pem)
             if not added then
-                error("signalr.upstream." .. what .. ": auth.public_keys[" .. i .. "]: " .. msg, 3)
+                error("signalr.upstream." .. what .. ": auth.public_keys[" .. i .. "]: " .. msg, lvl)
             end
         end
     end
     if auth.jwks ~= nil then
         if type(auth.jwks) ~= "string" then
             error("signalr.upstream." .. what .. ": auth.jwks must be the JWKS document's"
-                .. " JSON text", 3)
+                .. " JSON text", lvl)
         end
-        add_jwks(c.ks, auth.jwks, what)
+        add_jwks(c.ks, auth.jwks, what, lvl)
     end
     if c.ks:count() == 0 then
         error("signalr.upstream." .. what .. ": auth has no RSA key: give public_keys"
-            .. " (PEM) or jwks (the tenant's JWKS document)", 3)
+            .. " (PEM) or jwks (the tenant's JWKS document)", lvl)
     end
     compiled[auth] = c
     return c
@@ -308,7 +309,7 @@ function _M.verify_bearer(headers, auth)
     if type(auth) ~= "table" then
         error("signalr.upstream.verify_bearer: auth must be a table", 2)
     end
-    return bearer(headers, compile_auth(auth, "verify_bearer"))
+    return bearer(headers, compile_auth(auth, "verify_bearer", 3))
 end
 
 -- "a: b, c: d" -> { a = "b", c = "d" } (the first value of a type wins)
@@ -590,7 +591,7 @@ local function check_spec(spec, what)
     if spec.on_error ~= nil and type(spec.on_error) ~= "function" then
         error("signalr.upstream." .. what .. ": on_error must be a function", 3)
     end
-    return keys, spec.auth and compile_auth(spec.auth, what)
+    return keys, spec.auth and compile_auth(spec.auth, what, 4)
 end
 
 -- The signature (with keys) and the bearer token (with auth), from the
