@@ -90,19 +90,24 @@ static int l_jwt_sign(lua_State *L)
     return 1;
 }
 
-/* core.jwt_sign_rs256(payload_json, pem_path) -> token | nil, msg, details */
+/* core.jwt_sign_rs256(payload_json, path[, password])
+ * -> token | nil, msg, details (path: PEM or PKCS#12) */
 static int l_jwt_sign_rs256(lua_State *L)
 {
-    size_t pl, fl;
+    size_t pl, fl, wl = 0;
     const char *payload = luaL_checklstring(L, 1, &pl);
     const char *path = luaL_checklstring(L, 2, &fl);
+    const char *password = luaL_optlstring(L, 3, NULL, &wl);
     signalr_error e;
     box *b;
 
     if (strlen(path) != fl)
         return sr_lua_nul_fail(L, "certificate path");
+    if (password && strlen(password) != wl)
+        return sr_lua_nul_fail(L, "certificate password");
     b = sr_lua_new_box(L);
-    if (signalr_jwt_sign_rs256(payload, pl, path, &b->a, NULL, &e))
+    if (signalr_jwt_sign_rs256_cert(payload, pl, path, password, &b->a, NULL,
+                                    &e))
         return sr_lua_push_fail(L, &e);
     lua_pushstring(L, b->a);
     return 1;
@@ -273,7 +278,108 @@ static int l_guid(lua_State *L)
     return 1;
 }
 
+/* ===== core.keyset(): RSA public keys for RS256 tokens ===== */
+
+#define KEYSET_MT "signalr.keyset"
+
+typedef struct {
+    signalr_keyset *ks;
+} lkeyset;
+
+static lkeyset *check_keyset(lua_State *L)
+{
+    lkeyset *k = luaL_checkudata(L, 1, KEYSET_MT);
+
+    if (!k->ks)
+        luaL_argerror(L, 1, "the key set is freed");
+    return k;
+}
+
+/* core.keyset() -> a key set (empty) */
+static int l_keyset(lua_State *L)
+{
+    lkeyset *k = lua_newuserdata(L, sizeof(*k));
+
+    k->ks = NULL;
+    luaL_setmetatable(L, KEYSET_MT);
+    k->ks = signalr_keyset_new();
+    if (!k->ks)
+        return luaL_error(L, "signalr.core: out of memory");
+    return 1;
+}
+
+static int l_keyset_free(lua_State *L)
+{
+    lkeyset *k = luaL_checkudata(L, 1, KEYSET_MT);
+
+    signalr_keyset_free(k->ks);
+    k->ks = NULL;
+    return 0;
+}
+
+/* ks:add_pem(pem[, kid]) -> true | nil, msg, details */
+static int l_keyset_add_pem(lua_State *L)
+{
+    lkeyset *k = check_keyset(L);
+    size_t n;
+    const char *pem = luaL_checklstring(L, 2, &n);
+    const char *kid = luaL_optstring(L, 3, NULL);
+    signalr_error e;
+
+    if (signalr_keyset_add_pem(k->ks, pem, n, kid, &e))
+        return sr_lua_push_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ks:add_jwk(n, e[, kid]) -> true | nil, msg, details */
+static int l_keyset_add_jwk(lua_State *L)
+{
+    lkeyset *k = check_keyset(L);
+    size_t nl, el;
+    const char *n = luaL_checklstring(L, 2, &nl);
+    const char *x = luaL_checklstring(L, 3, &el);
+    const char *kid = luaL_optstring(L, 4, NULL);
+    signalr_error e;
+
+    if (signalr_keyset_add_jwk(k->ks, n, nl, x, el, kid, &e))
+        return sr_lua_push_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_keyset_count(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)signalr_keyset_count(check_keyset(L)->ks));
+    return 1;
+}
+
+/* ks:verify(token) -> payload_json | nil, msg, details (claims unchecked) */
+static int l_keyset_verify(lua_State *L)
+{
+    lkeyset *k = check_keyset(L);
+    size_t tl, pl = 0;
+    const char *tok = luaL_checklstring(L, 2, &tl);
+    signalr_error e;
+    box *b = sr_lua_new_box(L);
+
+    if (signalr_jwt_verify_rs256(k->ks, tok, tl, &b->a, &pl, &e))
+        return sr_lua_push_fail(L, &e);
+    lua_pushlstring(L, b->a, pl);
+    return 1;
+}
+
+static const luaL_Reg keyset_methods[] = {
+    {"add_pem", l_keyset_add_pem},
+    {"add_jwk", l_keyset_add_jwk},
+    {"count", l_keyset_count},
+    {"verify", l_keyset_verify},
+    {"free", l_keyset_free},
+    {NULL, NULL}
+};
+
 static const luaL_Reg funcs[] = {
+    {"keyset", l_keyset},
     {"monotonic", l_monotonic},
     {"guid", l_guid},
     {"upstream_sign", l_upstream_sign},
@@ -292,5 +398,6 @@ static const luaL_Reg funcs[] = {
 
 void sr_lua_open_stateless(lua_State *L)
 {
+    sr_lua_metatable(L, KEYSET_MT, keyset_methods, l_keyset_free);
     luaL_setfuncs(L, funcs, 0);
 }

@@ -38,7 +38,7 @@ build = {
       ["signalr.core"] = {
          sources = {
             "core/src/buf.c", "core/src/connstr.c", "core/src/error.c",
-            "core/src/http_curl.c", "core/src/http_lean.c", "core/src/http_multi.c", "core/src/http_reply.c", "core/src/jwt.c",
+            "core/src/http_curl.c", "core/src/http_lean.c", "core/src/http_multi.c", "core/src/http_reply.c", "core/src/jwt.c", "core/src/jwt_verify.c",
             "core/src/ops.c", "core/src/pollset.c", "core/src/reply.c", "core/src/request.c",
             "core/src/retry.c", "core/src/sock.c", "core/src/svcproto.c",
             "core/src/mpack.c", "core/src/json_mpack.c", "core/src/hubproto.c",

@@ -18,6 +18,7 @@ secrets=(
   "identity-header-K5bT9sV2xJ7d"                   # spec/e2e/entra_spec.lua
   "multi-endpoint-secret-8Hq2"                     # spec/e2e/endpoints_spec.lua
   "entra-persistent-secret-W4pZ"                   # spec/e2e/persistent_spec.lua
+  "pfx-password-Tq4Lm8Zc2Wn6"                      # spec/e2e/entra_spec.lua (a PFX's password)
 )
 files=$(find "$@" -type f 2>/dev/null)
 [ -n "$files" ] || { echo "secrets scan: nothing to scan"; echo "0 passed, 1 failed"; exit 1; }

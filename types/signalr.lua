@@ -45,6 +45,10 @@
 ---@field token_provider? fun(): string, number?
 ---@field authority_host? string
 ---@field managed_identity_endpoint? string
+---@field client_certificate_password? string
+---@field managed_identity_client_id? string
+---@field managed_identity_object_id? string
+---@field managed_identity_resource_id? string
 ---@field shared_dict? string
 ---@field transport? "auto"|"curl"|"cosocket"
 ---@field pool_size? integer
@@ -279,9 +283,18 @@ function Hub:send(action) end
 ---@field protocol "json"|"messagepack"
 ---@field error? string  disconnected: why
 ---@field invocation? { invocation_id?: string, target: string, arguments: any[] }
+---@field auth? table  the verified bearer token's claims (spec.auth)
+
+---@class signalr.upstream.Auth
+---@field issuer string|string[]  e.g. "https://sts.windows.net/<tenant id>/"
+---@field audience string|string[]  the upstream setting's resource
+---@field public_keys? string|string[]  PEM public keys or certificates
+---@field jwks? string  a JWKS document's JSON text (keys by kid)
+---@field clock_skew? number  seconds allowed on exp and nbf (300)
 
 ---@class signalr.upstream.Spec
----@field keys string|string[]  AccessKeys or connection strings
+---@field keys? string|string[]  AccessKeys or connection strings (optional with auth)
+---@field auth? signalr.upstream.Auth  the service's bearer token (upstream auth ManagedIdentity)
 ---@field hubs table<string, table>  hub -> { connected?, disconnected?, messages = { name = fn(ev, ...) } }
 ---@field max_body? integer
 ---@field on_error? fun(ev: signalr.upstream.Event, err: string)
@@ -293,6 +306,9 @@ function Hub:send(action) end
 local upstream = {}
 ---@return true|nil, string?, signalr.Details?
 function upstream.verify(headers, keys) end
+---@param auth signalr.upstream.Auth
+---@return table|nil claims, string?, signalr.Details?
+function upstream.verify_bearer(headers, auth) end
 ---@return signalr.upstream.Event|nil, string?, signalr.Details?
 function upstream.parse(headers, body) end
 ---@return string body, string content_type

@@ -171,12 +171,25 @@ SIGNALR_API signalr_err signalr_jwt_sign_kid(const char *payload_json,
  * "x5t#S256":<SHA-256 thumbprint>}, both base64url of the DER
  * certificate's digest.  For Microsoft Entra ID certificate credentials
  * (client assertions).  EINVAL when the file cannot be read or lacks a
- * matching key and certificate (PFX files are not read). */
+ * matching key and certificate.  The same as
+ * signalr_jwt_sign_rs256_cert() without a password. */
 SIGNALR_API signalr_err signalr_jwt_sign_rs256(const char *payload_json,
                                                size_t payload_len,
                                                const char *pem_path,
                                                char **out, size_t *outlen,
                                                signalr_error *err);
+/* signalr_jwt_sign_rs256() with the key and certificate of path, a PEM
+ * file (its key encrypted with password, or not encrypted) or a PKCS#12
+ * (PFX) file (password its password; NULL: none or the empty one).
+ * password is borrowed, never copied nor shown: a wrong one is EINVAL
+ * saying so.  Neither path nor password appears in err->msg. */
+SIGNALR_API signalr_err signalr_jwt_sign_rs256_cert(const char *payload_json,
+                                                    size_t payload_len,
+                                                    const char *path,
+                                                    const char *password,
+                                                    char **out,
+                                                    size_t *outlen,
+                                                    signalr_error *err);
 
 /* Verify token's HS256 signature against key (constant-time compare), that
  * its header says alg HS256, and when now > 0 that it carries a numeric
@@ -189,6 +202,53 @@ SIGNALR_API signalr_err signalr_jwt_verify(const char *token, size_t len,
                                            char **payload,
                                            size_t *payload_len,
                                            signalr_error *err);
+
+/* ===== RS256 verification (upstream bearer tokens) ===== */
+
+/* A set of RSA public keys that RS256 tokens are checked against (the
+ * Microsoft Entra ID keys of a tenant, or keys the user trusts).  Made
+ * with signalr_keyset_new() (NULL: out of memory), filled with
+ * signalr_keyset_add_pem() / _add_jwk(), released with
+ * signalr_keyset_free() (NULL is allowed).  It holds copies: the caller
+ * keeps ownership of everything it passes.  At most 64 keys; RSA of at
+ * least 2048 bits only.  Read-only once filled: one set may be used from
+ * several threads at once by signalr_jwt_verify_rs256(). */
+typedef struct signalr_keyset signalr_keyset;
+
+SIGNALR_API signalr_keyset *signalr_keyset_new(void);
+SIGNALR_API void signalr_keyset_free(signalr_keyset *ks);
+/* How many keys ks holds (0 for NULL). */
+SIGNALR_API size_t signalr_keyset_count(const signalr_keyset *ks);
+/* Add the RSA public key of pem[0..len): a "PUBLIC KEY" (SubjectPublicKey
+ * Info) or a "CERTIFICATE" (its key; the certificate itself is not
+ * checked).  kid (NULL: none) names it: a token whose header carries a
+ * kid is checked only with the keys of that kid and the keys without one.
+ * EINVAL: not such PEM text, not RSA, under 2048 bits, a bad kid. */
+SIGNALR_API signalr_err signalr_keyset_add_pem(signalr_keyset *ks,
+                                               const char *pem, size_t len,
+                                               const char *kid,
+                                               signalr_error *err);
+/* Add the RSA public key of a JSON Web Key (RFC 7518 section 6.3): n and
+ * e are the base64url members of the same names, without quotes.  kid as
+ * for signalr_keyset_add_pem().  EINVAL when n or e is malformed. */
+SIGNALR_API signalr_err signalr_keyset_add_jwk(signalr_keyset *ks,
+                                               const char *n, size_t nlen,
+                                               const char *e, size_t elen,
+                                               const char *kid,
+                                               signalr_error *err);
+/* Check token[0..len), a JWS compact serialization: its header is a JSON
+ * object with "alg":"RS256" and an optional plain-string "kid", and its
+ * RSASSA-PKCS1-v1_5 SHA-256 signature verifies with a key of ks (the
+ * keys of its kid, see above).  On success *payload receives the decoded
+ * payload, a JSON object, NUL-terminated (free with signalr_free()), its
+ * length in *payload_len (may be NULL).  The claims (exp, nbf, iss, aud)
+ * are NOT checked: read them from the payload.  Failures are ETOKEN with
+ * the reason in err->msg (never a byte of the token). */
+SIGNALR_API signalr_err signalr_jwt_verify_rs256(const signalr_keyset *ks,
+                                                 const char *token,
+                                                 size_t len, char **payload,
+                                                 size_t *payload_len,
+                                                 signalr_error *err);
 
 /* ===== URLs (RFC 3986) ===== */
 

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,25 +202,76 @@ out:
 
 /* ===== RS256 client assertions (certificate credentials) ===== */
 
-/* No passphrase: OpenSSL's default would prompt on the terminal. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
+/* The password of an encrypted PEM key (u: the NUL-terminated password,
+ * or NULL: none, so OpenSSL does not prompt on the terminal). */
+static int pem_password(char *buf, int size, int rwflag, void *u)
 {
-    (void)buf;
-    (void)size;
+    size_t n;
+
     (void)rwflag;
-    (void)u;
-    return 0;
+    if (!u || size <= 0)
+        return 0;
+    n = strlen((const char *)u);
+    if (n > (size_t)size)
+        return 0;
+    memcpy(buf, u, n);
+    return (int)n;
 }
 
-/* Read the first private key and the first certificate of a PEM file.
+/* Read key and certificate from a PKCS#12 (PFX) file already open in b.
+ * 1: it is one (read, or a message in err); 0: it is not PKCS#12. */
+static int read_pkcs12(BIO *b, const char *password, EVP_PKEY **key,
+                       X509 **cert, signalr_err *rc, signalr_error *err)
+{
+    PKCS12 *p12 = d2i_PKCS12_bio(b, NULL);
+    STACK_OF(X509) *ca = NULL;
+
+    if (!p12)
+        return 0;
+    /* no password given: the empty one (PKCS12_parse tries "" and none) */
+    if (!PKCS12_verify_mac(p12, password ? password : "", -1) &&
+        !(!password && PKCS12_verify_mac(p12, NULL, 0))) {
+        PKCS12_free(p12);
+        *rc = sr__fail(err, SIGNALR_EINVAL,
+                       password ? "cannot open the PKCS#12 (PFX) certificate "
+                                  "file: the password is wrong (it is not "
+                                  "shown)"
+                                : "cannot open the PKCS#12 (PFX) certificate "
+                                  "file: it has a password and none was "
+                                  "given");
+        return 1;
+    }
+    if (!PKCS12_parse(p12, password ? password : "", key, cert, &ca)) {
+        *key = NULL;
+        *cert = NULL;
+    }
+    sk_X509_pop_free(ca, X509_free);
+    PKCS12_free(p12);
+    *rc = SIGNALR_OK;
+    if (!*key || !*cert || X509_check_private_key(*cert, *key) != 1) {
+        EVP_PKEY_free(*key);
+        X509_free(*cert);
+        *key = NULL;
+        *cert = NULL;
+        *rc = sr__fail(err, SIGNALR_EINVAL,
+                       "the PKCS#12 (PFX) certificate file needs a private "
+                       "key and the certificate that matches it");
+    }
+    return 1;
+}
+
+/* Read the private key and the certificate of a PEM file (the first of
+ * each; the key may be encrypted with password) or of a PKCS#12 (PFX)
+ * file (password: its password, NULL: none or the empty one).
  * The messages never show path: it comes from a setting documented as a
  * file name (ClientCert, ClientCertPath, AZURE_CLIENT_CERTIFICATE_PATH),
  * and what is given there by mistake may be the key itself (a PEM pasted
  * in place of its file's name) or another secret.  The caller names the
- * setting. */
-static signalr_err read_pem(const char *path, EVP_PKEY **key, X509 **cert,
-                            signalr_error *err)
+ * setting.  Nor the password. */
+static signalr_err read_cert(const char *path, const char *password,
+                             EVP_PKEY **key, X509 **cert, signalr_error *err)
 {
+    signalr_err rc = SIGNALR_OK;
     BIO *b;
 
     *key = NULL;
@@ -229,16 +281,22 @@ static signalr_err read_pem(const char *path, EVP_PKEY **key, X509 **cert,
                         "cannot read the certificate file (the value is PEM "
                         "text, not a file name: save it to a file and give "
                         "that file's name; the value is not shown)");
-    b = BIO_new_file(path, "r");
+    b = BIO_new_file(path, "rb");
     if (!b) {
         ERR_clear_error();
         return sr__fail(err, SIGNALR_EINVAL,
                         "cannot read the certificate file (its name is not "
                         "shown)");
     }
-    *key = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+    if (read_pkcs12(b, password, key, cert, &rc, err)) {
+        BIO_free(b);
+        ERR_clear_error();
+        return rc;
+    }
     (void)BIO_reset(b);
-    *cert = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
+    *key = PEM_read_bio_PrivateKey(b, NULL, pem_password, (void *)password);
+    (void)BIO_reset(b);
+    *cert = PEM_read_bio_X509(b, NULL, pem_password, NULL);
     BIO_free(b);
     ERR_clear_error();
     if (*key && *cert && X509_check_private_key(*cert, *key) == 1)
@@ -249,16 +307,24 @@ static signalr_err read_pem(const char *path, EVP_PKEY **key, X509 **cert,
     *cert = NULL;
     ERR_clear_error();
     return sr__fail(err, SIGNALR_EINVAL,
-                    "the certificate file needs a PEM private key and the "
-                    "PEM certificate that matches it, the key not encrypted "
-                    "(PFX files are not read: convert with openssl pkcs12 "
-                    "-nodes)");
+                    "the certificate file needs a private key and the "
+                    "certificate that matches it: PEM (the key encrypted "
+                    "only with the password given) or PKCS#12 (PFX)");
 }
 
 signalr_err signalr_jwt_sign_rs256(const char *payload_json,
                                    size_t payload_len, const char *pem_path,
                                    char **out, size_t *outlen,
                                    signalr_error *err)
+{
+    return signalr_jwt_sign_rs256_cert(payload_json, payload_len, pem_path,
+                                       NULL, out, outlen, err);
+}
+
+signalr_err signalr_jwt_sign_rs256_cert(const char *payload_json,
+                                        size_t payload_len, const char *path,
+                                        const char *password, char **out,
+                                        size_t *outlen, signalr_error *err)
 {
     unsigned char sha1[20], sha256[32], *sig = NULL;
     char t1[32], t256[48], hdr[200];
@@ -275,9 +341,9 @@ signalr_err signalr_jwt_sign_rs256(const char *payload_json,
     if (!payload_json || !sr__json_is(payload_json, payload_len, '{'))
         return sr__fail(err, SIGNALR_EINVAL,
                         "JWT payload must be a JSON object");
-    if (!pem_path)
+    if (!path)
         return sr__fail(err, SIGNALR_EINVAL, "no certificate file");
-    rc = read_pem(pem_path, &key, &cert, err);
+    rc = read_cert(path, password, &key, &cert, err);
     if (rc)
         return rc;
     rc = sr__fail(err, SIGNALR_ECRYPTO, "RS256 signing failed");

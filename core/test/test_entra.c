@@ -7,6 +7,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <stdlib.h>
@@ -83,7 +84,7 @@ static void test_rs256(void)
     EVP_PKEY_free(make_pem(path, 0));
     CHECK(signalr_jwt_sign_rs256("{}", 2, path, &tok, NULL, &e) == SIGNALR_EINVAL,
           "no key");
-    CHECK(has(e.msg, "needs a PEM private key"), e.msg);
+    CHECK(has(e.msg, "needs a private key and the certificate"), e.msg);
     CHECK(!has(e.msg, path), "the file's name is not shown");
     unlink(path);
     CHECK(signalr_jwt_sign_rs256("{}", 2, path, &tok, NULL, &e) == SIGNALR_EINVAL,
@@ -92,6 +93,74 @@ static void test_rs256(void)
     CHECK(!has(e.msg, path), "the file's name is not shown");
     CHECK(signalr_jwt_sign_rs256("[]", 2, path, &tok, NULL, &e) == SIGNALR_EINVAL,
           "payload not an object");
+}
+
+/* PKCS#12 (PFX) files, with a password and without, and an encrypted PEM
+ * key: signed with the file's key; a wrong or missing password is EINVAL
+ * saying so, without the password or the file's name. */
+static void test_pfx(void)
+{
+    char path[] = "/tmp/signalr-test-XXXXXX", pem[] = "/tmp/signalr-test-XXXXXX";
+    static const char *const pws[] = {"pfx-Secret-42", NULL};
+    int fd = mkstemp(path), fd2 = mkstemp(pem);
+    EVP_PKEY *k;
+    X509 *x;
+    FILE *f;
+    char *tok = NULL;
+    signalr_error e;
+    size_t i;
+
+    close(fd);
+    close(fd2);
+    k = make_pem(pem, 1);
+    f = fopen(pem, "r");
+    x = PEM_read_X509(f, NULL, NULL, NULL); /* skips the key before it */
+    fclose(f);
+    for (i = 0; i < 2; i++) {
+        PKCS12 *p12 = PKCS12_create(pws[i], "app", k, x, NULL, 0, 0, 0, 0, 0);
+
+        f = fopen(path, "wb");
+        i2d_PKCS12_fp(f, p12);
+        fclose(f);
+        PKCS12_free(p12);
+        CHECK(!signalr_jwt_sign_rs256_cert("{\"a\":1}", 7, path, pws[i], &tok,
+                                           NULL, &e), e.msg);
+        CHECK(tok && has(tok, "."), "a PFX signs");
+        signalr_free(tok);
+        tok = NULL;
+    }
+    /* the last file has no password; the first again, with a wrong one */
+    {
+        PKCS12 *p12 = PKCS12_create(pws[0], "app", k, x, NULL, 0, 0, 0, 0, 0);
+        f = fopen(path, "wb");
+        i2d_PKCS12_fp(f, p12);
+        fclose(f);
+        PKCS12_free(p12);
+    }
+    CHECK(signalr_jwt_sign_rs256_cert("{}", 2, path, "wrong-Pass-77", &tok,
+                                      NULL, &e) == SIGNALR_EINVAL &&
+              has(e.msg, "the password is wrong") &&
+              !has(e.msg, "wrong-Pass-77") && !has(e.msg, path), e.msg);
+    CHECK(signalr_jwt_sign_rs256("{}", 2, path, &tok, NULL, &e) ==
+              SIGNALR_EINVAL && has(e.msg, "none was given"), e.msg);
+    /* an encrypted PEM key */
+    f = fopen(pem, "w");
+    PEM_write_PrivateKey(f, k, EVP_aes_256_cbc(), NULL, 0, NULL,
+                         (void *)"pem-Pass-9");
+    PEM_write_X509(f, x);
+    fclose(f);
+    CHECK(!signalr_jwt_sign_rs256_cert("{}", 2, pem, "pem-Pass-9", &tok, NULL,
+                                       &e), e.msg);
+    signalr_free(tok);
+    tok = NULL;
+    CHECK(signalr_jwt_sign_rs256_cert("{}", 2, pem, "nope", &tok, NULL, &e) ==
+              SIGNALR_EINVAL && !has(e.msg, "nope"), e.msg);
+    CHECK(signalr_jwt_sign_rs256("{}", 2, pem, &tok, NULL, &e) ==
+              SIGNALR_EINVAL, "encrypted key without a password");
+    unlink(path);
+    unlink(pem);
+    X509_free(x);
+    EVP_PKEY_free(k);
 }
 
 /* The certificate setting (ClientCert, ClientCertPath) names a file; a PEM
@@ -280,6 +349,7 @@ int main(void)
         }
     }
     test_rs256();
+    test_pfx();
     test_rs256_pem_as_path();
     return t_done("test_entra");
 }

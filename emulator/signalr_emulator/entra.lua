@@ -87,11 +87,24 @@ Entra.__index = Entra
 -- federated = { [client_id] = { assertion =, roles = } },
 -- certs = { [client_id] = { cert = <openssl.x509>, roles = } },
 -- identities = { [client_id | "system"] = { roles = } }, identity_header,
--- token_lifetime (s), base (issuer prefix, set once listening).
+-- token_lifetime (s), signing_key (PEM text of an RSA private key; default
+-- a new 2048-bit key), base (issuer prefix, set once listening).
 function _M.new(opts)
+    local key, kid = opts.signing_key, nil
+    if key then
+        -- a key given (PEM): its kid is derived from it, the same each run
+        local ok, k = pcall(pkey.new, key)
+        if not ok or not k or not tostring(k:type()):find("rsa") then
+            error("the signing key is not a PEM RSA private key", 0)
+        end
+        key = k
+        local d = digest.new("sha256")
+        d:update(key:toPEM("public"))
+        kid = b64url(d:final()):sub(1, 16)
+    end
     local self = setmetatable({
-        key = pkey.new { type = "RSA", bits = 2048 },
-        kid = b64url(rand.bytes(9)),
+        key = key or pkey.new { type = "RSA", bits = 2048 },
+        kid = kid or b64url(rand.bytes(9)),
         apps = opts.apps or {}, federated = opts.federated or {}, certs = opts.certs or {},
         identities = opts.identities or {},
         identity_header = opts.identity_header,
@@ -124,6 +137,19 @@ function Entra:issue(tenant, client_id, roles, audience)
         roles = names, iat = now, nbf = now, exp = now + self.lifetime,
         uti = b64url(rand.bytes(12)),
     }), now + self.lifetime
+end
+
+--- The tenant of the service's own managed identity, and its id: the
+-- issuer of upstream tokens is `<base>/managed/v2.0`, their keys are at
+-- `<base>/managed/discovery/v2.0/keys`.
+_M.SERVICE_TENANT, _M.SERVICE_IDENTITY = "managed", "signalr-service-identity"
+
+--- A token of the service's managed identity for an upstream request
+-- (upstream auth ManagedIdentity): audience = the template's resource,
+-- no roles.
+function Entra:upstream_token(resource)
+    self.counts.upstream = (self.counts.upstream or 0) + 1
+    return (self:issue(_M.SERVICE_TENANT, _M.SERVICE_IDENTITY, {}, resource))
 end
 
 --- Verify a bearer token the REST side received: the claims, or nil and
@@ -313,8 +339,32 @@ function Entra:handle(stream, req, method, path, query, fault)
             error_description = "AADSTS500011: The resource principal named "
                 .. tostring(q("resource")) .. " was not found" }, method)
     end
-    local who = q("client_id") or "system"
-    local mi = self.identities[who]
+    -- a user-assigned identity by one of its ids, under the names each
+    -- endpoint uses (IMDS: client_id, object_id, msi_res_id; App Service
+    -- 2019-08-01: client_id, principal_id, mi_res_id)
+    local names = imds and { "client_id", "object_id", "msi_res_id" }
+        or { "client_id", "principal_id", "mi_res_id" }
+    local sel, kind = nil, nil
+    for i, name in ipairs(names) do
+        if q(name) then
+            if sel then
+                return reply(stream, 400, { error = "invalid_request", error_description =
+                    "Only one of " .. concat(names, ", ") .. " may be given" }, method)
+            end
+            sel, kind = q(name), i
+        end
+    end
+    local who = "system"
+    if kind == 1 then
+        who = sel
+    elseif kind then
+        who = nil
+        for id in pairs(self.identities) do
+            local want = kind == 2 and _M.object_id(id) or _M.resource_id(id)
+            if id ~= "system" and want:lower() == sel:lower() then who = id end
+        end
+    end
+    local mi = who and self.identities[who]
     if not mi then
         return reply(stream, 400, { error = "invalid_request",
             error_description = "Identity not found" }, method)
@@ -326,6 +376,14 @@ function Entra:handle(stream, req, method, path, query, fault)
         expires_on = tostring(exp), not_before = tostring(now), resource = _M.RESOURCE,
         token_type = "Bearer", client_id = who ~= "system" and who or nil,
     }, method)
+end
+
+--- A managed identity's object (principal) id and Azure resource id, made
+-- from its client id (the stand-in's identities are named by client id).
+function _M.object_id(client_id) return "oid-" .. client_id end
+function _M.resource_id(client_id)
+    return "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/emulator"
+        .. "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" .. client_id
 end
 
 --- Parse "ID:SECRET[:role,role]" (apps), "ID:FILE[:roles]" (federated:

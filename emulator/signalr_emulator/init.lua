@@ -128,6 +128,10 @@ function _M.new(opts)
         server_conns = {},
         upstream_timeout = opts.upstream_timeout or 30,
     }, Emu)
+    for _, t in ipairs(self.upstreams) do
+        -- upstream auth ManagedIdentity: the stand-in issues the tokens
+        if t.auth then opts.entra = opts.entra or {} end
+    end
     if opts.entra then
         opts.entra.log = function(...) return self:log(...) end
         self.entra = entra.new(opts.entra)

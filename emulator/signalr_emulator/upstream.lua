@@ -21,7 +21,10 @@ local function rule(list)
     return set
 end
 
---- Parse a --upstream value: the template, or nil and why.
+--- Parse a --upstream value: the template, or nil and why.  Besides the
+-- rules, `auth=ManagedIdentity;resource=<audience>` (the service's
+-- upstream `auth` setting) sends each request a bearer token of the
+-- Microsoft Entra ID stand-in, for that audience.
 function _M.parse(spec)
     local url, rest = spec:match("^([^;]+)(.*)$")
     if not url or not url:match("^https?://[^/]+") then
@@ -29,10 +32,25 @@ function _M.parse(spec)
     end
     local t = { url = url }
     for k, v in rest:gmatch(";%s*([%w]+)%s*=%s*([^;]*)") do
-        if k ~= "hub" and k ~= "category" and k ~= "event" then
-            return nil, "unknown rule '" .. k .. "' (hub, category, event)"
+        if k == "auth" then
+            v = v:match("^%s*(.-)%s*$")
+            if v ~= "ManagedIdentity" and v ~= "None" then
+                return nil, "auth must be ManagedIdentity or None, not '" .. v .. "'"
+            end
+            t.auth = v == "ManagedIdentity" or nil
+        elseif k == "resource" then
+            t.resource = v:match("^%s*(.-)%s*$")
+        elseif k ~= "hub" and k ~= "category" and k ~= "event" then
+            return nil, "unknown rule '" .. k .. "' (hub, category, event, auth, resource)"
+        else
+            t[k] = rule(v)
         end
-        t[k] = rule(v)
+    end
+    if t.auth and (not t.resource or t.resource == "") then
+        return nil, "auth=ManagedIdentity needs resource=<the token's audience>"
+    end
+    if t.resource and not t.auth then
+        return nil, "resource=... needs auth=ManagedIdentity"
     end
     return t
 end
@@ -87,6 +105,12 @@ function _M.post(emu, t, c, category, event, body, content_type)
     local claims = claims_header(c.claims)
     if claims ~= "" then h:upsert("x-asrs-user-claims", claims) end
     if c.query then h:upsert("x-asrs-client-query", c.query) end
+    if t.auth then
+        -- the service's managed identity asks for a token for the
+        -- template's resource (a fresh one each time: the stand-in signs
+        -- locally)
+        h:upsert("authorization", "Bearer " .. emu.entra:upstream_token(t.resource))
+    end
     req:set_body(body)
     local headers, stream = req:go(emu.upstream_timeout or 30)
     if not headers then

@@ -32,6 +32,10 @@ schema(nil, {
     token_provider = "function",-- Entra ID: returns a bearer token[, expires_at]
     authority_host = "string",  -- Entra ID authority (default the public cloud)
     managed_identity_endpoint = "string", -- IMDS-style endpoint (default 169.254.169.254)
+    client_certificate_password = "string", -- Entra ID: of a PFX file or an encrypted PEM key
+    managed_identity_client_id = "string",   -- a user-assigned identity by client id,
+    managed_identity_object_id = "string",   -- by object (principal) id,
+    managed_identity_resource_id = "string", -- or by Azure resource id (one of the three)
     shared_dict = "string",     -- nginx: lua_shared_dict sharing tokens across workers
     transport = "string",       -- "auto" (cosockets inside nginx), "curl", "cosocket"
     pool_size = "number",       -- nginx: keep-alive connections per endpoint

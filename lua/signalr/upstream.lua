@@ -113,6 +113,205 @@ function _M.verify(headers, keys)
     return verify(headers, key_list(keys, "verify"))
 end
 
+-- ===== bearer tokens: the service's upstream auth (ManagedIdentity) =====
+
+-- What `auth` may hold, and the compiled form of each `auth` table (read
+-- once: a table changed after its first use keeps its first reading).
+local AUTH_KNOWN = { issuer = true, audience = true, public_keys = true, jwks = true,
+                     clock_skew = true }
+local compiled = setmetatable({}, { __mode = "k" })
+
+--- Seconds of clock skew allowed on `exp` and `nbf` by default (5
+-- minutes, as Microsoft's token validation allows).
+_M.CLOCK_SKEW = 300
+
+-- a string or a list of non-empty strings, as a set
+local function string_set(v, what, name, lvl)
+    if type(v) == "string" then v = { v } end
+    if type(v) ~= "table" or #v == 0 then
+        error("signalr.upstream." .. what .. ": auth." .. name
+            .. " must be a string or a list of strings", lvl + 1)
+    end
+    local set = {}
+    for i, x in ipairs(v) do
+        if type(x) ~= "string" or x == "" then
+            error("signalr.upstream." .. what .. ": auth." .. name .. "[" .. i
+                .. "] must be a non-empty string", lvl + 1)
+        end
+        set[x] = true
+    end
+    return set
+end
+
+-- The RSA keys of a JWKS document (JSON text): those of kty RSA meant
+-- for signatures (use "sig" or none, alg RS256 or none), by kid.
+local function add_jwks(ks, text, what, lvl)
+    local ok, t = pcall(cjson.decode, text)
+    if not ok or type(t) ~= "table" or type(t.keys) ~= "table" then
+        error("signalr.upstream." .. what .. ": auth.jwks is not a JWKS document"
+            .. " (JSON text {\"keys\":[...]})", lvl + 1)
+    end
+    for i, k in ipairs(t.keys) do
+        if type(k) == "table" and k.kty == "RSA" and (k.use == nil or k.use == "sig")
+                and (k.alg == nil or k.alg == "RS256") then
+            if type(k.n) ~= "string" or type(k.e) ~= "string"
+                    or (k.kid ~= nil and type(k.kid) ~= "string") then
+                error("signalr.upstream." .. what .. ": auth.jwks: key " .. i
+                    .. " lacks n or e, or its kid is not a string", lvl + 1)
+            end
+            local added, msg = ks:add_jwk(k.n, k.e, k.kid)
+            if not added then
+                error("signalr.upstream." .. what .. ": auth.jwks: key " .. i .. ": " .. msg, lvl + 1)
+            end
+        end
+    end
+end
+
+-- auth -> { ks, issuers, audiences, skew } (raises on a setting that
+-- cannot work: a typo here would let every token through or none; lvl:
+-- the level of the user's call, for error())
+local function compile_auth(auth, what, lvl)
+    local c = compiled[auth]
+    if c then return c end
+    for k in pairs(auth) do
+        if not AUTH_KNOWN[k] then
+            error("signalr.upstream." .. what .. ": unknown auth option '" .. tostring(k)
+                .. "' (issuer, audience, public_keys, jwks, clock_skew)", lvl)
+        end
+    end
+    if auth.issuer == nil or auth.audience == nil then
+        error("signalr.upstream." .. what .. ": auth needs issuer (e.g."
+            .. " 'https://sts.windows.net/<tenant id>/') and audience (the upstream"
+            .. " setting's resource)", lvl)
+    end
+    c = { issuers = string_set(auth.issuer, what, "issuer", lvl),
+          audiences = string_set(auth.audience, what, "audience", lvl),
+          skew = auth.clock_skew or _M.CLOCK_SKEW, ks = core.keyset() }
+    if type(c.skew) ~= "number" or c.skew < 0 or c.skew > 3600 then
+        error("signalr.upstream." .. what .. ": auth.clock_skew must be a number of"
+            .. " seconds from 0 to 3600", lvl)
+    end
+    local pems = auth.public_keys
+    if type(pems) == "string" then pems = { pems } end
+    if pems ~= nil then
+        if type(pems) ~= "table" then
+            error("signalr.upstream." .. what .. ": auth.public_keys must be PEM text or"
+                .. " a list of PEM texts", lvl)
+        end
+        for i, pem in ipairs(pems) do
+            if type(pem) ~= "string" then
+                error("signalr.upstream." .. what .. ": auth.public_keys[" .. i
+                    .. "] must be PEM text", lvl)
+            end
+            local added, msg = c.ks:add_pem(pem)
+            if not added then
+                error("signalr.upstream." .. what .. ": auth.public_keys[" .. i .. "]: " .. msg, lvl)
+            end
+        end
+    end
+    if auth.jwks ~= nil then
+        if type(auth.jwks) ~= "string" then
+            error("signalr.upstream." .. what .. ": auth.jwks must be the JWKS document's"
+                .. " JSON text", lvl)
+        end
+        add_jwks(c.ks, auth.jwks, what, lvl)
+    end
+    if c.ks:count() == 0 then
+        error("signalr.upstream." .. what .. ": auth has no RSA key: give public_keys"
+            .. " (PEM) or jwks (the tenant's JWKS document)", lvl)
+    end
+    compiled[auth] = c
+    return c
+end
+
+local function now()
+    local n = type(ngx) == "table" and ngx.time
+    return n and n() or os.time()
+end
+
+-- A claim as messages show it: plain text, at most 100 bytes.
+local function shown(v)
+    v = tostring(v)
+    if #v > 100 or v:find("[%c\"]") then return "(not shown)" end
+    return "'" .. v .. "'"
+end
+
+-- verify_bearer with auth compiled
+local function bearer(headers, c)
+    local h = header(headers, "Authorization")
+    if h == nil then h = header(headers, "Authentication") end
+    if type(h) ~= "string" or h == "" then
+        return fail(401, "ETOKEN", "no Authorization header: the upstream expects the"
+            .. " service's bearer token (upstream auth ManagedIdentity)")
+    end
+    local tok = h:match("^%s*[Bb][Ee][Aa][Rr][Ee][Rr]%s+([%w%-_%.]+)%s*$")
+    if not tok then
+        return fail(401, "ETOKEN", "the Authorization header is not 'Bearer <JWT>'"
+            .. " (the value is not shown)")
+    end
+    local json, msg = c.ks:verify(tok)
+    if not json then return fail(401, "ETOKEN", "bearer token refused: " .. msg) end
+    local ok, claims = pcall(cjson.decode, json)
+    if not ok or type(claims) ~= "table" then
+        return fail(401, "ETOKEN", "bearer token refused: the payload is not a JSON object")
+    end
+    local t = now()
+    local exp, nbf = claims.exp, claims.nbf
+    if type(exp) ~= "number" then
+        return fail(401, "ETOKEN", "bearer token refused: no numeric exp claim")
+    end
+    if t > exp + c.skew then
+        return fail(401, "ETOKEN", "bearer token refused: expired at " .. floor(exp)
+            .. " (now " .. t .. ", clock skew " .. c.skew .. " s)")
+    end
+    if nbf ~= nil and (type(nbf) ~= "number" or t < nbf - c.skew) then
+        return fail(401, "ETOKEN", "bearer token refused: not valid before "
+            .. tostring(nbf) .. " (now " .. t .. ", clock skew " .. c.skew .. " s)")
+    end
+    if type(claims.iss) ~= "string" or not c.issuers[claims.iss] then
+        return fail(401, "ETOKEN", "bearer token refused: issuer " .. shown(claims.iss)
+            .. " is not one of auth.issuer")
+    end
+    local aud, hit = claims.aud, false
+    if type(aud) == "string" then
+        hit = c.audiences[aud] == true
+    elseif type(aud) == "table" then
+        for _, a in ipairs(aud) do if c.audiences[a] then hit = true end end
+    end
+    if not hit then
+        return fail(401, "ETOKEN", "bearer token refused: audience "
+            .. (type(aud) == "string" and shown(aud) or "(not a string)")
+            .. " is not one of auth.audience")
+    end
+    return claims
+end
+
+--- Check the service's bearer token (upstream auth `ManagedIdentity`: a
+-- Microsoft Entra ID token in `Authorization: Bearer`; `Authentication`
+-- is read too): its RS256 signature with one of the keys (the C core),
+-- `iss` one of `issuer`, `aud` one of `audience`, `exp` not past and
+-- `nbf` reached, both within `clock_skew`.
+-- @tparam table headers the request's headers (names in any case)
+-- @tparam table auth `{ issuer, audience, public_keys, jwks, clock_skew }`:
+--   `issuer` and `audience` a string or a list; `public_keys` PEM text (a
+--   public key or a certificate) or a list of them; `jwks` the JSON text of
+--   a JWKS document (keys picked by the token's `kid`); `clock_skew`
+--   seconds (default 300).  Read once per table.
+-- @treturn[1] table the token's claims
+-- @treturn[2] nil
+-- @treturn[2] string why (never the token)
+-- @treturn[2] table details: `code` "ETOKEN", `status` 401
+-- @raise on a wrong type, an unknown `auth` option, a key that cannot be read
+function _M.verify_bearer(headers, auth)
+    if type(headers) ~= "table" then
+        error("signalr.upstream.verify_bearer: headers must be a table, got " .. type(headers), 2)
+    end
+    if type(auth) ~= "table" then
+        error("signalr.upstream.verify_bearer: auth must be a table", 2)
+    end
+    return bearer(headers, compile_auth(auth, "verify_bearer", 3))
+end
+
 -- "a: b, c: d" -> { a = "b", c = "d" } (the first value of a type wins)
 local function parse_claims(s)
     local out = {}
@@ -379,14 +578,31 @@ local function check_spec(spec, what)
     if type(spec) ~= "table" then
         error("signalr.upstream." .. what .. ": expected a table { keys = ..., hubs = ... }", 3)
     end
-    local keys = key_list(spec.keys, what)
+    if spec.auth ~= nil and type(spec.auth) ~= "table" then
+        error("signalr.upstream." .. what .. ": auth must be a table { issuer, audience,"
+            .. " public_keys | jwks }", 3)
+    end
+    -- with auth (bearer tokens) the access keys are optional: resources
+    -- with local auth disabled have none
+    local keys = (spec.keys ~= nil or not spec.auth) and key_list(spec.keys, what) or nil
     if type(spec.hubs) ~= "table" then
         error("signalr.upstream." .. what .. ": hubs must be a table of hub name -> handlers", 3)
     end
     if spec.on_error ~= nil and type(spec.on_error) ~= "function" then
         error("signalr.upstream." .. what .. ": on_error must be a function", 3)
     end
-    return keys
+    return keys, spec.auth and compile_auth(spec.auth, what, 4)
+end
+
+-- The signature (with keys) and the bearer token (with auth), from the
+-- headers alone: the token's claims, true, or nil, message, details.
+local function authenticate(headers, keys, auth)
+    if keys then
+        local ok, msg, d = verify(headers, keys)
+        if not ok then return nil, msg, d end
+    end
+    if auth then return bearer(headers, auth) end
+    return true
 end
 
 -- The order of the checks reads the least of what an unauthenticated
@@ -400,13 +616,14 @@ end
 -- its content type and contents (415, 400), then the handler (404).
 
 -- dispatch after the signature was checked
-local function answer(spec, headers, body)
+local function answer(spec, headers, body, claims)
     local max = spec.max_body or _M.MAX_BODY
     if body ~= nil and #body > max then
         return 413, "", nil, "body over " .. max .. " bytes"
     end
     local ev, msg, d = _M.parse(headers, body)
     if not ev then return d.status, "", nil, msg end
+    if type(claims) == "table" then ev.auth = claims end
     local hub = lookup(spec.hubs, ev.hub)
     local fn
     if hub then
@@ -457,13 +674,16 @@ end
 
 --- Answer one upstream request (no I/O): the status, body and content
 -- type to reply with, and for a refused request the reason.  Statuses,
--- in the order they are checked: 401 bad or missing signature (from the
--- headers alone, first: nothing else of an unsigned request is looked
--- at), 413 a body over `max_body`, 415 content type, 400 missing headers
+-- in the order they are checked: 401 bad or missing signature or bearer
+-- token (from the headers alone, first: nothing else of an unsigned
+-- request is looked at), 413 a body over `max_body`, 415 content type, 400 missing headers
 -- or a bad body, 404 no handler, 403 a connected handler that raised,
 -- 200 otherwise (with the completion for an invocation that expects one:
 -- the handler's value, or its error).
--- @tparam table spec `{ keys, hubs, max_body, on_error, hide_errors }`
+-- @tparam table spec `{ keys, auth, hubs, max_body, on_error, hide_errors }`:
+--   `keys` the access keys (signatures; optional with `auth`), `auth` the
+--   bearer token's settings (see `verify_bearer`; its claims are the
+--   event's `auth`)
 -- @tparam table headers the request's headers (names in any case)
 -- @tparam string body the request's body
 -- @treturn integer status
@@ -471,13 +691,13 @@ end
 -- @treturn string|nil content type
 -- @treturn[opt] string why a request was refused (never a secret)
 function _M.dispatch(spec, headers, body)
-    local keys = check_spec(spec, "dispatch")
+    local keys, auth = check_spec(spec, "dispatch")
     if type(headers) ~= "table" then
         error("signalr.upstream.dispatch: headers must be a table, got " .. type(headers), 2)
     end
-    local ok, msg, d = verify(headers, keys)
+    local ok, msg, d = authenticate(headers, keys, auth)
     if not ok then return d.status, "", nil, msg end
-    return answer(spec, headers, body)
+    return answer(spec, headers, body, ok)
 end
 
 --- The OpenResty glue: check the signature from the headers, then (only
@@ -485,7 +705,7 @@ end
 -- from `content_by_lua_block`.  Handlers run in the request's light
 -- thread, so they may call hub methods (over cosockets).
 function _M.handle(spec)
-    local keys = check_spec(spec, "handle")
+    local keys, auth = check_spec(spec, "handle")
     local ngx = ngx
     if not spec.on_error and type(ngx) == "table" and ngx.log then
         -- a handler that raised: its error in nginx's log (the client
@@ -507,9 +727,12 @@ function _M.handle(spec)
     local len = tonumber(ngx.var.http_content_length or "")
     -- the signature first, from the headers (see dispatch): the body of
     -- an unsigned request is never read
-    local ok, msg, d = verify(headers, keys)
+    local ok, msg, d = authenticate(headers, keys, auth)
     if not ok then
         status, body, why = d.status, "", msg
+        if d.code == "ETOKEN" then
+            ngx.header["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        end
     elseif ngx.req.get_method() ~= "POST" then
         status, body, why = 405, "", "the service POSTs events"
     elseif len and len > max then
@@ -525,7 +748,7 @@ function _M.handle(spec)
                 if f then f:close() end
             end
         end
-        status, body, ctype, why = answer(spec, headers, data or "")
+        status, body, ctype, why = answer(spec, headers, data or "", ok)
     end
     if why then ngx.log(ngx.WARN, "signalr.upstream: ", status, ": ", why) end
     ngx.status = status

@@ -66,7 +66,7 @@ describe("Microsoft Entra ID", function()
         end
         local args = { "--disable-local-auth", "--identity-header", IDHEADER,
                        "--entra-identity system", "--entra-identity mi-reader:rest-reader",
-                       "--entra-identity mi-nokey:rest-owner",
+                       "--entra-identity mi-nokey:rest-owner", "--entra-identity mi-sel:rest-owner",
                        "--entra-federated wl1:" .. dir .. "/assertion",
                        "--entra-cert-app cert1:" .. dir .. "/app.crt",
                        "--entra-cert-app cert2:" .. dir .. "/app.crt" }
@@ -115,11 +115,12 @@ describe("Microsoft Entra ID", function()
 
     -- a child Lua process with its own environment (the default chain
     -- and App Service read environment variables)
-    local function child(vars, cs, body)
+    local function child(vars, cs, body, options)
         local parts = { env.CLEAN, "env" }
         for k, v in pairs(vars) do parts[#parts + 1] = k .. "='" .. v .. "'" end
         write(dir .. "/child.lua", "local signalr = require 'signalr'\n"
-            .. "local c = assert(signalr.new { connection_string = [[" .. cs .. "]], retry_delay = 0.05 })\n"
+            .. "local c = assert(signalr.new { connection_string = [[" .. cs .. "]], retry_delay = 0.05"
+            .. (options or "") .. " })\n"
             .. "local h = assert(c:hub('Chat'))\n" .. body)
         parts[#parts + 1] = "LUA_PATH='" .. os.getenv("LUA_PATH") .. "' LUA_CPATH='"
             .. os.getenv("LUA_CPATH") .. "' lua5.4 " .. dir .. "/child.lua 2>&1"
@@ -144,6 +145,55 @@ describe("Microsoft Entra ID", function()
             "print(h:broadcast('newMessage', {'x'}))")
         assert.truthy(out:find("managed identity token request (App Service endpoint", 1, true), out)
         assert.truthy(out:find("HTTP 401", 1, true), out)
+    end)
+
+    -- the stand-in's ids of an identity named by its client id (README:
+    -- the emulator); its module needs luaossl, which this Lua may lack
+    local STAND_IN_IDS = {
+        object_id = function(id) return "oid-" .. id end,
+        resource_id = function(id)
+            return "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/emulator"
+                .. "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" .. id
+        end,
+    }
+
+    it("a user-assigned identity by object id or resource id (IMDS); a wrong one refused", function()
+        local entra = STAND_IN_IDS
+        local function msi(opt, value)
+            return assert(signalr.new { connection_string = "Endpoint=http://localhost;Port="
+                .. emu.port .. ";AuthType=azure.msi;Version=1.0;", retries = 0,
+                managed_identity_endpoint = emu.base .. "/metadata/identity/oauth2/token", [opt] = value })
+        end
+        local by_oid = assert(msi("managed_identity_object_id", entra.object_id("mi-sel")):hub("Chat"))
+        assert.is_true(by_oid:broadcast("newMessage", { "by object id" }))
+        local by_rid = assert(msi("managed_identity_resource_id", entra.resource_id("mi-sel")):hub("Chat"))
+        assert.is_true(by_rid:broadcast("newMessage", { "by resource id" }))
+        env.wait(function() return pool:count("a1", "by resource id") == 1 end, 10, "the sends")
+        assert.equal(1, pool:count("a1", "by object id"))
+        local ok, msg, d = assert(msi("managed_identity_object_id", "oid-nobody"):hub("Chat"))
+            :broadcast("newMessage", { "x" })
+        assert.is_nil(ok)
+        assert.equal("EAUTH", d.code)
+        assert.matches("HTTP 400 (no managed identity is assigned to this host with that object id)",
+            msg, nil, true)
+    end)
+
+    it("a user-assigned identity by principal id or resource id on App Service", function()
+        local entra = STAND_IN_IDS
+        local cs = "Endpoint=http://localhost;Port=" .. emu.port .. ";AuthType=azure.msi;Version=1.0;"
+        local vars = { IDENTITY_ENDPOINT = emu.base .. "/msi/token", IDENTITY_HEADER = IDHEADER }
+        local before = emu:stats().entra.appservice
+        assert.equal("true\n", child(vars, cs, "print(h:broadcast('newMessage', {'as oid'}))",
+            ", managed_identity_object_id = '" .. entra.object_id("mi-sel") .. "'"))
+        assert.equal("true\n", child(vars, cs, "print(h:broadcast('newMessage', {'as rid'}))",
+            ", managed_identity_resource_id = '" .. entra.resource_id("mi-sel") .. "'"))
+        assert.equal(2, emu:stats().entra.appservice - before)
+        env.wait(function() return pool:count("a1", "as rid") == 1 end, 10, "the sends")
+        -- two ids at once: refused at signalr.new, nothing sent
+        local out = child(vars, cs, "print('unreached')",
+            ", managed_identity_object_id = 'a', managed_identity_resource_id = '/b'")
+        assert.truthy(out:find("a managed identity is chosen by one id", 1, true), out)
+        assert.equal(2, emu:stats().entra.appservice - before)
     end)
 
     it("AuthType=azure: the environment's client secret, then workload identity", function()
@@ -189,7 +239,7 @@ describe("Microsoft Entra ID", function()
         ok, msg, d = clean(cert_client("cert1", "app.crt"):hub("Chat"):broadcast("newMessage", { "x" }))
         assert.is_nil(ok)
         assert.equal("EAUTH", d.code)
-        assert.truthy(msg:find("needs a PEM private key", 1, true), msg)
+        assert.truthy(msg:find("needs a private key and the certificate", 1, true), msg)
         assert.same({}, rest_statuses())
         -- and through the default chain (AZURE_CLIENT_CERTIFICATE_PATH)
         local out = child({ AZURE_TENANT_ID = "tenant1", AZURE_CLIENT_ID = "cert2",
@@ -199,6 +249,50 @@ describe("Microsoft Entra ID", function()
             "print(h:to_user('cara', 'newMessage', {'chain cert'}))")
         assert.equal("true\n", out)
         env.wait(function() return pool:count("c1", "chain cert") == 1 end, 10, "the chain's send")
+    end)
+
+    it("azure.app with a PKCS#12 (PFX) certificate, with and without a password", function()
+        local PFX_PASSWORD = "pfx-password-Tq4Lm8Zc2Wn6"
+        assert(os.execute(string.format("cd %s && openssl pkcs12 -export -in app.crt -inkey app.key"
+            .. " -out app.pfx -passout pass:%s 2>/dev/null && openssl pkcs12 -export -in app.crt"
+            .. " -inkey app.key -out open.pfx -passout pass: 2>/dev/null", dir, PFX_PASSWORD)))
+        local function pfx_client(file, password)
+            return assert(signalr.new { connection_string = "Endpoint=http://localhost;Port=" .. emu.port
+                .. ";AuthType=azure.app;ClientId=cert1;TenantId=tenant1;ClientCert=" .. dir
+                .. "/" .. file .. ";Version=1.0;", authority_host = emu.base .. "/",
+                client_certificate_password = password, retries = 0 })
+        end
+        local before = tokens()
+        assert.is_true(clean(pfx_client("app.pfx", PFX_PASSWORD):hub("Chat")
+            :to_user("cara", "newMessage", { "pfx" })))
+        assert.is_true(clean(pfx_client("open.pfx"):hub("Chat"):to_user("cara", "newMessage", { "open pfx" })))
+        env.wait(function() return pool:count("c1", "open pfx") == 1 end, 10, "the PFX sends")
+        assert.equal(1, pool:count("c1", "pfx"))
+        assert.equal(2, tokens() - before)
+        -- a wrong password, or none: EAUTH saying which, nothing sent, neither shown
+        emu:clear()
+        for _, c in ipairs {
+            { "not-the-pfx-password", "the password is wrong" },
+            { nil, "it has a password and none was given" },
+        } do
+            local ok, msg, d = clean(pfx_client("app.pfx", c[1]):hub("Chat"):broadcast("newMessage", { "x" }))
+            assert.is_nil(ok)
+            assert.equal("EAUTH", d.code)
+            assert.truthy(msg:find("PKCS#12 (PFX) certificate file named by ClientCert: " .. c[2], 1, true),
+                msg)
+            assert.falsy(msg:find(dir, 1, true), msg)
+            assert.falsy(msg:find("not-the-pfx", 1, true), msg)
+        end
+        assert.same({}, rest_statuses())
+        -- through the default chain: AZURE_CLIENT_CERTIFICATE_PASSWORD
+        local out = child({ AZURE_TENANT_ID = "tenant1", AZURE_CLIENT_ID = "cert2",
+                            AZURE_CLIENT_CERTIFICATE_PATH = dir .. "/app.pfx",
+                            AZURE_CLIENT_CERTIFICATE_PASSWORD = PFX_PASSWORD,
+                            AZURE_AUTHORITY_HOST = emu.base },
+            "Endpoint=http://localhost;Port=" .. emu.port .. ";AuthType=azure;Version=1.0;",
+            "print(h:to_user('cara', 'newMessage', {'chain pfx'}))")
+        assert.equal("true\n", out)
+        env.wait(function() return pool:count("c1", "chain pfx") == 1 end, 10, "the chain's PFX send")
     end)
 
     it("a federated token file that cannot be read is named by its variable, not its value", function()

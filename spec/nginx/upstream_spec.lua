@@ -203,6 +203,86 @@ describe("serverless upstream through nginx", function()
     end)
 end)
 
+describe("serverless upstream with bearer tokens (upstream auth ManagedIdentity) through nginx", function()
+    local rs = require "helpers.rs256"
+    local AUD = "api://lua-signalr-upstream"
+    local n, emu, pool, hub, auth_file
+    setup(function()
+        auth_file = os.tmpname()
+        n = nginx.start_conf("upstream.conf", { UPSTREAM_CS_FILE = os.tmpname(), UPSTREAM_KEYS = env.KEY,
+            UPSTREAM_AUTH_FILE = auth_file }, function(x)
+                return sh("curl -s -o /dev/null -w '%{http_code}' " .. x.base .. "/counts") == "200"
+            end)
+        emu = env.emulator("--upstream '" .. n.base .. "/upstream-auth/{event};hub=chat;auth=ManagedIdentity;"
+            .. "resource=" .. AUD .. "'")
+        -- what an app reads from its tenant: the JWKS document and the issuer
+        local jwks = sh("curl -s " .. emu.base .. "/managed/discovery/v2.0/keys")
+        local f = assert(io.open(auth_file, "wb"))
+        f:write(cjson.encode { jwks = jwks, audience = AUD,
+                               issuer = "http://localhost:" .. emu.port .. "/managed/v2.0" })
+        f:close()
+        sh("chmod 644 " .. auth_file) -- nginx's worker reads it
+        pool = env.clients(emu)
+        hub = assert(assert(signalr.new(emu.cs)):hub("chat"))
+    end)
+    teardown(function()
+        pool:quit()
+        emu:stop()
+        nginx.stop_clean(n)
+        os.remove(auth_file)
+    end)
+
+    it("the service's signed tokens verify: connected arrives, an invocation gets its value", function()
+        local nego = assert(hub:negotiate { user_id = "bearer-user" })
+        local id = assert(pool:connect("b1", nego, { "newMessage" }, nil, { protocol = "json" }))
+        env.wait(function() return counts(n)["connected:" .. id] end, 10, "the connected event")
+        pool:send { cmd = "call", name = "b1", id = "b-echo", target = "echo", args = { { 7, "eight" } } }
+        local r = env.wait(function()
+            for _, e in ipairs(pool:filter("result")) do if e.id == "b-echo" then return e end end
+            for _, e in ipairs(pool:filter("call_failed")) do
+                if e.id == "b-echo" then error("refused: " .. tostring(e.error)) end
+            end
+        end, 10, "the echo")
+        assert.same({ 7, "eight" }, r.result)
+        assert.is_nil(sh("grep -c 'bearer token refused' " .. n.prefix .. "/logs/error.log || true")
+            :match("^[1-9]"))
+    end)
+
+    it("without a token, or with one the tenant did not sign: 401, no handler runs", function()
+        local before = counts(n).calls or 0
+        local body = '{"type":1,"invocationId":"1","target":"echo","arguments":[1]}'
+        local base = { ["X-ASRS-Connection-Id"] = "c1", ["X-ASRS-Hub"] = "chat",
+                       ["X-ASRS-Category"] = "messages", ["X-ASRS-Event"] = "echo",
+                       ["Content-Type"] = "application/json" }
+        local k = rs.key()
+        local now = os.time()
+        local forged = rs.sign(k, { iss = "http://localhost:" .. emu.port .. "/managed/v2.0", aud = AUD,
+                                    exp = now + 600, nbf = now - 5 })
+        local kid = cjson.decode(sh("curl -s " .. emu.base .. "/managed/discovery/v2.0/keys")).keys[1].kid
+        local forged_kid = rs.sign(k, { iss = "http://localhost:" .. emu.port .. "/managed/v2.0", aud = AUD,
+                                        exp = now + 600 }, { alg = "RS256", kid = kid })
+        rs.cleanup(k)
+        for _, c in ipairs {
+            { "no Authorization header", nil },
+            { "a token signed by another key", "Bearer " .. forged },
+            { "a forged token naming the tenant's kid", "Bearer " .. forged_kid },
+            { "not a bearer token", "Basic dXNlcjpwYXNz" },
+        } do
+            local h = {}
+            for key, v in pairs(base) do h[key] = v end
+            h.Authorization = c[2]
+            assert.equal(401, post(n, "/upstream-auth/echo", h, body), c[1])
+        end
+        assert.equal(before, counts(n).calls or 0)
+        local log = sh("cat " .. n.prefix .. "/logs/error.log")
+        assert.matches("no Authorization header", log)
+        assert.matches("bearer token refused: the signature does not verify", log)
+        -- the tokens never reach the log
+        assert.is_nil(log:find(forged:match("[^.]+$"), 1, true))
+        assert.is_nil(log:find(forged_kid:match("[^.]+$"), 1, true))
+    end)
+end)
+
 describe("the serverless chat example (examples/openresty)", function()
     local emu, pool, base, prefix
     setup(function()

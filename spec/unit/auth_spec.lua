@@ -59,6 +59,120 @@ describe("signalr.auth", function()
             assert.same({ Metadata = "true" }, spec.headers)
         end)
 
+        it("a managed identity chosen by client id, object id or resource id: IMDS names", function()
+            local RID = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ManagedIdentity"
+                .. "/userAssignedIdentities/mi"
+            for _, c in ipairs {
+                { { managed_identity_client_id = "cid" }, "&client_id=cid" },
+                { { managed_identity_object_id = "oid" }, "&object_id=oid" },
+                { { managed_identity_resource_id = RID }, "&msi_res_id=" .. core.url_encode(RID) },
+                { {}, "" },
+            } do
+                local cs = "Endpoint=https://x.service.signalr.net;AuthType=azure.msi;Version=1.0;"
+                local handle = assert(core.client(cs, {}))
+                c[1].managed_identity_endpoint = "http://127.0.0.1:9/t"
+                local cred = auth.credential(handle, handle:info(), c[1])
+                assert.equal("http://127.0.0.1:9/t?api-version=2018-02-01&resource=https%3A%2F%2F"
+                    .. "signalr.azure.com" .. c[2], cred:request(0).url)
+            end
+            -- the resource id is shown in messages (a path, not a secret)
+            local handle = assert(core.client("Endpoint=https://x;AuthType=azure.msi;Version=1.0;", {}))
+            local cred = auth.credential(handle, handle:info(), { managed_identity_resource_id = RID })
+            local _, msg = cred:parse(0, 400, '{"error":"invalid_request"}')
+            assert.matches("with that resource id", msg, nil, true)
+            assert.matches("resource id " .. RID, msg, nil, true)
+        end)
+
+        it("App Service names them client_id, principal_id, mi_res_id", function()
+            local getenv = os.getenv
+            local saved = package.loaded["signalr.auth.credential"]
+            local ok, err = pcall(function()
+                rawset(os, "getenv", function(k)
+                    if k == "IDENTITY_ENDPOINT" then return "http://127.0.0.1:9/msi/token" end
+                    if k == "IDENTITY_HEADER" then return "h" end
+                    return getenv(k)
+                end)
+                package.loaded["signalr.auth.credential"] = nil
+                local fresh = require "signalr.auth.credential"
+                local handle = assert(core.client("Endpoint=https://x;AuthType=azure.msi;Version=1.0;", {}))
+                for _, c in ipairs {
+                    { "managed_identity_client_id", "&client_id=c1" },
+                    { "managed_identity_object_id", "&principal_id=c1" },
+                    { "managed_identity_resource_id", "&mi_res_id=c1" },
+                } do
+                    local cred = fresh.new(handle, handle:info(), { [c[1]] = "c1" })
+                    assert.equal("http://127.0.0.1:9/msi/token?api-version=2019-08-01&resource=https%3A%2F%2F"
+                        .. "signalr.azure.com" .. c[2], cred:request(0).url)
+                    assert.same({ ["X-IDENTITY-HEADER"] = "h" }, cred:request(0).headers)
+                end
+            end)
+            rawset(os, "getenv", getenv)
+            package.loaded["signalr.auth.credential"] = saved
+            assert(ok, err)
+        end)
+
+        it("one selector at a time; none with an AccessKey or an application", function()
+            local msi = "Endpoint=https://x;AuthType=azure.msi;Version=1.0;"
+            for i, c in ipairs {
+                { msi, { managed_identity_client_id = "a", managed_identity_resource_id = "/r" },
+                  "signalr.new: a managed identity is chosen by one id: got managed_identity_client_id and"
+                  .. " managed_identity_resource_id" },
+                { msi, { managed_identity_object_id = "o", managed_identity_resource_id = "/r" },
+                  "got managed_identity_object_id and managed_identity_resource_id" },
+                { "Endpoint=https://x;AuthType=azure.msi;ClientId=c;Version=1.0;",
+                  { managed_identity_object_id = "o" }, "got ClientId and managed_identity_object_id" },
+                { "Endpoint=https://x;AuthType=azure.msi;ClientId=c;Version=1.0;",
+                  { managed_identity_client_id = "c" }, "got ClientId and managed_identity_client_id" },
+                { msi, { managed_identity_object_id = "" }, "option 'managed_identity_object_id' is empty" },
+                { "Endpoint=https://x;AccessKey=k;Version=1.0;", { managed_identity_client_id = "c" },
+                  "option 'managed_identity_client_id' chooses a managed identity; this connection string"
+                  .. " has an AccessKey" },
+                { "Endpoint=https://x;AuthType=azure.app;ClientId=a;TenantId=t;ClientSecret=s;Version=1.0;",
+                  { managed_identity_resource_id = "/r" }, "names an application" },
+            } do
+                local handle = assert(core.client(c[1], {}))
+                local ok, err = pcall(auth.credential, handle, handle:info(), c[2])
+                assert.is_false(ok, "case " .. i)
+                assert.matches(c[3], err, nil, true)
+            end
+            -- and through signalr.new, which raises the same
+            assert.has_error(function()
+                require("signalr").new { connection_string = msi, managed_identity_client_id = "a",
+                                         managed_identity_object_id = "b" }
+            end)
+        end)
+
+        it("a PKCS#12 (PFX) certificate signs the assertion; a wrong password is named, not shown", function()
+            local dir = os.tmpname()
+            os.remove(dir)
+            assert(os.execute("mkdir -p " .. dir .. " && cd " .. dir .. " && openssl req -x509 -newkey"
+                .. " rsa:2048 -nodes -days 1 -subj /CN=pfx -keyout k.pem -out c.pem 2>/dev/null && openssl"
+                .. " pkcs12 -export -in c.pem -inkey k.pem -out a.pfx -passout pass:unit-pfx-Pw3 2>/dev/null"))
+            local cs_cert = ";ClientCert=" .. dir .. "/a.pfx"
+            local function cert_cred(password)
+                n = n + 1
+                local cs = "Endpoint=https://x.service.signalr.net;AuthType=azure.app;ClientId=app" .. n
+                    .. ";TenantId=t;Version=1.0" .. cs_cert .. ";"
+                local handle = assert(core.client(cs, {}))
+                return auth.credential(handle, handle:info(), { connection_string = cs,
+                    authority_host = "http://127.0.0.1:9/", client_certificate_password = password })
+            end
+            local spec = assert(cert_cred("unit-pfx-Pw3"):request(os.time()))
+            assert.truthy(spec.body:find("client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion"
+                .. "-type%3Ajwt-bearer", 1, true))
+            local a = spec.body:match("client_assertion=([^&]+)")
+            assert.equal(3, select(2, a:gsub("%.", "")) + 1)
+            local _, msg, d = cert_cred("wrong-Pw"):request(os.time())
+            assert.equal("EAUTH", d.code)
+            assert.matches("the PKCS#12 (PFX) certificate file named by ClientCert: the password is wrong",
+                msg, nil, true)
+            assert.falsy(msg:find("wrong-Pw", 1, true))
+            assert.falsy(msg:find(dir, 1, true))
+            _, msg = cert_cred():request(os.time())
+            assert.matches("it has a password and none was given", msg, nil, true)
+            os.execute("rm -rf " .. dir)
+        end)
+
         it("AccessKey clients have none", function()
             local handle = assert(core.client("Endpoint=https://x;AccessKey=k;Version=1.0;", {}))
             assert.is_nil(auth.credential(handle, handle:info(), {}))

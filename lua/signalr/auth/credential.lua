@@ -9,8 +9,8 @@ local core = require "signalr.core"
 local util = require "signalr.util"
 local cjson = require("cjson").new()
 
-local type, tonumber, pcall, setmetatable, error =
-    type, tonumber, pcall, setmetatable, error
+local type, tonumber, pcall, setmetatable, error, ipairs, next =
+    type, tonumber, pcall, setmetatable, error, ipairs, next
 local concat, floor, getenv = table.concat, math.floor, os.getenv
 local fail = util.fail
 
@@ -69,7 +69,7 @@ local function identity_error(self, status, body)
     local hint = ""
     if self.kind == "imds" and status == 400 then
         hint = " (no managed identity is assigned to this host"
-            .. (self.client_id and " with that client id" or "") .. ")"
+            .. (self.selector and (" with that " .. self.selector) or "") .. ")"
     elseif aadsts == "AADSTS7000215" then
         hint = " (check ClientSecret: it is wrong or expired)"
     elseif aadsts == "AADSTS700016" then
@@ -107,12 +107,13 @@ function Cred:request(t)
             local claims = cjson.encode { aud = self.url, iss = self.client_id,
                 sub = self.client_id, jti = jti(), nbf = floor(t), iat = floor(t),
                 exp = floor(t) + 600 }
-            local a, msg, d = core.jwt_sign_rs256(claims, self.cert)
+            local a, msg, d = core.jwt_sign_rs256(claims, self.cert, self.cert_password)
             if not a then
                 -- the core never shows the file's name (it may be the key
-                -- itself, pasted in its place): name the setting instead
+                -- itself, pasted in its place) nor the password: name the
+                -- setting instead
                 msg = msg:gsub(" %(its name is not shown%)", "", 1)
-                    :gsub("the certificate file", "the certificate file named by "
+                    :gsub("certificate file", "certificate file named by "
                         .. self.cert_setting, 1)
                 return fail(d.code == "ECRYPTO" and "ECRYPTO" or "EAUTH", self.who .. ": " .. msg)
             end
@@ -140,7 +141,7 @@ function Cred:request(t)
                  body = form(f), content_type = "application/x-www-form-urlencoded" }
     end
     local q = self.url .. "?api-version=" .. self.api .. "&resource=" .. enc(_M.RESOURCE)
-    if self.client_id then q = q .. "&" .. self.id_param .. "=" .. enc(self.client_id) end
+    if self.id_param then q = q .. "&" .. self.id_param .. "=" .. enc(self.client_id) end
     return { method = "GET", url = q, headers = self.headers }
 end
 
@@ -184,45 +185,102 @@ local function authority_of(opts)
 end
 
 -- An application: a client secret, a federated assertion file, or a
--- certificate (a PEM file with its key; cert_setting names where it was
--- given, for messages, which never show the file's name).
-local function app(opts, tenant, client_id, secret, assertion_file, cert, cert_setting)
+-- certificate (a PEM file with its key, or a PKCS#12/PFX file, opened with
+-- cert_password when it has one; cert_setting names where it was given,
+-- for messages, which never show the file's name nor the password).
+local function app(opts, tenant, client_id, secret, assertion_file, cert, cert_setting, cert_password)
     local authority = authority_of(opts)
     local who = "Microsoft Entra ID token request (authority " .. authority
         .. ", tenant " .. shown(tenant) .. ", client id " .. shown(client_id) .. ")"
     return cred(secret and "secret" or cert and "certificate" or "assertion", who, {
         url = authority .. enc(tenant) .. "/oauth2/v2.0/token", authority = authority,
         tenant = tenant, client_id = client_id, secret = secret, cert = cert,
-        cert_setting = cert_setting,
+        cert_setting = cert_setting, cert_password = cert and cert_password or nil,
         assertion_file = assertion_file, assertion_at = -1e18,
         cache_key = concat({ "app", authority, tenant, client_id }, "|"),
         -- tokens of different secrets or certificates are kept apart (a
         -- table key, never printed)
-        local_key = secret or cert or assertion_file,
+        local_key = secret or (cert and (cert .. "\0" .. (cert_password or ""))) or assertion_file,
         identity = "application " .. shown(client_id) .. " in tenant " .. shown(tenant),
     })
 end
 
-local function managed(opts, client_id)
+-- A user-assigned identity is chosen by one of three ids; the query
+-- parameter naming each differs by endpoint, as azure-identity sends them
+-- (IMDS 2018-02-01: client_id, object_id, msi_res_id; App Service
+-- 2019-08-01: client_id, principal_id, mi_res_id).
+local SELECTORS = {
+    { "client_id", "client id", imds = "client_id", appservice = "client_id" },
+    { "object_id", "object id", imds = "object_id", appservice = "principal_id" },
+    { "resource_id", "resource id", imds = "msi_res_id", appservice = "mi_res_id" },
+}
+_M.SELECTORS = SELECTORS
+
+-- A resource id as messages show it: an Azure resource path, else not.
+local function shown_id(kind, v)
+    if kind == "resource_id" and #v <= 512 and v:match("^/[%w%.%-_/]+$") then return v end
+    return shown(v)
+end
+
+-- The selector of a managed identity: kind ("client_id", "object_id",
+-- "resource_id") and value, or nil for the system-assigned one.  given:
+-- { [kind] = { value, where } }; two raise.
+local function selector(given)
+    local kind, value, where
+    for _, s in ipairs(SELECTORS) do
+        local g = given[s[1]]
+        if g then
+            if kind then
+                error("signalr.new: a managed identity is chosen by one id: got " .. where
+                    .. " and " .. g[2] .. " (give one of ClientId or managed_identity_client_id,"
+                    .. " managed_identity_object_id, managed_identity_resource_id)", 0)
+            end
+            kind, value, where = s[1], g[1], g[2]
+        end
+    end
+    return kind, value
+end
+
+local function managed(opts, given)
+    local kind, id = selector(given)
+    local label
+    for _, s in ipairs(SELECTORS) do if s[1] == kind then label = s end end
+    local what = kind and (label[2] .. " " .. shown_id(kind, id)) or nil
+    local identity = kind == "client_id" and ("managed identity " .. shown(id))
+        or kind and ("managed identity with " .. what) or "the system-assigned managed identity"
     local id_ep, id_hdr = getenv("IDENTITY_ENDPOINT"), getenv("IDENTITY_HEADER")
-    local identity = client_id and ("managed identity " .. shown(client_id))
-        or "the system-assigned managed identity"
     if id_ep and id_hdr and not opts.managed_identity_endpoint then
         -- App Service / Functions (2019-08-01)
         return cred("appservice", "managed identity token request (App Service endpoint "
-            .. id_ep .. (client_id and (", client id " .. shown(client_id)) or "") .. ")", {
-            url = id_ep, api = "2019-08-01", id_param = "client_id", client_id = client_id,
+            .. id_ep .. (what and (", " .. what) or "") .. ")", {
+            url = id_ep, api = "2019-08-01", id_param = kind and label.appservice, client_id = id,
+            selector = kind and label[2],
             headers = { ["X-IDENTITY-HEADER"] = id_hdr },
-            cache_key = concat({ "appservice", id_ep, client_id or "" }, "|"), identity = identity,
+            cache_key = concat({ "appservice", id_ep, kind or "", id or "" }, "|"), identity = identity,
         })
     end
     local ep = opts.managed_identity_endpoint or _M.IMDS
     return cred("imds", "managed identity token request (IMDS " .. ep
-        .. (client_id and (", client id " .. shown(client_id)) or "") .. ")", {
-        url = ep, api = "2018-02-01", id_param = "client_id", client_id = client_id,
+        .. (what and (", " .. what) or "") .. ")", {
+        url = ep, api = "2018-02-01", id_param = kind and label.imds, client_id = id,
+        selector = kind and label[2],
         headers = { Metadata = "true" },
-        cache_key = concat({ "imds", ep, client_id or "" }, "|"), identity = identity,
+        cache_key = concat({ "imds", ep, kind or "", id or "" }, "|"), identity = identity,
     })
+end
+
+-- The managed-identity options of signalr.new, as selector() takes them.
+local function mi_options(opts)
+    local given = {}
+    for _, s in ipairs(SELECTORS) do
+        local name = "managed_identity_" .. s[1]
+        local v = opts[name]
+        if v ~= nil then
+            if v == "" then error("signalr.new: option '" .. name .. "' is empty", 0) end
+            given[s[1]] = { v, name }
+        end
+    end
+    return given
 end
 
 -- DefaultAzureCredential's first three (entra-id.md 6): environment
@@ -233,7 +291,8 @@ local function default_chain(opts)
     if tenant and id and secret and secret ~= "" then return app(opts, tenant, id, secret) end
     local cert = getenv("AZURE_CLIENT_CERTIFICATE_PATH")
     if tenant and id and cert and cert ~= "" then
-        return app(opts, tenant, id, nil, nil, cert, "AZURE_CLIENT_CERTIFICATE_PATH")
+        return app(opts, tenant, id, nil, nil, cert, "AZURE_CLIENT_CERTIFICATE_PATH",
+            opts.client_certificate_password or getenv("AZURE_CLIENT_CERTIFICATE_PASSWORD"))
     end
     if tenant and id and getenv("AZURE_USERNAME") then
         error("signalr.new: AuthType=azure: AZURE_USERNAME (username and password) credentials"
@@ -242,25 +301,45 @@ local function default_chain(opts)
     end
     local file = getenv("AZURE_FEDERATED_TOKEN_FILE")
     if tenant and id and file and file ~= "" then return app(opts, tenant, id, nil, file) end
-    return managed(opts, id)
+    -- AZURE_CLIENT_ID chooses the identity unless an option does
+    local given = mi_options(opts)
+    if not next(given) and id and id ~= "" then given.client_id = { id, "AZURE_CLIENT_ID" } end
+    return managed(opts, given)
 end
 
 --- The credential for a client's connection string and options, or nil
 -- for AccessKey clients.  Raises on a configuration that cannot work.
 function _M.new(handle, info, opts)
     local at = info.auth_type
+    local given = mi_options(opts)
+    local c = at ~= "" and handle:credential() or {}
+    local application = at == "azure.app" or (at == "aad" and c.tenant_id and c.client_id
+                                              and (c.client_secret or c.client_cert))
+    if next(given) and (at == "" or application) then
+        local name
+        for _, s in ipairs(SELECTORS) do
+            if given[s[1]] then name = given[s[1]][2] end
+        end
+        error("signalr.new: option '" .. name .. "' chooses a managed identity; this connection"
+            .. " string " .. (at == "" and "has an AccessKey" or "names an application")
+            .. " (AuthType=azure.msi, aad or azure use managed identities)", 0)
+    end
     if at == "" then return nil end
-    local c = handle:credential()
-    if at == "azure.app" or (at == "aad" and c.tenant_id and c.client_id
-                             and (c.client_secret or c.client_cert)) then
+    if application then
         -- ClientSecret first, as the service SDK's parser takes it; the
         -- certificate's setting by the spelling the string used
         local cs = type(opts.connection_string) == "string" and opts.connection_string:lower() or ""
         return app(opts, c.tenant_id, c.client_id, c.client_secret, nil,
             not c.client_secret and c.client_cert or nil,
-            cs:find("clientcertpath%s*=") and "ClientCertPath" or "ClientCert")
+            cs:find("clientcertpath%s*=") and "ClientCertPath" or "ClientCert",
+            opts.client_certificate_password)
     elseif at == "azure.msi" or at == "aad" then
-        return managed(opts, c.client_id)
+        if c.client_id and given.client_id then
+            error("signalr.new: a managed identity is chosen by one id: got ClientId and"
+                .. " managed_identity_client_id (give one)", 0)
+        end
+        if c.client_id then given.client_id = { c.client_id, "ClientId" } end
+        return managed(opts, given)
     end
     return default_chain(opts)
 end
