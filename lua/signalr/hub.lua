@@ -103,11 +103,23 @@ local function single_send(method, id_name, param, known)
             target, args, opts = ...
         end
         need_string(target, "target", method)
-        opts = opt_table(opts, "opts", method, known)
-        local params = { target = target }
-        if param then params[param] = id end
-        if known.exclude then params.excluded = check_exclude(opts.exclude, method) end
-        return send(self, method, method, params, args, names_of(opts.endpoints, method))
+        local excluded, names
+        if opts ~= nil then
+            opts = opt_table(opts, "opts", method, known)
+            if known.exclude then excluded = check_exclude(opts.exclude, method) end
+            names = names_of(opts.endpoints, method)
+        end
+        local text, msg, details = encode(args, method)
+        if not text then return nil, msg, details end
+        -- the parameters in one constructor (no table grows per send)
+        local params
+        if param then
+            params = { target = target, hub = self.name, arguments = text, [param] = id,
+                       excluded = excluded }
+        else
+            params = { target = target, hub = self.name, arguments = text, excluded = excluded }
+        end
+        return self._t:call(method, params, method, names)
     end
 end
 

@@ -55,7 +55,6 @@ _M.DATA, _M.ACKED = DATA, ACKED
 local WHAT = { user = "user id", connection = "connection id", group = "group",
                users = "user id", connections = "connection id", groups = "group",
                excluded = "connection id" }
-local NAMED = { "user", "group", "connection", "excluded", "users", "groups", "connections" }
 
 --- A persistent transport.
 -- @tparam table rest the blocking or nginx transport (the REST calls,
@@ -111,11 +110,17 @@ end
 -- A data message's frame | nil, msg, details.
 local function data_frame(self, op, params, what)
     local spec = DATA[op]
-    for _, k in ipairs(NAMED) do
-        local ok, msg, d = check_names(params, k, what)
+    -- a data operation's parameters name ids only under its own two keys
+    local idk, listk = spec[2], spec[3]
+    if idk and params[idk] ~= nil then
+        local ok, msg, d = check_names(params, idk, what)
         if not ok then return nil, msg, d end
     end
-    local list = spec[3] and params[spec[3]]
+    if listk and params[listk] ~= nil then
+        local ok, msg, d = check_names(params, listk, what)
+        if not ok then return nil, msg, d end
+    end
+    local list = listk and params[listk]
     if type(list) == "string" then list = { list } end
     local frame, msg, d = core.sp_data(spec[1], spec[2] and params[spec[2]], list,
         params.target, params.arguments, self.protocols, self.o.max_message_size)

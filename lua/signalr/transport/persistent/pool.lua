@@ -60,7 +60,7 @@ function _M.new(o, spec)
         type = spec.type or SP.WEAK_CONNECTION,
         requests = spec.requests or request.queue(),
         on_message = spec.on_message, on_lost = spec.on_lost, io = spec.io,
-        hubs = {}, sockets = loop.sockets(),
+        hubs = {}, named = {}, sockets = loop.sockets(),
         server_id = (os.getenv("HOSTNAME") or "lua"):gsub("[^%w%-%.]", "") .. "_"
             .. guid():gsub("%-", ""),
         -- sent: handed to a connection; requeued: unwritten when their
@@ -135,8 +135,10 @@ end
 --- The hub's connections (opened on first use): its state table.
 -- @tparam string name the hub
 function Pool:open(name)
+    local hc = self.named[name] -- by the name as given: no lower() per send
+    if hc then return hc end
     local key = lower(name)
-    local hc = self.hubs[key]
+    hc = self.hubs[key]
     if not hc then
         hc = { name = name, conns = {}, queue = {}, acks = {}, next_ack = 0, rr = 0, waiting = 0 }
         local spec = { o = self.o, type = self.type, io = self.io, events = events(self, hc),
@@ -145,6 +147,7 @@ function Pool:open(name)
         self.hubs[key] = hc
         for _, c in ipairs(hc.conns) do c:start(now()) end
     end
+    self.named[name] = hc
     return hc
 end
 
@@ -187,6 +190,9 @@ end
 -- A connection holding MAX_UNWRITTEN bytes the network has not taken:
 -- the failure of a send on it (nil when there is room).
 local function too_full(self, c, what)
+    -- the connection's own count first (no call); it is exact but for
+    -- control frames the WebSocket queued since its last write
+    if (c.unsent or 0) + (c.ob_bytes or 0) < MAX_UNWRITTEN - 4096 then return nil end
     if c:unwritten() <= MAX_UNWRITTEN then return nil end
     if not self.io then c:pump(now()) end
     if c.ws and c:unwritten() > MAX_UNWRITTEN then
@@ -226,7 +232,7 @@ end
 -- @tparam string frame
 -- @tparam string what the call, for messages
 function Pool:deliver(hub, frame, what)
-    local hc = self:open(hub)
+    local hc = self.named[hub] or self:open(hub)
     local c = pick(hc)
     if not c and not self.io then
         -- no loop may be polling (a plain script): each send moves the
