@@ -8,6 +8,7 @@
 local core = require "signalr.core"
 local json = require "signalr.json"
 local names_of = require("signalr.util").names
+local encode_args = json.encode_args
 
 local type, error, tostring, setmetatable, getmetatable, ipairs, pairs =
     type, error, tostring, setmetatable, getmetatable, ipairs, pairs
@@ -109,8 +110,17 @@ local function single_send(method, id_name, param, known)
             if known.exclude then excluded = check_exclude(opts.exclude, method) end
             names = names_of(opts.endpoints, method)
         end
-        local text, msg, details = encode(args, method)
-        if not text then return nil, msg, details end
+        local text = encode_args(args)
+        if not text then
+            local msg, details
+            text, msg, details = encode(args, method)
+            if not text then return nil, msg, details end
+        end
+        local t = self._t
+        if names == nil and t.send_data then
+            -- a transport that takes sends without a parameter table
+            return t:send_data(method, self.name, target, text, id, excluded)
+        end
         -- the parameters in one constructor (no table grows per send)
         local params
         if param then
@@ -119,7 +129,7 @@ local function single_send(method, id_name, param, known)
         else
             params = { target = target, hub = self.name, arguments = text, excluded = excluded }
         end
-        return self._t:call(method, params, method, names)
+        return t:call(method, params, method, names)
     end
 end
 

@@ -20,6 +20,7 @@ local pool_mod = require "signalr.transport.persistent.pool"
 local type, ipairs, pairs, pcall, error, setmetatable =
     type, ipairs, pairs, pcall, error, setmetatable
 local SP = core.sp
+local validate, sp_data = core.validate, core.sp_data
 
 local _M = {}
 
@@ -92,38 +93,41 @@ function _M.new(rest, handle, o, io, seam)
     return self
 end
 
-local function check_names(params, key, what)
-    local v = params[key]
-    if v == nil then return true end
+-- The ids under `key` (a string, or a list of strings): true | nil,
+-- msg, details.
+local function check_value(v, key, what)
     if type(v) == "table" then
         for i = 1, #v do
-            local ok, msg, d = core.validate(WHAT[key], v[i])
+            local ok, msg, d = validate(WHAT[key], v[i])
             if not ok then return nil, "signalr." .. what .. ": " .. key .. "[" .. i .. "]: " .. msg, d end
         end
         return true
     end
-    local ok, msg, d = core.validate(WHAT[key], v)
+    local ok, msg, d = validate(WHAT[key], v)
     if not ok then return nil, "signalr." .. what .. ": " .. msg, d end
     return true
 end
 
--- A data message's frame | nil, msg, details.
-local function data_frame(self, op, params, what)
-    local spec = DATA[op]
-    -- a data operation's parameters name ids only under its own two keys
-    local idk, listk = spec[2], spec[3]
-    if idk and params[idk] ~= nil then
-        local ok, msg, d = check_names(params, idk, what)
+local function check_names(params, key, what)
+    local v = params[key]
+    if v == nil then return true end
+    return check_value(v, key, what)
+end
+
+-- A data message's frame | nil, msg, details (spec: DATA's entry; id:
+-- the value of its id parameter, list: of its list parameter).
+local function frame_of(self, spec, what, target, text, id, list)
+    if id ~= nil then
+        local ok, msg, d = check_value(id, spec[2], what)
         if not ok then return nil, msg, d end
     end
-    if listk and params[listk] ~= nil then
-        local ok, msg, d = check_names(params, listk, what)
+    if list ~= nil then
+        local ok, msg, d = check_value(list, spec[3], what)
         if not ok then return nil, msg, d end
+        if type(list) == "string" then list = { list } end
     end
-    local list = listk and params[listk]
-    if type(list) == "string" then list = { list } end
-    local frame, msg, d = core.sp_data(spec[1], spec[2] and params[spec[2]], list,
-        params.target, params.arguments, self.protocols, self.o.max_message_size)
+    local frame, msg, d = sp_data(spec[1], id, list, target, text, self.protocols,
+        self.o.max_message_size)
     if not frame then
         if d and d.code == "ETOOBIG" then
             msg = msg .. " (option max_message_size)"
@@ -131,6 +135,14 @@ local function data_frame(self, op, params, what)
         return nil, "signalr." .. what .. ": " .. msg, d
     end
     return frame
+end
+
+-- A data message's frame from a call's parameters.
+local function data_frame(self, spec, params, what)
+    -- a data operation's parameters name ids only under its own two keys
+    local idk, listk = spec[2], spec[3]
+    return frame_of(self, spec, what, params.target, params.arguments,
+        idk and params[idk] or nil, listk and params[listk] or nil)
 end
 
 -- Acknowledged operations wait for the service's answer.
@@ -155,8 +167,9 @@ end
 -- frames on a connection (`true`, or a request object while none is up),
 -- acknowledged operations wait for the answer, the rest goes REST.
 function Persistent:run(op, params, what)
-    if DATA[op] then
-        local frame, msg, d = data_frame(self, op, params, what)
+    local spec = DATA[op]
+    if spec then
+        local frame, msg, d = data_frame(self, spec, params, what)
         if not frame then return nil, msg, d end
         return self.pool:deliver(params.hub, frame, what)
     end
@@ -170,6 +183,46 @@ function Persistent:run(op, params, what)
     end
     if ACKED[op] then return acked(self, op, params, what) end
     return self.rest:call(op, params, what)
+end
+
+local single_call = base.Single.call
+
+--- A send as signalr.hub makes it, without a parameter table (the hub
+-- calls it instead of `call` when the call names no endpoints): the same
+-- checks, frame and outcome as `call(op, params, op)`.
+-- @tparam string op broadcast, to_user, to_group or to_connection
+-- @tparam string hub the hub's name
+-- @tparam string target the client method
+-- @tparam string text the arguments as JSON
+-- @tparam[opt] string id the user, group or connection id
+-- @tparam[opt] {string,...} excluded connection ids not to send to
+-- @return true, a request object (no connection up yet), or nil, message, details
+function Persistent:send_data(op, hub, target, text, id, excluded)
+    if self.closing then return request.closed(op) end
+    local spec = DATA[op]
+    local frame, msg, d
+    if spec[2] then
+        frame, msg, d = frame_of(self, spec, op, target, text, id, excluded)
+    else
+        frame, msg, d = frame_of(self, spec, op, target, text, nil, id or excluded)
+    end
+    if not frame then return nil, msg, d end
+    return self.pool:deliver(hub, frame, op)
+end
+
+--- One hub operation: a send without `opts.endpoints` on an open client
+-- goes straight to its frame (what signalr.transport.base's `call` would
+-- check first does not apply to it); the rest as base's `call`.
+-- @tparam string op the operation
+-- @tparam table params its parameters
+-- @tparam string what the hub method, for messages
+-- @tparam[opt] table names the call's `opts.endpoints`
+function Persistent:call(op, params, what, names)
+    local spec = DATA[op]
+    if not spec or names or self.closing then return single_call(self, op, params, what, names) end
+    local frame, msg, d = data_frame(self, spec, params, what)
+    if not frame then return nil, msg, d end
+    return self.pool:deliver(params.hub, frame, what)
 end
 
 --- One pass over the connections, then a wait of at most `timeout`

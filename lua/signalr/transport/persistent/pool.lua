@@ -36,6 +36,9 @@ _M.Pool = Pool
 -- the network is slower than the sender).
 _M.MAX_UNWRITTEN = 64 * 1024 * 1024
 local MAX_UNWRITTEN = _M.MAX_UNWRITTEN
+-- Below this a connection's own count of its unwritten bytes needs no
+-- look at the WebSocket (the margin: control frames queued since)
+local ROOM = MAX_UNWRITTEN - 4096
 
 -- The connection id a confirmation asks about: an existence check is
 -- the cheapest acknowledged message, and its answer does not matter.
@@ -153,12 +156,17 @@ end
 
 -- An open connection of the hub, in turn.
 local function pick(hc)
-    local n = #hc.conns
+    local conns, i = hc.conns, hc.rr
+    local n = #conns
     for _ = 1, n do
-        hc.rr = hc.rr % n + 1
-        local c = hc.conns[hc.rr]
-        if c.state == "open" then return c end
+        i = i < n and i + 1 or 1
+        local c = conns[i]
+        if c.state == "open" then
+            hc.rr = i
+            return c
+        end
     end
+    hc.rr = i
     return nil
 end
 
@@ -192,7 +200,7 @@ end
 local function too_full(self, c, what)
     -- the connection's own count first (no call); it is exact but for
     -- control frames the WebSocket queued since its last write
-    if (c.unsent or 0) + (c.ob_bytes or 0) < MAX_UNWRITTEN - 4096 then return nil end
+    if (c.unsent or 0) + (c.ob_bytes or 0) < ROOM then return nil end
     if c:unwritten() <= MAX_UNWRITTEN then return nil end
     if not self.io then c:pump(now()) end
     if c.ws and c:unwritten() > MAX_UNWRITTEN then
@@ -240,7 +248,7 @@ function Pool:deliver(hub, frame, what)
         self:step()
         c = pick(hc)
     end
-    if c then
+    if c and c.unsent + c.ob_bytes >= ROOM then
         local full, fd = too_full(self, c, what)
         if full then return nil, full, fd end
     end
