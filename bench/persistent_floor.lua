@@ -45,7 +45,7 @@ local batch, n = {}, 0
 local t0, c0 = core.monotonic(), os.clock()
 while core.monotonic() - t0 < secs do
     for i = 1, BATCH do
-        batch[i] = sp_data(ty, id, nil, "newMessage", json_encode(ARGS), PROTOCOLS, MAX)
+        batch[i] = sp_data(ty, id, nil, "newMessage", json_encode(ARGS), PROTOCOLS, MAX, true)
     end
     ws:send(concat(batch, "", 1, BATCH))
     local ok, want_write = sock:write(ws)

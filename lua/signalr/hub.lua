@@ -94,16 +94,17 @@ local ONLY_ENDPOINTS = { endpoints = true }
 -- args, opts).  `id_name` names the id in messages, `param` is its
 -- parameter; `known` the options it takes (`exclude` among them or not).
 local function single_send(method, id_name, param, known)
+    -- (the checks' calls only for what fails them: this runs per send)
     return function(self, ...)
-        check_self(self, method)
+        if getmetatable(self) ~= Hub then check_self(self, method) end
         local id, target, args, opts
         if id_name then
             id, target, args, opts = ...
-            need_string(id, id_name, method)
+            if type(id) ~= "string" then need_string(id, id_name, method) end
         else
             target, args, opts = ...
         end
-        need_string(target, "target", method)
+        if type(target) ~= "string" then need_string(target, "target", method) end
         local excluded, names
         if opts ~= nil then
             opts = opt_table(opts, "opts", method, known)

@@ -115,21 +115,17 @@ local function check_names(params, key, what)
 end
 
 -- A data message's frame | nil, msg, details (spec: DATA's entry; id:
--- the value of its id parameter, list: of its list parameter).
+-- the value of its id parameter, list: of its list parameter).  The
+-- binding checks the names as it builds the frame (one call).
 local function frame_of(self, spec, what, target, text, id, list)
-    if id ~= nil then
-        local ok, msg, d = check_value(id, spec[2], what)
-        if not ok then return nil, msg, d end
-    end
-    if list ~= nil then
-        local ok, msg, d = check_value(list, spec[3], what)
-        if not ok then return nil, msg, d end
-        if type(list) == "string" then list = { list } end
-    end
-    local frame, msg, d = sp_data(spec[1], id, list, target, text, self.protocols,
-        self.o.max_message_size)
+    local one = type(list) == "string"
+    if one then list = { list } end
+    local frame, msg, d, at = sp_data(spec[1], id, list, target, text, self.protocols,
+        self.o.max_message_size, true)
     if not frame then
-        if d and d.code == "ETOOBIG" then
+        if at then
+            if at > 0 and not one then msg = spec[3] .. "[" .. at .. "]: " .. msg end
+        elseif d and d.code == "ETOOBIG" then
             msg = msg .. " (option max_message_size)"
         end
         return nil, "signalr." .. what .. ": " .. msg, d
@@ -200,12 +196,15 @@ local single_call = base.Single.call
 function Persistent:send_data(op, hub, target, text, id, excluded)
     if self.closing then return request.closed(op) end
     local spec = DATA[op]
-    local frame, msg, d
-    if spec[2] then
-        frame, msg, d = frame_of(self, spec, op, target, text, id, excluded)
-    else
-        frame, msg, d = frame_of(self, spec, op, target, text, nil, id or excluded)
+    local list = excluded
+    if not spec[2] then id, list = nil, id or excluded end -- to_connection: a list of one
+    if list == nil then
+        -- the common case in one call; a failure is explained below
+        local frame = sp_data(spec[1], id, nil, target, text, self.protocols,
+            self.o.max_message_size, true)
+        if frame then return self.pool:deliver(hub, frame, op) end
     end
+    local frame, msg, d = frame_of(self, spec, op, target, text, id, list)
     if not frame then return nil, msg, d end
     return self.pool:deliver(hub, frame, op)
 end
