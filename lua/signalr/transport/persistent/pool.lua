@@ -147,6 +147,7 @@ function Pool:open(name)
         local spec = { o = self.o, type = self.type, io = self.io, events = events(self, hc),
                        target = function() return target(self, name) end }
         for i = 1, self.o.connection_count do hc.conns[i] = conn_mod.new(spec) end
+        if #hc.conns == 1 then hc.one = hc.conns[1] end
         self.hubs[key] = hc
         for _, c in ipairs(hc.conns) do c:start(now()) end
     end
@@ -241,7 +242,12 @@ end
 -- @tparam string what the call, for messages
 function Pool:deliver(hub, frame, what)
     local hc = self.named[hub] or self:open(hub)
-    local c = pick(hc)
+    local c = hc.one -- a hub of one connection needs no turn
+    if c then
+        if c.state ~= "open" then c = nil end
+    else
+        c = pick(hc)
+    end
     if not c and not self.io then
         -- no loop may be polling (a plain script): each send moves the
         -- connections on, without waiting
