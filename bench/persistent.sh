@@ -18,7 +18,13 @@
 #       unavoidable work on the binding (encode the Lua arguments, the
 #       core's frame encoder, masking, one write per 64 sends);
 # target (issue 29): the library <= 1.5x (b); its ratio to (a) printed.
-# COMPARE=0 skips the REST comparison; LIMITS=0 the limits.
+#
+# Then memory (bench/persistent_mem.lua, resident set): 10k sends queued
+# while the connection waits for its handshake, 10k sends on an open
+# connection the network does not take (the sink stopped), medians of
+# MEM_ROUNDS (3); and a soak of SOAK (1,000,000) hub:broadcast sends with
+# the RSS sampled every tenth.
+# COMPARE=0 skips the REST comparison; LIMITS=0 the limits; MEM=0 memory.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -54,8 +60,9 @@ ours() {
 }
 ops="broadcast to_group to_user"
 for op in $ops; do lua5.4 bench/persistent_floor.lua frame "$op" > "$tmp/frame_$op"; done
-median() { sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2;
-  printf "%.2f (%.2f-%.2f)", m, a[1], a[NR] }'; }
+# median [FORMAT]: the median of the numbers read, with their spread
+median() { sort -g | awk -v f="${1:-%.2f}" '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2;
+  printf f " (" f "-" f ")", m, a[1], a[NR] }'; }
 for f in lean_rate lean_cpu emu_rate emu_cpu; do : > "$tmp/$f"; done
 : > "$tmp/lines"; : > "$tmp/limit_lines"
 for op in $ops; do for f in floor wire lib_floor lib_wire lib_cpu floor_cpu wire_cpu; do : > "$tmp/${f}_$op"; done; done
@@ -97,9 +104,33 @@ $(cat "$tmp/limit_lines")
 |---|---|---|---|---|
 | library CPU µs per send | $(median < "$tmp/lib_cpu_broadcast") | $(median < "$tmp/lib_cpu_to_group") | $(median < "$tmp/lib_cpu_to_user") | |
 | (b) floor CPU µs per send | $(median < "$tmp/floor_cpu_broadcast") | $(median < "$tmp/floor_cpu_to_group") | $(median < "$tmp/floor_cpu_to_user") | |
-| (a) wire CPU µs per send | $(median < "$tmp/wire_cpu_broadcast") | $(median < "$tmp/wire_cpu_to_group") | $(median < "$tmp/wire_cpu_to_user") | |
+| (a) wire CPU µs per send | $(median %.3f < "$tmp/wire_cpu_broadcast") | $(median %.3f < "$tmp/wire_cpu_to_group") | $(median %.3f < "$tmp/wire_cpu_to_user") | |
 | **library / (b) floor** | $(median < "$tmp/lib_floor_broadcast") | $(median < "$tmp/lib_floor_to_group") | $(median < "$tmp/lib_floor_to_user") | <= 1.5 |
-| library / (a) wire | $(median < "$tmp/lib_wire_broadcast") | $(median < "$tmp/lib_wire_to_group") | $(median < "$tmp/lib_wire_to_user") | (printed) |
+| library / (a) wire | $(median %.0f < "$tmp/lib_wire_broadcast") | $(median %.0f < "$tmp/lib_wire_to_group") | $(median %.0f < "$tmp/lib_wire_to_user") | (printed) |
+
+OUT
+fi
+if [ "${MEM:-1}" != 0 ]; then
+  mem_rounds=${MEM_ROUNDS:-3}; soak=${SOAK:-1000000}
+  pmem() { SINK_PID=$(cat "$tmp/sink.pid") \
+    AzureSignalRConnectionString="Endpoint=http://127.0.0.1;Port=$wport;AccessKey=$key;Version=1.0;" \
+    lua5.4 bench/persistent_mem.lua "$@"; }
+  echo "measuring memory: $mem_rounds rounds, a soak of $soak sends ..." >&2
+  : > "$tmp/m_wait"; : > "$tmp/m_unw"
+  for _ in $(seq 1 "$mem_rounds"); do
+    pmem waiting >> "$tmp/m_wait"
+    pmem unwritten >> "$tmp/m_unw"
+  done
+  samples=$(pmem soak "$soak")
+  cat <<OUT
+Persistent mode's memory (resident set; median of $mem_rounds, min-max):
+
+| what | value |
+|---|---|
+| 10k sends queued while the connection waits for its handshake | $(median %.0f < "$tmp/m_wait") KiB |
+| 10k sends on an open connection the network does not take | $(median %.0f < "$tmp/m_unw") KiB |
+| soak of $soak hub:broadcast sends: RSS after the first / the last tenth | $(awk '{ print $1 " / " $NF }' <<< "$samples") KiB |
+| (every tenth) | $samples |
 
 OUT
 fi

@@ -234,6 +234,7 @@ local function attempt_call(self, op, params, attempt)
     -- the whole request in one string from the core (no table per header)
     local bytes, host, port, tls, idempotent, method = self.handle:wire(op, params, now())
     if not bytes then return nil, host, port end -- msg, details
+    local msg, details
     local status, headers, body, stale = exchange(self, host, port, tls, method, bytes)
     -- A pooled connection the server had closed: one immediate fresh
     -- attempt, when that cannot duplicate anything: the request was
