@@ -1,10 +1,11 @@
 -- lua-signalr sends for the benchmarks.  argv: mode (blocking|async|
--- persistent) seconds [in_flight].  AzureSignalRConnectionString names the sink.
+-- persistent) seconds [in_flight [op]].  AzureSignalRConnectionString names
+-- the sink.  op (persistent mode): broadcast (default), to_group or to_user.
 -- Prints sends/s and the CPU (user+sys of this process, os.clock) per
 -- send in microseconds.
 local signalr = require "signalr"
 local core = require "signalr.core"
-local mode, secs, inflight = arg[1], tonumber(arg[2]), tonumber(arg[3] or "16")
+local mode, secs, inflight, op = arg[1], tonumber(arg[2]), tonumber(arg[3] or "16"), arg[4] or "broadcast"
 local ARGS = { "player42", { x = 12.5, y = 7.25, hp = 87, state = "running", team = "red" }, "0123456789abcde" }
 local cs = os.getenv("AzureSignalRConnectionString")
 local n, failed, t0, c0 = 0, 0, core.monotonic(), os.clock()
@@ -20,13 +21,31 @@ elseif mode == "persistent" then
     local client = assert(signalr.new { connection_string = cs, mode = "persistent",
         server_timeout = 600, on_done = function(r) if r.error then failed = failed + 1 end end })
     local hub = client:hub("chat")
+    -- 64 of the same message to everyone, to a group, to a user: the
+    -- count that failed
+    local batch = ({
+        broadcast = function(k)
+            local f = 0
+            for _ = 1, k do if hub:broadcast("newMessage", ARGS) ~= true then f = f + 1 end end
+            return f
+        end,
+        to_group = function(k)
+            local f = 0
+            for _ = 1, k do if hub:to_group("group1", "newMessage", ARGS) ~= true then f = f + 1 end end
+            return f
+        end,
+        to_user = function(k)
+            local f = 0
+            for _ = 1, k do if hub:to_user("user1", "newMessage", ARGS) ~= true then f = f + 1 end end
+            return f
+        end,
+    })[op]
+    assert(batch, "op: broadcast, to_group or to_user")
     assert(hub:broadcast("newMessage", ARGS)) -- opens the connection
     assert(client:flush(10))
     n, t0, c0 = 0, core.monotonic(), os.clock()
     while core.monotonic() - t0 < secs do
-        for _ = 1, 64 do
-            if hub:broadcast("newMessage", ARGS) ~= true then failed = failed + 1 end
-        end
+        failed = failed + batch(64)
         n = n + 64
         local _, bytes = client:pending()
         client:poll(bytes > 1024 * 1024 and 0.001 or 0)

@@ -3,12 +3,16 @@
 # keep-alive) under wrk, against the same handler that answers 202 without
 # the call, measured in the same run.  The "service" is an nginx sink that
 # answers 202, so the figure is the library's cost, not a service's.
+# The same handler in persistent mode (a server connection to
+# bench/ws_sink.c) is measured in the same rounds.  Targets (issue 29):
+# persistent >= 0.8 of the bare handler's req/s, REST >= 0.4.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 conns=${CONNS:-16}; secs=${SECS:-5}
-sink_port=$((21000 + RANDOM % 5000)); app_port=$((26000 + RANDOM % 5000))
+sink_port=$((21000 + RANDOM % 5000)); app_port=$((26000 + RANDOM % 5000)); ws_port=$((sink_port + 1))
 cleanup() {
+  [ -f "$tmp/ws_sink.pid" ] && kill "$(cat "$tmp/ws_sink.pid")" 2>/dev/null || true
   nginx -p "$tmp/sink" -c "$tmp/sink/nginx.conf" -s stop 2>/dev/null || true
   nginx -p "$tmp/app" -c "$tmp/app/nginx.conf" -s stop 2>/dev/null || true
   rm -rf "$tmp"
@@ -22,9 +26,12 @@ http { access_log off; client_body_temp_path $tmp/sink;
   server { listen 127.0.0.1:$sink_port; keepalive_requests 100000; location / { return 202; } } }
 CONF
 nginx -p "$tmp/sink" -c "$tmp/sink/nginx.conf"
+cc -O2 -std=c99 "$root/bench/ws_sink.c" -lcrypto -o "$tmp/ws_sink"
+"$tmp/ws_sink" "$ws_port" & echo $! > "$tmp/ws_sink.pid"
+sed "s|@WS_PORT@|$ws_port|" "$root/bench/nginx_locations.conf" > "$tmp/locations.conf"
 export AzureSignalRConnectionString="Endpoint=http://127.0.0.1;Port=$sink_port;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"
 "$root/examples/openresty/run.sh" "$tmp/app" "$app_port" /etc/ssl/certs/ca-certificates.crt \
-  "$root/bench/nginx_locations.conf"
+  "$tmp/locations.conf"
 sleep 0.5
 body='{"target":"newMessage","arguments":["hello",{"x":1}]}'
 cat > "$tmp/post.lua" <<LUA
@@ -33,6 +40,7 @@ wrk.body = [[$body]]
 wrk.headers["Content-Type"] = "application/json"
 LUA
 curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/chat/broadcast" > /dev/null
+curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/chat/broadcast_persistent" > /dev/null
 master=$(cat "$tmp/app/logs/nginx.pid"); worker=$(pgrep -P "$master" | head -1)
 cpu() { awk '{ print $14 + $15 }' "/proc/$worker/stat"; } # clock ticks
 # run PATH -> "req/s cpu_us_per_request" (the app worker's user+sys)
@@ -47,18 +55,25 @@ run() {
 }
 median() { sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2;
   printf "%.2f (%.2f-%.2f)", m, a[1], a[NR] }'; }
-rounds=${ROUNDS:-5}; : > "$tmp/r_rate"; : > "$tmp/r_cpu"
+rounds=${ROUNDS:-5}
+for f in r_rate r_cpu p_rate p_cpu; do : > "$tmp/$f"; done
 echo "measuring: $rounds rounds, ${secs}s per line ..." >&2
 for i in $(seq 1 "$rounds"); do
   read -r noop noopc <<< "$(run /bench/noop)"
   read -r bcast bcastc <<< "$(run /chat/broadcast)"
+  read -r pers persc <<< "$(run /chat/broadcast_persistent)"
   awk -v a="$bcast" -v b="$noop" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_rate"
   awk -v a="$noopc" -v b="$bcastc" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_cpu"
+  awk -v a="$pers" -v b="$noop" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/p_rate"
+  awk -v a="$noopc" -v b="$persc" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/p_cpu"
   echo "  round $i: without the call $noop req/s, ${noopc} us CPU/req;" \
-    "with hub:broadcast $bcast req/s, ${bcastc} us CPU/req" >&2
+    "REST hub:broadcast $bcast req/s, ${bcastc} us CPU/req;" \
+    "persistent hub:broadcast $pers req/s, ${persc} us CPU/req" >&2
 done
 errors=$(grep -c '\[error\]' "$tmp/app/logs/error.log" || true)
 echo "nginx handler, wrk -t1 -c$conns -d${secs}s, 1 worker, median of $rounds rounds (spread):"
-echo "  req/s with hub:broadcast / without the call: $(median < "$tmp/r_rate")   target >= 0.5"
-echo "  CPU per request of the worker, without / with: $(median < "$tmp/r_cpu")"
+echo "  req/s persistent hub:broadcast / without the call: $(median < "$tmp/p_rate")   target >= 0.8"
+echo "  CPU per request of the worker, without / persistent: $(median < "$tmp/p_cpu")"
+echo "  req/s REST hub:broadcast / without the call: $(median < "$tmp/r_rate")   target >= 0.4"
+echo "  CPU per request of the worker, without / REST: $(median < "$tmp/r_cpu")"
 echo "  errors logged: $errors"

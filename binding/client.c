@@ -277,6 +277,40 @@ static int l_client_build(lua_State *L)
     return sr_lua_push_request(L, b);
 }
 
+/* client:wire(op, params[, now]) -> bytes, host, port, tls, idempotent,
+ * method | nil, msg, details
+ * The whole request (head and body) as one string, for transports
+ * written in Lua that move the bytes (nginx cosockets). */
+static int l_client_wire(lua_State *L)
+{
+    lclient *lc = sr_lua_check_client(L);
+    signalr_op op = sr_lua_check_op(L, 2);
+    time_t now = (time_t)luaL_optnumber(L, 4, (lua_Number)time(NULL));
+    signalr_params p;
+    signalr_error e;
+    const char *nul = sr_lua_read_params(L, 3, &p);
+    size_t n = 0;
+    box *b;
+
+    if (nul)
+        return sr_lua_nul_fail(L, nul);
+    b = sr_lua_new_box(L);
+    if (signalr_request_build(lc->c, op, &p, now, &b->req, &e))
+        return sr_lua_push_fail(L, &e);
+    if (signalr_request_wire(&b->req, &b->a, &n, &e))
+        return sr_lua_push_fail(L, &e);
+    lua_pushlstring(L, b->a, n);
+    signalr_free(b->a);
+    b->a = NULL;
+    lua_pushstring(L, b->req.host);
+    lua_pushinteger(L, b->req.port);
+    lua_pushboolean(L, b->req.tls);
+    lua_pushboolean(L, b->req.idempotent);
+    lua_pushstring(L, b->req.method);
+    signalr_request_clear(&b->req);
+    return 6;
+}
+
 /* client:negotiate(hub, user_id|nil, claims_json|nil, lifetime|nil[, now])
  * -> url, token | nil, msg, details */
 static int l_client_negotiate(lua_State *L)
@@ -331,6 +365,7 @@ static int l_client_server_token(lua_State *L)
 static const luaL_Reg client_methods[] = {
     {"call", l_client_call},
     {"build", l_client_build},
+    {"wire", l_client_wire},
     {"negotiate", l_client_negotiate},
     {"server_token", l_client_server_token},
     {"info", l_client_info},

@@ -42,16 +42,51 @@ static const char **string_list(lua_State *L, int idx, size_t *count)
     return v;
 }
 
-/* core.sp_data(type, id, list, target, arguments_json, protocols[, max])
- * -> frame | nil, msg, details */
+/* What the ids of a data message of this type name (for the checks):
+ * NULL for none; "group" checks a group name. */
+static const char *id_kind(int type)
+{
+    switch (type) {
+    case SIGNALR_SP_USER_DATA: return "user id";
+    case SIGNALR_SP_GROUP_BROADCAST: return "group";
+    default: return NULL;
+    }
+}
+
+static const char *list_kind(int type)
+{
+    switch (type) {
+    case SIGNALR_SP_MULTI_USER_DATA: return "user id";
+    case SIGNALR_SP_MULTI_GROUP_BROADCAST: return "group";
+    default: return "connection id"; /* to connections, or excluded */
+    }
+}
+
+/* The string at idx (its whole length: a NUL byte in it is refused). */
+static signalr_err check_name(lua_State *L, int idx, const char *kind,
+                              signalr_error *e)
+{
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+
+    if (!strcmp(kind, "group"))
+        return signalr_validate_group(s, n, e);
+    return signalr_validate_id(kind, s, n, e);
+}
+
+/* core.sp_data(type, id, list, target, arguments_json, protocols[, max[,
+ * check]]) -> frame | nil, msg, details[, index]
+ * check: the id and the list's items are checked first (as core.validate
+ * does, by what the type names: user ids, groups, connection ids); a bad
+ * one answers nil, msg, details and its index in the list (0: the id). */
 static int l_sp_data(lua_State *L)
 {
     signalr_sp_data d;
     signalr_error e;
-    size_t n = 0;
+    size_t n = 0, i;
     box *b;
 
-    lua_settop(L, 7); /* the list's C array is pushed above the arguments */
+    lua_settop(L, 8); /* the list's C array is pushed above the arguments */
     memset(&d, 0, sizeof d);
     d.type = (int)luaL_checkinteger(L, 1);
     d.id = luaL_optstring(L, 2, NULL);
@@ -60,6 +95,28 @@ static int l_sp_data(lua_State *L)
     d.arguments = luaL_optlstring(L, 5, NULL, &d.arguments_len);
     d.protocols = (int)luaL_checkinteger(L, 6);
     d.max_size = (size_t)luaL_optinteger(L, 7, 0);
+    if (lua_toboolean(L, 8)) {
+        const char *kind = id_kind(d.type);
+
+        if (d.id && kind && check_name(L, 2, kind, &e)) {
+            sr_lua_push_fail(L, &e);
+            lua_pushinteger(L, 0);
+            return 4;
+        }
+        kind = list_kind(d.type);
+        for (i = 0; i < d.count; i++) {
+            signalr_err rc;
+
+            lua_rawgeti(L, 3, (lua_Integer)i + 1); /* a string: checked */
+            rc = check_name(L, -1, kind, &e);
+            lua_pop(L, 1);
+            if (rc) {
+                sr_lua_push_fail(L, &e);
+                lua_pushinteger(L, (lua_Integer)i + 1);
+                return 4;
+            }
+        }
+    }
     b = sr_lua_new_box(L);
     if (signalr_sp_encode_data(&d, &b->a, &n, &e))
         return sr_lua_push_fail(L, &e);

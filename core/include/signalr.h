@@ -449,6 +449,16 @@ SIGNALR_API signalr_err signalr_request_build(signalr_client *c,
                                               signalr_error *err);
 SIGNALR_API void signalr_request_clear(signalr_request *r);
 
+/* The request as it goes on the wire over HTTP/1.1, in one buffer: the
+ * request line, Host, its headers, Content-Length where it has a body (or
+ * is not GET/HEAD), the blank line, the body.  For transports that move
+ * the bytes themselves (nginx cosockets).  On success *out owns a new
+ * buffer of *len bytes (not NUL-terminated): release it with
+ * signalr_free(); on failure *out is NULL. */
+SIGNALR_API signalr_err signalr_request_wire(const signalr_request *r,
+                                             char **out, size_t *len,
+                                             signalr_error *err);
+
 /* A request that is not a SignalR operation: the identity platform's
  * token endpoint, a managed-identity endpoint.  op is SIGNALR_OP_MAX;
  * url must be absolute http(s) without user info or fragment; headers are

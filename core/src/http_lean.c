@@ -161,6 +161,27 @@ int sr__http_wire(const signalr_request *req, char **buf, size_t *cap,
     return 0;
 }
 
+signalr_err signalr_request_wire(const signalr_request *r, char **out,
+                                 size_t *len, signalr_error *err)
+{
+    size_t cap = 0;
+
+    sr__ok(err);
+    if (!out || !len)
+        return sr__fail(err, SIGNALR_EINVAL, "missing output");
+    *out = NULL;
+    *len = 0;
+    if (!r || !r->method || !r->host || !r->url)
+        return sr__fail(err, SIGNALR_EINVAL, "missing request");
+    if (sr__http_wire(r, out, &cap, len)) {
+        free(*out);
+        *out = NULL;
+        *len = 0;
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    }
+    return SIGNALR_OK;
+}
+
 /* ===== which requests ===== */
 
 int sr__lean_eligible(const signalr_request *req)

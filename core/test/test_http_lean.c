@@ -44,6 +44,21 @@ static void wire_case(const char *what, signalr_request *r, const char *want)
     free(buf);
 }
 
+/* The public form: the same bytes in a buffer of their own. */
+static void public_case(const char *what, signalr_request *r, const char *want)
+{
+    char *out = (char *)"x";
+    size_t len = 1;
+    signalr_error e;
+
+    CHECK(signalr_request_wire(r, &out, &len, &e) == SIGNALR_OK, what);
+    CHECK(out != NULL && len == strlen(want), what);
+    CHECK(out && memcmp(out, want, len) == 0, what);
+    signalr_free(out);
+    CHECK(signalr_request_wire(NULL, &out, &len, &e) == SIGNALR_EINVAL, what);
+    CHECK(out == NULL && len == 0, what);
+}
+
 static void test_wire(void)
 {
     signalr_request r;
@@ -73,6 +88,17 @@ static void test_wire(void)
               "Content-Length: 29\r\n"
               "\r\n"
               "{\"target\":\"m\",\"arguments\":[]}");
+    public_case("a send, signalr_request_wire", &r,
+                "POST /api/hubs/chat/:send?api-version=2022-06-01 HTTP/1.1\r\n"
+                "Host: localhost:8080\r\n"
+                "Authorization: Bearer t.o.k\r\n"
+                "User-Agent: lua-signalr/0.2.0\r\n"
+                "Asrs-User-Agent: lua-signalr/0.2.0 (Lua)\r\n"
+                "Accept: */*\r\n"
+                "Content-Type: application/json; charset=utf-8\r\n"
+                "Content-Length: 29\r\n"
+                "\r\n"
+                "{\"target\":\"m\",\"arguments\":[]}");
 
     r.method = "HEAD";
     r.url = (char *)"https://x.service.signalr.net/api/hubs/chat/users/u";

@@ -8,6 +8,7 @@
 local core = require "signalr.core"
 local json = require "signalr.json"
 local names_of = require("signalr.util").names
+local encode_args = json.encode_args
 
 local type, error, tostring, setmetatable, getmetatable, ipairs, pairs =
     type, error, tostring, setmetatable, getmetatable, ipairs, pairs
@@ -93,21 +94,43 @@ local ONLY_ENDPOINTS = { endpoints = true }
 -- args, opts).  `id_name` names the id in messages, `param` is its
 -- parameter; `known` the options it takes (`exclude` among them or not).
 local function single_send(method, id_name, param, known)
+    -- (the checks' calls only for what fails them: this runs per send)
     return function(self, ...)
-        check_self(self, method)
+        if getmetatable(self) ~= Hub then check_self(self, method) end
         local id, target, args, opts
         if id_name then
             id, target, args, opts = ...
-            need_string(id, id_name, method)
+            if type(id) ~= "string" then need_string(id, id_name, method) end
         else
             target, args, opts = ...
         end
-        need_string(target, "target", method)
-        opts = opt_table(opts, "opts", method, known)
-        local params = { target = target }
-        if param then params[param] = id end
-        if known.exclude then params.excluded = check_exclude(opts.exclude, method) end
-        return send(self, method, method, params, args, names_of(opts.endpoints, method))
+        if type(target) ~= "string" then need_string(target, "target", method) end
+        local excluded, names
+        if opts ~= nil then
+            opts = opt_table(opts, "opts", method, known)
+            if known.exclude then excluded = check_exclude(opts.exclude, method) end
+            names = names_of(opts.endpoints, method)
+        end
+        local text = encode_args(args)
+        if not text then
+            local msg, details
+            text, msg, details = encode(args, method)
+            if not text then return nil, msg, details end
+        end
+        local t = self._t
+        if names == nil and t.send_data then
+            -- a transport that takes sends without a parameter table
+            return t:send_data(method, self.name, target, text, id, excluded)
+        end
+        -- the parameters in one constructor (no table grows per send)
+        local params
+        if param then
+            params = { target = target, hub = self.name, arguments = text, [param] = id,
+                       excluded = excluded }
+        else
+            params = { target = target, hub = self.name, arguments = text, excluded = excluded }
+        end
+        return t:call(method, params, method, names)
     end
 end
 

@@ -9,8 +9,9 @@
 local cjson = require("cjson").new()
 local core = require "signalr.core"
 
-local type, pairs, pcall, tostring, error = type, pairs, pcall, tostring, error
+local type, pairs, pcall, tostring, error, rawget = type, pairs, pcall, tostring, error, rawget
 local exact = core.json_encode
+local byte = string.byte
 
 -- text | raises: as cjson.encode, exact
 local function encode(v)
@@ -25,6 +26,12 @@ local _M = { null = cjson.null }
 -- @return text, or nil + message for values JSON cannot carry, or
 --   false + message for a wrong shape (the caller raises)
 function _M.encode_args(args)
+    -- the common case: a sequence, which the encoder writes as an array
+    -- (it writes a table as an array only when its keys are 1..n)
+    if type(args) == "table" and rawget(args, 1) ~= nil then
+        local text = exact(args)
+        if text and byte(text, 1) == 91 then return text end -- '['
+    end
     if args == nil then return "[]" end
     if type(args) ~= "table" then
         return false, "args must be a table (a sequence of arguments) or nil, got "

@@ -99,6 +99,76 @@ describe("service-protocol frames, read back independently", function()
     end)
 end)
 
+describe("core.sp_data's name checks (its 8th argument)", function()
+    it("checks the id and the list by what the type names; a bad one gives its index", function()
+        local f, msg, d, at = core.sp_data(13, "a\nb", nil, "t", "[]", 3, nil, true)
+        assert.is_nil(f)
+        assert.equal(0, at)
+        assert.equal("EINVAL", d.code)
+        assert.matches("^group name has a line break at character 2", msg)
+        f, msg, d, at = core.sp_data(10, nil, { "c1", "" }, "t", "[]", 3, nil, true)
+        assert.is_nil(f)
+        assert.equal(2, at)
+        assert.equal("connection id is empty", msg)
+        assert.equal("EINVAL", d.code)
+        f, msg, d, at = core.sp_data(8, "u\0x", nil, "t", "[]", 3, nil, true)
+        assert.is_nil(f)
+        assert.equal(0, at)
+        assert.equal("user id contains a NUL byte", msg)
+        assert.equal("EINVAL", d.code)
+        f, msg, d, at = core.sp_data(14, nil, { "g1", " " }, "t", "[]", 3, nil, true)
+        assert.is_nil(f)
+        assert.equal(2, at)
+        assert.equal("group name is only white space", msg)
+        assert.equal("EINVAL", d.code)
+        f, msg, d, at = core.sp_data(9, nil, { string.rep("u", 1025) }, "t", "[]", 3, nil, true)
+        assert.is_nil(f)
+        assert.equal("EINVAL", d.code)
+        assert.equal(1, at)
+        assert.matches("^user id is 1025 ", msg)
+        -- without the flag nothing is checked; good names pass with it
+        assert.truthy(core.sp_data(13, "a\nb", nil, "t", "[]", 3))
+        assert.truthy(core.sp_data(13, "g1", { "c1" }, "t", "[]", 3, nil, true))
+    end)
+end)
+
+describe("persistent mode's sends refuse bad names before any connection", function()
+    local cs = "Endpoint=http://127.0.0.1;Port=" .. closed_port()
+        .. ";AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"
+    it("with the hub method's name, the list's key and the item's index", function()
+        local c = assert(signalr.new { connection_string = cs, mode = "persistent" })
+        local h = c:hub("chat")
+        local GROUP_LF = "group name has a line break at character 2 (the service's pattern"
+            .. " ^(?!\\s+$).+$ allows none)"
+        for _, case in ipairs {
+            { function() return h:to_group("a\nb", "t", { 1 }) end, "signalr.to_group: " .. GROUP_LF },
+            { function() return h:to_group("a\nb", "t", { 1 }, { endpoints = { "" } }) end,
+              "signalr.to_group: " .. GROUP_LF },
+            { function() return h:to_user("", "t") end, "signalr.to_user: user id is empty" },
+            { function() return h:to_connection("", "t") end, "signalr.to_connection: connection id is empty" },
+            { function() return h:broadcast("t", {}, { exclude = { "c1", "" } }) end,
+              "signalr.broadcast: excluded[2]: connection id is empty" },
+            { function() return h:to_group("g", "t", {}, { exclude = { "" } }) end,
+              "signalr.to_group: excluded[1]: connection id is empty" },
+            { function() return h:to_users({ "u1", "" }, "t") end, "signalr.to_users: users[2]: user id is empty" },
+            { function() return h:to_groups({ " " }, "t") end,
+              "signalr.to_groups: groups[1]: group name is only white space" },
+            { function() return h:to_connections({ "c", "" }, "t") end,
+              "signalr.to_connections: connections[2]: connection id is empty" },
+        } do
+            local ok, msg, d = case[1]()
+            assert.is_nil(ok)
+            assert.equal(case[2], msg)
+            assert.equal("EINVAL", d.code)
+        end
+        -- nothing was queued or sent
+        local n = c:pending()
+        assert.equal(0, n)
+        assert.equal(0, c:status().stats.sent)
+        c:close()
+    end)
+end)
+
 describe("persistent mode's options", function()
     local cs = "Endpoint=http://127.0.0.1;Port=" .. closed_port()
         .. ";AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"

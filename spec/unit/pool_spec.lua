@@ -138,6 +138,49 @@ describe("signalr.transport.persistent.conn", function()
         assert.equal(2, seen.failed[1].unconfirmed)
     end)
 
+    it("tells the frames of a sealed batch the network took from those it did not", function()
+        -- a WebSocket stand-in whose count of bytes taken the test sets
+        local function fake_ws()
+            local w = { taken_n = 0, queued = 0 }
+            function w.send(_, data)
+                w.queued = w.queued + #data + 6 -- a masked frame under 126 bytes
+                return true
+            end
+            function w.unsent() return w.queued - w.taken_n end
+            function w.taken() return w.taken_n end
+            function w.free() end
+            return w
+        end
+        for _, case in ipairs {
+            -- bytes taken -> the frames given back
+            { 0, { "AAAA", "BBBBBB", "CC" } },
+            { 10, { "BBBBBB", "CC" } }, -- the first batch's header and its first frame
+            { 16, { "BBBBBB", "CC" } }, -- the ping too, B one byte short
+            { 17, { "CC" } },           -- all of the first batch
+            { 24, { "CC" } },           -- the second batch's header and one byte of C
+            { 25, {} },
+        } do
+            local c, seen = conn()
+            c:start(core.monotonic())
+            up(c)
+            local ws = fake_ws()
+            c.ws, c.total = ws, 0
+            c:send("AAAA", nil, "broadcast")
+            c:send("p", nil) -- not a data frame (a ping): never given back
+            c:send("BBBBBB", nil, "to_user")
+            assert.is_true(c:seal()) -- bytes 0-5 header, A 6-9, p 10, B 11-16
+            c:send("CC", nil, "to_group")
+            assert.is_true(c:seal()) -- bytes 17-22 header, C 23-24
+            ws.taken_n = case[1]
+            assert.equal(#case[2], c:untaken(), "taken " .. case[1])
+            c:fail("gone", { code = "ECONNECT" })
+            local got = {}
+            for i, item in ipairs(seen.failed[1].back) do got[i] = item.frame end
+            assert.same(case[2], got, "taken " .. case[1])
+            assert.equal(3, seen.failed[1].unconfirmed)
+        end
+    end)
+
     it("a target that cannot be made fails the attempt", function()
         local c, seen = conn(nil, function() return nil, "no token", { code = "EAUTH" } end)
         assert.is_false(c:start(core.monotonic()))

@@ -77,20 +77,48 @@ end
 
 -- The pool name and connect options of one endpoint, made once per
 -- host and port (the hot path allocates neither).
-local function pool_opts(self, req)
-    local byhost = self.pools[req.host]
+local function pool_opts(self, host, port, tls)
+    local byhost = self.pools[host]
     if not byhost then
         byhost = {}
-        self.pools[req.host] = byhost
+        self.pools[host] = byhost
     end
-    local key = req.tls and -req.port or req.port
+    local key = tls and -port or port
     local o = byhost[key]
     if not o then
-        o = { pool = req.host .. ":" .. req.port .. (req.tls and ":tls" or "")
+        o = { pool = host .. ":" .. port .. (tls and ":tls" or "")
             .. (self.verify_tls and "" or ":noverify") }
         byhost[key] = o
     end
     return o
+end
+
+-- An identity request's bytes (core.http_request's table): the hub
+-- operations' come whole from the core (client:wire).
+local function wire_of(req)
+    local h = req.headers
+    local host = req.host:find(":", 1, true) and ("[" .. req.host .. "]") or req.host
+    if (req.tls and req.port ~= 443) or (not req.tls and req.port ~= 80) then
+        host = host .. ":" .. req.port
+    end
+    local lines = { req.method, " ", req.path, " HTTP/1.1\r\nHost: ", host,
+                    "\r\nUser-Agent: ", h["User-Agent"], "\r\n" }
+    if h["Asrs-User-Agent"] then
+        lines[#lines + 1] = "Asrs-User-Agent: " .. h["Asrs-User-Agent"] .. "\r\n"
+    end
+    if req.extra_headers then lines[#lines + 1] = req.extra_headers end
+    if h.Authorization then
+        lines[#lines + 1] = "Authorization: " .. h.Authorization .. "\r\n"
+    end
+    if h["Content-Type"] then
+        lines[#lines + 1] = "Content-Type: " .. h["Content-Type"] .. "\r\n"
+    end
+    if req.method ~= "GET" and req.method ~= "HEAD" then
+        lines[#lines + 1] = "Content-Length: " .. (req.body and #req.body or 0) .. "\r\n"
+    end
+    lines[#lines + 1] = "\r\n"
+    if req.body then lines[#lines + 1] = req.body end
+    return concat(lines)
 end
 
 -- "HTTP/1.x NNN ..." -> NNN, or nil
@@ -130,15 +158,17 @@ local function headers_of(head)
     return headers
 end
 
--- One exchange.  Returns status, headers, body, keepalive | nil, err,
--- sent (whether any request byte may have reached the server).
-local function exchange(self, req)
+-- One exchange of the request `bytes` (method: its method) with host and
+-- port.  Returns status, headers, body | nil, err, sent (whether any
+-- request byte may have reached the server), stale (a pooled connection
+-- that turned out closed).
+local function exchange(self, host, port, tls, method, bytes)
     local sock = tcp()
     local t = self.timeouts
     sock:settimeouts(t.connect, t.send, t.read)
     -- nginx's resolver does not read /etc/hosts: name loopback ourselves
-    local addr = req.host == "localhost" and "127.0.0.1" or req.host
-    local ok, err = sock:connect(addr, req.port, pool_opts(self, req))
+    local addr = host == "localhost" and "127.0.0.1" or host
+    local ok, err = sock:connect(addr, port, pool_opts(self, host, port, tls))
     if not ok then
         if err:find("no resolver", 1, true) then
             err = err .. " (add a 'resolver' directive to nginx.conf)"
@@ -146,45 +176,23 @@ local function exchange(self, req)
         return nil, "could not connect: " .. err, false
     end
     local reused = sock:getreusedtimes() > 0
-    if req.tls and not reused then
+    if tls and not reused then
         -- false, not nil: no session object wanted (with nil, lua-resty-core
         -- 0.1.25 fetches the result twice after an asynchronous handshake
         -- and fails an assertion)
-        ok, err = sock:sslhandshake(false, req.host, self.verify_tls)
+        ok, err = sock:sslhandshake(false, host, self.verify_tls)
         if not ok then
             sock:close()
             return nil, "TLS handshake failed: " .. err
                 .. (self.verify_tls and " (is lua_ssl_trusted_certificate set?)" or ""), false
         end
     end
-    local h = req.headers
-    local host = req.host:find(":", 1, true) and ("[" .. req.host .. "]") or req.host
-    if (req.tls and req.port ~= 443) or (not req.tls and req.port ~= 80) then
-        host = host .. ":" .. req.port
-    end
-    local lines = { req.method, " ", req.path, " HTTP/1.1\r\nHost: ", host,
-                    "\r\nUser-Agent: ", h["User-Agent"], "\r\n" }
-    if h["Asrs-User-Agent"] then
-        lines[#lines + 1] = "Asrs-User-Agent: " .. h["Asrs-User-Agent"] .. "\r\n"
-    end
-    if req.extra_headers then lines[#lines + 1] = req.extra_headers end
-    if h.Authorization then
-        lines[#lines + 1] = "Authorization: " .. h.Authorization .. "\r\n"
-    end
-    if h["Content-Type"] then
-        lines[#lines + 1] = "Content-Type: " .. h["Content-Type"] .. "\r\n"
-    end
-    if req.method ~= "GET" and req.method ~= "HEAD" then
-        lines[#lines + 1] = "Content-Length: " .. (req.body and #req.body or 0) .. "\r\n"
-    end
-    lines[#lines + 1] = "\r\n"
-    if req.body then lines[#lines + 1] = req.body end
-    ok, err = sock:send(lines)
+    ok, err = sock:send(bytes)
     if not ok then
         sock:close()
         -- nginx 1.22/lua 0.10.23 may report a refused certificate this way:
         -- the peer closes right after a handshake that looked fine
-        if req.tls and not reused and self.verify_tls then
+        if tls and not reused and self.verify_tls then
             err = err .. " (TLS: is the service's certificate trusted?"
                 .. " set lua_ssl_trusted_certificate)"
         end
@@ -206,7 +214,7 @@ local function exchange(self, req)
     end
     local headers = headers_of(head)
     local body, until_close
-    body, err, until_close = read_body(sock, headers, req.method, status)
+    body, err, until_close = read_body(sock, headers, method, status)
     if not body then
         sock:close()
         return nil, err == "timeout" and "timeout" or ("connection " .. tostring(err)), true
@@ -223,15 +231,17 @@ end
 -- it).  Apart from the retry loop, so the common case runs no loop
 -- (LuaJIT then compiles it instead of aborting on the loop).
 local function attempt_call(self, op, params, attempt)
-    local req, msg, details = self.handle:build(op, params, now())
-    if not req then return nil, msg, details end
-    local status, headers, body, stale = exchange(self, req)
+    -- the whole request in one string from the core (no table per header)
+    local bytes, host, port, tls, idempotent, method = self.handle:wire(op, params, now())
+    if not bytes then return nil, host, port end -- msg, details
+    local msg, details
+    local status, headers, body, stale = exchange(self, host, port, tls, method, bytes)
     -- A pooled connection the server had closed: one immediate fresh
     -- attempt, when that cannot duplicate anything: the request was
     -- not sent at all, or it is idempotent.  A send that went out on
     -- it may have been read, so it is never resent.
-    if not status and stale and attempt == 1 and (not body or req.idempotent) then
-        status, headers, body = exchange(self, req)
+    if not status and stale and attempt == 1 and (not body or idempotent) then
+        status, headers, body = exchange(self, host, port, tls, method, bytes)
     end
     local code, fail_status, retry_after
     if status then
@@ -246,7 +256,7 @@ local function attempt_call(self, op, params, attempt)
         local sent = body
         code = (not sent) and "ECONNECT" or (msg == "timeout" and "ETIMEDOUT" or "EHTTP")
         if msg == "timeout" then msg = "timed out" end
-        if stale and sent and not req.idempotent then
+        if stale and sent and not idempotent then
             msg = "the connection closed before a reply, after the request was sent:"
                 .. " it may have been delivered, so it was not sent again"
         end
@@ -286,10 +296,11 @@ function Ngx:fetch(spec)
     local req, msg, details = core.http_request(spec.method, spec.url, spec.headers,
         spec.body, spec.content_type)
     if not req then return nil, msg, details end
+    local bytes = wire_of(req)
     local attempt = 0
     while true do
         attempt = attempt + 1
-        local status, headers, body = exchange(self, req)
+        local status, headers, body = exchange(self, req.host, req.port, req.tls, req.method, bytes)
         local code, retry_after
         if status then
             if status < 500 and status ~= 429 and status ~= 408 then return status, body end

@@ -69,8 +69,13 @@ function Conn:start(t)
             -- the byte count of what the network took tells which frames
             -- left: the upgrade request comes first
             self.total, self.mark_head, self.mark_n = ws:unsent(), 1, 0
-            self.mark_end, self.mark_frame, self.mark_what = {}, {}, {}
-            self.ob, self.ob_what, self.ob_n, self.ob_bytes = {}, {}, 0, 0
+            -- per sealed batch that holds data frames: where it ends and
+            -- where its frames start on the wire, its frames, their calls,
+            -- how many of them are data frames
+            self.mark_end, self.mark_start, self.mark_frames = {}, {}, {}
+            self.mark_whats, self.mark_count = {}, {}
+            self.ob, self.ob_what, self.ob_n, self.ob_bytes, self.ob_data = {}, {}, 0, 0, 0
+            self.unsent = 0 -- ws:unsent() as last read (after each write)
             self.ws, self.url = ws, target
             self:queue(core.sp_handshake(self.type))
             self:seal()
@@ -99,42 +104,60 @@ function Conn:queue(frame, what)
     self.ob_n = n
     self.ob[n], self.ob_what[n] = frame, what or false
     self.ob_bytes = self.ob_bytes + #frame
+    if what then self.ob_data = self.ob_data + 1 end
     return true
 end
 
 --- The batch onto the WebSocket as one message (the service reads a
--- continuous stream: a message may hold several frames); each data frame
--- is remembered (with the call's name) until the network took all of it.
+-- continuous stream: a message may hold several frames); a batch with
+-- data frames is remembered whole (frames, their calls, where they start
+-- on the wire) until the network took all of it, so the frames it did
+-- not take can be told apart later, and no work is done per frame here.
 function Conn:seal()
     local n = self.ob_n
     if n == 0 or not self.ws then return true end
     local ob, ow = self.ob, self.ob_what
     local data = n == 1 and ob[1] or concat(ob, "", 1, n)
-    local ok, msg, d = self.ws:send(data)
+    local ws = self.ws
+    local ok, msg, d = ws:send(data)
     if not ok then return nil, msg, d end
-    local pos = self.total + wire(#data) - #data
-    for i = 1, n do
-        pos = pos + #ob[i]
-        if ow[i] then
-            local m = self.mark_n + 1
-            self.mark_n = m
-            self.mark_end[m], self.mark_frame[m], self.mark_what[m] = pos, ob[i], ow[i]
-        end
-        ob[i], ow[i] = nil, nil
+    local start = self.total + wire(#data) - #data
+    self.total = start + #data
+    if self.ob_data > 0 then
+        local m = self.mark_n + 1
+        self.mark_n = m
+        self.mark_end[m], self.mark_start[m], self.mark_frames[m] = self.total, start, ob
+        self.mark_whats[m], self.mark_count[m] = ow, self.ob_data
+        self.ob, self.ob_what = {}, {}
+    else
+        for i = 1, n do ob[i], ow[i] = nil, nil end
     end
-    self.total = pos
-    self.ob_n, self.ob_bytes = 0, 0
+    self.ob_n, self.ob_bytes, self.ob_data = 0, 0, 0
+    self.unsent = ws:unsent()
+    self.last_send = now()
     return true
+end
+
+-- Calls over the data frames of batch m whose last byte is past `done`
+-- (not taken by the network): each(frame, what).
+local function frames_after(self, m, done, each)
+    local pos, frames, whats = self.mark_start[m], self.mark_frames[m], self.mark_whats[m]
+    for i = 1, #frames do
+        pos = pos + #frames[i]
+        if pos > done and whats[i] then each(frames[i], whats[i]) end
+    end
 end
 
 --- Messages handed to the connection that the network has not taken.
 function Conn:untaken()
     if not self.ws then return 0 end
     self:taken()
-    local n = self.mark_n - self.mark_head + 1
-    if n < 0 then n = 0 end
-    for i = 1, self.ob_n do
-        if self.ob_what[i] then n = n + 1 end
+    local n = self.ob_data
+    local h, m = self.mark_head, self.mark_n
+    if m and h <= m then
+        frames_after(self, h, self.ws:taken(), function() n = n + 1 end)
+        local count = self.mark_count
+        for i = h + 1, m do n = n + count[i] end
     end
     return n
 end
@@ -149,10 +172,12 @@ end
 function Conn:taken()
     local h, n = self.mark_head, self.mark_n
     if not n or h > n then return end
+    local ends = self.mark_end
     local done = self.ws:taken()
-    local ends, frames, whats = self.mark_end, self.mark_frame, self.mark_what
+    if ends[h] > done then return end
+    local starts, frames, whats, count = self.mark_start, self.mark_frames, self.mark_whats, self.mark_count
     while h <= n and ends[h] <= done do
-        ends[h], frames[h], whats[h] = nil, nil, nil
+        ends[h], starts[h], frames[h], whats[h], count[h] = nil, nil, nil, nil, nil
         h = h + 1
     end
     if h > n then h, self.mark_n = 1, 0 end
@@ -173,15 +198,15 @@ local function untaken_frames(self, t)
     local back = {}
     self:taken()
     local deadline = t + self.o.timeout
-    for i = self.mark_head, self.mark_n do
-        back[#back + 1] = { frame = self.mark_frame[i], what = self.mark_what[i], deadline = deadline }
+    local function add(frame, what)
+        back[#back + 1] = { frame = frame, what = what, deadline = deadline }
     end
+    local done = self.ws:taken()
+    for m = self.mark_head, self.mark_n do frames_after(self, m, done, add) end
     for i = 1, self.ob_n do
-        if self.ob_what[i] then
-            back[#back + 1] = { frame = self.ob[i], what = self.ob_what[i], deadline = deadline }
-        end
+        if self.ob_what[i] then add(self.ob[i], self.ob_what[i]) end
     end
-    self.ob, self.ob_what, self.ob_n, self.ob_bytes = {}, {}, 0, 0
+    self.ob, self.ob_what, self.ob_n, self.ob_bytes, self.ob_data = {}, {}, 0, 0, 0
     self.mark_n = nil
     return back
 end
@@ -301,6 +326,7 @@ function Conn:pump(t)
         open = ok
         if ok then self.want_write = ww_or_msg end
     end
+    self.unsent = ws:unsent()
     self:taken()
     -- what came before a close is read first (a refusal, then the close)
     local msgs, msg, d = ws:messages(self.o.max_message_size)
@@ -331,7 +357,9 @@ function Conn:output()
 end
 
 function Conn:written(n)
-    self.ws:written(n)
+    local ws = self.ws
+    ws:written(n)
+    self.unsent = ws:unsent()
 end
 
 --- Deadlines: the handshake's, the service's silence, our keep-alive.
@@ -351,34 +379,48 @@ function Conn:timers(t)
     end
     if t - (self.last_send or 0) >= o.keepalive_interval then
         self:send(core.sp_ping(), t)
+        self.last_send = t -- once per interval, even before its batch is sealed
     end
 end
 
 --- Hand a frame to the connection (it goes out at once where it can);
 -- `what` names the call of a data frame (counted for confirm()).
+-- The frame joins the batch (as `queue` puts it) without a call.
 function Conn:send(frame, t, what)
-    local idle = self.ob_n == 0 and self.ws:unsent() == 0
-    local ok, msg, d = self:queue(frame, what)
-    if not ok then return nil, msg, d end
-    if what then self.unconfirmed = self.unconfirmed + 1 end
-    t = t or now()
-    self.last_send = t
+    local n = self.ob_n
+    local idle = n == 0 and self.unsent == 0
+    n = n + 1
+    self.ob_n = n
+    self.ob[n], self.ob_what[n] = frame, what or false
+    local bytes = self.ob_bytes + #frame
+    self.ob_bytes = bytes
+    if what then
+        self.ob_data = self.ob_data + 1
+        self.unconfirmed = self.unconfirmed + 1
+    end
     if self.io then
         self.io:kick(self)
-    elseif self.sock and self.state ~= "connecting" and not self.want_write then
+    elseif self.sock and not self.want_write and self.state ~= "connecting" then
         -- Written at once when the connection was idle for a while or
         -- WRITE_BATCH bytes are waiting; a frame sent right after another
         -- joins it and leaves with the next send, poll, step, flush or
         -- close (timeout() says so): one system call for a burst.  A
-        -- socket that is full already is left for poll to drain.
-        if (idle and t - (self.last_write or 0) >= WRITE_DELAY) or self.ob_bytes >= WRITE_BATCH then
-            self.last_write = t
-            self:seal()
-            local r, ww = self.sock:write(self.ws)
-            -- a broken socket: the next step finds it, and fail() sends
-            -- again what the network did not take
-            if r then self.want_write = ww end
+        -- socket that is full already is left for poll to drain.  (The
+        -- batch's seal stamps last_send for the keep-alive.)
+        if idle then
+            t = t or now()
+            if t - (self.last_write or 0) < WRITE_DELAY then return true end
+        elseif bytes < WRITE_BATCH then
+            return true
         end
+        self.last_write = t or now()
+        self:seal()
+        local ws = self.ws
+        local r, ww = self.sock:write(ws)
+        -- a broken socket: the next step finds it, and fail() sends
+        -- again what the network did not take
+        if r then self.want_write = ww end
+        self.unsent = ws:unsent()
     end
     return true
 end

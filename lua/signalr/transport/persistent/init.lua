@@ -20,6 +20,7 @@ local pool_mod = require "signalr.transport.persistent.pool"
 local type, ipairs, pairs, pcall, error, setmetatable =
     type, ipairs, pairs, pcall, error, setmetatable
 local SP = core.sp
+local validate, sp_data = core.validate, core.sp_data
 
 local _M = {}
 
@@ -55,7 +56,6 @@ _M.DATA, _M.ACKED = DATA, ACKED
 local WHAT = { user = "user id", connection = "connection id", group = "group",
                users = "user id", connections = "connection id", groups = "group",
                excluded = "connection id" }
-local NAMED = { "user", "group", "connection", "excluded", "users", "groups", "connections" }
 
 --- A persistent transport.
 -- @tparam table rest the blocking or nginx transport (the REST calls,
@@ -93,39 +93,52 @@ function _M.new(rest, handle, o, io, seam)
     return self
 end
 
-local function check_names(params, key, what)
-    local v = params[key]
-    if v == nil then return true end
+-- The ids under `key` (a string, or a list of strings): true | nil,
+-- msg, details.
+local function check_value(v, key, what)
     if type(v) == "table" then
         for i = 1, #v do
-            local ok, msg, d = core.validate(WHAT[key], v[i])
+            local ok, msg, d = validate(WHAT[key], v[i])
             if not ok then return nil, "signalr." .. what .. ": " .. key .. "[" .. i .. "]: " .. msg, d end
         end
         return true
     end
-    local ok, msg, d = core.validate(WHAT[key], v)
+    local ok, msg, d = validate(WHAT[key], v)
     if not ok then return nil, "signalr." .. what .. ": " .. msg, d end
     return true
 end
 
--- A data message's frame | nil, msg, details.
-local function data_frame(self, op, params, what)
-    local spec = DATA[op]
-    for _, k in ipairs(NAMED) do
-        local ok, msg, d = check_names(params, k, what)
-        if not ok then return nil, msg, d end
-    end
-    local list = spec[3] and params[spec[3]]
-    if type(list) == "string" then list = { list } end
-    local frame, msg, d = core.sp_data(spec[1], spec[2] and params[spec[2]], list,
-        params.target, params.arguments, self.protocols, self.o.max_message_size)
+local function check_names(params, key, what)
+    local v = params[key]
+    if v == nil then return true end
+    return check_value(v, key, what)
+end
+
+-- A data message's frame | nil, msg, details (spec: DATA's entry; id:
+-- the value of its id parameter, list: of its list parameter).  The
+-- binding checks the names as it builds the frame (one call).
+local function frame_of(self, spec, what, target, text, id, list)
+    local one = type(list) == "string"
+    if one then list = { list } end
+    local frame, msg, d, at = sp_data(spec[1], id, list, target, text, self.protocols,
+        self.o.max_message_size, true)
     if not frame then
-        if d and d.code == "ETOOBIG" then
+        if at then
+            if at > 0 and not one then msg = spec[3] .. "[" .. at .. "]: " .. msg end
+        elseif d and d.code == "ETOOBIG" then
             msg = msg .. " (option max_message_size)"
         end
         return nil, "signalr." .. what .. ": " .. msg, d
     end
     return frame
+end
+
+-- A data message's frame from a call's parameters.
+local function data_frame(self, spec, params, what)
+    -- a data operation's parameters name ids only under its own two keys
+    local idk, listk = spec[2], spec[3]
+    return frame_of(self, spec, what, params.target, params.arguments,
+        idk and params[idk] or nil, listk and params[listk] or nil)
 end
 
 -- Acknowledged operations wait for the service's answer.
@@ -150,8 +163,9 @@ end
 -- frames on a connection (`true`, or a request object while none is up),
 -- acknowledged operations wait for the answer, the rest goes REST.
 function Persistent:run(op, params, what)
-    if DATA[op] then
-        local frame, msg, d = data_frame(self, op, params, what)
+    local spec = DATA[op]
+    if spec then
+        local frame, msg, d = data_frame(self, spec, params, what)
         if not frame then return nil, msg, d end
         return self.pool:deliver(params.hub, frame, what)
     end
@@ -165,6 +179,49 @@ function Persistent:run(op, params, what)
     end
     if ACKED[op] then return acked(self, op, params, what) end
     return self.rest:call(op, params, what)
+end
+
+local single_call = base.Single.call
+
+--- A send as signalr.hub makes it, without a parameter table (the hub
+-- calls it instead of `call` when the call names no endpoints): the same
+-- checks, frame and outcome as `call(op, params, op)`.
+-- @tparam string op broadcast, to_user, to_group or to_connection
+-- @tparam string hub the hub's name
+-- @tparam string target the client method
+-- @tparam string text the arguments as JSON
+-- @tparam[opt] string id the user, group or connection id
+-- @tparam[opt] {string,...} excluded connection ids not to send to
+-- @return true, a request object (no connection up yet), or nil, message, details
+function Persistent:send_data(op, hub, target, text, id, excluded)
+    if self.closing then return request.closed(op) end
+    local spec = DATA[op]
+    local list = excluded
+    if not spec[2] then id, list = nil, id or excluded end -- to_connection: a list of one
+    if list == nil then
+        -- the common case in one call; a failure is explained below
+        local frame = sp_data(spec[1], id, nil, target, text, self.protocols,
+            self.o.max_message_size, true)
+        if frame then return self.pool:deliver(hub, frame, op) end
+    end
+    local frame, msg, d = frame_of(self, spec, op, target, text, id, list)
+    if not frame then return nil, msg, d end
+    return self.pool:deliver(hub, frame, op)
+end
+
+--- One hub operation: a send without `opts.endpoints` on an open client
+-- goes straight to its frame (what signalr.transport.base's `call` would
+-- check first does not apply to it); the rest as base's `call`.
+-- @tparam string op the operation
+-- @tparam table params its parameters
+-- @tparam string what the hub method, for messages
+-- @tparam[opt] table names the call's `opts.endpoints`
+function Persistent:call(op, params, what, names)
+    local spec = DATA[op]
+    if not spec or names or self.closing then return single_call(self, op, params, what, names) end
+    local frame, msg, d = data_frame(self, spec, params, what)
+    if not frame then return nil, msg, d end
+    return self.pool:deliver(params.hub, frame, what)
 end
 
 --- One pass over the connections, then a wait of at most `timeout`

@@ -36,6 +36,9 @@ _M.Pool = Pool
 -- the network is slower than the sender).
 _M.MAX_UNWRITTEN = 64 * 1024 * 1024
 local MAX_UNWRITTEN = _M.MAX_UNWRITTEN
+-- Below this a connection's own count of its unwritten bytes needs no
+-- look at the WebSocket (the margin: control frames queued since)
+local ROOM = MAX_UNWRITTEN - 4096
 
 -- The connection id a confirmation asks about: an existence check is
 -- the cheapest acknowledged message, and its answer does not matter.
@@ -60,7 +63,7 @@ function _M.new(o, spec)
         type = spec.type or SP.WEAK_CONNECTION,
         requests = spec.requests or request.queue(),
         on_message = spec.on_message, on_lost = spec.on_lost, io = spec.io,
-        hubs = {}, sockets = loop.sockets(),
+        hubs = {}, named = {}, sockets = loop.sockets(),
         server_id = (os.getenv("HOSTNAME") or "lua"):gsub("[^%w%-%.]", "") .. "_"
             .. guid():gsub("%-", ""),
         -- sent: handed to a connection; requeued: unwritten when their
@@ -135,27 +138,36 @@ end
 --- The hub's connections (opened on first use): its state table.
 -- @tparam string name the hub
 function Pool:open(name)
+    local hc = self.named[name] -- by the name as given: no lower() per send
+    if hc then return hc end
     local key = lower(name)
-    local hc = self.hubs[key]
+    hc = self.hubs[key]
     if not hc then
         hc = { name = name, conns = {}, queue = {}, acks = {}, next_ack = 0, rr = 0, waiting = 0 }
         local spec = { o = self.o, type = self.type, io = self.io, events = events(self, hc),
                        target = function() return target(self, name) end }
         for i = 1, self.o.connection_count do hc.conns[i] = conn_mod.new(spec) end
+        if #hc.conns == 1 then hc.one = hc.conns[1] end
         self.hubs[key] = hc
         for _, c in ipairs(hc.conns) do c:start(now()) end
     end
+    self.named[name] = hc
     return hc
 end
 
 -- An open connection of the hub, in turn.
 local function pick(hc)
-    local n = #hc.conns
+    local conns, i = hc.conns, hc.rr
+    local n = #conns
     for _ = 1, n do
-        hc.rr = hc.rr % n + 1
-        local c = hc.conns[hc.rr]
-        if c.state == "open" then return c end
+        i = i < n and i + 1 or 1
+        local c = conns[i]
+        if c.state == "open" then
+            hc.rr = i
+            return c
+        end
     end
+    hc.rr = i
     return nil
 end
 
@@ -187,6 +199,9 @@ end
 -- A connection holding MAX_UNWRITTEN bytes the network has not taken:
 -- the failure of a send on it (nil when there is room).
 local function too_full(self, c, what)
+    -- the connection's own count first (no call); it is exact but for
+    -- control frames the WebSocket queued since its last write
+    if (c.unsent or 0) + (c.ob_bytes or 0) < ROOM then return nil end
     if c:unwritten() <= MAX_UNWRITTEN then return nil end
     if not self.io then c:pump(now()) end
     if c.ws and c:unwritten() > MAX_UNWRITTEN then
@@ -226,15 +241,20 @@ end
 -- @tparam string frame
 -- @tparam string what the call, for messages
 function Pool:deliver(hub, frame, what)
-    local hc = self:open(hub)
-    local c = pick(hc)
+    local hc = self.named[hub] or self:open(hub)
+    local c = hc.one -- a hub of one connection needs no turn
+    if c then
+        if c.state ~= "open" then c = nil end
+    else
+        c = pick(hc)
+    end
     if not c and not self.io then
         -- no loop may be polling (a plain script): each send moves the
         -- connections on, without waiting
         self:step()
         c = pick(hc)
     end
-    if c then
+    if c and c.unsent + c.ob_bytes >= ROOM then
         local full, fd = too_full(self, c, what)
         if full then return nil, full, fd end
     end
