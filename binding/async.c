@@ -28,7 +28,8 @@ static int l_client_submit(lua_State *L)
     return 1;
 }
 
-/* client:poll(timeout_s) -> array of { id, result | nil, error, details } */
+/* client:poll(timeout_s) -> array of { id, result | nil, error, details };
+ * result: a boolean, or the body of an operation that answers with data */
 static int l_client_poll(lua_State *L)
 {
     lclient *lc = sr_lua_check_client(L);
@@ -60,6 +61,12 @@ static int l_client_poll(lua_State *L)
             lua_pushlstring(L, o.body ? o.body : "", o.body_len);
             signalr_free(o.body);
             lua_setfield(L, -2, "body");
+        } else if (o.rc == SIGNALR_OK && o.body) {
+            /* an operation that answers with data: its body is the
+             * result, as client:call gives it */
+            lua_pushlstring(L, o.body, o.body_len);
+            signalr_free(o.body);
+            lua_setfield(L, -2, "result");
         } else if (o.rc == SIGNALR_OK) {
             lua_pushboolean(L, o.value);
             lua_setfield(L, -2, "result");

@@ -557,7 +557,9 @@ typedef struct {
     signalr_error err;        /* detail when rc != SIGNALR_OK */
     /* signalr_multi_fetch() requests: the reply's status and body, owned
      * by the outcome's reader (signalr_free()); rc is SIGNALR_OK for any
-     * status.  0 and NULL otherwise. */
+     * status.  Operations that answer with data (signalr_op_returns_data())
+     * that succeeded: the status and body the same way (the body as
+     * signalr_call_data() gives it).  0 and NULL otherwise. */
     int status;
     char *body;
     size_t body_len;
@@ -577,8 +579,8 @@ SIGNALR_API signalr_err signalr_multi_new(signalr_client *c,
  * call signalr_multi_cancel() and collect first.  NULL is a no-op. */
 SIGNALR_API void signalr_multi_free(signalr_multi *m);
 /* Build and queue a request.  A bad input fails here (nothing is queued);
- * EQUEUEFULL when max_queue outcomes are pending; EUNSUPPORTED for an
- * operation that answers with data (signalr_op_returns_data()). */
+ * EQUEUEFULL when max_queue outcomes are pending.  Every operation may be
+ * queued: those that answer with data carry the body in their outcome. */
 SIGNALR_API signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
                                              const signalr_params *p,
                                              unsigned long *id,

@@ -357,11 +357,6 @@ signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
     if (!x)
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
     rc = signalr_request_build(m->c, op, p, time(NULL), &x->req, err);
-    /* bad input first (EINVAL whatever the mode), then the mode's limit */
-    if (!rc && signalr_op_returns_data(op))
-        rc = sr__fail(err, SIGNALR_EUNSUPPORTED,
-                      "%s answers with data, which outcomes do not carry: "
-                      "call it on a blocking client", signalr_op_name(op));
     return enqueue(m, x, rc, op, id, err);
 }
 
@@ -427,13 +422,19 @@ static void settle(signalr_multi *m, xfer *x, signalr_err rc, int status,
     } else {
         sr__ok(e);
     }
-    /* a fetch's reply is its result, whatever the status */
-    if (x->out.op == SIGNALR_OP_MAX && (rc == SIGNALR_OK || rc == SIGNALR_ESTATUS)) {
+    /* a fetch's reply is its result, whatever the status; an operation
+     * that answers with data carries its body when it succeeded */
+    if ((x->out.op == SIGNALR_OP_MAX &&
+         (rc == SIGNALR_OK || rc == SIGNALR_ESTATUS)) ||
+        (rc == SIGNALR_OK && x->out.op != SIGNALR_OP_MAX &&
+         signalr_op_returns_data(x->out.op))) {
         x->out.rc = SIGNALR_OK;
         sr__ok(e);
         free(x->out.body);
         x->out.body = sr__strndup(body ? body : "", body_len);
         x->out.body_len = x->out.body ? body_len : 0;
+        if (!x->out.body)
+            x->out.rc = sr__fail(e, SIGNALR_ENOMEM, "out of memory");
     }
     finish(m, x);
 }

@@ -30,6 +30,7 @@ local concat, sort, random, min, max = table.concat, table.sort, math.random, ma
 local lower = string.lower
 local mono = core.monotonic
 local bare, shallow = util.bare, util.shallow
+local after = request.after
 
 local _M = {}
 
@@ -505,6 +506,8 @@ function Endpoints:call(op, params, what, names)
     if op == "generate_client_token" then
         local m, msg, d = pick(self, names, what, { hub = params.hub, user_id = params.user })
         if not m then return nil, msg, d end
+        -- async: the request is this client's (reported by its queue)
+        if self.async then return self:call_async(op, params, what, { m }, {}) end
         return one(self, m, op, params, what)
     end
     local targets, skipped, d = targets_of(self, names, what)
@@ -517,36 +520,43 @@ function Endpoints:call(op, params, what, names)
 end
 
 --- A listing over the endpoints a call targets: `fetch(names, list)`
--- appends one endpoint's members (names: that endpoint); a failure
--- anywhere fails the whole list, and so does an endpoint skipped as
--- offline (its members are unknown).  At most `limit` members.
+-- appends one endpoint's members (names: that endpoint; it returns a
+-- result, or in async mode a request object); a failure anywhere fails
+-- the whole list, and so does an endpoint skipped as offline (its
+-- members are unknown).  At most `limit` members.  Async mode: a request
+-- object whose result is the list.
 function Endpoints:list(names, what, fetch, limit)
     local targets, skipped, details = targets_of(self, names, what)
     if not targets then return nil, skipped, details end
     local list, eps = {}, {}
-    for _, m in ipairs(targets) do
+    local function from(i)
+        local m = targets[i]
+        if not m then
+            if #skipped > 0 then
+                local off = {}
+                for k, s in ipairs(skipped) do
+                    off[k] = s.name
+                    eps[s.name] = { code = "EOFFLINE", message = s.last_error or "offline" }
+                end
+                return nil, "signalr." .. what .. ": not listed, endpoint(s) offline: "
+                    .. concat(off, ", "), { code = "EPARTIAL", endpoints = eps, fetched = #list }
+            end
+            return list
+        end
         local name = m.name
-        local ok, msg
-        ok, msg, details = fetch({ name }, list)
-        if not ok then
-            details = details or {}
-            eps[name] = { code = details.code, status = details.status, message = msg }
-            details.endpoints, details.fetched = eps, #list
-            return nil, msg, details
-        end
-        eps[name] = true
-        if limit and #list >= limit then return list end
+        local r, msg, d = fetch({ name }, list)
+        return after(r, msg, d, function()
+            eps[name] = true
+            if limit and #list >= limit then return list end
+            return from(i + 1)
+        end, function(fmsg, fd)
+            fd = fd or {}
+            eps[name] = { code = fd.code, status = fd.status, message = fmsg }
+            fd.endpoints, fd.fetched = eps, #list
+            return fmsg, fd
+        end)
     end
-    if #skipped > 0 then
-        local off = {}
-        for i, m in ipairs(skipped) do
-            off[i] = m.name
-            eps[m.name] = { code = "EOFFLINE", message = m.last_error or "offline" }
-        end
-        return nil, "signalr." .. what .. ": not listed, endpoint(s) offline: "
-            .. concat(off, ", "), { code = "EPARTIAL", endpoints = eps, fetched = #list }
-    end
-    return list
+    return from(1)
 end
 
 -- ===== async mode: one request object per call, finished once =====
