@@ -90,10 +90,20 @@ static int l_client_pending(lua_State *L)
     return 1;
 }
 
+/* client:cancel() ends every request with ECANCELED; client:cancel(id)
+ * the one (-> true, or false when it is not in flight).  The outcomes
+ * come with the next poll. */
 static int l_client_cancel(lua_State *L)
 {
     lclient *lc = sr_lua_check_client(L);
 
+    if (!lua_isnoneornil(L, 2)) {
+        lua_Integer id = luaL_checkinteger(L, 2);
+
+        lua_pushboolean(L, lc->m && id > 0 &&
+                        signalr_multi_cancel_one(lc->m, (unsigned long)id));
+        return 1;
+    }
     if (lc->m)
         signalr_multi_cancel(lc->m);
     return 0;

@@ -602,6 +602,12 @@ SIGNALR_API int signalr_multi_next(signalr_multi *m, signalr_outcome *out);
 SIGNALR_API size_t signalr_multi_pending(const signalr_multi *m);
 /* End every unfinished request with ECANCELED (collect them next). */
 SIGNALR_API void signalr_multi_cancel(signalr_multi *m);
+/* End the one request submitted as id with ECANCELED, whatever stage it is
+ * in (queued, connecting, on the wire, waiting to retry); its outcome is
+ * collected as any other (err.sent: whether it may have reached the
+ * service).  Returns 1 when it was ended, 0 when id is not in flight (its
+ * outcome is ready already, or was collected). */
+SIGNALR_API int signalr_multi_cancel_one(signalr_multi *m, unsigned long id);
 /* Milliseconds until signalr_multi_step() is due: 0 now, -1 no timer. */
 SIGNALR_API long signalr_multi_timeout(signalr_multi *m);
 /* The descriptors libcurl wants watched, exactly (any number, any fd

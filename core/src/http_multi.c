@@ -822,37 +822,45 @@ static long lean_timers(signalr_multi *m, int act_now)
     return next > now ? (long)(next - now) : 0;
 }
 
+/* x ends with ECANCELED (who: what canceled it; sent: whether the
+ * request went out, wholly or in part). */
+static void canceled(signalr_multi *m, xfer *x, const char *who, int sent)
+{
+    x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED, "canceled: %s %s",
+                         who, sent ? "after the request was sent (it may "
+                                     "have been delivered)"
+                                   : "before the request was sent");
+    x->out.err.sent = sent;
+    x->out.value = 0;
+    finish(m, x);
+}
+
+/* End one lean attempt (in lean_q when queued, else in lean_on). */
+static void lean_cancel_one(signalr_multi *m, xfer *x, int queued,
+                            const char *who)
+{
+    int sent = !queued && x->conn && x->conn->state == SR__CONN_BUSY &&
+               x->conn->out_pos > 0;
+
+    unlink_x(queued ? &m->lean_q : &m->lean_on, x);
+    if (x->conn) {
+        sr__conn *c = x->conn;
+
+        x->conn = NULL;
+        c->job = NULL;
+        /* a connection mid-exchange or mid-connect cannot carry another */
+        conn_close(m, c);
+    }
+    canceled(m, x, who, sent);
+}
+
 /* End the lean path's attempts with ECANCELED; close its connections. */
 static void lean_cancel(signalr_multi *m)
 {
-    xfer *x;
-
-    while ((x = m->lean_q.head)) {
-        unlink_x(&m->lean_q, x);
-        x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED, "canceled: the "
-                             "client was closed before the request was "
-                             "sent");
-        x->out.err.sent = 0;
-        x->out.value = 0;
-        finish(m, x);
-    }
-    while ((x = m->lean_on.head)) {
-        int sent = x->conn && x->conn->state == SR__CONN_BUSY &&
-                   x->conn->out_pos > 0;
-
-        unlink_x(&m->lean_on, x);
-        if (x->conn)
-            conn_close(m, x->conn);
-        x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED, "%s",
-                             sent ? "canceled: the client was closed after "
-                                    "the request was sent (it may have been "
-                                    "delivered)"
-                                  : "canceled: the client was closed before "
-                                    "the request was sent");
-        x->out.err.sent = sent;
-        x->out.value = 0;
-        finish(m, x);
-    }
+    while (m->lean_q.head)
+        lean_cancel_one(m, m->lean_q.head, 1, "the client was closed");
+    while (m->lean_on.head)
+        lean_cancel_one(m, m->lean_on.head, 0, "the client was closed");
 }
 #endif
 
@@ -1032,32 +1040,28 @@ size_t signalr_multi_pending(const signalr_multi *m)
  * sent (their connection was set up: the request went or was going out);
  * waiting ones are retries whose attempts the retry rule judged to have
  * done no work. */
+static void cancel_x(signalr_multi *m, list *l, xfer *x, int active,
+                     const char *who)
+{
+    curl_off_t pre = 0;
+    long req_bytes = 0;
+    int sent;
+
+    unlink_x(l, x);
+    if (active) {
+        curl_easy_getinfo(x->easy->curl, CURLINFO_PRETRANSFER_TIME_T, &pre);
+        curl_easy_getinfo(x->easy->curl, CURLINFO_REQUEST_SIZE, &req_bytes);
+        curl_multi_remove_handle(m->cm, x->easy->curl);
+    }
+    sent = active && (pre > 0 || req_bytes > 0 ||
+                      (x->sink && x->sink->up_pos > 0));
+    canceled(m, x, who, sent);
+}
+
 static void cancel_list(signalr_multi *m, list *l, int active)
 {
-    while (l->head) {
-        xfer *x = l->head;
-        curl_off_t pre = 0;
-        long req_bytes = 0;
-        int sent;
-
-        unlink_x(l, x);
-        if (active) {
-            curl_easy_getinfo(x->easy->curl, CURLINFO_PRETRANSFER_TIME_T, &pre);
-            curl_easy_getinfo(x->easy->curl, CURLINFO_REQUEST_SIZE, &req_bytes);
-            curl_multi_remove_handle(m->cm, x->easy->curl);
-        }
-        sent = active && (pre > 0 || req_bytes > 0 ||
-                          (x->sink && x->sink->up_pos > 0));
-        x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED, "%s",
-                             sent ? "canceled: the client was closed after "
-                                    "the request was sent (it may have been "
-                                    "delivered)"
-                                  : "canceled: the client was closed before "
-                                    "the request was sent");
-        x->out.err.sent = sent;
-        x->out.value = 0;
-        finish(m, x);
-    }
+    while (l->head)
+        cancel_x(m, l, l->head, active, "the client was closed");
 }
 
 void signalr_multi_cancel(signalr_multi *m)
@@ -1068,6 +1072,44 @@ void signalr_multi_cancel(signalr_multi *m)
 #endif
     cancel_list(m, &m->active, 1);
     cancel_list(m, &m->waiting, 0);
+}
+
+static xfer *find(const list *l, unsigned long id)
+{
+    xfer *x;
+
+    for (x = l->head; x; x = x->next)
+        if (x->out.id == id)
+            return x;
+    return NULL;
+}
+
+int signalr_multi_cancel_one(signalr_multi *m, unsigned long id)
+{
+    const char *who = "with req:cancel()";
+    xfer *x;
+
+#ifdef __linux__
+    if ((x = find(&m->lean_q, id))) {
+        lean_cancel_one(m, x, 1, who);
+        lean_pump(m);
+        return 1;
+    }
+    if ((x = find(&m->lean_on, id))) {
+        lean_cancel_one(m, x, 0, who);
+        lean_pump(m);
+        return 1;
+    }
+#endif
+    if ((x = find(&m->active, id))) {
+        cancel_x(m, &m->active, x, 1, who);
+        return 1;
+    }
+    if ((x = find(&m->waiting, id))) {
+        cancel_x(m, &m->waiting, x, 0, who);
+        return 1;
+    }
+    return 0;
 }
 
 long signalr_multi_timeout(signalr_multi *m)

@@ -574,10 +574,18 @@ function Endpoints:call_async(op, params, what, targets, skipped)
                 .. " (nothing was queued)", { code = "EQUEUEFULL" }
         end
     end
-    local fan = { op = op, targets = targets, skipped = skipped, results = {}, left = 0 }
+    local fan = { op = op, targets = targets, skipped = skipped, results = {}, left = 0, parts = {} }
     self.next_id = self.next_id + 1
     local agg = request.new(self.next_id, what)
     fan.req = agg
+    -- req:cancel(): every endpoint's part that is still under way
+    agg._cancel = function()
+        local any = false
+        for _, r in pairs(fan.parts) do
+            if r:cancel() then any = true end
+        end
+        return any
+    end
     for i, m in ipairs(targets) do
         local r, msg, d = m.t:call(op, shallow(params), what)
         if r == nil then
@@ -587,6 +595,7 @@ function Endpoints:call_async(op, params, what, targets, skipped)
             fan.results[i] = { nil, msg, d }
         elseif type(r) == "table" then
             self.parts[r] = { fan, i }
+            fan.parts[i] = r
             fan.left = fan.left + 1
         else
             fan.results[i] = { r }
@@ -604,6 +613,7 @@ function Endpoints:part_done(req)
     if not part then return end
     self.parts[req] = nil
     local fan = part[1]
+    fan.parts[part[2]] = nil
     if req.error then
         fan.results[part[2]] = { nil, req.error, req.details }
     else

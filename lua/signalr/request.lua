@@ -20,6 +20,9 @@ local _M = {}
 --- What a closed client answers (nothing was sent).
 _M.CLOSED = "the client is closed (nothing was sent)"
 
+--- What a request canceled before anything went out answers.
+_M.CANCELED = "canceled: with req:cancel() before the request was sent"
+
 --- The failure of a call made after close(): nil, message, details.
 -- @tparam string what the method, for the message
 function _M.closed(what)
@@ -29,6 +32,21 @@ end
 local Request = {}
 Request.__index = Request
 _M.Request = Request
+
+--- Cancel the request: unless it finished already, it ends with
+-- `ECANCELED` and that is its one outcome (reported, with `on_done`, by
+-- the next poll).  `details.sent` says whether the request may have
+-- reached the service (true: it went out, wholly or in part, and may
+-- have been delivered; false: nothing was sent).
+-- @treturn boolean true when canceled; false when it had finished (its
+--   outcome stands) or cannot be canceled
+function Request:cancel()
+    if self.done or self._over then return false end
+    if self._inner then return self._inner:cancel() end
+    local c = self._cancel
+    if not c then return false end
+    return c(self) and true or false
+end
 
 function Request:__tostring()
     return "signalr.request #" .. self.id .. " (" .. self.op .. ", "
@@ -135,6 +153,8 @@ end
 
 --- req finished with a complete message (already "signalr.<op>: ...").
 function Queue:settle(req, result, msg, details)
+    -- one outcome each: a late answer after a cancel is dropped
+    if req._over or req.done then return end
     if msg and req._on_fail then
         msg, details = req._on_fail(msg, details)
     end
@@ -171,6 +191,12 @@ function Queue:settle(req, result, msg, details)
     req._over = true
     local ready = self.ready
     ready[#ready + 1] = req
+end
+
+--- req was canceled before anything was sent: it finishes with
+-- ECANCELED (reported by the next `report()`).
+function Queue:canceled(req)
+    return self:finish(req, nil, _M.CANCELED, { code = "ECANCELED", sent = false })
 end
 
 --- Report what finished, in order: `done`, then `on_done`.  Raises the

@@ -253,7 +253,19 @@ function Pool:deliver(hub, frame, what)
             .. " server connection; poll or flush before sending more", { code = "EQUEUEFULL" }
     end
     local req = self.requests:request(what)
-    hc.queue[#hc.queue + 1] = { frame = frame, req = req, what = what, deadline = now() + self.o.timeout }
+    local item = { frame = frame, req = req, what = what, deadline = now() + self.o.timeout }
+    hc.queue[#hc.queue + 1] = item
+    -- req:cancel(): out of the queue (nothing was sent)
+    req._cancel = function()
+        for i = 1, #hc.queue do
+            if hc.queue[i] == item then
+                table.remove(hc.queue, i)
+                self.requests:canceled(req)
+                return true
+            end
+        end
+        return false
+    end
     self.stats.queued = self.stats.queued + 1
     return req
 end
