@@ -41,6 +41,7 @@ static int l_client_poll(lua_State *L)
     lua_newtable(L);
     if (!lc->m)
         return 1;
+    lc->L = L;
     if (signalr_multi_step(lc->m, ms, &e))
         return sr_lua_push_fail(L, &e);
     /* each outcome's table exists before the outcome is popped; only an

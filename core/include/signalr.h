@@ -425,10 +425,18 @@ SIGNALR_API signalr_err signalr_reply_read(signalr_op op,
 
 /* ===== retries ===== */
 
+/* How the delay between attempts grows (the service SDK's
+ * ServiceManagerRetryMode). */
+typedef enum {
+    SIGNALR_RETRY_EXPONENTIAL = 0, /* base, 2 base, 4 base, ... (capped) */
+    SIGNALR_RETRY_FIXED            /* base every time (capped) */
+} signalr_retry_mode;
+
 typedef struct {
     int max_retries;          /* extra attempts after the first; 0: none */
-    long base_delay_ms;       /* first backoff delay */
+    long base_delay_ms;       /* first backoff delay; the delay when fixed */
     long max_delay_ms;        /* cap on any delay (and on Retry-After) */
+    signalr_retry_mode mode;  /* 0: exponential */
 } signalr_retry_policy;
 
 /* Decide whether attempt number `attempt` (1 = the first) that failed with
@@ -437,7 +445,7 @@ typedef struct {
  * Sends retry only on ECONNECT and status > 500; idempotent operations
  * also on 500, 408, ETIMEDOUT and EHTTP; 429 is retried after Retry-After
  * seconds (retry_after_s >= 0) or the backoff delay.  Backoff is
- * base * 2^(attempt-1), capped. */
+ * base * 2^(attempt-1) (SIGNALR_RETRY_FIXED: base), capped. */
 SIGNALR_API long signalr_retry_delay(signalr_op op,
                                      const signalr_retry_policy *policy,
                                      int attempt, signalr_err failure,
@@ -477,11 +485,27 @@ SIGNALR_API signalr_err signalr_client_server_token(signalr_client *c,
 
 typedef struct signalr_http signalr_http; /* opaque; one reusable handle */
 
+/* The levels of what the core logs. */
+typedef enum {
+    SIGNALR_LOG_DEBUG = 0,
+    SIGNALR_LOG_INFO,
+    SIGNALR_LOG_WARN,
+    SIGNALR_LOG_ERROR
+} signalr_log_level;
+
+/* Called with one line the core logs (a retry it schedules): msg is
+ * borrowed for the call, NUL-terminated, and never holds key material or
+ * tokens.  ud is the options' log_ud. */
+typedef void (*signalr_log_fn)(void *ud, signalr_log_level level,
+                               const char *msg);
+
 typedef struct {
     long timeout_ms;          /* whole exchange; <= 0: 10000 */
     long connect_timeout_ms;  /* <= 0: min(timeout, 5000) */
     int verify_tls;           /* 0 disables certificate checks */
     const char *ca_file;      /* NULL: the system store */
+    signalr_log_fn log;       /* NULL: nothing is logged */
+    void *log_ud;             /* borrowed: handed to log */
 } signalr_http_options;
 
 typedef struct {

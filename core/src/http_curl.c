@@ -305,7 +305,7 @@ signalr_err sr__curl_prepare(sr__easy *e, const signalr_request *req,
                              const signalr_http_options *o, sr__sink *s,
                              signalr_error *err)
 {
-    static const signalr_http_options defaults = {0, 0, 1, NULL};
+    static const signalr_http_options defaults = {0, 0, 1, NULL, NULL, NULL};
     CURL *c = e->curl;
     long timeout, conn_timeout;
     int shape;
@@ -599,7 +599,7 @@ signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
                                  signalr_http_reply *reply,
                                  signalr_error *err)
 {
-    static const signalr_http_options defaults = {0, 0, 1, NULL};
+    static const signalr_http_options defaults = {0, 0, 1, NULL, NULL, NULL};
     CURL *curl;
     long status = 0;
     signalr_err rc;
@@ -661,6 +661,8 @@ signalr_err signalr_http_fetch(signalr_http *h, const signalr_request *req,
             }
             return rc;
         }
+        sr__log_retry(o, req->op, attempt, rc ? rc : SIGNALR_ESTATUS,
+                      rc ? err : NULL, delay);
         sr__sleep_ms(delay);
     }
 }
@@ -719,6 +721,7 @@ signalr_err signalr_call_data(signalr_client *c, signalr_http *h,
             }
             return rc;
         }
+        sr__log_retry(o, op, attempt, rc, err, delay);
         sr__sleep_ms(delay);
     }
 }

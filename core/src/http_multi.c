@@ -409,6 +409,7 @@ static void settle(signalr_multi *m, xfer *x, signalr_err rc, int status,
                                     x->attempt, rc, status,
                                     rc == SIGNALR_ESTATUS ? retry_after : -1);
         if (delay >= 0) {
+            sr__log_retry(&m->http, x->out.op, x->attempt, rc, e, delay);
             x->due_ms = sr__now_ms() + delay;
             push(&m->waiting, x);
             return;

@@ -211,6 +211,11 @@ function Conn:fail(msg, details)
         self.attempt = n + 1
         self.retry_at = (self.started or t) + (n <= 5 and 2 ^ n or 60) + random() -- jitter
     end
+    local log = self.o.log
+    if log then
+        log("warn", "server connection " .. (was_open and "lost" or "failed") .. ": " .. tostring(msg)
+            .. "; reconnecting in " .. string.format("%.1f", max(0, self.retry_at - t)) .. " s")
+    end
 end
 
 --- Handle what the service sent: the handshake's answer, acks, the

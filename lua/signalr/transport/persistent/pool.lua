@@ -98,8 +98,12 @@ end
 
 -- What a hub's connections tell the pool.
 local function events(self, hc)
+    local log = self.o.log
     return {
-        opened = function() self:flush_queue(hc) end,
+        opened = function()
+            if log then log("info", "server connection for hub " .. hc.name .. " open") end
+            self:flush_queue(hc)
+        end,
         ack = function(_, m)
             local a = hc.acks[m.ack_id]
             if a then
@@ -108,7 +112,12 @@ local function events(self, hc)
             end
         end,
         message = function(c, m)
-            if self.on_message then self.on_message(c, m) end
+            if self.on_message then
+                self.on_message(c, m)
+            elseif log then
+                log("debug", "hub " .. hc.name .. ": dropped a service message of type "
+                    .. tostring(m.type) .. " (nothing here handles it)")
+            end
         end,
         failed = function(c, back, unconfirmed, msg, details, was_open)
             if back and #back > 0 then
@@ -120,6 +129,10 @@ local function events(self, hc)
             -- what it carried since its last confirmation may be lost (taken
             -- by the network, never processed): confirm() reports it once
             self.lost = self.lost + unconfirmed
+            if log and ((back and #back > 0) or unconfirmed > 0) then
+                log("warn", "hub " .. hc.name .. ": " .. (back and #back or 0) .. " frames queued to send"
+                    .. " again; " .. unconfirmed .. " sent since the last confirmation may be lost")
+            end
             for id, a in pairs(hc.acks) do
                 if a.conn == c then
                     hc.acks[id] = nil
