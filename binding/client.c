@@ -329,8 +329,8 @@ static int l_client_build(lua_State *L)
     return sr_lua_push_request(L, b);
 }
 
-/* client:negotiate(hub, user_id|nil, claims_json|nil, lifetime|nil[, now])
- * -> url, token | nil, msg, details */
+/* client:negotiate(hub, user_id|nil, claims_json|nil, lifetime|nil[, now
+ * [, diagnostic[, detailed_errors]]]) -> url, token | nil, msg, details */
 static int l_client_negotiate(lua_State *L)
 {
     lclient *lc = sr_lua_check_client(L);
@@ -340,6 +340,9 @@ static int l_client_negotiate(lua_State *L)
     const char *claims = luaL_optstring(L, 4, NULL);
     long lifetime = (long)luaL_optnumber(L, 5, 0);
     time_t now = (time_t)luaL_optnumber(L, 6, (lua_Number)time(NULL));
+    unsigned flags = (lua_toboolean(L, 7) ? SIGNALR_NEGOTIATE_DIAGNOSTIC : 0u) |
+                     (lua_toboolean(L, 8) ? SIGNALR_NEGOTIATE_DETAILED_ERRORS
+                                          : 0u);
     signalr_error e;
     box *b;
 
@@ -348,8 +351,8 @@ static int l_client_negotiate(lua_State *L)
     if (user && strlen(user) != ul)
         return sr_lua_nul_fail(L, "user id");
     b = sr_lua_new_box(L);
-    if (signalr_client_negotiate(lc->c, hub, user, claims, lifetime, now,
-                                 &b->a, &b->b, &e))
+    if (signalr_client_negotiate_with(lc->c, hub, user, claims, flags,
+                                      lifetime, now, &b->a, &b->b, &e))
         return sr_lua_push_fail(L, &e);
     lua_pushstring(L, b->a);
     lua_pushstring(L, b->b);

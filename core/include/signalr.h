@@ -468,6 +468,25 @@ SIGNALR_API signalr_err signalr_client_negotiate(signalr_client *c,
                                                  char **url, char **token,
                                                  signalr_error *err);
 
+/* signalr_client_negotiate() with flags, the service SDK's
+ * NegotiationOptions written into the token as its ClaimsUtility writes
+ * them: SIGNALR_NEGOTIATE_DIAGNOSTIC (IsDiagnosticClient) adds
+ * "asrs.s.dc":"true", SIGNALR_NEGOTIATE_DETAILED_ERRORS
+ * (EnableDetailedErrors: a close reason reaches the client) adds
+ * "asrs.s.derror":"True"; extra_claims must not repeat them.  Unknown
+ * flag bits are ignored. */
+#define SIGNALR_NEGOTIATE_DIAGNOSTIC 1u
+#define SIGNALR_NEGOTIATE_DETAILED_ERRORS 2u
+SIGNALR_API signalr_err signalr_client_negotiate_with(signalr_client *c,
+                                                      const char *hub,
+                                                      const char *user_id,
+                                                      const char *extra_claims,
+                                                      unsigned flags,
+                                                      long lifetime,
+                                                      time_t now, char **url,
+                                                      char **token,
+                                                      signalr_error *err);
+
 /* Persistent mode: the URL of a server connection,
  * "<ServerEndpoint or Endpoint>/server/?hub=<lower(app)_>lower(hub)" with
  * an http(s) scheme, and (token not NULL) its HS256 token: aud is

@@ -430,7 +430,7 @@ local function check_token_opts(opts, method)
 end
 
 local NEGOTIATE = { user_id = true, claims = true, lifetime = true, endpoints = true,
-                    context = true }
+                    context = true, diagnostic = true, detailed_errors = true }
 
 --- What a client's negotiate endpoint returns.  With an AccessKey there
 -- is no I/O.  Under Microsoft Entra ID (no AccessKey) the client token is
@@ -439,7 +439,11 @@ local NEGOTIATE = { user_id = true, claims = true, lifetime = true, endpoints = 
 -- refreshed hourly: the first call, and one an hour, performs I/O; in
 -- async mode the call returns a request object whose `result` is the table.
 -- @tparam[opt] table opts `user_id`, `claims` (table of extra JWT claims),
---   `lifetime` (seconds, default 3600); with several endpoints,
+--   `lifetime` (seconds, default 3600), `diagnostic` (true: the service
+--   treats the client as a diagnostic client, the SDK's
+--   IsDiagnosticClient: claim `asrs.s.dc`), `detailed_errors` (true: the
+--   reason a connection is closed with reaches the client, the SDK's
+--   EnableDetailedErrors: claim `asrs.s.derror`); with several endpoints,
 --   `endpoints` (choose among these) and `context` (handed to the
 --   client's `router` as `ctx.context`, e.g. the caller's region)
 -- @treturn[1] table `{ url = ..., accessToken = ... }`
@@ -448,6 +452,11 @@ function Hub:negotiate(opts)
     check_self(self, "negotiate")
     opts = opt_table(opts, "opts", "negotiate", NEGOTIATE)
     check_token_opts(opts, "negotiate")
+    for _, k in ipairs { "diagnostic", "detailed_errors" } do
+        if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
+            error("signalr.negotiate: opts." .. k .. " must be a boolean, got " .. type(opts[k]), 2)
+        end
+    end
     if opts.lifetime ~= nil and not (opts.lifetime >= 1 and opts.lifetime < 1e9) then
         return nil, "signalr.negotiate: lifetime must be at least 1 second",
             { code = "EINVAL" }
@@ -462,7 +471,8 @@ function Hub:negotiate(opts)
         end
     end
     return self._t:call("negotiate", { hub = self.name, user = opts.user_id, claims = claims,
-        lifetime = opts.lifetime, context = opts.context }, "negotiate",
+        lifetime = opts.lifetime, context = opts.context, diagnostic = opts.diagnostic,
+        detailed_errors = opts.detailed_errors }, "negotiate",
         names_of(opts.endpoints, "negotiate"))
 end
 
