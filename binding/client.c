@@ -64,8 +64,8 @@ static void core_log(void *ud, signalr_log_level level, const char *msg)
  * opts (checked by the Lua layer): api_version, application, user_agent,
  * token_lifetime (s), timeout, connect_timeout, retry_delay,
  * max_retry_delay (s), retries, retry_mode ("fixed" or "exponential"),
- * verify_tls, ca_file, log (a function(level, msg) for the core's log
- * lines: retries). */
+ * verify_tls, ca_file, proxy (a proxy URL), log (a function(level, msg)
+ * for the core's log lines: retries). */
 static int l_client(lua_State *L)
 {
     size_t len;
@@ -142,6 +142,18 @@ static int l_client(lua_State *L)
             memcpy(lc->ca_file, ca, n + 1);
             lc->http.ca_file = lc->ca_file;
         }
+        ca = sr_lua_opt_field(L, 2, "proxy", NULL, &nul);
+        if (nul)
+            return sr_lua_nul_fail(L, nul);
+        if (ca) {
+            size_t n = strlen(ca);
+
+            lc->proxy = malloc(n + 1);
+            if (!lc->proxy)
+                return luaL_error(L, "out of memory");
+            memcpy(lc->proxy, ca, n + 1);
+            lc->http.proxy = lc->proxy;
+        }
     }
     if (signalr_client_new(cs, len, &o, &lc->c, &e))
         return sr_lua_push_fail(L, &e);
@@ -157,6 +169,9 @@ static int l_client_close(lua_State *L)
     signalr_http_free(lc->h);
     lc->m = NULL;
     free(lc->ca_file);
+    free(lc->proxy);
+    lc->proxy = NULL;
+    lc->http.proxy = NULL;
     lc->c = NULL;
     lc->h = NULL;
     lc->ca_file = NULL;

@@ -525,6 +525,11 @@ typedef struct {
     const char *ca_file;      /* NULL: the system store */
     signalr_log_fn log;       /* NULL: nothing is logged */
     void *log_ud;             /* borrowed: handed to log */
+    /* "http://host:port" (or any proxy URL libcurl takes): every request
+     * goes through it (https by a CONNECT tunnel), NO_PROXY of the
+     * environment still honoured; NULL: the environment's http_proxy,
+     * HTTPS_PROXY, NO_PROXY... as libcurl reads them.  Borrowed. */
+    const char *proxy;
 } signalr_http_options;
 
 typedef struct {
@@ -1128,6 +1133,9 @@ typedef struct {
     long connect_timeout_ms;  /* 0: 5000 */
     int insecure;             /* 1: no certificate checks */
     const char *ca_file;      /* PEM bundle, NULL: the system store */
+    /* a proxy URL: the socket is a CONNECT tunnel through it; NULL: the
+     * environment's, as libcurl reads it (also a tunnel).  Borrowed. */
+    const char *proxy;
 } signalr_sock_options;
 
 /* Start connecting to url ("http://host:port/" or "https://..."). */

@@ -654,7 +654,7 @@ static void lean_dispatch(signalr_multi *m, xfer *x)
         push(&m->lean_q, x);
         return;
     }
-    if (sr__lean_refused()) {
+    if (sr__lean_refused(&m->http)) {
         /* the full path: a proxy in the environment; no attempt yet */
         x->lean = -1;
         x->attempt--;

@@ -363,7 +363,7 @@ static void run_scenario(const scenario *sc)
 {
     server s;
     signalr_http *h = NULL;
-    signalr_http_options o = {0, 0, 1, NULL, NULL, NULL};
+    signalr_http_options o = {0, 0, 1, NULL, NULL, NULL, NULL};
     signalr_request r;
     signalr_http_reply rep;
     signalr_error e;

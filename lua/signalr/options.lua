@@ -30,6 +30,7 @@ schema(nil, {
     max_retry_delay = "number", -- cap on a delay and on Retry-After, seconds
     verify_tls = "boolean",
     ca_file = "string",         -- PEM bundle to trust instead of the system's
+    proxy = "string",           -- "http://host:port": every libcurl request through it
     user_agent = "string",
     token_lifetime = "number",  -- seconds a REST token lives (default 3600)
     token_provider = "function",-- Entra ID: returns a bearer token[, expires_at]
@@ -116,6 +117,8 @@ local RANGES = {
     { { "health_retry_delay" }, between(0, 1e9), "must be a number from 0" },
     { { "mode" }, function(v) return v == "transient" or v == "persistent" end,
       "must be \"transient\" or \"persistent\"" },
+    { { "proxy" }, function(v) return v:match("^%a[%w+.-]*://[^%s/]+/?$") ~= nil end,
+      "must be a proxy URL such as \"http://host:port\"" },
     { { "retry_mode" }, function(v) return v == "exponential" or v == "fixed" end,
       "must be \"exponential\" or \"fixed\"" },
     "persistent and async",

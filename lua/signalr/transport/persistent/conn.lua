@@ -50,7 +50,7 @@ local function open_sock(c)
     local o = c.o
     local base = c.url.scheme .. "://" .. c.url.hostport .. "/"
     local sock, msg, d = core.sock(base, floor((o.connect_timeout or min(o.timeout, 5)) * 1000),
-        not o.verify_tls, o.ca_file)
+        not o.verify_tls, o.ca_file, o.proxy)
     if not sock then return nil, msg, d end
     c.sock = sock
     return true
