@@ -18,6 +18,8 @@ secrets=(
   "identity-header-K5bT9sV2xJ7d"                   # spec/e2e/entra_spec.lua
   "multi-endpoint-secret-8Hq2"                     # spec/e2e/endpoints_spec.lua
   "entra-persistent-secret-W4pZ"                   # spec/e2e/persistent_spec.lua
+  "on-log-client-secret-W4eR7tY1uI9o"              # spec/e2e/on_log_spec.lua
+  "proxy-client-secret-H3jK8lM2nB5v"               # spec/e2e/proxy_spec.lua
 )
 files=$(find "$@" -type f 2>/dev/null)
 [ -n "$files" ] || { echo "secrets scan: nothing to scan"; echo "0 passed, 1 failed"; exit 1; }

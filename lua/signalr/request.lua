@@ -3,10 +3,13 @@
 -- server connection is up; several endpoints in async mode).
 --
 -- A request is `{ id, op, done }`; once finished, `done` is true and it
--- holds `result` (true, or a boolean for checks) or `error` + `details`.
--- A queue counts the requests it handed out, keeps the finished ones
--- until `report()` marks them done and calls `on_done` for each, in
--- order, exactly once.  The error texts every transport shares live here.
+-- holds `result` (what the blocking call returns: true, a boolean for
+-- checks, a list, a token, invoke's table) or `error` + `details`;
+-- `req:cancel()` ends it with ECANCELED.  A request may carry on (a reply
+-- to read, a next page: `after`) before its one outcome.  A queue counts
+-- the requests it handed out, keeps the finished ones until `report()`
+-- marks them done and calls `on_done` for each, in order, exactly once.
+-- The error texts every transport shares live here.
 -- @module signalr.request
 local core = require "signalr.core"
 
