@@ -45,7 +45,7 @@ void sr__log_retry(const signalr_http_options *o, signalr_op op,
                    int attempt, signalr_err rc, const signalr_error *e,
                    long delay_ms)
 {
-    char line[sizeof(e->msg) + 128];
+    char line[sizeof(((signalr_error *)0)->msg) + 128];
 
     if (!o || !o->log)
         return;
