@@ -408,6 +408,9 @@ function Auth:use_key(handle, info)
         local ok, msg, details = handle:set_access_key(k.kid, k.key)
         if not ok then return nil, msg, details end
         self.key_id, self.key_value = k.kid, k.key
+        if self.opts.log then
+            self.opts.log("info", "Microsoft Entra ID: negotiate signs with a new temporary access key")
+        end
     end
     return true
 end

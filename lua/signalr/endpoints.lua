@@ -106,6 +106,7 @@ function _M.new(opts, wake, level)
     local self = setmetatable({
         members = {}, by_name = {}, async = async, persistent = persistent,
         loop = async or persistent, router = opts.router, checks = health, wake = wake,
+        log = util.logger(opts.on_log),
         queue = request.queue(opts.on_done, opts.queue_size or 1024),
         -- async: each endpoint's request -> { its call's fan-out, index }
         parts = {}, next_id = 0,
@@ -205,6 +206,7 @@ local function checked(self, m, ok, msg)
     local now, h = mono(), self.checks
     m.checked_at = now
     if ok then
+        if not m.online and self.log then self.log("info", "endpoint " .. m.name .. " is online again") end
         m.online, m.last_error, m.attempt = true, nil, 1
         m.next_check = now + h.interval
     elseif m.online and m.attempt <= h.retries then
@@ -212,6 +214,9 @@ local function checked(self, m, ok, msg)
         m.attempt = m.attempt + 1
         m.next_check = now + h.retry_delay
     else
+        if m.online and self.log then
+            self.log("warn", "endpoint " .. m.name .. " is offline: health check failed: " .. bare(msg))
+        end
         m.online, m.attempt = false, 1
         m.last_error = "health check failed: " .. bare(msg)
         m.next_check = now + h.interval
@@ -228,6 +233,9 @@ local function observe(self, targets, results, op)
         if r and r[1] == nil then
             local d = r[3] or {}
             if d.code == "ECONNECT" or (d.code == "ESTATUS" and (d.status or 0) >= 500) then
+                if m.online and self.log then
+                    self.log("warn", "endpoint " .. m.name .. " is offline: " .. bare(r[2]))
+                end
                 m.online, m.attempt = false, 1
                 m.last_error = bare(r[2])
                 m.next_check = now + self.checks.retry_delay
