@@ -80,6 +80,24 @@ describe("option proxy", function()
         c:close()
     end)
 
+    it("a hub server's connections are CONNECT tunnels through it; its on_log sees them", function()
+        local e2 = env.emulator("--service-mode default")
+        local logged = {}
+        local srv = assert(signalr.server { connection_string = e2.cs, hub = "chat", proxy = proxy.url,
+            connection_count = 1, retry_mode = "fixed",
+            on_log = function(level, msg) logged[#logged + 1] = level .. " " .. msg end })
+        srv:start()
+        env.wait(function()
+            srv:poll(0.05)
+            return #proxy:matching("^CONNECT localhost:" .. e2.port .. " ") >= 1
+                and e2:stats().server_handshakes >= 1
+        end, 10, "the server connection through the proxy")
+        env.wait(function() srv:poll(0.05) return #logged > 0 end, 5, "a log line")
+        assert.matches("^info server connection for hub chat open$", logged[1])
+        srv:close()
+        e2:stop()
+    end)
+
     it("Microsoft Entra ID token requests go through it too", function()
         local c = assert(signalr.new {
             connection_string = "Endpoint=http://127.0.0.1;Port=" .. emu.port
