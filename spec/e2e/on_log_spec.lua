@@ -103,6 +103,13 @@ describe("on_log", function()
         end
     end)
 
+    it("the binding's retry rule (nginx's retries) takes the mode", function()
+        -- core.retry_delay(op, attempt, failure, status, retry_after, retries, base, max[, mode])
+        assert.equal(0.4, core.retry_delay("broadcast", 3, "ESTATUS", 503, -1, 3, 0.1, 10))
+        assert.equal(0.1, core.retry_delay("broadcast", 3, "ESTATUS", 503, -1, 3, 0.1, 10, "fixed"))
+        assert.is_nil(core.retry_delay("broadcast", 4, "ESTATUS", 503, -1, 3, 0.1, 10, "fixed"))
+    end)
+
     it("exponential (the default) doubles; the delays say so", function()
         local lines, log = recorder()
         local h = assert(signalr.new { connection_string = emu.cs, retries = 3, retry_delay = 0.05,
