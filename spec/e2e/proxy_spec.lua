@@ -158,6 +158,75 @@ c:close()
         assert.equal(0, #proxy:requests())
     end)
 
+    describe("https", function()
+        local front, dir, cs
+        setup(function()
+            -- a TLS front for the emulator (nginx), with a private CA
+            local nginx = require "helpers.nginx"
+            dir = emu.dir .. "/tls"
+            nginx.sh(string.format([[mkdir -p %s/logs && cd %s && openssl req -x509 -newkey rsa:2048 \
+                -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null && \
+                openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout srv.key -out srv.csr \
+                2>/dev/null && printf 'subjectAltName=DNS:localhost\n' > ext && openssl x509 -req \
+                -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out srv.pem \
+                2>/dev/null]], dir, dir))
+            front = nginx.start(function(prefix, port)
+                nginx.sh("mkdir -p " .. prefix .. "/logs")
+                local f = assert(io.open(prefix .. "/nginx.conf", "w"))
+                f:write(string.format([[
+worker_processes 1; error_log logs/error.log; pid logs/nginx.pid;
+events {}
+http { access_log off; client_body_temp_path %s/b; proxy_temp_path %s/p;
+  server { listen 127.0.0.1:%d ssl; ssl_certificate %s/srv.pem; ssl_certificate_key %s/srv.key;
+    location / { proxy_pass http://127.0.0.1:%d; proxy_set_header Host localhost;
+                 proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+]], prefix, prefix, port, dir, dir, emu.port))
+                f:close()
+                return nginx.sh("nginx -p " .. prefix .. " -c " .. prefix .. "/nginx.conf 2>&1")
+            end, function(n)
+                return nginx.sh(env.CLEAN .. "curl -s -o /dev/null -w '%{http_code}' --cacert " .. dir
+                    .. "/ca.pem https://localhost:" .. n.port .. "/api/health") ~= "000"
+            end)
+            cs = "Endpoint=https://localhost;Port=" .. front.port .. ";AccessKey=" .. env.KEY .. ";Version=1.0;"
+        end)
+        teardown(function()
+            if front then require("helpers.nginx").stop(front) end
+        end)
+
+        it("a CONNECT tunnel through it, the service's certificate checked through the tunnel", function()
+            local h = assert(signalr.new { connection_string = cs, proxy = proxy.url,
+                                           ca_file = dir .. "/ca.pem" }):hub("chat")
+            assert.is_true(h:broadcast("t"))
+            assert.equal(1, #proxy:matching("^CONNECT localhost:" .. front.port .. " "))
+            assert.equal(1, #emu:requests())
+            -- without the CA: refused, through the tunnel too
+            local bad = assert(signalr.new { connection_string = cs, proxy = proxy.url,
+                                             retries = 0 }):hub("chat")
+            local ok, msg = bad:broadcast("t")
+            assert.is_nil(ok)
+            assert.truthy(msg:find("TLS", 1, true), msg)
+            assert.equal(1, #emu:requests())
+        end)
+
+        it("HTTPS_PROXY of the environment (curl reads it in capitals too)", function()
+            local script = os.tmpname()
+            local f = assert(io.open(script, "wb"))
+            f:write(string.format([[
+local signalr = require "signalr"
+local h = assert(signalr.new { connection_string = %q, ca_file = %q }):hub("chat")
+assert(h:broadcast("t", { "https env" }))
+]], cs, dir .. "/ca.pem"))
+            f:close()
+            local lua = (jit and "luajit") or ("lua" .. _VERSION:match("%d+%.%d+"))
+            assert.truthy(os.execute("HTTPS_PROXY=" .. proxy.url .. " " .. lua .. " " .. script))
+            assert.equal(1, #proxy:matching("^CONNECT localhost:" .. front.port .. " "))
+            assert.truthy(os.execute("HTTPS_PROXY=" .. proxy.url .. " NO_PROXY=localhost " .. lua .. " " .. script))
+            assert.equal(1, #proxy:requests(), "NO_PROXY: straight to the service")
+            os.remove(script)
+            assert.equal(2, #emu:requests())
+        end)
+    end)
+
     it("over nginx cosockets: EUNSUPPORTED, clearly", function()
         local c, msg, d = signalr.new { connection_string = emu.cs, proxy = proxy.url, transport = "cosocket" }
         assert.is_nil(c)
