@@ -28,7 +28,7 @@ APT_PKGS = build-essential pkg-config curl libcurl4-openssl-dev libssl-dev \
            lua-http lua-cqueues lua-luaossl valgrind nginx-light \
            libnginx-mod-http-lua openssl wrk python3-requests python3-jwt \
            lua-rex-pcre2 lua-ldoc clang cppcheck lua-luv time lua-messagepack \
-           libwslay-dev locales
+           libwslay-dev locales tinyproxy
 
 .PHONY: all core bindings deps test test-c test-lua test-e2e test-nginx lint dist install docs \
         fuzz fuzz-long valgrind static \

@@ -28,7 +28,8 @@ static int l_client_submit(lua_State *L)
     return 1;
 }
 
-/* client:poll(timeout_s) -> array of { id, result | nil, error, details } */
+/* client:poll(timeout_s) -> array of { id, result | nil, error, details };
+ * result: a boolean, or the body of an operation that answers with data */
 static int l_client_poll(lua_State *L)
 {
     lclient *lc = sr_lua_check_client(L);
@@ -40,6 +41,7 @@ static int l_client_poll(lua_State *L)
     lua_newtable(L);
     if (!lc->m)
         return 1;
+    lc->L = L;
     if (signalr_multi_step(lc->m, ms, &e))
         return sr_lua_push_fail(L, &e);
     /* each outcome's table exists before the outcome is popped; only an
@@ -60,6 +62,12 @@ static int l_client_poll(lua_State *L)
             lua_pushlstring(L, o.body ? o.body : "", o.body_len);
             signalr_free(o.body);
             lua_setfield(L, -2, "body");
+        } else if (o.rc == SIGNALR_OK && o.body) {
+            /* an operation that answers with data: its body is the
+             * result, as client:call gives it */
+            lua_pushlstring(L, o.body, o.body_len);
+            signalr_free(o.body);
+            lua_setfield(L, -2, "result");
         } else if (o.rc == SIGNALR_OK) {
             lua_pushboolean(L, o.value);
             lua_setfield(L, -2, "result");
@@ -83,10 +91,20 @@ static int l_client_pending(lua_State *L)
     return 1;
 }
 
+/* client:cancel() ends every request with ECANCELED; client:cancel(id)
+ * the one (-> true, or false when it is not in flight).  The outcomes
+ * come with the next poll. */
 static int l_client_cancel(lua_State *L)
 {
     lclient *lc = sr_lua_check_client(L);
 
+    if (!lua_isnoneornil(L, 2)) {
+        lua_Integer id = luaL_checkinteger(L, 2);
+
+        lua_pushboolean(L, lc->m && id > 0 &&
+                        signalr_multi_cancel_one(lc->m, (unsigned long)id));
+        return 1;
+    }
     if (lc->m)
         signalr_multi_cancel(lc->m);
     return 0;

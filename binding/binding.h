@@ -39,6 +39,11 @@ typedef struct {
     signalr_http_options http;
     signalr_retry_policy retry;
     char *ca_file;
+    char *proxy;                 /* opts.proxy, a copy (NULL: none) */
+    /* opts.log (a Lua function in the registry, LUA_NOREF: none) and the
+     * state of the call under way, which the core's log lines reach */
+    int log_ref;
+    lua_State *L;
 } lclient;
 
 /* Holds C allocations while results are pushed (a push may raise). */

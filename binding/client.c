@@ -29,10 +29,43 @@ static long opt_ms(lua_State *L, int t, const char *k, long dflt)
     return v;
 }
 
+/* log_call(log, level, msg): log(level name, msg) in a protected call
+ * (the strings are made inside it) */
+static int log_call(lua_State *L)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    lua_Integer level = lua_tointeger(L, 2);
+
+    lua_pushvalue(L, 1);
+    lua_pushstring(L, names[level >= 0 && level <= 3 ? level : 3]);
+    lua_pushstring(L, (const char *)lua_touserdata(L, 3));
+    lua_call(L, 2, 0);
+    return 0;
+}
+
+/* The core's log hook: the client's log function, from the state of the
+ * call under way (only calls into the core log); its errors are dropped. */
+static void core_log(void *ud, signalr_log_level level, const char *msg)
+{
+    lclient *lc = ud;
+    lua_State *L = lc->L;
+
+    if (!L || lc->log_ref == LUA_NOREF || !lua_checkstack(L, 4))
+        return;
+    lua_pushcfunction(L, log_call);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lc->log_ref);
+    lua_pushinteger(L, (lua_Integer)level);
+    lua_pushlightuserdata(L, (void *)msg);
+    if (lua_pcall(L, 3, 0, 0))
+        lua_pop(L, 1);
+}
+
 /* core.client(connection_string, opts) -> client | nil, msg, details
  * opts (checked by the Lua layer): api_version, application, user_agent,
  * token_lifetime (s), timeout, connect_timeout, retry_delay,
- * max_retry_delay (s), retries, verify_tls, ca_file. */
+ * max_retry_delay (s), retries, retry_mode ("fixed" or "exponential"),
+ * verify_tls, ca_file, proxy (a proxy URL), log (a function(level, msg)
+ * for the core's log lines: retries). */
 static int l_client(lua_State *L)
 {
     size_t len;
@@ -63,8 +96,9 @@ static int l_client(lua_State *L)
     lc->retry.max_retries = 0;
     lc->retry.base_delay_ms = 500;
     lc->retry.max_delay_ms = 10000;
+    lc->log_ref = LUA_NOREF;
     if (lua_istable(L, 2)) {
-        const char *ca;
+        const char *ca, *mode;
 
         lc->http.timeout_ms = opt_ms(L, 2, "timeout", lc->http.timeout_ms);
         lc->http.connect_timeout_ms = opt_ms(L, 2, "connect_timeout", 0);
@@ -75,6 +109,17 @@ static int l_client(lua_State *L)
         lua_getfield(L, 2, "retries");
         lc->retry.max_retries = (int)luaL_optnumber(L, -1, 0);
         lua_pop(L, 1);
+        mode = sr_lua_opt_field(L, 2, "retry_mode", NULL, &nul);
+        if (mode && !strcmp(mode, "fixed"))
+            lc->retry.mode = SIGNALR_RETRY_FIXED;
+        lua_getfield(L, 2, "log");
+        if (lua_isfunction(L, -1)) {
+            lc->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+            lc->http.log = core_log;
+            lc->http.log_ud = lc;
+        } else {
+            lua_pop(L, 1);
+        }
         lua_getfield(L, 2, "queue_size");
         lc->queue_size = (size_t)luaL_optnumber(L, -1, 0);
         lua_pop(L, 1);
@@ -97,6 +142,18 @@ static int l_client(lua_State *L)
             memcpy(lc->ca_file, ca, n + 1);
             lc->http.ca_file = lc->ca_file;
         }
+        ca = sr_lua_opt_field(L, 2, "proxy", NULL, &nul);
+        if (nul)
+            return sr_lua_nul_fail(L, nul);
+        if (ca) {
+            size_t n = strlen(ca);
+
+            lc->proxy = malloc(n + 1);
+            if (!lc->proxy)
+                return luaL_error(L, "out of memory");
+            memcpy(lc->proxy, ca, n + 1);
+            lc->http.proxy = lc->proxy;
+        }
     }
     if (signalr_client_new(cs, len, &o, &lc->c, &e))
         return sr_lua_push_fail(L, &e);
@@ -112,9 +169,17 @@ static int l_client_close(lua_State *L)
     signalr_http_free(lc->h);
     lc->m = NULL;
     free(lc->ca_file);
+    free(lc->proxy);
+    lc->proxy = NULL;
+    lc->http.proxy = NULL;
     lc->c = NULL;
     lc->h = NULL;
     lc->ca_file = NULL;
+    lc->L = NULL;
+    if (lc->log_ref != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, lc->log_ref);
+        lc->log_ref = LUA_NOREF;
+    }
     return 0;
 }
 
@@ -177,6 +242,7 @@ static int l_client_call(lua_State *L)
         return sr_lua_nul_fail(L, nul);
     if (!lc->h && signalr_http_new(&lc->h, &e))
         return sr_lua_push_fail(L, &e);
+    lc->L = L;
     if (signalr_op_returns_data(op)) {
         box *b = sr_lua_new_box(L); /* owns the body: freed even if we raise */
         size_t n;
@@ -209,6 +275,7 @@ static int l_client_fetch(lua_State *L)
         return r;
     if (!lc->h && signalr_http_new(&lc->h, &e))
         return sr_lua_push_fail(L, &e);
+    lc->L = L;
     if (signalr_http_fetch(lc->h, &b->req, &lc->http, &lc->retry, &hr, &e))
         return sr_lua_push_fail(L, &e);
     signalr_request_clear(&b->req);
@@ -311,8 +378,8 @@ static int l_client_wire(lua_State *L)
     return 6;
 }
 
-/* client:negotiate(hub, user_id|nil, claims_json|nil, lifetime|nil[, now])
- * -> url, token | nil, msg, details */
+/* client:negotiate(hub, user_id|nil, claims_json|nil, lifetime|nil[, now
+ * [, diagnostic[, detailed_errors]]]) -> url, token | nil, msg, details */
 static int l_client_negotiate(lua_State *L)
 {
     lclient *lc = sr_lua_check_client(L);
@@ -322,6 +389,9 @@ static int l_client_negotiate(lua_State *L)
     const char *claims = luaL_optstring(L, 4, NULL);
     long lifetime = (long)luaL_optnumber(L, 5, 0);
     time_t now = (time_t)luaL_optnumber(L, 6, (lua_Number)time(NULL));
+    unsigned flags = (lua_toboolean(L, 7) ? SIGNALR_NEGOTIATE_DIAGNOSTIC : 0u) |
+                     (lua_toboolean(L, 8) ? SIGNALR_NEGOTIATE_DETAILED_ERRORS
+                                          : 0u);
     signalr_error e;
     box *b;
 
@@ -330,8 +400,8 @@ static int l_client_negotiate(lua_State *L)
     if (user && strlen(user) != ul)
         return sr_lua_nul_fail(L, "user id");
     b = sr_lua_new_box(L);
-    if (signalr_client_negotiate(lc->c, hub, user, claims, lifetime, now,
-                                 &b->a, &b->b, &e))
+    if (signalr_client_negotiate_with(lc->c, hub, user, claims, flags,
+                                      lifetime, now, &b->a, &b->b, &e))
         return sr_lua_push_fail(L, &e);
     lua_pushstring(L, b->a);
     lua_pushstring(L, b->b);

@@ -30,6 +30,7 @@ static int l_sock(lua_State *L)
     o.connect_timeout_ms = (long)luaL_optinteger(L, 2, 0);
     o.insecure = lua_toboolean(L, 3);
     o.ca_file = luaL_optstring(L, 4, NULL);
+    o.proxy = luaL_optstring(L, 5, NULL);
     s = lua_newuserdata(L, sizeof(*s));
     s->s = NULL;
     luaL_setmetatable(L, SOCK_MT);

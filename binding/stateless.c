@@ -44,7 +44,8 @@ static int l_read_reply(lua_State *L)
 }
 
 /* core.retry_delay(op, attempt, failure_code, status, retry_after,
- *                  retries, base_s, max_s) -> seconds | nil */
+ *                  retries, base_s, max_s[, mode]) -> seconds | nil
+ * (mode "fixed": the same delay each time; default "exponential") */
 static int l_retry_delay(lua_State *L)
 {
     /* "http": an identity request (signalr_request_http()) */
@@ -63,6 +64,9 @@ static int l_retry_delay(lua_State *L)
     pol.max_retries = (int)luaL_checknumber(L, 6);
     pol.base_delay_ms = (long)(luaL_checknumber(L, 7) * 1000);
     pol.max_delay_ms = (long)(luaL_checknumber(L, 8) * 1000);
+    pol.mode = !strcmp(luaL_optstring(L, 9, "exponential"), "fixed")
+                   ? SIGNALR_RETRY_FIXED
+                   : SIGNALR_RETRY_EXPONENTIAL;
     for (i = 0; i < SIGNALR_ERR_MAX; i++)
         if (!strcmp(signalr_err_name((signalr_err)i), code))
             failure = (signalr_err)i;

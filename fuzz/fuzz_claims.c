@@ -25,8 +25,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     memcpy(claims, data, size);
     claims[size] = '\0';
-    if (!signalr_client_negotiate(c, "chat", size % 2 ? "alice" : NULL,
-                                  claims, 600, 1700000000, &url, &tok, &e)) {
+    /* the user id and negotiate's flags (diagnostic, detailed errors)
+     * vary with the input's length */
+    if (!signalr_client_negotiate_with(c, "chat", size % 2 ? "alice" : NULL,
+                                       claims, (unsigned)(size / 2 % 4), 600,
+                                       1700000000, &url, &tok, &e)) {
         if (signalr_jwt_verify(tok, strlen(tok), (const unsigned char *)KEY,
                                strlen(KEY), 1700000000, &pl, &pll, &e) ||
             !sr__json_valid(pl, pll))

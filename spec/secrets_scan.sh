@@ -19,6 +19,8 @@ secrets=(
   "multi-endpoint-secret-8Hq2"                     # spec/e2e/endpoints_spec.lua
   "entra-persistent-secret-W4pZ"                   # spec/e2e/persistent_spec.lua
   "pfx-password-Tq4Lm8Zc2Wn6"                      # spec/e2e/entra_spec.lua (a PFX's password)
+  "on-log-client-secret-W4eR7tY1uI9o"              # spec/e2e/on_log_spec.lua
+  "proxy-client-secret-H3jK8lM2nB5v"               # spec/e2e/proxy_spec.lua
 )
 files=$(find "$@" -type f 2>/dev/null)
 [ -n "$files" ] || { echo "secrets scan: nothing to scan"; echo "0 passed, 1 failed"; exit 1; }

@@ -38,6 +38,9 @@
 ---@field retries? integer
 ---@field retry_delay? number
 ---@field max_retry_delay? number
+---@field retry_mode? "exponential"|"fixed"  fixed: retry_delay before every retry
+---@field on_log? fun(level: "debug"|"info"|"warn"|"error", message: string)  never passed a secret
+---@field proxy? string  "http://host:port" (libcurl paths; not inside nginx)
 ---@field verify_tls? boolean
 ---@field ca_file? string  not inside nginx (use lua_ssl_trusted_certificate)
 ---@field user_agent? string
@@ -88,9 +91,14 @@ function signalr.new(opts) end
 ---@field id integer
 ---@field op string
 ---@field done boolean
----@field result? boolean
+---@field result? any  what the blocking call returns (true, a boolean, a table, a token)
 ---@field error? string
 ---@field details? signalr.Details
+local Request = {}
+---End the request with ECANCELED unless it finished; details.sent says
+---whether it may have reached the service.
+---@return boolean canceled
+function Request:cancel() end
 
 ---@class signalr.Client
 local Client = {}
@@ -250,12 +258,12 @@ function Hub:close_group_connections(group, opts) end
 function Hub:close_user_connections(user_id, opts) end
 ---@param group string
 ---@param opts? { top?: integer, max_page_size?: integer, endpoints?: signalr.Endpoints }
----@return { connection_id: string, user_id?: string }[]|nil, string?, signalr.Details?
+---@return { connection_id: string, user_id?: string }[]|signalr.Request|nil, string?, signalr.Details?
 function Hub:group_connections(group, opts) end
 ---@param opts? { user_id?: string, lifetime?: number, endpoints?: signalr.Endpoints }
----@return string|nil token, string?, signalr.Details?
+---@return string|signalr.Request|nil token, string?, signalr.Details?
 function Hub:generate_client_token(opts) end
----@param opts? { user_id?: string, claims?: table<string, any>, lifetime?: number, endpoints?: signalr.Endpoints, context?: any }
+---@param opts? { user_id?: string, claims?: table<string, any>, lifetime?: number, endpoints?: signalr.Endpoints, context?: any, diagnostic?: boolean, detailed_errors?: boolean }
 ---@return { url: string, accessToken: string }|nil, string?, signalr.Details?
 function Hub:negotiate(opts) end
 ---@param commands ({ type: "SendMessage", target: string, arguments?: any[] }|{ type: "JoinGroup"|"LeaveGroup", group: string }|{ type: "CloseConnection", reason?: string })[]
@@ -266,7 +274,7 @@ function Hub:execute(commands, opts) end
 ---@param target string
 ---@param args? any[]
 ---@param opts? { endpoints?: signalr.Endpoints }
----@return { result: any, protocol?: string }|nil, string?, signalr.Details?
+---@return { result: any, protocol?: string }|signalr.Request|nil, string?, signalr.Details?
 function Hub:invoke(connection_id, target, args, opts) end
 ---@param action table  an Azure Functions output-binding message or group action
 ---@return signalr.Result, string?, signalr.Details?

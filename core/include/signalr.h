@@ -495,10 +495,18 @@ SIGNALR_API signalr_err signalr_reply_read(signalr_op op,
 
 /* ===== retries ===== */
 
+/* How the delay between attempts grows (the service SDK's
+ * ServiceManagerRetryMode). */
+typedef enum {
+    SIGNALR_RETRY_EXPONENTIAL = 0, /* base, 2 base, 4 base, ... (capped) */
+    SIGNALR_RETRY_FIXED            /* base every time (capped) */
+} signalr_retry_mode;
+
 typedef struct {
     int max_retries;          /* extra attempts after the first; 0: none */
-    long base_delay_ms;       /* first backoff delay */
+    long base_delay_ms;       /* first backoff delay; the delay when fixed */
     long max_delay_ms;        /* cap on any delay (and on Retry-After) */
+    signalr_retry_mode mode;  /* 0: exponential */
 } signalr_retry_policy;
 
 /* Decide whether attempt number `attempt` (1 = the first) that failed with
@@ -507,7 +515,7 @@ typedef struct {
  * Sends retry only on ECONNECT and status > 500; idempotent operations
  * also on 500, 408, ETIMEDOUT and EHTTP; 429 is retried after Retry-After
  * seconds (retry_after_s >= 0) or the backoff delay.  Backoff is
- * base * 2^(attempt-1), capped. */
+ * base * 2^(attempt-1) (SIGNALR_RETRY_FIXED: base), capped. */
 SIGNALR_API long signalr_retry_delay(signalr_op op,
                                      const signalr_retry_policy *policy,
                                      int attempt, signalr_err failure,
@@ -530,6 +538,25 @@ SIGNALR_API signalr_err signalr_client_negotiate(signalr_client *c,
                                                  char **url, char **token,
                                                  signalr_error *err);
 
+/* signalr_client_negotiate() with flags, the service SDK's
+ * NegotiationOptions written into the token as its ClaimsUtility writes
+ * them: SIGNALR_NEGOTIATE_DIAGNOSTIC (IsDiagnosticClient) adds
+ * "asrs.s.dc":"true", SIGNALR_NEGOTIATE_DETAILED_ERRORS
+ * (EnableDetailedErrors: a close reason reaches the client) adds
+ * "asrs.s.derror":"True"; extra_claims must not repeat them.  Unknown
+ * flag bits are ignored. */
+#define SIGNALR_NEGOTIATE_DIAGNOSTIC 1u
+#define SIGNALR_NEGOTIATE_DETAILED_ERRORS 2u
+SIGNALR_API signalr_err signalr_client_negotiate_with(signalr_client *c,
+                                                      const char *hub,
+                                                      const char *user_id,
+                                                      const char *extra_claims,
+                                                      unsigned flags,
+                                                      long lifetime,
+                                                      time_t now, char **url,
+                                                      char **token,
+                                                      signalr_error *err);
+
 /* Persistent mode: the URL of a server connection,
  * "<ServerEndpoint or Endpoint>/server/?hub=<lower(app)_>lower(hub)" with
  * an http(s) scheme, and (token not NULL) its HS256 token: aud is
@@ -547,11 +574,32 @@ SIGNALR_API signalr_err signalr_client_server_token(signalr_client *c,
 
 typedef struct signalr_http signalr_http; /* opaque; one reusable handle */
 
+/* The levels of what the core logs. */
+typedef enum {
+    SIGNALR_LOG_DEBUG = 0,
+    SIGNALR_LOG_INFO,
+    SIGNALR_LOG_WARN,
+    SIGNALR_LOG_ERROR
+} signalr_log_level;
+
+/* Called with one line the core logs (a retry it schedules): msg is
+ * borrowed for the call, NUL-terminated, and never holds key material or
+ * tokens.  ud is the options' log_ud. */
+typedef void (*signalr_log_fn)(void *ud, signalr_log_level level,
+                               const char *msg);
+
 typedef struct {
     long timeout_ms;          /* whole exchange; <= 0: 10000 */
     long connect_timeout_ms;  /* <= 0: min(timeout, 5000) */
     int verify_tls;           /* 0 disables certificate checks */
     const char *ca_file;      /* NULL: the system store */
+    signalr_log_fn log;       /* NULL: nothing is logged */
+    void *log_ud;             /* borrowed: handed to log */
+    /* "http://host:port" (or any proxy URL libcurl takes): every request
+     * goes through it (https by a CONNECT tunnel), NO_PROXY of the
+     * environment still honoured; NULL: the environment's http_proxy,
+     * HTTPS_PROXY, NO_PROXY... as libcurl reads them.  Borrowed. */
+    const char *proxy;
 } signalr_http_options;
 
 typedef struct {
@@ -627,7 +675,9 @@ typedef struct {
     signalr_error err;        /* detail when rc != SIGNALR_OK */
     /* signalr_multi_fetch() requests: the reply's status and body, owned
      * by the outcome's reader (signalr_free()); rc is SIGNALR_OK for any
-     * status.  0 and NULL otherwise. */
+     * status.  Operations that answer with data (signalr_op_returns_data())
+     * that succeeded: the status and body the same way (the body as
+     * signalr_call_data() gives it).  0 and NULL otherwise. */
     int status;
     char *body;
     size_t body_len;
@@ -647,8 +697,8 @@ SIGNALR_API signalr_err signalr_multi_new(signalr_client *c,
  * call signalr_multi_cancel() and collect first.  NULL is a no-op. */
 SIGNALR_API void signalr_multi_free(signalr_multi *m);
 /* Build and queue a request.  A bad input fails here (nothing is queued);
- * EQUEUEFULL when max_queue outcomes are pending; EUNSUPPORTED for an
- * operation that answers with data (signalr_op_returns_data()). */
+ * EQUEUEFULL when max_queue outcomes are pending.  Every operation may be
+ * queued: those that answer with data carry the body in their outcome. */
 SIGNALR_API signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
                                              const signalr_params *p,
                                              unsigned long *id,
@@ -670,6 +720,12 @@ SIGNALR_API int signalr_multi_next(signalr_multi *m, signalr_outcome *out);
 SIGNALR_API size_t signalr_multi_pending(const signalr_multi *m);
 /* End every unfinished request with ECANCELED (collect them next). */
 SIGNALR_API void signalr_multi_cancel(signalr_multi *m);
+/* End the one request submitted as id with ECANCELED, whatever stage it is
+ * in (queued, connecting, on the wire, waiting to retry); its outcome is
+ * collected as any other (err.sent: whether it may have reached the
+ * service).  Returns 1 when it was ended, 0 when id is not in flight (its
+ * outcome is ready already, or was collected). */
+SIGNALR_API int signalr_multi_cancel_one(signalr_multi *m, unsigned long id);
 /* Milliseconds until signalr_multi_step() is due: 0 now, -1 no timer. */
 SIGNALR_API long signalr_multi_timeout(signalr_multi *m);
 /* The descriptors libcurl wants watched, exactly (any number, any fd
@@ -1147,6 +1203,9 @@ typedef struct {
     long connect_timeout_ms;  /* 0: 5000 */
     int insecure;             /* 1: no certificate checks */
     const char *ca_file;      /* PEM bundle, NULL: the system store */
+    /* a proxy URL: the socket is a CONNECT tunnel through it; NULL: the
+     * environment's, as libcurl reads it (also a tunnel).  Borrowed. */
+    const char *proxy;
 } signalr_sock_options;
 
 /* Start connecting to url ("http://host:port/" or "https://..."). */

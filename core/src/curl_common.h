@@ -40,7 +40,7 @@ typedef struct {
     const sr__sink *sink;      /* where the callbacks write */
     long timeout, conn_timeout;
     int verify;
-    char *ca_file, *ua;        /* copies */
+    char *ca_file, *ua, *proxy; /* copies */
     struct curl_slist *nodes;
     size_t cap_nodes;
     char *lines;
@@ -82,7 +82,7 @@ int sr__http_wire(const signalr_request *req, char **buf, size_t *cap,
 int sr__lean_eligible(const signalr_request *req);
 /* 1 when a new connection must not be a lean one (a proxy in the
  * environment, SIGNALR_LEAN=0): that request takes the full path. */
-int sr__lean_refused(void);
+int sr__lean_refused(const signalr_http_options *o);
 
 enum { SR__CONN_CONNECTING = 1, SR__CONN_IDLE, SR__CONN_BUSY,
        SR__CONN_DEAD };

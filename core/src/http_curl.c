@@ -197,6 +197,7 @@ void sr__easy_free(sr__easy *e)
     curl_easy_cleanup(e->curl);
     free(e->ca_file);
     free(e->ua);
+    free(e->proxy);
     free(e->nodes);
     free(e->lines);
     free(e);
@@ -305,7 +306,7 @@ signalr_err sr__curl_prepare(sr__easy *e, const signalr_request *req,
                              const signalr_http_options *o, sr__sink *s,
                              signalr_error *err)
 {
-    static const signalr_http_options defaults = {0, 0, 1, NULL};
+    static const signalr_http_options defaults = {0, 0, 1, NULL, NULL, NULL, NULL};
     CURL *c = e->curl;
     long timeout, conn_timeout;
     int shape;
@@ -329,11 +330,13 @@ signalr_err sr__curl_prepare(sr__easy *e, const signalr_request *req,
 
     if (shape != e->shape || timeout != e->timeout ||
         conn_timeout != e->conn_timeout || !o->verify_tls != !e->verify ||
-        !same(o->ca_file, e->ca_file) || !same(req->user_agent, e->ua)) {
+        !same(o->ca_file, e->ca_file) || !same(req->user_agent, e->ua) ||
+        !same(o->proxy, e->proxy)) {
         /* a new set-up: reset keeps the connection cache (keep-alive) */
         e->shape = 0;
         if (set_copy(&e->ca_file, o->ca_file) ||
-            set_copy(&e->ua, req->user_agent))
+            set_copy(&e->ua, req->user_agent) ||
+            set_copy(&e->proxy, o->proxy))
             return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
         curl_easy_reset(c);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -343,6 +346,8 @@ signalr_err sr__curl_prepare(sr__easy *e, const signalr_request *req,
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, o->verify_tls ? 2L : 0L);
         if (o->ca_file)
             curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
+        if (o->proxy)
+            curl_easy_setopt(c, CURLOPT_PROXY, o->proxy);
         curl_easy_setopt(c, CURLOPT_USERAGENT, req->user_agent);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -538,7 +543,7 @@ static signalr_err lean_perform(signalr_http *h, const signalr_request *req,
         if (!c) {
             long long left = deadline - sr__now_ms();
 
-            if (sr__lean_refused()) {
+            if (sr__lean_refused(o)) {
                 *fallback = 1;
                 return SIGNALR_OK;
             }
@@ -599,7 +604,7 @@ signalr_err signalr_http_perform(signalr_http *h, const signalr_request *req,
                                  signalr_http_reply *reply,
                                  signalr_error *err)
 {
-    static const signalr_http_options defaults = {0, 0, 1, NULL};
+    static const signalr_http_options defaults = {0, 0, 1, NULL, NULL, NULL, NULL};
     CURL *curl;
     long status = 0;
     signalr_err rc;
@@ -661,6 +666,8 @@ signalr_err signalr_http_fetch(signalr_http *h, const signalr_request *req,
             }
             return rc;
         }
+        sr__log_retry(o, req->op, attempt, rc ? rc : SIGNALR_ESTATUS,
+                      rc ? err : NULL, delay);
         sr__sleep_ms(delay);
     }
 }
@@ -719,6 +726,7 @@ signalr_err signalr_call_data(signalr_client *c, signalr_http *h,
             }
             return rc;
         }
+        sr__log_retry(o, op, attempt, rc, err, delay);
         sr__sleep_ms(delay);
     }
 }

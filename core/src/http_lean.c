@@ -13,7 +13,8 @@
  *     arbitrary hosts, headers and bodies the caller reads, a few per
  *     hour; they keep the full libcurl path.
  *   - NOT when libcurl would use a proxy: when a connection is to be
- *     opened and any of http_proxy, HTTP_PROXY, https_proxy, HTTPS_PROXY,
+ *     opened and the options name one (signalr_http_options.proxy), or
+ *     any of http_proxy, HTTP_PROXY, https_proxy, HTTPS_PROXY,
  *     all_proxy or ALL_PROXY is set (NO_PROXY is not weighed: the full
  *     path decides), that request goes the full libcurl path, which
  *     handles proxies, their authentication and tunnels.
@@ -190,7 +191,7 @@ int sr__lean_eligible(const signalr_request *req)
 }
 
 /* 1 when a connection about to be opened must not be a lean one. */
-int sr__lean_refused(void)
+int sr__lean_refused(const signalr_http_options *o)
 {
     static const char *const vars[] = {"http_proxy", "HTTP_PROXY",
                                        "https_proxy", "HTTPS_PROXY",
@@ -199,6 +200,8 @@ int sr__lean_refused(void)
     size_t i;
 
     if (v && !strcmp(v, "0"))
+        return 1;
+    if (o && o->proxy && *o->proxy)
         return 1;
     for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
         v = getenv(vars[i]);

@@ -357,11 +357,6 @@ signalr_err signalr_multi_submit(signalr_multi *m, signalr_op op,
     if (!x)
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
     rc = signalr_request_build(m->c, op, p, time(NULL), &x->req, err);
-    /* bad input first (EINVAL whatever the mode), then the mode's limit */
-    if (!rc && signalr_op_returns_data(op))
-        rc = sr__fail(err, SIGNALR_EUNSUPPORTED,
-                      "%s answers with data, which outcomes do not carry: "
-                      "call it on a blocking client", signalr_op_name(op));
     return enqueue(m, x, rc, op, id, err);
 }
 
@@ -414,6 +409,7 @@ static void settle(signalr_multi *m, xfer *x, signalr_err rc, int status,
                                     x->attempt, rc, status,
                                     rc == SIGNALR_ESTATUS ? retry_after : -1);
         if (delay >= 0) {
+            sr__log_retry(&m->http, x->out.op, x->attempt, rc, e, delay);
             x->due_ms = sr__now_ms() + delay;
             push(&m->waiting, x);
             return;
@@ -427,13 +423,19 @@ static void settle(signalr_multi *m, xfer *x, signalr_err rc, int status,
     } else {
         sr__ok(e);
     }
-    /* a fetch's reply is its result, whatever the status */
-    if (x->out.op == SIGNALR_OP_MAX && (rc == SIGNALR_OK || rc == SIGNALR_ESTATUS)) {
+    /* a fetch's reply is its result, whatever the status; an operation
+     * that answers with data carries its body when it succeeded */
+    if ((x->out.op == SIGNALR_OP_MAX &&
+         (rc == SIGNALR_OK || rc == SIGNALR_ESTATUS)) ||
+        (rc == SIGNALR_OK && x->out.op != SIGNALR_OP_MAX &&
+         signalr_op_returns_data(x->out.op))) {
         x->out.rc = SIGNALR_OK;
         sr__ok(e);
         free(x->out.body);
         x->out.body = sr__strndup(body ? body : "", body_len);
         x->out.body_len = x->out.body ? body_len : 0;
+        if (!x->out.body)
+            x->out.rc = sr__fail(e, SIGNALR_ENOMEM, "out of memory");
     }
     finish(m, x);
 }
@@ -652,7 +654,7 @@ static void lean_dispatch(signalr_multi *m, xfer *x)
         push(&m->lean_q, x);
         return;
     }
-    if (sr__lean_refused()) {
+    if (sr__lean_refused(&m->http)) {
         /* the full path: a proxy in the environment; no attempt yet */
         x->lean = -1;
         x->attempt--;
@@ -821,37 +823,45 @@ static long lean_timers(signalr_multi *m, int act_now)
     return next > now ? (long)(next - now) : 0;
 }
 
+/* x ends with ECANCELED (who: what canceled it; sent: whether the
+ * request went out, wholly or in part). */
+static void canceled(signalr_multi *m, xfer *x, const char *who, int sent)
+{
+    x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED, "canceled: %s %s",
+                         who, sent ? "after the request was sent (it may "
+                                     "have been delivered)"
+                                   : "before the request was sent");
+    x->out.err.sent = sent;
+    x->out.value = 0;
+    finish(m, x);
+}
+
+/* End one lean attempt (in lean_q when queued, else in lean_on). */
+static void lean_cancel_one(signalr_multi *m, xfer *x, int queued,
+                            const char *who)
+{
+    int sent = !queued && x->conn && x->conn->state == SR__CONN_BUSY &&
+               x->conn->out_pos > 0;
+
+    unlink_x(queued ? &m->lean_q : &m->lean_on, x);
+    if (x->conn) {
+        sr__conn *c = x->conn;
+
+        x->conn = NULL;
+        c->job = NULL;
+        /* a connection mid-exchange or mid-connect cannot carry another */
+        conn_close(m, c);
+    }
+    canceled(m, x, who, sent);
+}
+
 /* End the lean path's attempts with ECANCELED; close its connections. */
 static void lean_cancel(signalr_multi *m)
 {
-    xfer *x;
-
-    while ((x = m->lean_q.head)) {
-        unlink_x(&m->lean_q, x);
-        x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED, "canceled: the "
-                             "client was closed before the request was "
-                             "sent");
-        x->out.err.sent = 0;
-        x->out.value = 0;
-        finish(m, x);
-    }
-    while ((x = m->lean_on.head)) {
-        int sent = x->conn && x->conn->state == SR__CONN_BUSY &&
-                   x->conn->out_pos > 0;
-
-        unlink_x(&m->lean_on, x);
-        if (x->conn)
-            conn_close(m, x->conn);
-        x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED, "%s",
-                             sent ? "canceled: the client was closed after "
-                                    "the request was sent (it may have been "
-                                    "delivered)"
-                                  : "canceled: the client was closed before "
-                                    "the request was sent");
-        x->out.err.sent = sent;
-        x->out.value = 0;
-        finish(m, x);
-    }
+    while (m->lean_q.head)
+        lean_cancel_one(m, m->lean_q.head, 1, "the client was closed");
+    while (m->lean_on.head)
+        lean_cancel_one(m, m->lean_on.head, 0, "the client was closed");
 }
 #endif
 
@@ -1031,32 +1041,28 @@ size_t signalr_multi_pending(const signalr_multi *m)
  * sent (their connection was set up: the request went or was going out);
  * waiting ones are retries whose attempts the retry rule judged to have
  * done no work. */
+static void cancel_x(signalr_multi *m, list *l, xfer *x, int active,
+                     const char *who)
+{
+    curl_off_t pre = 0;
+    long req_bytes = 0;
+    int sent;
+
+    unlink_x(l, x);
+    if (active) {
+        curl_easy_getinfo(x->easy->curl, CURLINFO_PRETRANSFER_TIME_T, &pre);
+        curl_easy_getinfo(x->easy->curl, CURLINFO_REQUEST_SIZE, &req_bytes);
+        curl_multi_remove_handle(m->cm, x->easy->curl);
+    }
+    sent = active && (pre > 0 || req_bytes > 0 ||
+                      (x->sink && x->sink->up_pos > 0));
+    canceled(m, x, who, sent);
+}
+
 static void cancel_list(signalr_multi *m, list *l, int active)
 {
-    while (l->head) {
-        xfer *x = l->head;
-        curl_off_t pre = 0;
-        long req_bytes = 0;
-        int sent;
-
-        unlink_x(l, x);
-        if (active) {
-            curl_easy_getinfo(x->easy->curl, CURLINFO_PRETRANSFER_TIME_T, &pre);
-            curl_easy_getinfo(x->easy->curl, CURLINFO_REQUEST_SIZE, &req_bytes);
-            curl_multi_remove_handle(m->cm, x->easy->curl);
-        }
-        sent = active && (pre > 0 || req_bytes > 0 ||
-                          (x->sink && x->sink->up_pos > 0));
-        x->out.rc = sr__fail(&x->out.err, SIGNALR_ECANCELED, "%s",
-                             sent ? "canceled: the client was closed after "
-                                    "the request was sent (it may have been "
-                                    "delivered)"
-                                  : "canceled: the client was closed before "
-                                    "the request was sent");
-        x->out.err.sent = sent;
-        x->out.value = 0;
-        finish(m, x);
-    }
+    while (l->head)
+        cancel_x(m, l, l->head, active, "the client was closed");
 }
 
 void signalr_multi_cancel(signalr_multi *m)
@@ -1067,6 +1073,44 @@ void signalr_multi_cancel(signalr_multi *m)
 #endif
     cancel_list(m, &m->active, 1);
     cancel_list(m, &m->waiting, 0);
+}
+
+static xfer *find(const list *l, unsigned long id)
+{
+    xfer *x;
+
+    for (x = l->head; x; x = x->next)
+        if (x->out.id == id)
+            return x;
+    return NULL;
+}
+
+int signalr_multi_cancel_one(signalr_multi *m, unsigned long id)
+{
+    const char *who = "with req:cancel()";
+    xfer *x;
+
+#ifdef __linux__
+    if ((x = find(&m->lean_q, id))) {
+        lean_cancel_one(m, x, 1, who);
+        lean_pump(m);
+        return 1;
+    }
+    if ((x = find(&m->lean_on, id))) {
+        lean_cancel_one(m, x, 0, who);
+        lean_pump(m);
+        return 1;
+    }
+#endif
+    if ((x = find(&m->active, id))) {
+        cancel_x(m, &m->active, x, 1, who);
+        return 1;
+    }
+    if ((x = find(&m->waiting, id))) {
+        cancel_x(m, &m->waiting, x, 0, who);
+        return 1;
+    }
+    return 0;
 }
 
 long signalr_multi_timeout(signalr_multi *m)

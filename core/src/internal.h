@@ -25,6 +25,13 @@ signalr_err sr__fail(signalr_error *err, signalr_err code, const char *fmt,
 /* Reset err to SIGNALR_OK with empty fields (NULL ok). */
 void sr__ok(signalr_error *err);
 
+/* Log, through o->log when set, that attempt number `attempt` of op
+ * (SIGNALR_OP_MAX: an identity request) failed with rc (detail e, may be
+ * NULL) and is tried again in delay_ms. */
+void sr__log_retry(const signalr_http_options *o, signalr_op op,
+                   int attempt, signalr_err rc, const signalr_error *e,
+                   long delay_ms);
+
 char *sr__strndup(const char *s, size_t n);
 char *sr__strdup(const char *s);
 

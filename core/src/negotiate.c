@@ -27,8 +27,21 @@ static int key_is(const char *k, size_t kl, const char *name)
  * all "sub" values (repeated members, or the elements of an array value)
  * the first stays "sub" and the others become "asrs.u.sub" (a string, or
  * an array when several), as the service SDK does. */
+/* Set by negotiate itself from its flags (the service SDK's
+ * ClaimsUtility.BuildJwtClaims writes them so: "true" and "True"). */
+static const struct {
+    unsigned flag;
+    const char *claim, *value, *option;
+} FLAG_CLAIMS[] = {
+    {SIGNALR_NEGOTIATE_DIAGNOSTIC, "asrs.s.dc", "true", "diagnostic"},
+    {SIGNALR_NEGOTIATE_DETAILED_ERRORS, "asrs.s.derror", "True",
+     "detailed_errors"},
+};
+#define NFLAGS (sizeof(FLAG_CLAIMS) / sizeof(*FLAG_CLAIMS))
+
 static signalr_err add_custom_claims(sr__buf *b, const char *obj, size_t len,
-                                     int has_user, signalr_error *err)
+                                     int has_user, unsigned flags,
+                                     signalr_error *err)
 {
     sr__buf subs = {0};
     size_t pos = 0, kl, vl, i, nsub = 0;
@@ -43,6 +56,14 @@ static signalr_err add_custom_claims(sr__buf *b, const char *obj, size_t len,
                 return sr__fail(err, SIGNALR_EINVAL,
                                 "claim '%s' is set by negotiate from "
                                 "user_id", USER_CLAIMS[i]);
+            }
+        for (i = 0; i < NFLAGS; i++)
+            if ((flags & FLAG_CLAIMS[i].flag) &&
+                key_is(k, kl, FLAG_CLAIMS[i].claim)) {
+                sr__buf_free(&subs);
+                return sr__fail(err, SIGNALR_EINVAL,
+                                "claim '%s' is set by negotiate from %s",
+                                FLAG_CLAIMS[i].claim, FLAG_CLAIMS[i].option);
             }
         if (key_is(k, kl, "sub")) {
             size_t ep = 0, el = vl;
@@ -92,6 +113,19 @@ signalr_err signalr_client_negotiate(signalr_client *c, const char *hub,
                                      time_t now, char **url, char **token,
                                      signalr_error *err)
 {
+    return signalr_client_negotiate_with(c, hub, user_id, extra_claims, 0,
+                                         lifetime, now, url, token, err);
+}
+
+signalr_err signalr_client_negotiate_with(signalr_client *c, const char *hub,
+                                          const char *user_id,
+                                          const char *extra_claims,
+                                          unsigned flags, long lifetime,
+                                          time_t now, char **url,
+                                          char **token, signalr_error *err)
+{
+    size_t i;
+
     sr__buf b = {0}, claims = {0};
     char *lhub, *aud, *extra;
     size_t n, toklen = 0;
@@ -150,10 +184,14 @@ signalr_err signalr_client_negotiate(signalr_client *c, const char *hub,
         sr__buf_adds(&claims, ",\"asrs.s.uid\":");
         sr__buf_add_json_string(&claims, user_id, strlen(user_id));
     }
+    for (i = 0; i < NFLAGS; i++)
+        if (flags & FLAG_CLAIMS[i].flag)
+            sr__buf_addf(&claims, ",\"%s\":\"%s\"", FLAG_CLAIMS[i].claim,
+                         FLAG_CLAIMS[i].value);
     rc = SIGNALR_OK;
     if (extra_claims)
         rc = add_custom_claims(&claims, extra_claims, strlen(extra_claims),
-                               user_id != NULL, err);
+                               user_id != NULL, flags, err);
     if (rc) {
         sr__buf_free(&claims);
         free(aud);

@@ -3,6 +3,8 @@
  * also after timeouts and 500/408; 429 after Retry-After). */
 #include "internal.h"
 
+#include <stdio.h>
+
 long signalr_retry_delay(signalr_op op, const signalr_retry_policy *policy,
                          int attempt, signalr_err failure, int status,
                          long retry_after_s)
@@ -33,7 +35,24 @@ long signalr_retry_delay(signalr_op op, const signalr_retry_policy *policy,
         return retry_after_s * 1000;
     }
     delay = policy->base_delay_ms > 0 ? policy->base_delay_ms : 0;
-    for (i = 1; i < attempt && delay < policy->max_delay_ms; i++)
+    for (i = 1; policy->mode != SIGNALR_RETRY_FIXED && i < attempt &&
+                delay < policy->max_delay_ms; i++)
         delay *= 2;
     return delay < policy->max_delay_ms ? delay : policy->max_delay_ms;
+}
+
+void sr__log_retry(const signalr_http_options *o, signalr_op op,
+                   int attempt, signalr_err rc, const signalr_error *e,
+                   long delay_ms)
+{
+    char line[sizeof(((signalr_error *)0)->msg) + 128];
+
+    if (!o || !o->log)
+        return;
+    snprintf(line, sizeof(line), "%s: attempt %d failed (%s: %s); "
+             "retrying in %ld ms",
+             op == SIGNALR_OP_MAX ? "identity request" : signalr_op_name(op),
+             attempt, signalr_err_name(rc),
+             e && e->msg[0] ? e->msg : signalr_strerror(rc), delay_ms);
+    o->log(o->log_ud, SIGNALR_LOG_WARN, line);
 }

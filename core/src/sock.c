@@ -99,6 +99,11 @@ signalr_err signalr_sock_open(signalr_sock **out, const char *url,
     curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYHOST, o && o->insecure ? 0L : 2L);
     if (o && o->ca_file)
         curl_easy_setopt(s->easy, CURLOPT_CAINFO, o->ca_file);
+    if (o && o->proxy)
+        curl_easy_setopt(s->easy, CURLOPT_PROXY, o->proxy);
+    /* a proxy (named, or the environment's) carries raw bytes only as a
+     * CONNECT tunnel, for ws:// too */
+    curl_easy_setopt(s->easy, CURLOPT_HTTPPROXYTUNNEL, 1L);
     curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
     curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, timer_cb);

@@ -338,7 +338,7 @@ int main(void)
         CHECK(has(e.msg, "control character"), e.msg);
         /* identity requests are retried like idempotent calls */
         {
-            signalr_retry_policy pol = {2, 100, 1000};
+            signalr_retry_policy pol = {2, 100, 1000, SIGNALR_RETRY_EXPONENTIAL};
 
             CHECK(signalr_retry_delay(SIGNALR_OP_MAX, &pol, 1, SIGNALR_ESTATUS,
                                       500, -1) == 100, "500 retried");

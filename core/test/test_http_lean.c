@@ -4,7 +4,8 @@
  * server closed while idle, a reused socket that dies after a send (EHTTP,
  * never sent twice) or after an idempotent call (written once more), a
  * timeout, a chunked error reply, and a reply that is not HTTP/1.x (then
- * the full libcurl path). */
+ * the full libcurl path); the asynchronous transport's outcome carrying a
+ * body, and one request canceled on the wire and before it was sent. */
 #define _POSIX_C_SOURCE 200809L
 #include "harness.h"
 #include "curl_common.h"
@@ -388,7 +389,7 @@ static void run_scenario(const scenario *sc)
 {
     server s;
     signalr_http *h = NULL;
-    signalr_http_options o = {0, 0, 1, NULL};
+    signalr_http_options o = {0, 0, 1, NULL, NULL, NULL, NULL};
     signalr_request r;
     signalr_http_reply rep;
     signalr_error e;
@@ -433,6 +434,92 @@ static void run_scenario(const scenario *sc)
     CHECK_STR(log, sc->want_log, sc->name);
 }
 
+/* ===== the asynchronous transport: bodies and per-request cancel ===== */
+
+/* Step m until it holds an outcome (at most ~3 s); 1 when *o was filled. */
+static int next_outcome(signalr_multi *m, signalr_outcome *o)
+{
+    signalr_error e;
+    int i;
+
+    for (i = 0; i < 300; i++) {
+        if (signalr_multi_next(m, o))
+            return 1;
+        signalr_multi_step(m, 10, &e);
+    }
+    return signalr_multi_next(m, o);
+}
+
+static void test_multi(void)
+{
+    static const step script[] = {
+        {A_REPLY, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                  "Content-Length: 12\r\n\r\n{\"value\":[]}"},
+        {A_SILENT, NULL}};
+    signalr_client_options co;
+    signalr_client *c = NULL;
+    signalr_multi *m = NULL;
+    signalr_params p;
+    signalr_outcome o;
+    signalr_error e;
+    unsigned long id1 = 0, id2 = 0;
+    char cs[160], log[512];
+    server s;
+    int i;
+
+    if (start_server(&s, script, 2)) {
+        CHECK(0, "the server starts");
+        return;
+    }
+    snprintf(cs, sizeof(cs), "Endpoint=http://127.0.0.1;Port=%d;AccessKey="
+             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;",
+             s.port);
+    memset(&co, 0, sizeof(co));
+    co.api_version = "2024-12-01";
+    CHECK(signalr_client_new(cs, strlen(cs), &co, &c, &e) == SIGNALR_OK,
+          "a client");
+    CHECK(signalr_multi_new(c, NULL, NULL, 0, 1, &m, &e) == SIGNALR_OK,
+          "a multi");
+    memset(&p, 0, sizeof(p));
+    p.hub = "chat";
+    p.group = "g";
+    p.ttl = SIGNALR_TTL_NONE;
+    CHECK(signalr_multi_submit(m, SIGNALR_OP_LIST_GROUP_CONNECTIONS, &p, &id1,
+                               &e) == SIGNALR_OK,
+          "an operation that answers with data is queued");
+    CHECK(next_outcome(m, &o), "its outcome");
+    CHECK(o.id == id1 && o.rc == SIGNALR_OK, "it succeeded");
+    CHECK(o.status == 200, "its status");
+    CHECK(o.body && o.body_len == 12 && !strcmp(o.body, "{\"value\":[]}"),
+          "its body is in the outcome");
+    signalr_free(o.body);
+    /* a send the server never answers: canceled on the wire */
+    p.target = "m";
+    CHECK(signalr_multi_submit(m, SIGNALR_OP_BROADCAST, &p, &id2, &e) ==
+          SIGNALR_OK, "a send");
+    for (i = 0; i < 20; i++) /* connected and written by then */
+        signalr_multi_step(m, 10, &e);
+    CHECK(signalr_multi_cancel_one(m, id2 + 1) == 0, "an unknown id: 0");
+    CHECK(signalr_multi_cancel_one(m, id2) == 1, "canceled");
+    CHECK(signalr_multi_cancel_one(m, id2) == 0, "once");
+    CHECK(signalr_multi_next(m, &o), "its outcome is there at once");
+    CHECK(o.id == id2 && o.rc == SIGNALR_ECANCELED, "ECANCELED");
+    CHECK(o.err.sent == 1, "it had gone out");
+    CHECK(strstr(o.err.msg, "req:cancel() after the request was sent") !=
+          NULL, o.err.msg);
+    CHECK(!o.body, "no body");
+    CHECK(signalr_multi_pending(m) == 0, "nothing left");
+    /* queued behind nothing, canceled before it goes: not sent */
+    CHECK(signalr_multi_submit(m, SIGNALR_OP_BROADCAST, &p, &id1, &e) ==
+          SIGNALR_OK, "another send");
+    CHECK(signalr_multi_cancel_one(m, id1) == 1, "canceled at once");
+    CHECK(signalr_multi_next(m, &o) && o.rc == SIGNALR_ECANCELED &&
+          o.err.sent == 0, "before it was sent");
+    signalr_multi_free(m);
+    signalr_client_free(c);
+    stop_server(&s, log, sizeof(log));
+}
+
 int main(void)
 {
     size_t i;
@@ -445,6 +532,7 @@ int main(void)
     unsetenv("ALL_PROXY");
     unsetenv("SIGNALR_LEAN");
     test_wire();
+    test_multi();
     for (i = 0; i < sizeof(SCENARIOS) / sizeof(SCENARIOS[0]); i++)
         run_scenario(&SCENARIOS[i]);
     /* a proxy in the environment: the full path (its head shows it) */

@@ -55,7 +55,7 @@ static const struct {
 
 int main(void)
 {
-    signalr_retry_policy pol = {3, 100, 1000};
+    signalr_retry_policy pol = {3, 100, 1000, SIGNALR_RETRY_EXPONENTIAL};
     signalr_error e;
     size_t i;
 
@@ -99,6 +99,26 @@ int main(void)
                               502, -1) == 400, "backoff doubles again");
     CHECK(signalr_retry_delay(SIGNALR_OP_BROADCAST, &pol, 4, SIGNALR_ESTATUS,
                               502, -1) == -1, "max retries");
+    {
+        /* fixed: the same delay every time, capped; the same rules */
+        signalr_retry_policy fixed = {3, 300, 250, SIGNALR_RETRY_FIXED};
+
+        fixed.max_delay_ms = 1000;
+        CHECK(signalr_retry_delay(SIGNALR_OP_BROADCAST, &fixed, 1,
+                                  SIGNALR_ESTATUS, 503, -1) == 300, "fixed 1");
+        CHECK(signalr_retry_delay(SIGNALR_OP_BROADCAST, &fixed, 3,
+                                  SIGNALR_ESTATUS, 503, -1) == 300, "fixed 3");
+        CHECK(signalr_retry_delay(SIGNALR_OP_BROADCAST, &fixed, 4,
+                                  SIGNALR_ESTATUS, 503, -1) == -1,
+              "fixed: max retries");
+        CHECK(signalr_retry_delay(SIGNALR_OP_BROADCAST, &fixed, 1,
+                                  SIGNALR_ESTATUS, 500, -1) == -1,
+              "fixed: a send not on 500");
+        fixed.max_delay_ms = 250;
+        CHECK(signalr_retry_delay(SIGNALR_OP_BROADCAST, &fixed, 2,
+                                  SIGNALR_ECONNECT, 0, -1) == 250,
+              "fixed: capped");
+    }
     CHECK(signalr_retry_delay(SIGNALR_OP_BROADCAST, &pol, 1, SIGNALR_ESTATUS,
                               500, -1) == -1, "send not on 500");
     CHECK(signalr_retry_delay(SIGNALR_OP_BROADCAST, &pol, 1,
@@ -128,7 +148,7 @@ int main(void)
     CHECK(signalr_retry_delay(SIGNALR_OP_BROADCAST, NULL, 1, SIGNALR_ECONNECT,
                               0, -1) == -1, "no policy, no retry");
     {
-        signalr_retry_policy none = {0, 100, 1000};
+        signalr_retry_policy none = {0, 100, 1000, SIGNALR_RETRY_EXPONENTIAL};
 
         CHECK(signalr_retry_delay(SIGNALR_OP_BROADCAST, &none, 1,
                                   SIGNALR_ESTATUS, 429, 0) == -1,

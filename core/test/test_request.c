@@ -426,9 +426,47 @@ int main(void)
     CHECK(strstr(payload, "\"nameid\":\"alice\"") != NULL, "nameid");
     CHECK(strstr(payload, "\"asrs.s.uid\":\"alice\"") != NULL, "asrs.s.uid");
     CHECK(strstr(payload, "\"role\":\"x\"") != NULL, "extra claim");
+    CHECK(!strstr(payload, "asrs.s.dc") && !strstr(payload, "asrs.s.derror"),
+          "no flags: neither flag claim");
     signalr_free(payload);
     signalr_free(url);
     signalr_free(tok);
+    /* the SDK's NegotiationOptions flags, as ClaimsUtility writes them */
+    CHECK(!signalr_client_negotiate_with(c, "Chat", "alice", NULL,
+                                         SIGNALR_NEGOTIATE_DIAGNOSTIC |
+                                         SIGNALR_NEGOTIATE_DETAILED_ERRORS,
+                                         600, NOW, &url, &tok, &e),
+          "negotiate with flags");
+    CHECK(!signalr_jwt_verify(tok, strlen(tok), (const unsigned char *)KEY,
+                              strlen(KEY), NOW, &payload, NULL, &e),
+          "flags: verifies");
+    CHECK(strstr(payload, "\"asrs.s.dc\":\"true\"") != NULL, "asrs.s.dc");
+    CHECK(strstr(payload, "\"asrs.s.derror\":\"True\"") != NULL,
+          "asrs.s.derror");
+    signalr_free(payload);
+    signalr_free(url);
+    signalr_free(tok);
+    CHECK(!signalr_client_negotiate_with(c, "Chat", NULL, NULL,
+                                         SIGNALR_NEGOTIATE_DETAILED_ERRORS,
+                                         0, NOW, &url, &tok, &e),
+          "one flag");
+    CHECK(!signalr_jwt_verify(tok, strlen(tok), (const unsigned char *)KEY,
+                              strlen(KEY), NOW, &payload, NULL, &e),
+          "one flag: verifies");
+    CHECK(!strstr(payload, "asrs.s.dc") &&
+              strstr(payload, "\"asrs.s.derror\":\"True\""),
+          "only detailed errors");
+    signalr_free(payload);
+    signalr_free(url);
+    signalr_free(tok);
+    CHECK(signalr_client_negotiate_with(c, "Chat", NULL,
+                                        "{\"asrs.s.dc\":\"false\"}",
+                                        SIGNALR_NEGOTIATE_DIAGNOSTIC, 0, NOW,
+                                        &url, &tok, &e) == SIGNALR_EINVAL &&
+              !url && !tok,
+          "a custom claim repeating a flag's");
+    CHECK_STR(e.msg, "claim 'asrs.s.dc' is set by negotiate from diagnostic",
+              "its message");
     /* claim types the service reserves are renamed (ClaimsUtility) */
     CHECK(!signalr_client_negotiate(c, "Chat", NULL,
                                     "{\"aud\":\"x\",\"iss\":\"me\",\"jti\":1,"

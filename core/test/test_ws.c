@@ -246,7 +246,7 @@ static void test_sock(void)
     int lfd = socket(AF_INET, SOCK_STREAM, 0), cfd = -1, rc = 0, i, ww = 0;
     signalr_sock *s = NULL;
     signalr_ws *ws = NULL;
-    signalr_sock_options o = { 2000, 0, NULL };
+    signalr_sock_options o = { 2000, 0, NULL, NULL };
     signalr_error e;
     char url[64], buf[4096], acc[32], head[256];
     ssize_t got = 0;

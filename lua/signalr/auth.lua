@@ -134,6 +134,9 @@ end
 function Auth:invalidate(token)
     local e = self.entry
     if e.token ~= token then return end
+    if self.opts.log then
+        self.opts.log("info", "the service refused the Microsoft Entra ID token: fetching a new one")
+    end
     e.token, e.expires_on, e.refresh_at, e.retry_at = nil, nil, nil, 0
     if self.dict and self:from_dict(now()) == token then self.dict:delete(self.dict_key) end
 end
@@ -156,12 +159,18 @@ function Auth:finish(t, status, body, details)
         tok, exp, d = nil, self.cred.who .. ": " .. tostring(body), details or {}
         d.sent = false -- the SignalR request itself was not sent
     end
+    local log = self.opts.log
     if not tok then
         self:failed(t, exp, d)
+        if log then log("warn", "Microsoft Entra ID token request failed: " .. tostring(exp)) end
         self:wake()
         return nil, exp, d
     end
     self:store(t, tok, exp)
+    if log then
+        log("info", "Microsoft Entra ID token fetched (" .. self.cred.who .. "), valid for "
+            .. math.floor(exp - t) .. " s")
+    end
     if self.dict then
         self.dict:set(self.dict_key, concat({ exp, tok }, " "), exp - t)
     end
@@ -399,6 +408,9 @@ function Auth:use_key(handle, info)
         local ok, msg, details = handle:set_access_key(k.kid, k.key)
         if not ok then return nil, msg, details end
         self.key_id, self.key_value = k.kid, k.key
+        if self.opts.log then
+            self.opts.log("info", "Microsoft Entra ID: negotiate signs with a new temporary access key")
+        end
     end
     return true
 end

@@ -30,6 +30,7 @@ local concat, sort, random, min, max = table.concat, table.sort, math.random, ma
 local lower = string.lower
 local mono = core.monotonic
 local bare, shallow = util.bare, util.shallow
+local after = request.after
 
 local _M = {}
 
@@ -107,6 +108,7 @@ function _M.new(opts, wake, level, seam_for)
     local self = setmetatable({
         members = {}, by_name = {}, async = async, persistent = persistent,
         loop = async or persistent, router = opts.router, checks = health, wake = wake,
+        log = util.logger(opts.on_log),
         queue = request.queue(opts.on_done, opts.queue_size or 1024),
         -- async: each endpoint's request -> { its call's fan-out, index }
         parts = {}, next_id = 0,
@@ -206,6 +208,7 @@ local function checked(self, m, ok, msg)
     local now, h = mono(), self.checks
     m.checked_at = now
     if ok then
+        if not m.online and self.log then self.log("info", "endpoint " .. m.name .. " is online again") end
         m.online, m.last_error, m.attempt = true, nil, 1
         m.next_check = now + h.interval
     elseif m.online and m.attempt <= h.retries then
@@ -213,6 +216,9 @@ local function checked(self, m, ok, msg)
         m.attempt = m.attempt + 1
         m.next_check = now + h.retry_delay
     else
+        if m.online and self.log then
+            self.log("warn", "endpoint " .. m.name .. " is offline: health check failed: " .. bare(msg))
+        end
         m.online, m.attempt = false, 1
         m.last_error = "health check failed: " .. bare(msg)
         m.next_check = now + h.interval
@@ -229,6 +235,9 @@ local function observe(self, targets, results, op)
         if r and r[1] == nil then
             local d = r[3] or {}
             if d.code == "ECONNECT" or (d.code == "ESTATUS" and (d.status or 0) >= 500) then
+                if m.online and self.log then
+                    self.log("warn", "endpoint " .. m.name .. " is offline: " .. bare(r[2]))
+                end
                 m.online, m.attempt = false, 1
                 m.last_error = bare(r[2])
                 m.next_check = now + self.checks.retry_delay
@@ -507,6 +516,8 @@ function Endpoints:call(op, params, what, names)
     if op == "generate_client_token" then
         local m, msg, d = pick(self, names, what, { hub = params.hub, user_id = params.user })
         if not m then return nil, msg, d end
+        -- async: the request is this client's (reported by its queue)
+        if self.async then return self:call_async(op, params, what, { m }, {}) end
         return one(self, m, op, params, what)
     end
     local targets, skipped, d = targets_of(self, names, what)
@@ -519,36 +530,43 @@ function Endpoints:call(op, params, what, names)
 end
 
 --- A listing over the endpoints a call targets: `fetch(names, list)`
--- appends one endpoint's members (names: that endpoint); a failure
--- anywhere fails the whole list, and so does an endpoint skipped as
--- offline (its members are unknown).  At most `limit` members.
+-- appends one endpoint's members (names: that endpoint; it returns a
+-- result, or in async mode a request object); a failure anywhere fails
+-- the whole list, and so does an endpoint skipped as offline (its
+-- members are unknown).  At most `limit` members.  Async mode: a request
+-- object whose result is the list.
 function Endpoints:list(names, what, fetch, limit)
     local targets, skipped, details = targets_of(self, names, what)
     if not targets then return nil, skipped, details end
     local list, eps = {}, {}
-    for _, m in ipairs(targets) do
+    local function from(i)
+        local m = targets[i]
+        if not m then
+            if #skipped > 0 then
+                local off = {}
+                for k, s in ipairs(skipped) do
+                    off[k] = s.name
+                    eps[s.name] = { code = "EOFFLINE", message = s.last_error or "offline" }
+                end
+                return nil, "signalr." .. what .. ": not listed, endpoint(s) offline: "
+                    .. concat(off, ", "), { code = "EPARTIAL", endpoints = eps, fetched = #list }
+            end
+            return list
+        end
         local name = m.name
-        local ok, msg
-        ok, msg, details = fetch({ name }, list)
-        if not ok then
-            details = details or {}
-            eps[name] = { code = details.code, status = details.status, message = msg }
-            details.endpoints, details.fetched = eps, #list
-            return nil, msg, details
-        end
-        eps[name] = true
-        if limit and #list >= limit then return list end
+        local r, msg, d = fetch({ name }, list)
+        return after(r, msg, d, function()
+            eps[name] = true
+            if limit and #list >= limit then return list end
+            return from(i + 1)
+        end, function(fmsg, fd)
+            fd = fd or {}
+            eps[name] = { code = fd.code, status = fd.status, message = fmsg }
+            fd.endpoints, fd.fetched = eps, #list
+            return fmsg, fd
+        end)
     end
-    if #skipped > 0 then
-        local off = {}
-        for i, m in ipairs(skipped) do
-            off[i] = m.name
-            eps[m.name] = { code = "EOFFLINE", message = m.last_error or "offline" }
-        end
-        return nil, "signalr." .. what .. ": not listed, endpoint(s) offline: "
-            .. concat(off, ", "), { code = "EPARTIAL", endpoints = eps, fetched = #list }
-    end
-    return list
+    return from(1)
 end
 
 -- ===== async mode: one request object per call, finished once =====
@@ -566,10 +584,18 @@ function Endpoints:call_async(op, params, what, targets, skipped)
                 .. " (nothing was queued)", { code = "EQUEUEFULL" }
         end
     end
-    local fan = { op = op, targets = targets, skipped = skipped, results = {}, left = 0 }
+    local fan = { op = op, targets = targets, skipped = skipped, results = {}, left = 0, parts = {} }
     self.next_id = self.next_id + 1
     local agg = request.new(self.next_id, what)
     fan.req = agg
+    -- req:cancel(): every endpoint's part that is still under way
+    agg._cancel = function()
+        local any = false
+        for _, r in pairs(fan.parts) do
+            if r:cancel() then any = true end
+        end
+        return any
+    end
     for i, m in ipairs(targets) do
         local r, msg, d = m.t:call(op, shallow(params), what)
         if r == nil then
@@ -579,6 +605,7 @@ function Endpoints:call_async(op, params, what, targets, skipped)
             fan.results[i] = { nil, msg, d }
         elseif type(r) == "table" then
             self.parts[r] = { fan, i }
+            fan.parts[i] = r
             fan.left = fan.left + 1
         else
             fan.results[i] = { r }
@@ -596,6 +623,7 @@ function Endpoints:part_done(req)
     if not part then return end
     self.parts[req] = nil
     local fan = part[1]
+    fan.parts[part[2]] = nil
     if req.error then
         fan.results[part[2]] = { nil, req.error, req.details }
     else

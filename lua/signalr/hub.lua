@@ -9,6 +9,7 @@ local core = require "signalr.core"
 local json = require "signalr.json"
 local names_of = require("signalr.util").names
 local encode_args = json.encode_args
+local after = require("signalr.request").after
 
 local type, error, tostring, setmetatable, getmetatable, ipairs, pairs =
     type, error, tostring, setmetatable, getmetatable, ipairs, pairs
@@ -452,7 +453,7 @@ local function check_token_opts(opts, method)
 end
 
 local NEGOTIATE = { user_id = true, claims = true, lifetime = true, endpoints = true,
-                    context = true }
+                    context = true, diagnostic = true, detailed_errors = true }
 
 --- What a client's negotiate endpoint returns.  With an AccessKey there
 -- is no I/O.  Under Microsoft Entra ID (no AccessKey) the client token is
@@ -461,7 +462,11 @@ local NEGOTIATE = { user_id = true, claims = true, lifetime = true, endpoints = 
 -- refreshed hourly: the first call, and one an hour, performs I/O; in
 -- async mode the call returns a request object whose `result` is the table.
 -- @tparam[opt] table opts `user_id`, `claims` (table of extra JWT claims),
---   `lifetime` (seconds, default 3600); with several endpoints,
+--   `lifetime` (seconds, default 3600), `diagnostic` (true: the service
+--   treats the client as a diagnostic client, the SDK's
+--   IsDiagnosticClient: claim `asrs.s.dc`), `detailed_errors` (true: the
+--   reason a connection is closed with reaches the client, the SDK's
+--   EnableDetailedErrors: claim `asrs.s.derror`); with several endpoints,
 --   `endpoints` (choose among these) and `context` (handed to the
 --   client's `router` as `ctx.context`, e.g. the caller's region)
 -- @treturn[1] table `{ url = ..., accessToken = ... }`
@@ -470,6 +475,11 @@ function Hub:negotiate(opts)
     check_self(self, "negotiate")
     opts = opt_table(opts, "opts", "negotiate", NEGOTIATE)
     check_token_opts(opts, "negotiate")
+    for _, k in ipairs { "diagnostic", "detailed_errors" } do
+        if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
+            error("signalr.negotiate: opts." .. k .. " must be a boolean, got " .. type(opts[k]), 2)
+        end
+    end
     if opts.lifetime ~= nil and not (opts.lifetime >= 1 and opts.lifetime < 1e9) then
         return nil, "signalr.negotiate: lifetime must be at least 1 second",
             { code = "EINVAL" }
@@ -484,7 +494,8 @@ function Hub:negotiate(opts)
         end
     end
     return self._t:call("negotiate", { hub = self.name, user = opts.user_id, claims = claims,
-        lifetime = opts.lifetime, context = opts.context }, "negotiate",
+        lifetime = opts.lifetime, context = opts.context, diagnostic = opts.diagnostic,
+        detailed_errors = opts.detailed_errors }, "negotiate",
         names_of(opts.endpoints, "negotiate"))
 end
 
@@ -511,45 +522,51 @@ end
 
 local GROUP_CONNECTIONS = { top = true, max_page_size = true, endpoints = true }
 
--- Every page of one endpoint's list (names: that endpoint, or nil).
+-- Every page of one endpoint's list (names: that endpoint, or nil): the
+-- list, a request object (async mode) whose result is the list, or nil,
+-- message, details.
 local function list_pages(self, group, opts, names, list)
-    local seen, token = {}, nil
-    while true do
-        local body, msg, details = self._t:call("group_connections", {
+    local seen = {}
+    local function fetched(msg, details)
+        if details then details.fetched = #list end
+        return msg, details
+    end
+    local function page(token)
+        local r, msg, details = self._t:call("group_connections", {
             hub = self.name, group = group, top = opts.top,
             max_page_size = opts.max_page_size, continuation_token = token,
         }, "group_connections", names)
-        if not body then
-            if details then details.fetched = #list end
-            return nil, msg, details
-        end
-        local ok, page = pcall(json.decode, body)
-        if not ok or type(page) ~= "table" or type(page.value) ~= "table" then
-            return reply_error("group_connections",
-                "the service's page is not {\"value\":[...]}", { code = "EREPLY", fetched = #list })
-        end
-        for _, m in ipairs(page.value) do
-            if type(m) ~= "table" or type(m.connectionId) ~= "string" then
-                return reply_error("group_connections", "a member has no connectionId",
-                    { code = "EREPLY", fetched = #list })
+        return after(r, msg, details, function(body)
+            local ok, pg = pcall(json.decode, body)
+            if not ok or type(pg) ~= "table" or type(pg.value) ~= "table" then
+                return reply_error("group_connections",
+                    "the service's page is not {\"value\":[...]}", { code = "EREPLY", fetched = #list })
             end
-            list[#list + 1] = { connection_id = m.connectionId,
-                                user_id = type(m.userId) == "string" and m.userId or nil }
-            if opts.top and #list >= opts.top then return list end
-        end
-        local link = page.nextLink
-        if link == nil or link == json.null then return list end
-        token = type(link) == "string" and continuation(link)
-        if not token then
-            return reply_error("group_connections",
-                "nextLink carries no continuationToken", { code = "EREPLY", fetched = #list })
-        end
-        if seen[token] then
-            return reply_error("group_connections",
-                "the service repeated a continuationToken", { code = "EREPLY", fetched = #list })
-        end
-        seen[token] = true
+            for _, m in ipairs(pg.value) do
+                if type(m) ~= "table" or type(m.connectionId) ~= "string" then
+                    return reply_error("group_connections", "a member has no connectionId",
+                        { code = "EREPLY", fetched = #list })
+                end
+                list[#list + 1] = { connection_id = m.connectionId,
+                                    user_id = type(m.userId) == "string" and m.userId or nil }
+                if opts.top and #list >= opts.top then return list end
+            end
+            local link = pg.nextLink
+            if link == nil or link == json.null then return list end
+            local next_token = type(link) == "string" and continuation(link)
+            if not next_token then
+                return reply_error("group_connections",
+                    "nextLink carries no continuationToken", { code = "EREPLY", fetched = #list })
+            end
+            if seen[next_token] then
+                return reply_error("group_connections",
+                    "the service repeated a continuationToken", { code = "EREPLY", fetched = #list })
+            end
+            seen[next_token] = true
+            return page(next_token)
+        end, fetched)
     end
+    return page(nil)
 end
 
 --- List the connections in a group (api 2024-12-01+): every page, each a
@@ -610,16 +627,17 @@ function Hub:generate_client_token(opts)
         end
         minutes = math.ceil(opts.lifetime / 60)
     end
-    local body, msg, details = self._t:call("generate_client_token", {
+    local r, msg, details = self._t:call("generate_client_token", {
         hub = self.name, user = opts.user_id, minutes_to_expire = minutes,
     }, "generate_client_token", names_of(opts.endpoints, "generate_client_token"))
-    if not body then return nil, msg, details end
-    local ok, reply = pcall(json.decode, body)
-    if not ok or type(reply) ~= "table" or type(reply.token) ~= "string"
-            or reply.token == "" then
-        return reply_error("generate_client_token", "the reply is not {\"token\":\"...\"}")
-    end
-    return reply.token
+    return after(r, msg, details, function(body)
+        local ok, reply = pcall(json.decode, body)
+        if not ok or type(reply) ~= "table" or type(reply.token) ~= "string"
+                or reply.token == "" then
+            return reply_error("generate_client_token", "the reply is not {\"token\":\"...\"}")
+        end
+        return reply.token
+    end)
 end
 
 --- Invoke a method on one client and wait for its result (`POST
@@ -638,16 +656,17 @@ function Hub:invoke(connection_id, target, args, opts)
     need_string(connection_id, "connection_id", "invoke")
     need_string(target, "target", "invoke")
     opts = opt_table(opts, "opts", "invoke", ONLY_ENDPOINTS)
-    local body, msg, details = send(self, "invoke", "invoke",
+    local r, msg, details = send(self, "invoke", "invoke",
         { connection = connection_id, target = target }, args, names_of(opts.endpoints, "invoke"))
-    if not body then return nil, msg, details end
-    local ok, reply = pcall(json.decode, body)
-    if not ok or type(reply) ~= "table" then
-        return reply_error("invoke", "the reply is not {\"result\":...}")
-    end
-    local out = { result = reply.result, protocol = reply.protocol }
-    if out.result == nil then out.result = json.null end
-    return out
+    return after(r, msg, details, function(body)
+        local ok, reply = pcall(json.decode, body)
+        if not ok or type(reply) ~= "table" then
+            return reply_error("invoke", "the reply is not {\"result\":...}")
+        end
+        local out = { result = reply.result, protocol = reply.protocol }
+        if out.result == nil then out.result = json.null end
+        return out
+    end)
 end
 
 local EXECUTE = { filter = true, endpoints = true }

@@ -3,6 +3,7 @@
 -- A wrong option is a programmer error: it raises, naming the option.
 -- @module signalr.options
 local core = require "signalr.core"
+local util = require "signalr.util"
 
 local type, error, pairs, ipairs, tostring = type, error, pairs, ipairs, tostring
 local floor = math.floor
@@ -23,10 +24,13 @@ schema(nil, {
     timeout = "number",         -- seconds for one whole request
     connect_timeout = "number", -- seconds to connect (default min(timeout, 5))
     retries = "number",         -- extra attempts after a transient failure
-    retry_delay = "number",     -- first backoff delay, seconds (doubles)
+    retry_delay = "number",     -- first backoff delay, seconds (doubles); the delay when fixed
+    retry_mode = "string",      -- "exponential" (default) or "fixed" (the SDK's RetryMode)
+    on_log = "function",        -- on_log(level, message): retries, reconnects, tokens, drops
     max_retry_delay = "number", -- cap on a delay and on Retry-After, seconds
     verify_tls = "boolean",
     ca_file = "string",         -- PEM bundle to trust instead of the system's
+    proxy = "string",           -- "http://host:port": every libcurl request through it
     user_agent = "string",
     token_lifetime = "number",  -- seconds a REST token lives (default 3600)
     token_provider = "function",-- Entra ID: returns a bearer token[, expires_at]
@@ -74,6 +78,7 @@ local ENDPOINTS_ONLY = { "router", "health_interval", "health_timeout", "health_
 --- The defaults of every client.
 _M.DEFAULTS = {
     api_version = "2022-06-01", timeout = 10, retries = 2, retry_delay = 0.5,
+    retry_mode = "exponential",
     max_retry_delay = 10, verify_tls = true, token_lifetime = 3600,
     transport = "auto", pool_size = 32, async = false, queue_size = 1024,
     max_connections = 8,
@@ -116,6 +121,10 @@ local RANGES = {
     { { "health_retry_delay" }, between(0, 1e9), "must be a number from 0" },
     { { "mode" }, function(v) return v == "transient" or v == "persistent" end,
       "must be \"transient\" or \"persistent\"" },
+    { { "proxy" }, function(v) return v:match("^%a[%w+.-]*://[^%s/]+/?$") ~= nil end,
+      "must be a proxy URL such as \"http://host:port\"" },
+    { { "retry_mode" }, function(v) return v == "exponential" or v == "fixed" end,
+      "must be \"exponential\" or \"fixed\"" },
     "persistent and async",
     { { "handshake_timeout", "keepalive_interval", "server_timeout", "ack_timeout" },
       between(0.01, 1e9), "must be a number of seconds from 0.01" },
@@ -195,6 +204,8 @@ function _M.fill(opts)
     local o = { product_info = _M.PRODUCT_INFO }
     for k, v in pairs(_M.DEFAULTS) do o[k] = v end
     for k, v in pairs(opts) do o[k] = v end
+    -- on_log's lines, redacted; nil without it
+    o.log = util.logger(o.on_log)
     if o.mode == "persistent" then
         for k, v in pairs(_M.PERSISTENT) do if o[k] == nil then o[k] = v end end
     end

@@ -3,14 +3,18 @@
 -- server connection is up; several endpoints in async mode).
 --
 -- A request is `{ id, op, done }`; once finished, `done` is true and it
--- holds `result` (true, or a boolean for checks) or `error` + `details`.
--- A queue counts the requests it handed out, keeps the finished ones
--- until `report()` marks them done and calls `on_done` for each, in
--- order, exactly once.  The error texts every transport shares live here.
+-- holds `result` (what the blocking call returns: true, a boolean for
+-- checks, a list, a token, invoke's table) or `error` + `details`;
+-- `req:cancel()` ends it with ECANCELED.  A request may carry on (a reply
+-- to read, a next page: `after`) before its one outcome.  A queue counts
+-- the requests it handed out, keeps the finished ones until `report()`
+-- marks them done and calls `on_done` for each, in order, exactly once.
+-- The error texts every transport shares live here.
 -- @module signalr.request
 local core = require "signalr.core"
 
-local error, pcall, setmetatable = error, pcall, setmetatable
+local error, pcall, setmetatable, getmetatable, tostring =
+    error, pcall, setmetatable, getmetatable, tostring
 local max, min = math.max, math.min
 local mono = core.monotonic
 
@@ -18,6 +22,9 @@ local _M = {}
 
 --- What a closed client answers (nothing was sent).
 _M.CLOSED = "the client is closed (nothing was sent)"
+
+--- What a request canceled before anything went out answers.
+_M.CANCELED = "canceled: with req:cancel() before the request was sent"
 
 --- The failure of a call made after close(): nil, message, details.
 -- @tparam string what the method, for the message
@@ -28,6 +35,21 @@ end
 local Request = {}
 Request.__index = Request
 _M.Request = Request
+
+--- Cancel the request: unless it finished already, it ends with
+-- `ECANCELED` and that is its one outcome (reported, with `on_done`, by
+-- the next poll).  `details.sent` says whether the request may have
+-- reached the service (true: it went out, wholly or in part, and may
+-- have been delivered; false: nothing was sent).
+-- @treturn boolean true when canceled; false when it had finished (its
+--   outcome stands) or cannot be canceled
+function Request:cancel()
+    if self.done or self._over then return false end
+    if self._inner then return self._inner:cancel() end
+    local c = self._cancel
+    if not c then return false end
+    return c(self) and true or false
+end
 
 function Request:__tostring()
     return "signalr.request #" .. self.id .. " (" .. self.op .. ", "
@@ -81,15 +103,103 @@ function Queue:finish(req, result, err, details)
     return self:settle(req, result)
 end
 
+--- What a call gives when its answer needs more work once it arrived
+-- (a reply body to read, a next page to fetch): with a request object
+-- `r`, `fn` runs on its result when it succeeds and what `fn` returns
+-- (a value, nil + message + details, or another request object that
+-- carries on) becomes `r`'s outcome, reported once; otherwise `fn` runs
+-- now on `r`.  `nil, msg, details` pass through.
+-- @param r a result, a request object, or nil
+-- @tparam[opt] string msg
+-- @tparam[opt] table details
+-- @tparam function fn called with the result
+-- @tparam[opt] function on_fail called with a failure's message and
+--   details: returns the message and details to report instead
+-- @return what `fn` returns, or r (a request object)
+function _M.after(r, msg, details, fn, on_fail)
+    if r == nil then
+        if on_fail then return nil, on_fail(msg, details) end
+        return nil, msg, details
+    end
+    if getmetatable(r) == Request and not r.done then
+        local pc, pf = r._chain, r._on_fail
+        if not pc then
+            r._chain, r._on_fail = fn, on_fail
+            return r
+        end
+        -- continued already: this continuation follows that one
+        r._chain = function(v)
+            local a, b, c = pc(v)
+            return _M.after(a, b, c, fn, on_fail)
+        end
+        r._on_fail = function(m, d)
+            if pf then m, d = pf(m, d) end
+            if on_fail then return on_fail(m, d) end
+            return m, d
+        end
+        return r
+    end
+    return fn(r)
+end
+
+-- Run req's continuation on its result: result | nil, msg, details |
+-- a request object (pending) that carries on.
+local function continued(req, result)
+    local fn = req._chain
+    req._chain = nil
+    local ok, r, msg, details = pcall(fn, result)
+    if not ok then
+        return nil, "signalr." .. req.op .. ": " .. tostring(r), { code = "EREPLY" }
+    end
+    return r, msg, details
+end
+
 --- req finished with a complete message (already "signalr.<op>: ...").
 function Queue:settle(req, result, msg, details)
+    -- one outcome each: a late answer after a cancel is dropped
+    if req._over or req.done then return end
+    if msg and req._on_fail then
+        msg, details = req._on_fail(msg, details)
+    end
+    req._on_fail = nil
+    if req._chain and not msg then
+        result, msg, details = continued(req, result)
+        if getmetatable(result) == Request and result ~= req then
+            local inner = result
+            if inner.done or inner._over then
+                -- finished already: its outcome is req's (and it is not
+                -- reported on its own)
+                if not inner.done then inner._silent = true end
+                result, msg, details = inner.result, inner.error, inner.details
+            else
+                -- inner's outcome becomes req's: it is not reported on
+                -- its own, nor counted twice
+                inner._parent, req._inner = req, inner
+                self.open = self.open - 1
+                return
+            end
+        end
+    end
+    local parent = req._parent
+    if parent then
+        req._parent, req.done, parent._inner = nil, true, nil
+        if msg then req.error, req.details = msg, details else req.result = result end
+        return self:settle(parent, result, msg, details)
+    end
     if msg then
         req.error, req.details = msg, details
     else
         req.result = result
     end
+    req._over = true
     local ready = self.ready
     ready[#ready + 1] = req
+end
+
+--- req was canceled before anything was sent: it finishes with
+-- ECANCELED (reported by the next `report()`).
+function Queue:canceled(req)
+    return self:finish(req, nil, _M.CANCELED, { code = "ECANCELED", sent = false })
 end
 
 --- Report what finished, in order: `done`, then `on_done`.  Raises the
@@ -103,7 +213,7 @@ function Queue:report()
         local req = ready[i]
         req.done = true
         self.open = self.open - 1
-        if on_done then
+        if on_done and not req._silent then
             local ok, err = pcall(on_done, req)
             if not ok and not first_err then first_err = err end
         end

@@ -2,8 +2,8 @@
 -- check of `opts.endpoints` on a client of one endpoint, the nginx test,
 -- and a finalizer for tables (Lua 5.1 included).
 -- @module signalr.util
-local type, error, pairs, ipairs, tostring, setmetatable, getmetatable =
-    type, error, pairs, ipairs, tostring, setmetatable, getmetatable
+local type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall =
+    type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall
 
 local _M = {}
 
@@ -17,6 +17,35 @@ end
 --- A message without its "signalr.<method>: " prefix.
 function _M.bare(msg)
     return (tostring(msg):gsub("^signalr%.[%w_]+: ", ""))
+end
+
+-- What a log line must never carry: a connection string's key, a bearer
+-- token, a JWT, a client secret or assertion in a form body.
+local SECRETS = {
+    { "([Aa]ccess[Kk]ey=)[^;%s]*", "%1<redacted>" },
+    { "([Bb]earer%s+)[%w%-_%.~+/=]+", "%1<redacted>" },
+    { "eyJ[%w%-_]+%.[%w%-_]+%.?[%w%-_]*", "<redacted>" },
+    { "(client_secret=)[^&%s]*", "%1<redacted>" },
+    { "(client_assertion=)[^&%s]*", "%1<redacted>" },
+    { "([Aa]ccess[Tt]oken\"?%s*[:=]%s*\"?)[^\"&%s,}]*", "%1<redacted>" },
+}
+
+--- A line without anything that looks like a secret.
+function _M.redact(msg)
+    msg = tostring(msg)
+    for i = 1, #SECRETS do msg = msg:gsub(SECRETS[i][1], SECRETS[i][2]) end
+    return msg
+end
+
+--- The logger of option `on_log(level, message)`: levels "debug", "info",
+-- "warn", "error"; each line redacted (`redact`); an error the hook
+-- raises is dropped (logging never fails a call).  nil without a hook.
+-- @tparam[opt] function on_log
+function _M.logger(on_log)
+    if not on_log then return nil end
+    return function(level, msg)
+        pcall(on_log, level, _M.redact(msg))
+    end
 end
 
 --- Is this code running inside nginx with cosockets (lua-nginx-module)?

@@ -150,6 +150,13 @@ describe("inside nginx", function()
             assert.equal("ERAISED", details.code)
             assert.truthy(err:find("lua_ssl_trusted_certificate", 1, true), err)
         end)
+        it("a proxy is EUNSUPPORTED over cosockets, clearly", function()
+            local ok, err, details = call(ngx1, "broadcast", { "t" },
+                { connection_string = emu.cs, proxy = "http://127.0.0.1:3128" })
+            assert.is_nil(ok)
+            assert.equal("EUNSUPPORTED", details.code)
+            assert.matches("^signalr%.new: option 'proxy' is not supported over nginx cosockets", err)
+        end)
         for _, f in ipairs(rows.FAULTS) do
             it(f[1], function()
                 rows.fault_case(emu, f, function(opts, method, args)

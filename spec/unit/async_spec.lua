@@ -64,13 +64,12 @@ describe("async mode", function()
         assert.truthy(r.error:find("^signalr%.add_connection_to_group: HTTP 404"), r.error)
     end)
 
-    it("refuses operations that answer with data (use a blocking client)", function()
+    it("queues operations that answer with data: the result is the blocking call's", function()
         local c = client { api_version = "2024-12-01" }
-        local ok, msg, details = c:hub("chat"):group_connections("g")
-        assert.is_nil(ok)
-        assert.equal("EUNSUPPORTED", details.code)
-        assert.truthy(msg:find("call it on a blocking client", 1, true), msg)
-        assert.equal(0, #emu:requests())
+        local r = assert(c:hub("chat"):group_connections("g"))
+        assert.is_true(c:flush(5))
+        assert.same({}, r.result, r.error)
+        assert.equal(1, #emu:requests())
     end)
 
     it("has a bounded queue: a clear error, not unbounded growth", function()

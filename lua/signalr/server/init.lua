@@ -96,7 +96,7 @@ local PASSED = {
     server_timeout = true, ack_timeout = true, timeout = true, queue_size = true,
     protocols = true, verify_tls = true, ca_file = true, connect_timeout = true,
     api_version = true, user_agent = true, authority_host = true, token_lifetime = true,
-    on_done = true, transport = true,
+    on_done = true, transport = true, proxy = true, retry_mode = true,
 }
 
 -- with several endpoints (option `endpoints`): these go to signalr.endpoints
@@ -176,6 +176,9 @@ function _M.new(opts)
     local o = {}
     for k, v in pairs(opts) do if PASSED[k] or MULTI[k] then o[k] = v end end
     o.connection_string = opts.connection_string
+    -- the server connections' own lines (lost, reconnecting, retries) go
+    -- to the same hook
+    o.on_log = opts.on_log
     o.mode = "persistent"
     o.connection_count = o.connection_count or 5
     options.check(o, 3)

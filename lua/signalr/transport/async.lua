@@ -54,6 +54,37 @@ local function woken(self)
     if self.wake then self.wake() end
 end
 
+-- req:cancel() of this transport's requests
+local function cancel(req)
+    return req._t:cancel_request(req)
+end
+
+local function cancel_now(req)
+    local self = req._t
+    self.queue:canceled(req)
+    woken(self)
+    return true
+end
+
+--- End one request with ECANCELED (signalr.request's `req:cancel()`):
+-- one waiting for an Entra ID token at once (nothing was sent); one the
+-- core carries by the core (it says whether it went out).
+-- @treturn boolean whether it was canceled (false: it had finished)
+function Async:cancel_request(req)
+    local rec = self.entra[req]
+    if rec and self.inflight[req.id] ~= req then
+        -- waiting for a token: nothing went out
+        rec.canceled = true
+        self.entra[req] = nil
+        return cancel_now(req)
+    end
+    if req.id ~= 0 and self.inflight[req.id] == req and self.handle:cancel(req.id) then
+        woken(self)
+        return true
+    end
+    return false
+end
+
 --- Queue one hub operation (after signalr.transport.base's checks): a
 -- request object | nil, message, details (bad input, a full queue:
 -- nothing was queued).
@@ -66,6 +97,7 @@ function Async:run(op, params, what)
         local id, msg, details = self.handle:submit(op, params)
         if not id then return nil, "signalr." .. what .. ": " .. msg, details end
         local req = self.queue:track(request.new(id, what))
+        req._t, req._cancel = self, cancel
         self.inflight[id], self.ops[id] = req, op
         woken(self)
         return req
@@ -78,11 +110,13 @@ end
 function Async:call_entra(op, params, what)
     local a = self.auth
     local req = request.new(0, what)
+    req._t, req._cancel = self, cancel
     local rec = {}
     -- failures while this call runs are its results (bad input, no token
     -- from a provider); later ones, the request's
     local now, refused = true, nil
     rec.submit = function(tok, msg, details)
+        if rec.canceled then return end
         if self.closing then
             self.entra[req] = nil
             return self.queue:finish(req, nil, request.CLOSED, { code = "ECANCELED", sent = false })
@@ -122,6 +156,7 @@ function Async:negotiate(p)
     if self.info.has_key then return base.sign(self.handle, p) end
     if self.closing then return request.closed("negotiate") end
     local req = self.queue:track(request.new(0, "negotiate"))
+    req._t, req._cancel = self, cancel_now
     woken(self)
     self.auth:when_key(self.info, self.submit, function()
         local res, msg, details = self.auth:use_key(self.handle, self.info)

@@ -68,9 +68,11 @@ end
 --- The client token negotiate returns (the core signs; no I/O):
 -- `{ url, accessToken }` | nil, msg, details.
 -- @tparam userdata handle the core's client
--- @tparam table p `hub`, `user`, `claims` (JSON text), `lifetime`
+-- @tparam table p `hub`, `user`, `claims` (JSON text), `lifetime`,
+--   `diagnostic`, `detailed_errors`
 function _M.sign(handle, p)
-    local url, token, details = handle:negotiate(p.hub, p.user, p.claims, p.lifetime)
+    local url, token, details = handle:negotiate(p.hub, p.user, p.claims, p.lifetime, nil,
+        p.diagnostic, p.detailed_errors)
     if not url then return nil, "signalr.negotiate: " .. token, details end
     return { url = url, accessToken = token }
 end

@@ -66,6 +66,12 @@ function _M.new(o, wake, level, seam)
         if not ok then raise(auth) end
     end
     local cosocket = o.transport == "cosocket" or (o.transport == "auto" and in_nginx)
+    if o.proxy and cosocket then
+        handle:close()
+        return nil, "signalr.new: option 'proxy' is not supported over nginx cosockets (they"
+            .. " cannot go through a proxy); leave it off, or set transport = \"curl\" (libcurl,"
+            .. " which blocks the worker)", { code = "EUNSUPPORTED" }
+    end
     if o.async then
         if cosocket then
             raise("signalr.new: the async mode drives libcurl from your own loop; inside nginx"

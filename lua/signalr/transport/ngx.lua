@@ -227,6 +227,14 @@ local function exchange(self, host, port, tls, method, bytes)
     return status, headers, body
 end
 
+-- on_log: a retry, as the core logs those of libcurl
+local function log_retry(self, what, attempt, code, msg, delay)
+    if self.log then
+        self.log("warn", what .. ": attempt " .. attempt .. " failed (" .. tostring(code) .. ": "
+            .. tostring(msg) .. "); retrying in " .. math.floor(delay * 1000 + 0.5) .. " ms")
+    end
+end
+
 -- One attempt: res | nil, msg, details, delay (a delay: try again after
 -- it).  Apart from the retry loop, so the common case runs no loop
 -- (LuaJIT then compiles it instead of aborting on the loop).
@@ -263,8 +271,9 @@ local function attempt_call(self, op, params, attempt)
         details = { code = code, sent = sent and true or false }
     end
     local delay = core.retry_delay(op, attempt, code, fail_status or 0,
-        retry_after or -1, self.retries, self.retry_delay, self.max_retry_delay)
+        retry_after or -1, self.retries, self.retry_delay, self.max_retry_delay, self.retry_mode)
     if not delay and attempt > 1 then msg = msg .. " (after " .. attempt .. " attempts)" end
+    if delay then log_retry(self, op, attempt, code, msg, delay) end
     return nil, msg, details, delay
 end
 
@@ -310,12 +319,13 @@ function Ngx:fetch(spec)
             code = (not body) and "ECONNECT" or (headers == "timeout" and "ETIMEDOUT" or "EHTTP")
         end
         local delay = core.retry_delay("http", attempt, code, status or 0, retry_after or -1,
-            self.retries, self.retry_delay, self.max_retry_delay)
+            self.retries, self.retry_delay, self.max_retry_delay, self.retry_mode)
         if not delay then
             if status then return status, body end
             if attempt > 1 then msg = msg .. " (after " .. attempt .. " attempts)" end
             return nil, msg, { code = code, sent = false }
         end
+        log_retry(self, "identity request", attempt, code, status and ("HTTP " .. status) or msg, delay)
         if delay > 0 then sleep(delay) end
     end
 end
@@ -333,6 +343,7 @@ function _M.new(handle, info, o, auth)
     self.verify_tls = o.verify_tls ~= false
     self.retries = o.retries or 0
     self.retry_delay, self.max_retry_delay = o.retry_delay, o.max_retry_delay
+    self.retry_mode, self.log = o.retry_mode, o.log
     self.keepalive_timeout = 60000
     self.pool_size = o.pool_size or 32
     self.pools = {}

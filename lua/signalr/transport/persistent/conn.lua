@@ -50,7 +50,7 @@ local function open_sock(c)
     local o = c.o
     local base = c.url.scheme .. "://" .. c.url.hostport .. "/"
     local sock, msg, d = core.sock(base, floor((o.connect_timeout or min(o.timeout, 5)) * 1000),
-        not o.verify_tls, o.ca_file)
+        not o.verify_tls, o.ca_file, o.proxy)
     if not sock then return nil, msg, d end
     c.sock = sock
     return true
@@ -235,6 +235,11 @@ function Conn:fail(msg, details)
         local n = self.attempt
         self.attempt = n + 1
         self.retry_at = (self.started or t) + (n <= 5 and 2 ^ n or 60) + random() -- jitter
+    end
+    local log = self.o.log
+    if log then
+        log("warn", "server connection " .. (was_open and "lost" or "failed") .. ": " .. tostring(msg)
+            .. "; reconnecting in " .. string.format("%.1f", max(0, self.retry_at - t)) .. " s")
     end
 end
 

@@ -101,8 +101,12 @@ end
 
 -- What a hub's connections tell the pool.
 local function events(self, hc)
+    local log = self.o.log
     return {
-        opened = function() self:flush_queue(hc) end,
+        opened = function()
+            if log then log("info", "server connection for hub " .. hc.name .. " open") end
+            self:flush_queue(hc)
+        end,
         ack = function(_, m)
             local a = hc.acks[m.ack_id]
             if a then
@@ -111,7 +115,12 @@ local function events(self, hc)
             end
         end,
         message = function(c, m)
-            if self.on_message then self.on_message(c, m) end
+            if self.on_message then
+                self.on_message(c, m)
+            elseif log then
+                log("debug", "hub " .. hc.name .. ": dropped a service message of type "
+                    .. tostring(m.type) .. " (nothing here handles it)")
+            end
         end,
         failed = function(c, back, unconfirmed, msg, details, was_open)
             if back and #back > 0 then
@@ -123,6 +132,10 @@ local function events(self, hc)
             -- what it carried since its last confirmation may be lost (taken
             -- by the network, never processed): confirm() reports it once
             self.lost = self.lost + unconfirmed
+            if log and ((back and #back > 0) or unconfirmed > 0) then
+                log("warn", "hub " .. hc.name .. ": " .. (back and #back or 0) .. " frames queued to send"
+                    .. " again; " .. unconfirmed .. " sent since the last confirmation may be lost")
+            end
             for id, a in pairs(hc.acks) do
                 if a.conn == c then
                     hc.acks[id] = nil
@@ -273,7 +286,19 @@ function Pool:deliver(hub, frame, what)
             .. " server connection; poll or flush before sending more", { code = "EQUEUEFULL" }
     end
     local req = self.requests:request(what)
-    hc.queue[#hc.queue + 1] = { frame = frame, req = req, what = what, deadline = now() + self.o.timeout }
+    local item = { frame = frame, req = req, what = what, deadline = now() + self.o.timeout }
+    hc.queue[#hc.queue + 1] = item
+    -- req:cancel(): out of the queue (nothing was sent)
+    req._cancel = function()
+        for i = 1, #hc.queue do
+            if hc.queue[i] == item then
+                table.remove(hc.queue, i)
+                self.requests:canceled(req)
+                return true
+            end
+        end
+        return false
+    end
     self.stats.queued = self.stats.queued + 1
     return req
 end
