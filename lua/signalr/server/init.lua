@@ -97,6 +97,8 @@ local PASSED = {
     protocols = true, verify_tls = true, ca_file = true, connect_timeout = true,
     api_version = true, user_agent = true, authority_host = true, token_lifetime = true,
     on_done = true, transport = true, proxy = true, retry_mode = true,
+    managed_identity_client_id = true, managed_identity_object_id = true,
+    managed_identity_resource_id = true, client_certificate_password = true,
 }
 
 -- with several endpoints (option `endpoints`): these go to signalr.endpoints
