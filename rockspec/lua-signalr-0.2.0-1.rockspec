@@ -87,6 +87,7 @@ build = {
       ["signalr.server.session"] = "lua/signalr/server/session.lua",
       ["signalr.server.context"] = "lua/signalr/server/context.lua",
       ["signalr.server.sched"] = "lua/signalr/server/sched.lua",
+      ["signalr.server.sched_ngx"] = "lua/signalr/server/sched_ngx.lua",
    },
    install = {
       bin = { ["signalr"] = "bin/signalr" },
