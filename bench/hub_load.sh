@@ -2,9 +2,12 @@
 # bench/hub_load.sh (make bench): the hub server under load, through the
 # bundled emulator (Default mode), with real @microsoft/signalr clients:
 # CLIENTS (1000) connected, INVOKING (200) of them calling Add at RATE (10)
-# per second each on a fixed schedule for SECS (10) seconds, the hub
-# broadcasting a small state to everyone 5 times a second, and one client
-# that subscribes to a 3.2 MB/s feed and then reads nothing.  Per round
+# per second each on a fixed schedule for SECS (10) seconds, and one client
+# that subscribes to a 6.4 MB/s feed (FEED_KB, 64 KB every 10 ms) and then
+# reads nothing; STATE_HZ (0) adds a small state broadcast to everyone
+# that many times a second.  The clients' process runs with a larger young
+# generation (--max-semi-space-size=64): its own garbage collections
+# otherwise put tens of ms into the round trips it measures.  Per round
 # (fresh emulator and hub server, ROUNDS rounds, 3): the others' round
 # trip p50/p99/max, the hub server's RSS before the stuck client chokes,
 # at most and at the end, and whether the stuck client was closed (the
@@ -18,6 +21,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 clients=${CLIENTS:-1000}; invoking=${INVOKING:-200}; rate=${RATE:-10}; secs=${SECS:-10}
+export STATE_HZ=${STATE_HZ:-0} FEED_KB=${FEED_KB:-64}
 rounds=${ROUNDS:-3}; build=${SIGNALR_BUILD:-$root/build}
 tmp=$(mktemp -d); port=$((33000 + RANDOM % 3000))
 key=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH
@@ -56,7 +60,7 @@ for i in $(seq 1 "$rounds"); do
   read -r url tok <<< "$(AzureSignalRConnectionString=$cs lua5.4 -e '
     local n = assert(assert(require("signalr").new(os.getenv("AzureSignalRConnectionString"))):hub("chat"):negotiate {})
     print(n.url, n.accessToken)')"
-  out=$(NODE_PATH="$root/spec/e2e/node_modules" timeout $((secs + 120)) node bench/hub_load.js \
+  out=$(NODE_PATH="$root/spec/e2e/node_modules" timeout $((secs + 120)) node --max-semi-space-size=64 bench/hub_load.js \
     "$url" "$tok" "$clients" "$invoking" "$rate" "$secs" "$(cat "$tmp/app.pid")")
   sleep 1
   stuck=$(echo "$out" | field stuck)
@@ -83,8 +87,9 @@ done
 p99m=$(median < "$tmp/p99"); growth=$(median < "$tmp/growth")
 cat <<OUT
 Hub server under load: $clients clients connected (WebSockets, JSON), $invoking calling Add at $rate/s
-each (open loop), a state broadcast 5/s to all, one client fed 6.4 MB/s that reads nothing; through
-the emulator (Default mode, --max-client-buffer 1 MiB), 4 server connections; $secs s per round.
+each (open loop), a state broadcast ${STATE_HZ}/s to all, one client fed $((FEED_KB * 100)) KB/s that
+reads nothing; through the emulator (Default mode, --max-client-buffer 1 MiB), 4 server
+connections; $secs s per round.
 
 | round | connected | answered / calls | round trip p50 / p99 / max ms | hub server RSS MB before / max / end | stuck client closed |
 |---|---|---|---|---|---|

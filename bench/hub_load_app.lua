@@ -3,7 +3,8 @@
 --   Add(a, b)   returns a + b (the invoking clients' call);
 --   Subscribe() a feed to the caller: 64 KB every 10 ms for as long as it
 --               is connected (what a client that stops reading chokes on);
---   every 200 ms a small state broadcast to everyone (a game's tick).
+--   STATE_HZ times a second (0: never) a small state broadcast to
+--               everyone (a game's tick); FEED_KB sizes the feed.
 -- Prints "disconnected <connection id> <why>" when a client goes away
 -- with an error, and "ready" once serving.  Runs until killed.
 local signalr = require "signalr"
@@ -14,10 +15,14 @@ local server = assert(signalr.server {
     connection_count = tonumber(arg[1] or "4"),
 })
 local chat = server:hub("chat")
-local BLOB = string.rep("x", 64 * 1024)
+local BLOB
 
 server:on("Add", function(_, a, b) return a + b end)
+-- FEED_KB: the feed's message size (64; 0: no feed)
+local feed_kb = tonumber(os.getenv("FEED_KB") or "64")
+BLOB = string.rep("x", feed_kb * 1024)
 server:on("Subscribe", function(ctx)
+    if feed_kb == 0 then return 0 end
     local n = 0
     while true do
         n = n + 1
@@ -34,12 +39,14 @@ end)
 
 print("ready")
 io.stdout:flush()
+-- STATE_HZ: broadcasts a second (0: none)
+local hz = tonumber(os.getenv("STATE_HZ") or "0")
 local tick, next_tick, now = 0, core.monotonic(), core.monotonic
 while true do
     server:poll(0.005)
-    if now() >= next_tick then
+    if hz > 0 and now() >= next_tick then
         tick = tick + 1
-        next_tick = next_tick + 0.2
+        next_tick = next_tick + 1 / hz
         chat:broadcast("state", { tick, "x", 1, 2, 3 })
     end
 end
