@@ -201,6 +201,23 @@ size_t sr__b64url_decode(unsigned char *dst, const char *src, size_t n)
     return o;
 }
 
+char *sr__b64url_decode_dup(const char *s, size_t n, size_t *outlen)
+{
+    unsigned char *p = malloc(n * 3 / 4 + 3);
+    size_t len;
+
+    if (!p)
+        return NULL;
+    len = sr__b64url_decode(p, s, n);
+    if (len == (size_t)-1) {
+        free(p);
+        return NULL;
+    }
+    p[len] = '\0';
+    *outlen = len;
+    return (char *)p;
+}
+
 /* ===== JSON scanning (enough to find members, not a full parser) ===== */
 
 static size_t skip_ws(const char *s, size_t i, size_t n)

@@ -62,6 +62,9 @@ void sr__buf_free(sr__buf *b);
 size_t sr__b64url_encode(char *dst, const unsigned char *src, size_t n);
 /* Returns decoded length or (size_t)-1; dst holds n * 3 / 4 + 3 bytes. */
 size_t sr__b64url_decode(unsigned char *dst, const char *src, size_t n);
+/* One base64url segment decoded into a new NUL-terminated buffer (the
+ * caller frees it; *outlen its length), or NULL (no memory, not base64url). */
+char *sr__b64url_decode_dup(const char *s, size_t n, size_t *outlen);
 
 /* 0-15 for a hex digit, -1 otherwise (url.c). */
 int sr__hexval(char c);

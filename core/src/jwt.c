@@ -97,24 +97,6 @@ signalr_err signalr_jwt_sign_kid(const char *payload_json, size_t payload_len,
     return SIGNALR_OK;
 }
 
-/* Decode one base64url segment into a new NUL-terminated buffer. */
-static char *decode_segment(const char *s, size_t n, size_t *outlen)
-{
-    unsigned char *p = malloc(n * 3 / 4 + 3);
-    size_t len;
-
-    if (!p)
-        return NULL;
-    len = sr__b64url_decode(p, s, n);
-    if (len == (size_t)-1) {
-        free(p);
-        return NULL;
-    }
-    p[len] = '\0';
-    *outlen = len;
-    return (char *)p;
-}
-
 signalr_err signalr_jwt_verify(const char *token, size_t len,
                                const unsigned char *key, size_t keylen,
                                time_t now, char **payload,
@@ -144,8 +126,8 @@ signalr_err signalr_jwt_verify(const char *token, size_t len,
     if (CRYPTO_memcmp(mac, got, sizeof(mac)))
         return sr__fail(err, SIGNALR_ETOKEN,
                         "signature does not match the access key");
-    hdr = decode_segment(token, (size_t)(d1 - token), &hl);
-    body = decode_segment(d1 + 1, (size_t)(d2 - d1 - 1), &bl);
+    hdr = sr__b64url_decode_dup(token, (size_t)(d1 - token), &hl);
+    body = sr__b64url_decode_dup(d1 + 1, (size_t)(d2 - d1 - 1), &bl);
     if (!hdr || !body || !sr__json_is(hdr, hl, '{') ||
         !sr__json_is(body, bl, '{')) {
         sr__fail(err, SIGNALR_ETOKEN, "header or payload is not JSON");

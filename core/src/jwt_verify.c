@@ -222,24 +222,6 @@ out:
     return rc;
 }
 
-/* Decode one base64url segment into a new NUL-terminated buffer. */
-static char *segment(const char *s, size_t n, size_t *outlen)
-{
-    unsigned char *p = malloc(n * 3 / 4 + 3);
-    size_t len;
-
-    if (!p)
-        return NULL;
-    len = sr__b64url_decode(p, s, n);
-    if (len == (size_t)-1) {
-        free(p);
-        return NULL;
-    }
-    p[len] = '\0';
-    *outlen = len;
-    return (char *)p;
-}
-
 /* The JSON string value v[0..vl) (with its quotes) without escapes, as
  * the key's kid is compared byte for byte; 0 when it is not one. */
 static int plain_string(const char *v, size_t vl, const char **s, size_t *n)
@@ -281,7 +263,7 @@ signalr_err signalr_jwt_verify_rs256(const signalr_keyset *ks,
         memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token)))
         return sr__fail(err, SIGNALR_ETOKEN,
                         "token is not three base64url segments");
-    hdr = segment(token, (size_t)(d1 - token), &hl);
+    hdr = sr__b64url_decode_dup(token, (size_t)(d1 - token), &hl);
     if (!hdr || !sr__json_is(hdr, hl, '{')) {
         sr__fail(err, SIGNALR_ETOKEN, "the token's header is not a JSON "
                  "object");
@@ -345,7 +327,7 @@ signalr_err signalr_jwt_verify_rs256(const signalr_keyset *ks,
                      "with %s", tried == 1 ? "the key" : "any of the keys");
         goto out;
     }
-    body = segment(d1 + 1, (size_t)(d2 - d1 - 1), &bl);
+    body = sr__b64url_decode_dup(d1 + 1, (size_t)(d2 - d1 - 1), &bl);
     if (!body || !sr__json_is(body, bl, '{')) {
         sr__fail(err, SIGNALR_ETOKEN, "the token's payload is not a JSON "
                  "object");
