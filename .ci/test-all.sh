@@ -23,12 +23,18 @@ done
 
 # the C tests once more under valgrind, then ASan + UBSan (C tests and the
 # 5.4 unit specs), the libFuzzer harnesses briefly, and cppcheck
+# (two at a time: the machines have 2 cores)
 for t in build/test/test_*; do
-  if valgrind -q --error-exitcode=99 --leak-check=full \
-       --errors-for-leak-kinds=definite,indirect "$t" > "$log/vg.out" 2>&1; then
+  ( valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+      "$t" > "$log/vg-$(basename "$t").out" 2>&1; echo $? > "$log/vg-$(basename "$t").rc" ) &
+  while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
+done
+wait
+for t in build/test/test_*; do
+  if [ "$(cat "$log/vg-$(basename "$t").rc" 2>/dev/null)" = 0 ]; then
     echo "valgrind $(basename "$t"): clean"; add 1 0
   else
-    echo "valgrind $(basename "$t"): FAILED"; tail -n 30 "$log/vg.out"; add 0 1
+    echo "valgrind $(basename "$t"): FAILED"; tail -n 30 "$log/vg-$(basename "$t").out"; add 0 1
   fi
 done
 out=$(make -s asan 2>&1); rc=$?

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # fuzz/run.sh SECONDS [BUILD]: build every libFuzzer harness (clang, ASan +
-# UBSan) and run each for SECONDS over its committed seeds (new inputs go
+# UBSan) and run each for SECONDS over its committed seeds, FUZZ_JOBS (2)
+# at a time (new inputs go
 # to BUILD/fuzz/corpus-*, not into the repository).  Prints one line per
 # harness ("fuzz_x: N runs, cov C, ok") and a closing "N passed, N failed".
 set -uo pipefail
@@ -20,26 +21,45 @@ for src in core/src/*.c; do
   fi
   objs+=("$o")
 done
-for h in fuzz/fuzz_*.c; do
+# one harness: build, run; its report line(s) in $out/<name>.result,
+# "ok" or not in $out/<name>.status
+one() {
+  local h=$1 name short bin log
   name=$(basename "$h" .c); short=${name#fuzz_}
-  bin="$out/$name"
+  bin="$out/$name"; log="$out/$name.log"
   # the binding's JSON text (a parser of outside bytes) needs no Lua
-  extra=(); [ "$short" = json_text ] && extra=(-Ibinding binding/json_text.c)
+  local extra=(); [ "$short" = json_text ] && extra=(-Ibinding binding/json_text.c)
   if ! clang $CFLAGS $SAN -fsanitize=fuzzer "$h" "${extra[@]}" "${objs[@]}" -lcurl -lcrypto -lwslay -o "$bin" 2> "$out/$name.build.log"; then
-    echo "$name: does not build"; cat "$out/$name.build.log"; fail=$((fail + 1)); continue
+    { echo "$name: does not build"; cat "$out/$name.build.log"; } > "$out/$name.result"
+    echo failed > "$out/$name.status"; return
   fi
   mkdir -p "$out/corpus-$short"
-  dict=(); [ -f "fuzz/$short.dict" ] && dict=(-dict="fuzz/$short.dict")
-  log="$out/$name.log"
+  local dict=(); [ -f "fuzz/$short.dict" ] && dict=(-dict="fuzz/$short.dict")
   if ASAN_OPTIONS=detect_leaks=1 "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
        -print_final_stats=1 -artifact_prefix="$out/$name-" "${dict[@]}" "$out/corpus-$short" "fuzz/corpus/$short" > "$log" 2>&1; then
+    local runs cov
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -n 1 | cut -d' ' -f2)
-    echo "$name: ${runs:-?} runs, cov ${cov:-?}, ok"; pass=$((pass + 1))
+    echo "$name: ${runs:-?} runs, cov ${cov:-?}, ok" > "$out/$name.result"
+    echo ok > "$out/$name.status"
   else
-    echo "$name: FAILED (reproducer and trace in $log)"; grep -E 'ERROR|SUMMARY|==[0-9]+==' "$log" | head -n 8
-    fail=$((fail + 1))
+    { echo "$name: FAILED (reproducer and trace in $log)"; grep -E 'ERROR|SUMMARY|==[0-9]+==' "$log" | head -n 8; } \
+      > "$out/$name.result"
+    echo failed > "$out/$name.status"
   fi
+}
+# FUZZ_JOBS harnesses at a time (2: the machines have 2 cores)
+jobs_max=${FUZZ_JOBS:-2}
+for h in fuzz/fuzz_*.c; do
+  rm -f "$out/$(basename "$h" .c).status"
+  one "$h" &
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
+done
+wait
+for h in fuzz/fuzz_*.c; do
+  name=$(basename "$h" .c)
+  cat "$out/$name.result" 2>/dev/null || echo "$name: no result"
+  if [ "$(cat "$out/$name.status" 2>/dev/null)" = ok ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
