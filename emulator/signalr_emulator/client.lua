@@ -306,6 +306,22 @@ end
 
 -- A record (JSON text) as bytes in the client's protocol: MessagePack
 -- clients get each record transcoded (the arguments as they were sent).
+--- A client's invoke: send(frame) an invocation frame with invocationId
+-- id and wait up to timeout seconds for its Completion (the reader puts
+-- it in waiting[id].record): the record, or nil and "gone" / "timeout".
+local function invoker(waiting, gone, send)
+    return function(id, frame, timeout)
+        if gone() then return nil, "gone" end
+        local w = { cond = condition.new() }
+        waiting[id] = w
+        send(frame)
+        w.cond:wait(timeout)
+        waiting[id] = nil
+        if w.record then return w.record end
+        return nil, w.gone and "gone" or "timeout"
+    end
+end
+
 local function encoder(emu, id, binary)
     return function(frame)
         if not binary then return frame end
@@ -409,16 +425,7 @@ local function serve_routed(emu, ws, p, protocol, first, sc)
     end
     function conn.send(frame) service_message(encode(frame)) end
     function conn.send_raw(bytes) service_message(bytes) end
-    function conn.invoke(id, frame, timeout)
-        if closing or done then return nil, "gone" end
-        local w = { cond = condition.new() }
-        waiting[id] = w
-        conn.send(frame)
-        w.cond:wait(timeout)
-        waiting[id] = nil
-        if w.record then return w.record end
-        return nil, w.gone and "gone" or "timeout"
-    end
+    conn.invoke = invoker(waiting, function() return closing or done end, function(f) conn.send(f) end)
     -- how: nil, the service closes it (REST, a management connection):
     -- a Close message with reason, and CloseConnection to its server;
     -- "server": its hub server's CloseConnection (a Close message only
@@ -554,19 +561,7 @@ function _M.serve(emu, ws, p)
     local encode = encoder(emu, p.id, binary)
     -- invocations waiting for the client's Completion (client results)
     local waiting = {}
-    --- Send an invocation frame with invocationId id and wait up to
-    -- timeout seconds for its Completion: the record, or nil and "gone" /
-    -- "timeout".
-    function conn.invoke(id, frame, timeout)
-        if closing or done then return nil, "gone" end
-        local w = { cond = condition.new() }
-        waiting[id] = w
-        conn.send(frame)
-        w.cond:wait(timeout)
-        waiting[id] = nil
-        if w.record then return w.record end
-        return nil, w.gone and "gone" or "timeout"
-    end
+    conn.invoke = invoker(waiting, function() return closing or done end, function(f) conn.send(f) end)
     function conn.send(frame)
         if closing then return end
         queue[#queue + 1] = encode(frame)
