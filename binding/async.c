@@ -6,15 +6,13 @@
 
 #include <string.h>
 
-/* client:submit(op, params) -> id | nil, msg, details */
-static int l_client_submit(lua_State *L)
+/* Queue op with p (nul: a field holding a NUL byte) -> id | nil, msg,
+ * details */
+static int submit_with(lua_State *L, lclient *lc, signalr_op op,
+                       const signalr_params *p, const char *nul)
 {
-    lclient *lc = sr_lua_check_client(L);
-    signalr_op op = sr_lua_check_op(L, 2);
-    signalr_params p;
     signalr_error e;
     unsigned long id;
-    const char *nul = sr_lua_read_params(L, 3, &p);
 
     if (nul)
         return sr_lua_nul_fail(L, nul);
@@ -22,64 +20,123 @@ static int l_client_submit(lua_State *L)
                                     lc->queue_size, lc->max_connections,
                                     &lc->m, &e))
         return sr_lua_push_fail(L, &e);
-    if (signalr_multi_submit(lc->m, op, &p, &id, &e))
+    if (signalr_multi_submit(lc->m, op, p, &id, &e))
         return sr_lua_push_fail(L, &e);
     lua_pushinteger(L, (lua_Integer)id);
     return 1;
 }
 
+/* client:submit(op, params) -> id | nil, msg, details */
+static int l_client_submit(lua_State *L)
+{
+    lclient *lc = sr_lua_check_client(L);
+    signalr_op op = sr_lua_check_op(L, 2);
+    signalr_params p;
+    const char *nul = sr_lua_read_params(L, 3, &p);
+
+    return submit_with(L, lc, op, &p, nul);
+}
+
+/* client:submit_send(op, hub, target, arguments, id, excluded): submit
+ * for the four sends, their fields as arguments (no table per send) */
+static int l_client_submit_send(lua_State *L)
+{
+    lclient *lc = sr_lua_check_client(L);
+    signalr_op op = sr_lua_check_op(L, 2);
+    signalr_params p;
+    const char *nul = sr_lua_read_send(L, 3, op, &p);
+
+    return submit_with(L, lc, op, &p, nul);
+}
+
+/* Push outcome o's value: its table (fields "status" and "body" for a
+ * fetch; "error" and "details" for a failure), or in the flat form
+ * (flat != 0) a successful operation's result alone: a boolean, or the
+ * body of an operation that answers with data (as client:call gives
+ * it). */
+static void push_outcome(lua_State *L, signalr_outcome *o, int flat)
+{
+    if (flat && o->rc == SIGNALR_OK && o->op != SIGNALR_OP_MAX) {
+        if (o->body) {
+            lua_pushlstring(L, o->body, o->body_len);
+            signalr_free(o->body);
+        } else {
+            lua_pushboolean(L, o->value);
+        }
+        return;
+    }
+    lua_createtable(L, 0, 4);
+    if (!flat) {
+        lua_pushinteger(L, (lua_Integer)o->id);
+        lua_setfield(L, -2, "id");
+    }
+    if (o->op == SIGNALR_OP_MAX && o->rc == SIGNALR_OK) {
+        /* a fetch: its status and body */
+        lua_pushinteger(L, o->status);
+        lua_setfield(L, -2, "status");
+        lua_pushlstring(L, o->body ? o->body : "", o->body_len);
+        signalr_free(o->body);
+        lua_setfield(L, -2, "body");
+    } else if (o->rc == SIGNALR_OK && o->body) {
+        lua_pushlstring(L, o->body, o->body_len);
+        signalr_free(o->body);
+        lua_setfield(L, -2, "result");
+    } else if (o->rc == SIGNALR_OK) {
+        lua_pushboolean(L, o->value);
+        lua_setfield(L, -2, "result");
+    } else {
+        lua_pushstring(L, o->err.msg[0] ? o->err.msg : signalr_strerror(o->rc));
+        lua_setfield(L, -2, "error");
+        sr_lua_push_details(L, &o->err);
+        lua_setfield(L, -2, "details");
+    }
+}
+
 /* client:poll(timeout_s) -> array of { id, result | nil, error, details };
- * result: a boolean, or the body of an operation that answers with data */
+ * result: a boolean, or the body of an operation that answers with data.
+ * client:poll(timeout_s, buf) -> n: the flat form, without a table per
+ * outcome: buf[2k-1] is the k-th outcome's id, buf[2k] its value (a
+ * successful operation's result; a table for a fetch or a failure, as
+ * above without "id"); entries past 2n are left as they were. */
 static int l_client_poll(lua_State *L)
 {
     lclient *lc = sr_lua_check_client(L);
     long ms = (long)(luaL_optnumber(L, 2, 0) * 1000.0);
+    int flat = !lua_isnoneornil(L, 3);
     signalr_outcome o;
     signalr_error e;
     int n = 0;
 
-    lua_newtable(L);
-    if (!lc->m)
+    if (flat)
+        luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
+    if (!lc->m) {
+        if (flat)
+            lua_pushinteger(L, 0);
+        else
+            lua_newtable(L);
         return 1;
+    }
+    if (!flat)
+        lua_newtable(L);
     lc->L = L;
     if (signalr_multi_step(lc->m, ms, &e))
         return sr_lua_push_fail(L, &e);
-    /* each outcome's table exists before the outcome is popped; only an
-     * out-of-memory error while filling it could lose one */
-    while (lua_checkstack(L, 4)) {
-        lua_createtable(L, 0, 4);
-        if (!signalr_multi_next(lc->m, &o)) {
-            lua_pop(L, 1);
-            break;
-        }
-        lua_pushinteger(L, (lua_Integer)o.id);
-        lua_setfield(L, -2, "id");
-        if (o.op == SIGNALR_OP_MAX && o.rc == SIGNALR_OK) {
-            /* a fetch: its status and body (the table exists already, so
-             * only an out-of-memory error here could lose the body) */
-            lua_pushinteger(L, o.status);
-            lua_setfield(L, -2, "status");
-            lua_pushlstring(L, o.body ? o.body : "", o.body_len);
-            signalr_free(o.body);
-            lua_setfield(L, -2, "body");
-        } else if (o.rc == SIGNALR_OK && o.body) {
-            /* an operation that answers with data: its body is the
-             * result, as client:call gives it */
-            lua_pushlstring(L, o.body, o.body_len);
-            signalr_free(o.body);
-            lua_setfield(L, -2, "result");
-        } else if (o.rc == SIGNALR_OK) {
-            lua_pushboolean(L, o.value);
-            lua_setfield(L, -2, "result");
+    /* the stack has room before an outcome is popped; only an
+     * out-of-memory error while pushing it could lose it */
+    while (lua_checkstack(L, 4) && signalr_multi_next(lc->m, &o)) {
+        if (flat) {
+            lua_pushinteger(L, (lua_Integer)o.id);
+            lua_rawseti(L, 3, ++n);
+            push_outcome(L, &o, 1);
+            lua_rawseti(L, 3, ++n);
         } else {
-            lua_pushstring(L, o.err.msg[0] ? o.err.msg
-                                           : signalr_strerror(o.rc));
-            lua_setfield(L, -2, "error");
-            sr_lua_push_details(L, &o.err);
-            lua_setfield(L, -2, "details");
+            push_outcome(L, &o, 0);
+            lua_rawseti(L, 4, ++n);
         }
-        lua_rawseti(L, -2, ++n);
     }
+    if (flat)
+        lua_pushinteger(L, n / 2);
     return 1;
 }
 
@@ -181,6 +238,7 @@ static int l_client_submit_fetch(lua_State *L)
 
 static const luaL_Reg async_methods[] = {
     {"submit", l_client_submit},
+    {"submit_send", l_client_submit_send},
     {"poll", l_client_poll},
     {"pending", l_client_pending},
     {"cancel", l_client_cancel},

@@ -85,6 +85,11 @@ void sr_lua_open_helpers(lua_State *L);
 /* Read a params table at index t into p.  Returns NULL or the name of a
  * field holding a NUL byte (the caller answers EINVAL). */
 const char *sr_lua_read_params(lua_State *L, int t, signalr_params *p);
+/* A send's fields as arguments i.. (hub, target, arguments, id,
+ * excluded) for op, one of the four sends (other ops raise); the same
+ * result as sr_lua_read_params, without a table. */
+const char *sr_lua_read_send(lua_State *L, int i, signalr_op op,
+                             signalr_params *p);
 /* Push built request b->req as a table, then release it.  Returns 1. */
 int sr_lua_push_request(lua_State *L, box *b);
 /* Build an identity request from the arguments at i.. into b->req.

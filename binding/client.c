@@ -229,13 +229,12 @@ static int l_client_info(lua_State *L)
 
 /* client:call(op, params) -> true | false | nil, msg, details
  * Blocking: builds, sends with libcurl, reads, retries per the policy. */
-static int l_client_call(lua_State *L)
+/* Perform op with p (read from the stack; nul: a field holding a NUL
+ * byte) and push what client:call answers. */
+static int call_with(lua_State *L, lclient *lc, signalr_op op,
+                     const signalr_params *p, const char *nul)
 {
-    lclient *lc = sr_lua_check_client(L);
-    signalr_op op = sr_lua_check_op(L, 2);
-    signalr_params p;
     signalr_error e;
-    const char *nul = sr_lua_read_params(L, 3, &p);
     int value = 0;
 
     if (nul)
@@ -247,17 +246,38 @@ static int l_client_call(lua_State *L)
         box *b = sr_lua_new_box(L); /* owns the body: freed even if we raise */
         size_t n;
 
-        if (signalr_call_data(lc->c, lc->h, op, &p, &lc->http, &lc->retry,
+        if (signalr_call_data(lc->c, lc->h, op, p, &lc->http, &lc->retry,
                               &value, &b->a, &n, &e))
             return sr_lua_push_fail(L, &e);
         lua_pushlstring(L, b->a ? b->a : "", b->a ? n : 0);
         return 1;
     }
-    if (signalr_call(lc->c, lc->h, op, &p, &lc->http, &lc->retry, &value,
-                     &e))
+    if (signalr_call(lc->c, lc->h, op, p, &lc->http, &lc->retry, &value, &e))
         return sr_lua_push_fail(L, &e);
     lua_pushboolean(L, value);
     return 1;
+}
+
+static int l_client_call(lua_State *L)
+{
+    lclient *lc = sr_lua_check_client(L);
+    signalr_op op = sr_lua_check_op(L, 2);
+    signalr_params p;
+    const char *nul = sr_lua_read_params(L, 3, &p);
+
+    return call_with(L, lc, op, &p, nul);
+}
+
+/* client:call_send(op, hub, target, arguments, id, excluded): client:call
+ * for the four sends, their fields as arguments (no table per send) */
+static int l_client_call_send(lua_State *L)
+{
+    lclient *lc = sr_lua_check_client(L);
+    signalr_op op = sr_lua_check_op(L, 2);
+    signalr_params p;
+    const char *nul = sr_lua_read_send(L, 3, op, &p);
+
+    return call_with(L, lc, op, &p, nul);
 }
 
 /* client:fetch(method, url, headers, body, content_type)
@@ -348,21 +368,18 @@ static int l_client_build(lua_State *L)
  * method | nil, msg, details
  * The whole request (head and body) as one string, for transports
  * written in Lua that move the bytes (nginx cosockets). */
-static int l_client_wire(lua_State *L)
+/* Build op with p into one string and push what client:wire answers. */
+static int wire_with(lua_State *L, lclient *lc, signalr_op op,
+                     const signalr_params *p, const char *nul, time_t now)
 {
-    lclient *lc = sr_lua_check_client(L);
-    signalr_op op = sr_lua_check_op(L, 2);
-    time_t now = (time_t)luaL_optnumber(L, 4, (lua_Number)time(NULL));
-    signalr_params p;
     signalr_error e;
-    const char *nul = sr_lua_read_params(L, 3, &p);
     size_t n = 0;
     box *b;
 
     if (nul)
         return sr_lua_nul_fail(L, nul);
     b = sr_lua_new_box(L);
-    if (signalr_request_build(lc->c, op, &p, now, &b->req, &e))
+    if (signalr_request_build(lc->c, op, p, now, &b->req, &e))
         return sr_lua_push_fail(L, &e);
     if (signalr_request_wire(&b->req, &b->a, &n, &e))
         return sr_lua_push_fail(L, &e);
@@ -376,6 +393,30 @@ static int l_client_wire(lua_State *L)
     lua_pushstring(L, b->req.method);
     signalr_request_clear(&b->req);
     return 6;
+}
+
+static int l_client_wire(lua_State *L)
+{
+    lclient *lc = sr_lua_check_client(L);
+    signalr_op op = sr_lua_check_op(L, 2);
+    time_t now = (time_t)luaL_optnumber(L, 4, (lua_Number)time(NULL));
+    signalr_params p;
+    const char *nul = sr_lua_read_params(L, 3, &p);
+
+    return wire_with(L, lc, op, &p, nul, now);
+}
+
+/* client:wire_send(op, hub, target, arguments, id, excluded[, now]):
+ * client:wire for the four sends, their fields as arguments */
+static int l_client_wire_send(lua_State *L)
+{
+    lclient *lc = sr_lua_check_client(L);
+    signalr_op op = sr_lua_check_op(L, 2);
+    time_t now = (time_t)luaL_optnumber(L, 8, (lua_Number)time(NULL));
+    signalr_params p;
+    const char *nul = sr_lua_read_send(L, 3, op, &p);
+
+    return wire_with(L, lc, op, &p, nul, now);
 }
 
 /* client:negotiate(hub, user_id|nil, claims_json|nil, lifetime|nil[, now
@@ -434,8 +475,10 @@ static int l_client_server_token(lua_State *L)
 
 static const luaL_Reg client_methods[] = {
     {"call", l_client_call},
+    {"call_send", l_client_call_send},
     {"build", l_client_build},
     {"wire", l_client_wire},
+    {"wire_send", l_client_wire_send},
     {"negotiate", l_client_negotiate},
     {"server_token", l_client_server_token},
     {"info", l_client_info},

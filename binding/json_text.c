@@ -150,6 +150,27 @@ static char escape_of(unsigned char c)
     }
 }
 
+/* The bytes a JSON string does not take as they are: controls, '"' and
+ * '\\' (escaped), and 0x80 and up (checked as UTF-8). */
+static const unsigned char SPECIAL[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 int sr_json_put_string(sr_json_buf *b, const char *str, size_t n,
                        size_t *bad_at)
 {
@@ -168,11 +189,14 @@ int sr_json_put_string(sr_json_buf *b, const char *str, size_t n,
 
         while (i < n) {
             unsigned char c = s[i];
-            if (c < 0x80) {
-                if (c < 0x20 || c == '"' || c == '\\')
-                    break;
+
+            if (!SPECIAL[c]) { /* written as it is: the common case */
                 i++;
-            } else {
+                continue;
+            }
+            if (c < 0x80)
+                break; /* escaped below */
+            {
                 size_t k = utf8_seq(s + i, n - i);
                 if (!k) {
                     b->len = start;

@@ -24,6 +24,54 @@ static long opt_long(lua_State *L, int t, const char *k)
     return v;
 }
 
+/* The list of connection ids at index idx into p->excluded: the pointer
+ * array is a userdata pushed on the stack (it lives until the C function
+ * returns).  Returns nul, or "excluded" for an id holding a NUL byte. */
+static const char *read_excluded(lua_State *L, int idx, signalr_params *p,
+                                 const char *nul)
+{
+    size_t i, n;
+    const char **ids;
+
+    luaL_checktype(L, idx, LUA_TTABLE);
+    n = lua_rawlen(L, idx);
+    /* the pointer array lives in a userdata: no leak if we raise */
+    ids = lua_newuserdatauv(L, (n ? n : 1) * sizeof(*ids), 0);
+    for (i = 0; i < n; i++) {
+        size_t len;
+
+        lua_rawgeti(L, idx, (int)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "params.excluded[%d] must be a string", (int)i + 1);
+        ids[i] = lua_tolstring(L, -1, &len);
+        if (strlen(ids[i]) != len && !nul)
+            nul = "excluded";
+        lua_pop(L, 1);
+    }
+    p->excluded = ids;
+    p->excluded_count = n;
+    return nul;
+}
+
+/* A string argument at index i (raises on another type, numbers too, as
+ * sr_lua_opt_field does); *nul names the first field holding a NUL byte;
+ * *len (when given) is its length. */
+static const char *string_at(lua_State *L, int i, const char *name,
+                             const char **nul, size_t *len)
+{
+    size_t n;
+    const char *s;
+
+    if (lua_type(L, i) != LUA_TSTRING)
+        luaL_error(L, "params.%s must be a string", name);
+    s = lua_tolstring(L, i, &n);
+    if (len)
+        *len = n;
+    else if (!*nul && strlen(s) != n)
+        *nul = name;
+    return s;
+}
+
 /* Read a params table at index t into p.  Returns NULL or the name of a
  * field holding a NUL byte (the caller answers EINVAL). */
 const char *sr_lua_read_params(lua_State *L, int t, signalr_params *p)
@@ -66,32 +114,43 @@ const char *sr_lua_read_params(lua_State *L, int t, signalr_params *p)
     lua_pop(L, 1);
     lua_getfield(L, t, "excluded");
     if (!lua_isnil(L, -1)) {
-        size_t i, n;
-        const char **ids;
-
-        luaL_checktype(L, -1, LUA_TTABLE);
-        n = lua_rawlen(L, -1);
-        /* the pointer array lives in a userdata: no leak if we raise */
-        ids = lua_newuserdatauv(L, (n ? n : 1) * sizeof(*ids), 0);
-        for (i = 0; i < n; i++) {
-            size_t len;
-
-            lua_rawgeti(L, -2, (int)i + 1);
-            if (lua_type(L, -1) != LUA_TSTRING)
-                luaL_error(L, "params.excluded[%d] must be a string",
-                           (int)i + 1);
-            ids[i] = lua_tolstring(L, -1, &len);
-            if (strlen(ids[i]) != len && !nul)
-                nul = "excluded";
-            lua_pop(L, 1);
-        }
-        p->excluded = ids;
-        p->excluded_count = n;
+        nul = read_excluded(L, lua_gettop(L), p, nul);
         /* leave the array on the stack until the C function returns */
         lua_remove(L, -2);
         return nul;
     }
     lua_pop(L, 1);
+    return nul;
+}
+
+/* A send's fields, at index i: hub, target, arguments (JSON text), the
+ * id (user, group or connection, by op; nil for broadcast) and excluded
+ * (a list of connection ids, or nil).  The same checks and field names
+ * as sr_lua_read_params, without a table per send.  Returns NULL or the
+ * name of a field holding a NUL byte. */
+const char *sr_lua_read_send(lua_State *L, int i, signalr_op op,
+                             signalr_params *p)
+{
+    const char *nul = NULL;
+
+    memset(p, 0, sizeof(*p));
+    p->ttl = SIGNALR_TTL_NONE;
+    p->hub = string_at(L, i, "hub", &nul, NULL);
+    /* (NUL bytes named in sr_lua_read_params' order: the id first) */
+    if (op == SIGNALR_OP_SEND_TO_USER)
+        p->user = string_at(L, i + 3, "user", &nul, NULL);
+    else if (op == SIGNALR_OP_SEND_TO_GROUP)
+        p->group = string_at(L, i + 3, "group", &nul, NULL);
+    else if (op == SIGNALR_OP_SEND_TO_CONNECTION)
+        p->connection = string_at(L, i + 3, "connection", &nul, NULL);
+    else if (op != SIGNALR_OP_BROADCAST)
+        luaL_argerror(L, i - 1, "not a send");
+    p->target = string_at(L, i + 1, "target", &nul, NULL);
+    /* JSON text is length-delimited: a NUL byte in it is the core's to
+     * refuse */
+    p->arguments = string_at(L, i + 2, "arguments", &nul, &p->arguments_len);
+    if (!lua_isnoneornil(L, i + 4))
+        nul = read_excluded(L, i + 4, p, nul);
     return nul;
 }
 

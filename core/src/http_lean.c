@@ -2,7 +2,8 @@
  * (CURLOPT_CONNECT_ONLY: DNS, TCP, TLS and its certificate checks stay
  * libcurl's) and that our code then drives: the request written as one
  * buffer with curl_easy_send, the reply read with curl_easy_recv into the
- * core's own reader (http_reply.c).  The blocking transport (http_curl.c)
+ * core's own reader (http_reply.c); on plain TCP (no TLS), send and recv
+ * on the socket libcurl opened instead (conn_send, conn_recv).  The blocking transport (http_curl.c)
  * and the multi transport (http_multi.c) both use it.
  *
  * Which requests take it, decided per request before any byte is written
@@ -475,12 +476,58 @@ signalr_err sr__conn_begin(sr__conn *c, const signalr_request *req,
     return SIGNALR_OK;
 }
 
+/* Plain TCP connections (no TLS) are written and read with send and
+ * recv on the socket libcurl opened: what curl_easy_send/recv do there,
+ * without their bookkeeping (about a tenth of a send's instructions).
+ * TLS connections go through libcurl, which owns the TLS session.  Both
+ * answer as curl_easy_send/recv do: CURLE_AGAIN, a failure (c->errbuf
+ * says why, as libcurl words it), or bytes moved (0 read: closed). */
+static CURLcode conn_send(sr__conn *c, const char *p, size_t len, size_t *n)
+{
+    ssize_t r;
+
+    if (c->tls)
+        return curl_easy_send(c->curl, p, len, n);
+    do
+        r = send(c->fd, p, len, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0) {
+        *n = (size_t)r;
+        return CURLE_OK;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return CURLE_AGAIN;
+    snprintf(c->errbuf, sizeof(c->errbuf), "Send failure: %s",
+             strerror(errno));
+    return CURLE_SEND_ERROR;
+}
+
+static CURLcode conn_recv(sr__conn *c, char *p, size_t len, size_t *n)
+{
+    ssize_t r;
+
+    if (c->tls)
+        return curl_easy_recv(c->curl, p, len, n);
+    do
+        r = recv(c->fd, p, len, 0);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0) {
+        *n = (size_t)r;
+        return CURLE_OK;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return CURLE_AGAIN;
+    snprintf(c->errbuf, sizeof(c->errbuf), "Recv failure: %s",
+             strerror(errno));
+    return CURLE_RECV_ERROR;
+}
+
 int sr__conn_write(sr__conn *c)
 {
     while (c->out_pos < c->out_len) {
         size_t n = 0;
-        CURLcode cc = curl_easy_send(c->curl, c->out + c->out_pos,
-                                     c->out_len - c->out_pos, &n);
+        CURLcode cc = conn_send(c, c->out + c->out_pos,
+                                c->out_len - c->out_pos, &n);
 
         if (cc == CURLE_AGAIN)
             return 0;
@@ -499,7 +546,7 @@ int sr__conn_read(sr__conn *c)
 
     for (;;) {
         size_t n = 0, used = 0;
-        CURLcode cc = curl_easy_recv(c->curl, buf, sizeof(buf), &n);
+        CURLcode cc = conn_recv(c, buf, sizeof(buf), &n);
         int st;
 
         if (cc == CURLE_AGAIN)

@@ -156,7 +156,10 @@ end
 --- Requests queued and not yet finished (persistent mode: then the bytes
 -- not yet written and the acknowledgements awaited).
 function Client:pending()
-    return loop_of(self, "pending"):pending()
+    -- (loop_of's check inline: a sending loop calls this per send)
+    local t = self._t
+    if not t.loop then loop_of(self, "pending") end
+    return t:pending()
 end
 
 --- Wait until every queued request has finished, at most `timeout` s.

@@ -8,8 +8,10 @@
 local core = require "signalr.core"
 local json = require "signalr.json"
 local names_of = require("signalr.util").names
-local encode_args = json.encode_args
+-- an argument list's JSON text in one call, when it is the common case
+local args_text = core.json_encode_args
 local after = require("signalr.request").after
+local send_params = require("signalr.transport.base").send_params
 
 local type, error, tostring, setmetatable, getmetatable, ipairs, pairs =
     type, error, tostring, setmetatable, getmetatable, ipairs, pairs
@@ -92,9 +94,9 @@ local EXCLUDE = { exclude = true, endpoints = true }
 local ONLY_ENDPOINTS = { endpoints = true }
 
 -- A send to one target (none: broadcast): hub:<method>([id, ]target,
--- args, opts).  `id_name` names the id in messages, `param` is its
--- parameter; `known` the options it takes (`exclude` among them or not).
-local function single_send(method, id_name, param, known)
+-- args, opts).  `id_name` names the id in messages; `known` the options
+-- it takes (`exclude` among them or not).
+local function single_send(method, id_name, known)
     -- (the checks' calls only for what fails them: this runs per send)
     return function(self, ...)
         if getmetatable(self) ~= Hub then check_self(self, method) end
@@ -112,7 +114,7 @@ local function single_send(method, id_name, param, known)
             if known.exclude then excluded = check_exclude(opts.exclude, method) end
             names = names_of(opts.endpoints, method)
         end
-        local text = encode_args(args)
+        local text = args_text(args)
         if not text then
             local msg, details
             text, msg, details = encode(args, method)
@@ -124,13 +126,7 @@ local function single_send(method, id_name, param, known)
             return t:send_data(method, self.name, target, text, id, excluded)
         end
         -- the parameters in one constructor (no table grows per send)
-        local params
-        if param then
-            params = { target = target, hub = self.name, arguments = text, [param] = id,
-                       excluded = excluded }
-        else
-            params = { target = target, hub = self.name, arguments = text, excluded = excluded }
-        end
+        local params = send_params(method, self.name, target, text, id, excluded)
         return t:call(method, params, method, names)
     end
 end
@@ -148,7 +144,7 @@ end
 -- @treturn[2] string message
 -- @treturn[2] table details (`code`, `status`, `service_code`)
 -- @raise on a wrong argument type or an unknown option
-Hub.broadcast = single_send("broadcast", nil, nil, EXCLUDE)
+Hub.broadcast = single_send("broadcast", nil, EXCLUDE)
 
 --- Send to every connection of one user.
 -- Persistent mode: `true` means handed to a server connection; if that
@@ -161,7 +157,7 @@ Hub.broadcast = single_send("broadcast", nil, nil, EXCLUDE)
 -- @tparam[opt] table opts `endpoints`
 -- @treturn[1] true
 -- @treturn[2] nil, message, details
-Hub.to_user = single_send("to_user", "user_id", "user", ONLY_ENDPOINTS)
+Hub.to_user = single_send("to_user", "user_id", ONLY_ENDPOINTS)
 
 --- Send to every connection in a group.
 -- Persistent mode: `true` means handed to a server connection; if that
@@ -174,7 +170,7 @@ Hub.to_user = single_send("to_user", "user_id", "user", ONLY_ENDPOINTS)
 -- @tparam[opt] table opts `exclude` = list of connection ids, `endpoints`
 -- @treturn[1] true
 -- @treturn[2] nil, message, details
-Hub.to_group = single_send("to_group", "group", "group", EXCLUDE)
+Hub.to_group = single_send("to_group", "group", EXCLUDE)
 
 --- Send to one connection (accepted even when it does not exist, as the
 -- service answers).
@@ -188,7 +184,7 @@ Hub.to_group = single_send("to_group", "group", "group", EXCLUDE)
 -- @tparam[opt] table opts `endpoints`
 -- @treturn[1] true
 -- @treturn[2] nil, message, details
-Hub.to_connection = single_send("to_connection", "connection_id", "connection", ONLY_ENDPOINTS)
+Hub.to_connection = single_send("to_connection", "connection_id", ONLY_ENDPOINTS)
 
 -- A non-empty list of strings, or raise.
 local function need_list(v, what, method)

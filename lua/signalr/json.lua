@@ -9,9 +9,8 @@
 local cjson = require("cjson").new()
 local core = require "signalr.core"
 
-local type, pairs, pcall, tostring, error, rawget = type, pairs, pcall, tostring, error, rawget
-local exact = core.json_encode
-local byte = string.byte
+local type, pairs, pcall, tostring, error = type, pairs, pcall, tostring, error
+local exact, exact_args = core.json_encode, core.json_encode_args
 
 -- text | raises: as cjson.encode, exact
 local function encode(v)
@@ -26,12 +25,11 @@ local _M = { null = cjson.null }
 -- @return text, or nil + message for values JSON cannot carry, or
 --   false + message for a wrong shape (the caller raises)
 function _M.encode_args(args)
-    -- the common case: a sequence, which the encoder writes as an array
-    -- (it writes a table as an array only when its keys are 1..n)
-    if type(args) == "table" and rawget(args, 1) ~= nil then
-        local text = exact(args)
-        if text and byte(text, 1) == 91 then return text end -- '['
-    end
+    -- the common case in one call: a sequence, which the encoder writes
+    -- as an array (it writes a table as an array only when its keys are
+    -- 1..n)
+    local text = exact_args(args)
+    if text then return text end
     if args == nil then return "[]" end
     if type(args) ~= "table" then
         return false, "args must be a table (a sequence of arguments) or nil, got "
@@ -49,7 +47,8 @@ function _M.encode_args(args)
         return false, "args has holes; use signalr.null for a JSON null"
     end
     if n == 0 then return "[]" end
-    local ok, text = pcall(encode, args)
+    local ok
+    ok, text = pcall(encode, args)
     if not ok then
         return nil, "arguments cannot be encoded as JSON: " .. tostring(text)
     end

@@ -59,8 +59,13 @@ end
 --- A new request object (not counted by any queue yet).
 -- @tparam number id
 -- @tparam string what the method it stands for ("broadcast", ...)
-function _M.new(id, what)
-    return setmetatable({ id = id, op = what, done = false }, Request)
+-- @param[opt] t the transport that carries it (`req._t`)
+-- @tparam[opt] function cancel what `req:cancel()` calls (`req._cancel`)
+function _M.new(id, what, t, cancel)
+    -- every field a send's request gets, in one constructor: its table is
+    -- made at its final size (the nil fields count; no resize later)
+    return setmetatable({ id = id, op = what, done = false, _t = t, _cancel = cancel,
+                          _over = false, result = nil }, Request)
 end
 
 local Queue = {}
@@ -158,6 +163,14 @@ end
 function Queue:settle(req, result, msg, details)
     -- one outcome each: a late answer after a cancel is dropped
     if req._over or req.done then return end
+    if not msg and not req._chain and not req._parent then
+        -- the common case: a result, nothing to continue or hand on
+        if req._on_fail then req._on_fail = nil end
+        req.result, req._over = result, true
+        local ready = self.ready
+        ready[#ready + 1] = req
+        return
+    end
     if msg and req._on_fail then
         msg, details = req._on_fail(msg, details)
     end

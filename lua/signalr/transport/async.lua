@@ -10,7 +10,9 @@ local base = require "signalr.transport.base"
 local auth_mod = require "signalr.auth"
 local request = require "signalr.request"
 
-local setmetatable, pcall, error = setmetatable, pcall, error
+local setmetatable, pcall, error, type = setmetatable, pcall, error, type
+local send_params = base.send_params
+local new_request = request.new
 
 local _M = {}
 
@@ -29,10 +31,13 @@ function _M.new(handle, info, o, auth, wake)
     local self = setmetatable({
         handle = handle, info = info, o = o, auth = auth, wake = wake,
         queue = request.queue(o.on_done, o.queue_size),
-        -- requests on the wire by core id, and their operations (two maps:
-        -- no table more per request); under Entra ID, by request, what a
+        -- requests on the wire by core id, and their operations where
+        -- they are not the request's `op` (two maps: no table more per
+        -- request); under Entra ID, by request, what a
         -- retry with a new token needs: { token, submit, retried }
         inflight = {}, ops = {}, entra = {},
+        -- poll's outcomes, flat: id, value, id, value, ... (reused)
+        buf = {},
         -- identity and key fetches of ours by core id: their continuations
         handlers = {},
     }, Async)
@@ -96,8 +101,7 @@ function Async:run(op, params, what)
         -- nothing queued
         local id, msg, details = self.handle:submit(op, params)
         if not id then return nil, "signalr." .. what .. ": " .. msg, details end
-        local req = self.queue:track(request.new(id, what))
-        req._t, req._cancel = self, cancel
+        local req = self.queue:track(new_request(id, what, self, cancel))
         self.inflight[id], self.ops[id] = req, op
         woken(self)
         return req
@@ -105,12 +109,36 @@ function Async:run(op, params, what)
     return self:call_entra(op, params, what)
 end
 
+--- A single send (the hub calls this, without a parameter table, when a
+-- call names no endpoints): as `call` would, with the fields as
+-- arguments.  Under Entra ID, or once closed, through `call`.
+-- @tparam string op "broadcast", "to_user", "to_group" or "to_connection"
+-- @tparam string hub
+-- @tparam string target
+-- @tparam string text the arguments' JSON text
+-- @tparam[opt] string id the user, group or connection
+-- @tparam[opt] table excluded connection ids
+-- @return a request object | nil, message, details
+function Async:send_data(op, hub, target, text, id, excluded)
+    if self.auth or self.closing then
+        return self:call(op, send_params(op, hub, target, text, id, excluded), op)
+    end
+    local q = self.queue
+    if q.size and q.open >= q.size then return nil, q:full(op) end
+    local rid, msg, details = self.handle:submit_send(op, hub, target, text, id, excluded)
+    if not rid then return nil, "signalr." .. op .. ": " .. msg, details end
+    q.open = q.open + 1
+    local req = new_request(rid, op, self, cancel)
+    self.inflight[rid] = req -- (no ops entry: the operation is req.op)
+    if self.wake then self.wake() end
+    return req
+end
+
 -- The Entra ID half of call (apart, so that the AccessKey path holds no
 -- closures: LuaJIT compiles it then).
 function Async:call_entra(op, params, what)
     local a = self.auth
-    local req = request.new(0, what)
-    req._t, req._cancel = self, cancel
+    local req = new_request(0, what, self, cancel)
     local rec = {}
     -- failures while this call runs are its results (bad input, no token
     -- from a provider); later ones, the request's
@@ -155,8 +183,7 @@ end
 function Async:negotiate(p)
     if self.info.has_key then return base.sign(self.handle, p) end
     if self.closing then return request.closed("negotiate") end
-    local req = self.queue:track(request.new(0, "negotiate"))
-    req._t, req._cancel = self, cancel_now
+    local req = self.queue:track(new_request(0, "negotiate", self, cancel_now))
     woken(self)
     self.auth:when_key(self.info, self.submit, function()
         local res, msg, details = self.auth:use_key(self.handle, self.info)
@@ -171,38 +198,45 @@ end
 -- then finish what completed, calling `on_done` for each.
 -- @treturn number how many requests finished in this call
 function Async:poll(timeout)
-    local outcomes, msg = self.handle:poll(self.queue:waiting() and 0 or timeout or 0)
-    if not outcomes then return nil, "signalr.poll: " .. msg end
-    local a = self.auth
-    for i = 1, #outcomes do
-        local o = outcomes[i]
-        local handler = self.handlers[o.id]
+    local buf = self.buf
+    local n, msg = self.handle:poll(self.queue:waiting() and 0 or timeout or 0, buf)
+    if not n then return nil, "signalr.poll: " .. msg end
+    local a, q = self.auth, self.queue
+    local inflight, ops, handlers = self.inflight, self.ops, self.handlers
+    for k = 1, 2 * n, 2 do
+        -- an outcome: its id, then a result, or a table (a failure:
+        -- error, details; a fetch of ours: status, body)
+        local id, v = buf[k], buf[k + 1]
+        buf[k + 1] = false -- holds no body
+        local handler = handlers[id]
         if handler then
             -- a token or key fetch of ours: its waiters go on
-            self.handlers[o.id] = nil
-            handler(o)
+            handlers[id] = nil
+            handler(v)
         else
-            local req, op = self.inflight[o.id], self.ops[o.id]
-            self.inflight[o.id], self.ops[o.id] = nil, nil
-            local rec = a and self.entra[req]
-            if rec and o.error and a.cred and o.details and o.details.status == 401
-                    and not rec.retried and not self.closing then
-                -- a refused Entra ID token: once more with a new one (a 401
-                -- did no work, so nothing is duplicated)
-                rec.retried = true
-                a:invalidate(rec.token)
-                a:with_token(rec.submit, self.submit)
+            local req, op = inflight[id], ops[id]
+            inflight[id] = nil
+            if op then ops[id] = nil else op = req.op end
+            if type(v) ~= "table" then
+                if a then self.entra[req] = nil end
+                q:settle(req, v)
             else
-                if rec then self.entra[req] = nil end
-                if o.error then
-                    self.queue:finish(req, nil, auth_mod.explain(a, op, o.error, o.details), o.details)
+                local rec = a and self.entra[req]
+                if rec and a.cred and v.details and v.details.status == 401
+                        and not rec.retried and not self.closing then
+                    -- a refused Entra ID token: once more with a new one (a
+                    -- 401 did no work, so nothing is duplicated)
+                    rec.retried = true
+                    a:invalidate(rec.token)
+                    a:with_token(rec.submit, self.submit)
                 else
-                    self.queue:finish(req, o.result)
+                    if rec then self.entra[req] = nil end
+                    q:finish(req, nil, auth_mod.explain(a, op, v.error, v.details), v.details)
                 end
             end
         end
     end
-    return self.queue:report()
+    return q:report()
 end
 
 --- Requests queued and not yet reported.

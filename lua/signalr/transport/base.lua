@@ -57,6 +57,26 @@ function Single:call(op, params, what, names)
     return self:run(op, params, what)
 end
 
+-- The parameter each single send's id fills.
+local SEND_PARAM = { to_user = "user", to_group = "group", to_connection = "connection" }
+
+--- A single send's parameter table (the core's names) from the fields
+-- `send_data` takes: for the paths that need one (Entra ID, a closed
+-- client, several endpoints).
+-- @tparam string op "broadcast", "to_user", "to_group" or "to_connection"
+-- @tparam string hub
+-- @tparam string target
+-- @tparam string text the arguments' JSON text
+-- @tparam[opt] string id the user, group or connection
+-- @tparam[opt] table excluded connection ids
+function _M.send_params(op, hub, target, text, id, excluded)
+    local param = SEND_PARAM[op]
+    if param then
+        return { target = target, hub = hub, arguments = text, [param] = id, excluded = excluded }
+    end
+    return { target = target, hub = hub, arguments = text, excluded = excluded }
+end
+
 --- Status of the transport's connections (persistent mode has some).
 function Single.status() return nil end
 

@@ -77,6 +77,30 @@ function Curl:run(op, params, what)
     return res
 end
 
+--- A single send (the hub calls this, without a parameter table, when a
+-- call names no endpoints): as `call` would, with the fields as
+-- arguments.  Under Entra ID, or once closed, through `call`.
+-- @tparam string op "broadcast", "to_user", "to_group" or "to_connection"
+-- @tparam string hub
+-- @tparam string target
+-- @tparam string text the arguments' JSON text
+-- @tparam[opt] string id the user, group or connection
+-- @tparam[opt] table excluded connection ids
+-- @return true | nil, message, details
+function Curl:send_data(op, hub, target, text, id, excluded)
+    if self.auth or self.closing then
+        return self:call(op, base.send_params(op, hub, target, text, id, excluded), op)
+    end
+    local res, msg, details = self:perform_send(op, hub, target, text, id, excluded)
+    if res == nil then return nil, "signalr." .. op .. ": " .. msg, details end
+    return res
+end
+
+--- `perform` for a single send, its fields as arguments.
+function Curl:perform_send(op, hub, target, text, id, excluded)
+    return self.handle:call_send(op, hub, target, text, id, excluded)
+end
+
 --- The REST API has no multi-target sends: one REST send per target, in
 -- order; every one is tried, and any failure makes the result an error
 -- naming which went and which did not.

@@ -238,9 +238,17 @@ end
 -- One attempt: res | nil, msg, details, delay (a delay: try again after
 -- it).  Apart from the retry loop, so the common case runs no loop
 -- (LuaJIT then compiles it instead of aborting on the loop).
-local function attempt_call(self, op, params, attempt)
+-- A single send passes params nil and its fields (hub ... excluded)
+-- instead.
+local function attempt_call(self, op, params, attempt, hub, target, text, id, excluded)
     -- the whole request in one string from the core (no table per header)
-    local bytes, host, port, tls, idempotent, method = self.handle:wire(op, params, now())
+    local bytes, host, port, tls, idempotent, method
+    if params then
+        bytes, host, port, tls, idempotent, method = self.handle:wire(op, params, now())
+    else
+        bytes, host, port, tls, idempotent, method = self.handle:wire_send(op, hub, target, text,
+            id, excluded, now())
+    end
     if not bytes then return nil, host, port end -- msg, details
     local msg, details
     local status, headers, body, stale = exchange(self, host, port, tls, method, bytes)
@@ -277,6 +285,22 @@ local function attempt_call(self, op, params, attempt)
     return nil, msg, details, delay
 end
 
+-- Perform op with params (or a single send's fields, params nil) through
+-- cosockets, with the core's retry rules.
+local function perform_with(self, op, params, hub, target, text, id, excluded)
+    if COSOCKET_PHASES[get_phase()] ~= true then return _M.phase_error() end
+    local res, msg, details, delay = attempt_call(self, op, params, 1, hub, target, text, id, excluded)
+    if not delay then return res, msg, details end
+    local attempt = 1
+    repeat
+        if delay > 0 then sleep(delay) end
+        attempt = attempt + 1
+        res, msg, details, delay = attempt_call(self, op, params, attempt, hub, target, text, id,
+            excluded)
+    until not delay
+    return res, msg, details
+end
+
 local Ngx = setmetatable({}, { __index = curl.Curl })
 Ngx.__index = Ngx
 Ngx.__tostring = curl.Curl.__tostring
@@ -285,16 +309,12 @@ _M.Ngx = Ngx
 --- Perform op with params through cosockets, with the core's retry rules.
 -- @return true | false | nil, message, details
 function Ngx:perform(op, params)
-    if COSOCKET_PHASES[get_phase()] ~= true then return _M.phase_error() end
-    local res, msg, details, delay = attempt_call(self, op, params, 1)
-    if not delay then return res, msg, details end
-    local attempt = 1
-    repeat
-        if delay > 0 then sleep(delay) end
-        attempt = attempt + 1
-        res, msg, details, delay = attempt_call(self, op, params, attempt)
-    until not delay
-    return res, msg, details
+    return perform_with(self, op, params)
+end
+
+--- `perform` for a single send, its fields as arguments.
+function Ngx:perform_send(op, hub, target, text, id, excluded)
+    return perform_with(self, op, nil, hub, target, text, id, excluded)
 end
 
 --- Perform an identity request (signalr.auth's spec: method, url,
