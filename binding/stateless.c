@@ -43,6 +43,120 @@ static int l_read_reply(lua_State *L)
     return 1;
 }
 
+/* Body bytes core.parse_reply keeps; past them a reply's body is cut
+ * (and an operation that answers with data then fails to read it). */
+#define PARSE_KEEP (64u * 1024 * 1024)
+
+/* Push a reply reader's outcome (rc, done, r; b owns r.body until it is
+ * pushed): see core.parse_reply.  Returns the count pushed. */
+static int push_parsed(lua_State *L, signalr_err rc, int done,
+                       signalr_parsed_reply *r, const signalr_error *e,
+                       box *b)
+{
+    if (rc) {
+        sr_lua_push_fail(L, e);
+        lua_pushboolean(L, 0);
+        lua_replace(L, -4);
+        return 3;
+    }
+    if (!done) {
+        lua_pushnil(L);
+        return 1;
+    }
+    b->a = r->body;
+    lua_pushinteger(L, r->status);
+    lua_pushboolean(L, r->keep_alive);
+    if (r->error_code[0])
+        lua_pushstring(L, r->error_code);
+    else
+        lua_pushnil(L);
+    if (r->retry_after_s >= 0)
+        lua_pushinteger(L, (lua_Integer)r->retry_after_s);
+    else
+        lua_pushnil(L);
+    lua_pushlstring(L, r->body ? r->body : "", r->body_len);
+    signalr_free(b->a);
+    b->a = NULL;
+    lua_pushboolean(L, r->extra);
+    return 6;
+}
+
+/* core.parse_reply(bytes, head_request[, eof]): the core's HTTP/1.x reply
+ * reader (signalr_reply_parse) over the bytes a connection gave so far
+ * (eof: and then it closed), for transports written in Lua.  Returns
+ *   nil                       a reply has not come whole yet
+ *   false, msg, details       not a reply the reader accepts (EHTTP)
+ *   status, keep_alive, error_code|nil, retry_after_s|nil, body, extra
+ * (extra: bytes came past the reply: do not reuse the connection).  For
+ * a reply that comes in several reads, core.reply_reader reads each part
+ * once. */
+static int l_parse_reply(lua_State *L)
+{
+    size_t n;
+    const char *p = luaL_checklstring(L, 1, &n);
+    box *b = (lua_settop(L, 3), sr_lua_new_box(L)); /* owns the body */
+    signalr_parsed_reply r;
+    signalr_error e;
+    int done;
+    signalr_err rc = signalr_reply_parse(p, n, lua_toboolean(L, 2),
+                                         lua_toboolean(L, 3), PARSE_KEEP,
+                                         &done, &r, &e);
+
+    return push_parsed(L, rc, done, &r, &e, b);
+}
+
+#define READER_MT "signalr.reply_reader"
+
+typedef struct {
+    signalr_reply_reader *r;
+} lreader;
+
+/* core.reply_reader(head_request) -> a reader: rd:feed(bytes[, eof]) with
+ * each part as it arrives answers as core.parse_reply does (the reply
+ * once whole); one reader per reply. */
+static int l_reply_reader(lua_State *L)
+{
+    int head = lua_toboolean(L, 1);
+    lreader *rd = lua_newuserdatauv(L, sizeof(*rd), 0);
+    signalr_error e;
+
+    rd->r = NULL;
+    luaL_setmetatable(L, READER_MT);
+    if (signalr_reply_reader_new(head, PARSE_KEEP, &rd->r, &e))
+        return sr_lua_push_fail(L, &e);
+    return 1;
+}
+
+static int l_reader_feed(lua_State *L)
+{
+    lreader *rd = luaL_checkudata(L, 1, READER_MT);
+    size_t n;
+    const char *p = luaL_checklstring(L, 2, &n);
+    box *b = (lua_settop(L, 3), sr_lua_new_box(L)); /* owns the body */
+    signalr_parsed_reply r;
+    signalr_error e;
+    int done;
+    signalr_err rc = signalr_reply_reader_feed(rd->r, p, n,
+                                               lua_toboolean(L, 3), &done,
+                                               &r, &e);
+
+    return push_parsed(L, rc, done, &r, &e, b);
+}
+
+static int l_reader_free(lua_State *L)
+{
+    lreader *rd = luaL_checkudata(L, 1, READER_MT);
+
+    signalr_reply_reader_free(rd->r);
+    rd->r = NULL;
+    return 0;
+}
+
+static const luaL_Reg reader_methods[] = {
+    {"feed", l_reader_feed},
+    {NULL, NULL}
+};
+
 /* core.retry_delay(op, attempt, failure_code, status, retry_after,
  *                  retries, base_s, max_s[, mode]) -> seconds | nil
  * (mode "fixed": the same delay each time; default "exponential") */
@@ -389,6 +503,8 @@ static const luaL_Reg funcs[] = {
     {"upstream_sign", l_upstream_sign},
     {"upstream_verify", l_upstream_verify},
     {"read_reply", l_read_reply},
+    {"parse_reply", l_parse_reply},
+    {"reply_reader", l_reply_reader},
     {"retry_delay", l_retry_delay},
     {"http_request", l_http_request},
     {"jwt_sign", l_jwt_sign},
@@ -403,5 +519,6 @@ static const luaL_Reg funcs[] = {
 void sr_lua_open_stateless(lua_State *L)
 {
     sr_lua_metatable(L, KEYSET_MT, keyset_methods, l_keyset_free);
+    sr_lua_metatable(L, READER_MT, reader_methods, l_reader_free);
     luaL_setfuncs(L, funcs, 0);
 }

@@ -1,7 +1,9 @@
 /* fuzz_http_reply.c - the HTTP/1.1 reply reader on arbitrary bytes: fed
  * whole and in pieces of a width the input picks, the same verdict,
  * status, framing and kept body; used <= given; nothing kept past keep;
- * a finished reader stays finished. */
+ * a finished reader stays finished.  The public faces of the same reader
+ * (signalr_reply_parse, and signalr_reply_reader fed in pieces) give the
+ * same reply or refusal. */
 #include "http_reply.h"
 
 #include <stdint.h>
@@ -48,6 +50,48 @@ static int read_all(sr__hreply *r, const char *p, size_t n, size_t w,
     return st;
 }
 
+/* The public reader on p (whole, or a reader fed in pieces of w, then a
+ * close) against the private one's verdict st and reply r. */
+static void check_public(const sr__hreply *r, int st, const char *p,
+                         size_t n, size_t w, size_t keep, int head)
+{
+    signalr_parsed_reply o;
+    signalr_reply_reader *rd;
+    signalr_err rc;
+    size_t off = 0;
+    int done = 0;
+
+    if (w) {
+        if (signalr_reply_reader_new(head, keep, &rd, NULL))
+            abort();
+        rc = SIGNALR_OK;
+        while (!rc && !done && off < n) {
+            size_t k = w < n - off ? w : n - off;
+
+            rc = signalr_reply_reader_feed(rd, p + off, k, 0, &done, &o,
+                                           NULL);
+            off += k;
+        }
+        if (!rc && !done)
+            rc = signalr_reply_reader_feed(rd, NULL, 0, 1, &done, &o, NULL);
+        signalr_reply_reader_free(rd);
+    } else {
+        rc = signalr_reply_parse(p, n, head, 1, keep, &done, &o, NULL);
+    }
+    if (st == SR__HR_BAD) {
+        if (rc != SIGNALR_EHTTP || done)
+            abort();
+        return;
+    }
+    if (rc || !done || o.status != r->status || o.body_len != r->body_len ||
+        o.retry_after_s != r->retry_after_s ||
+        strcmp(o.error_code, r->error_code) ||
+        (o.body_len && memcmp(o.body, r->body, o.body_len)) ||
+        (o.keep_alive && !r->keep_alive))
+        abort();
+    signalr_free(o.body);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static sr__hreply a, b; /* kept across runs: reuse is exercised */
@@ -67,6 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sb = read_all(&b, p, n, w ? w : 1, keep, head, &cb);
     if (sa != sb)
         abort();
+    check_public(&a, sa, p, n, 0, keep, head);
+    check_public(&a, sa, p, n, w ? w : 1, keep, head);
     if (sa == SR__HR_BAD)
         return 0;
     if (a.status != b.status || a.keep_alive != b.keep_alive || ca != cb ||

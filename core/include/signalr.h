@@ -485,6 +485,48 @@ typedef struct {
     size_t body_len;
 } signalr_reply;
 
+/* A reply read by signalr_reply_parse. */
+typedef struct {
+    int status;               /* HTTP status (the final one: 1xx skipped) */
+    int keep_alive;           /* 1: the connection may carry another
+                                 request (0 also when bytes came past the
+                                 reply: see extra) */
+    int extra;                /* 1: bytes came past the reply */
+    char error_code[96];      /* x-ms-error-code, "" when absent */
+    long retry_after_s;       /* Retry-After in seconds, -1 when absent */
+    char *body;               /* owned by the caller (signalr_free); NULL
+                                 when the reply had none */
+    size_t body_len;          /* at most `keep` bytes are kept */
+} signalr_parsed_reply;
+
+/* Read one HTTP/1.x reply from the first n bytes a connection gave so far,
+ * for transports that move the bytes themselves (nginx cosockets): head
+ * when the request was HEAD, eof when the connection closed after these
+ * bytes.  SIGNALR_OK with *done = 0: the reply has not come whole (read
+ * more, call again with all the bytes); *done = 1: out holds it (free
+ * out->body).  EHTTP ("malformed reply: ...") for bytes that are not an
+ * HTTP/1.x reply, or a close before the reply ended.  At most keep body
+ * bytes are kept (the rest is read and dropped). */
+SIGNALR_API signalr_err signalr_reply_parse(const char *p, size_t n, int head,
+                                            int eof, size_t keep, int *done,
+                                            signalr_parsed_reply *out,
+                                            signalr_error *err);
+
+/* The same reader for a reply that comes in parts, fed as they arrive
+ * (linear in the reply's size): make one per reply, feed each part
+ * (n = 0 with eof when the connection closed), read out once *done, then
+ * free it (NULL ok).  signalr_reply_parse is one feed of a fresh one. */
+typedef struct signalr_reply_reader signalr_reply_reader;
+SIGNALR_API signalr_err signalr_reply_reader_new(int head, size_t keep,
+                                                 signalr_reply_reader **out,
+                                                 signalr_error *err);
+SIGNALR_API signalr_err signalr_reply_reader_feed(signalr_reply_reader *r,
+                                                  const char *p, size_t n,
+                                                  int eof, int *done,
+                                                  signalr_parsed_reply *out,
+                                                  signalr_error *err);
+SIGNALR_API void signalr_reply_reader_free(signalr_reply_reader *r);
+
 /* Turn a reply into the operation's result: SIGNALR_OK with *value = 1
  * (success / exists) or 0 (an existence check answered "not found"), or
  * ESTATUS with err->status, err->service_code and a message naming the

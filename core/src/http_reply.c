@@ -533,3 +533,107 @@ int sr__hr_eof(sr__hreply *r)
                             "reply"
                           : "the connection closed before a reply");
 }
+
+struct signalr_reply_reader {
+    sr__hreply r;
+    int over; /* the reply was handed out, or refused */
+};
+
+/* One feed of r's reader: the outcome of signalr_reply_reader_feed. */
+static signalr_err reader_feed(sr__hreply *r, const char *p, size_t n,
+                               int eof, int *done, signalr_parsed_reply *out,
+                               signalr_error *err)
+{
+    size_t used = 0;
+    int st = n ? sr__hr_feed(r, p, n, &used) : SR__HR_MORE;
+
+    if (st == SR__HR_MORE && eof)
+        st = sr__hr_eof(r);
+    if (st == SR__HR_MORE)
+        return SIGNALR_OK;
+    if (st != SR__HR_DONE) {
+        signalr_err rc = sr__fail(err, SIGNALR_EHTTP, "malformed reply: %s",
+                                  r->why ? r->why : "unreadable");
+
+        if (err)
+            err->sent = 1;
+        return rc;
+    }
+    *done = 1;
+    out->status = r->status;
+    out->extra = used < n;
+    out->keep_alive = r->keep_alive && !out->extra;
+    memcpy(out->error_code, r->error_code, sizeof(out->error_code));
+    out->retry_after_s = r->retry_after_s;
+    out->body = r->body_len ? r->body : NULL;
+    out->body_len = r->body_len;
+    if (out->body) {
+        /* the caller's now */
+        r->body = NULL;
+        r->body_len = r->body_cap = 0;
+    }
+    return SIGNALR_OK;
+}
+
+signalr_err signalr_reply_reader_new(int head, size_t keep,
+                                     signalr_reply_reader **out,
+                                     signalr_error *err)
+{
+    signalr_reply_reader *r = calloc(1, sizeof(*r));
+
+    sr__ok(err);
+    *out = NULL;
+    if (!r)
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    sr__hr_init(&r->r, keep, head);
+    *out = r;
+    return SIGNALR_OK;
+}
+
+signalr_err signalr_reply_reader_feed(signalr_reply_reader *r, const char *p,
+                                      size_t n, int eof, int *done,
+                                      signalr_parsed_reply *out,
+                                      signalr_error *err)
+{
+    signalr_err rc;
+
+    sr__ok(err);
+    *done = 0;
+    memset(out, 0, sizeof(*out));
+    if (!r || (!p && n))
+        return sr__fail(err, SIGNALR_EINVAL, "no reader or no bytes given");
+    if (r->over)
+        return sr__fail(err, SIGNALR_EINVAL, "this reader's reply was "
+                        "read already: make one per reply");
+    rc = reader_feed(&r->r, p, n, eof, done, out, err);
+    if (rc || *done)
+        r->over = 1;
+    return rc;
+}
+
+void signalr_reply_reader_free(signalr_reply_reader *r)
+{
+    if (!r)
+        return;
+    sr__hr_free(&r->r);
+    free(r);
+}
+
+signalr_err signalr_reply_parse(const char *p, size_t n, int head, int eof,
+                                size_t keep, int *done,
+                                signalr_parsed_reply *out, signalr_error *err)
+{
+    sr__hreply r;
+    signalr_err rc;
+
+    sr__ok(err);
+    *done = 0;
+    memset(out, 0, sizeof(*out));
+    if (!p && n)
+        return sr__fail(err, SIGNALR_EINVAL, "no bytes given");
+    memset(&r, 0, sizeof(r));
+    sr__hr_init(&r, keep, head);
+    rc = reader_feed(&r, p, n, eof, done, out, err);
+    sr__hr_free(&r);
+    return rc;
+}

@@ -304,6 +304,83 @@ static void test_bounds(void)
     free(p);
 }
 
+/* The public faces: signalr_reply_parse on whole bytes, and a
+ * signalr_reply_reader fed in parts. */
+/* signalr_reply_parse on a C string */
+static signalr_err parse(const char *s, int head, int eof, size_t keep,
+                         int *done, signalr_parsed_reply *o, signalr_error *e)
+{
+    return signalr_reply_parse(s, strlen(s), head, eof, keep, done, o, e);
+}
+
+static void test_public(void)
+{
+    const char *rep = "HTTP/1.1 100 Continue\r\n\r\n"
+                      "HTTP/1.1 429 Too Many Requests\r\n"
+                      "x-ms-error-code: Error.Throttled\r\n"
+                      "Retry-After: 7\r\nContent-Length: 5\r\n\r\nslow!";
+    signalr_parsed_reply o;
+    signalr_reply_reader *rd;
+    signalr_error e;
+    size_t i, n = strlen(rep);
+    int done = -1;
+
+    CHECK(signalr_reply_parse(rep, n - 1, 0, 0, 1024, &done, &o, &e) ==
+              SIGNALR_OK && done == 0, "a part of a reply: more wanted");
+    CHECK(signalr_reply_parse(rep, n - 1, 0, 1, 1024, &done, &o, &e) ==
+              SIGNALR_EHTTP && !done && e.sent &&
+              strstr(e.msg, "malformed reply: the connection closed"),
+          "a close in the body: EHTTP, sent");
+    CHECK(signalr_reply_parse(rep, n, 0, 0, 1024, &done, &o, &e) ==
+              SIGNALR_OK && done == 1 && o.status == 429 && o.keep_alive &&
+              !o.extra && o.retry_after_s == 7 &&
+              !strcmp(o.error_code, "Error.Throttled") && o.body_len == 5 &&
+              !memcmp(o.body, "slow!", 5),
+          "a whole reply, the 1xx passed over");
+    signalr_free(o.body);
+    CHECK(parse("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\nHTTP", 0,
+                0, 1024, &done, &o, &e) == SIGNALR_OK && done && o.status == 202 &&
+              o.extra && !o.keep_alive && !o.body,
+          "bytes past the reply: extra, not kept alive");
+    CHECK(parse("SMTP ready\r\n\r\n", 0, 0, 1024, &done, &o, &e) ==
+              SIGNALR_EHTTP &&
+              strstr(e.msg, "malformed reply"),
+          "not HTTP: EHTTP");
+    CHECK(parse("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\n", 1,
+                0, 1024, &done, &o, &e) == SIGNALR_OK && done && o.status == 404 &&
+              !o.body,
+          "HEAD: no body follows");
+    CHECK(parse("HTTP/1.1 200 OK\r\n\r\nabc", 0, 1, 2, &done, &o, &e) ==
+              SIGNALR_OK && done &&
+              !o.keep_alive && o.body_len == 2 && !memcmp(o.body, "ab", 2),
+          "a body to the close, kept up to keep");
+    signalr_free(o.body);
+    /* fed a byte at a time */
+    CHECK(signalr_reply_reader_new(0, 1024, &rd, &e) == SIGNALR_OK,
+          "reader made");
+    for (i = 0; i < n; i++) {
+        if (signalr_reply_reader_feed(rd, rep + i, 1, 0, &done, &o, &e) ||
+            done != (i == n - 1))
+            break;
+    }
+    CHECK(i == n && o.status == 429 && o.body_len == 5 &&
+              !memcmp(o.body, "slow!", 5),
+          "the reader, a byte at a time");
+    signalr_free(o.body);
+    CHECK(signalr_reply_reader_feed(rd, "x", 1, 0, &done, &o, &e) ==
+              SIGNALR_EINVAL && strstr(e.msg, "one per reply"),
+          "a reader reads one reply");
+    signalr_reply_reader_free(rd);
+    signalr_reply_reader_free(NULL);
+    CHECK(signalr_reply_reader_new(1, 64, &rd, &e) == SIGNALR_OK &&
+              signalr_reply_reader_feed(rd, "HTTP/1.1 200", 12, 0, &done, &o,
+                                        &e) == SIGNALR_OK && !done &&
+              signalr_reply_reader_feed(rd, NULL, 0, 1, &done, &o, &e) ==
+                  SIGNALR_EHTTP,
+          "the reader: a close in the head");
+    signalr_reply_reader_free(rd);
+}
+
 int main(void)
 {
     size_t i;
@@ -312,5 +389,6 @@ int main(void)
         check_case(&CASES[i]);
     test_reuse();
     test_bounds();
+    test_public();
     return t_done("test_http_reply");
 }

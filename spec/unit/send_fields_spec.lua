@@ -152,3 +152,59 @@ describe("core.json_encode_args", function()
         assert.is_nil(args(5))
     end)
 end)
+
+describe("core.parse_reply and core.reply_reader (the nginx transport's reader)", function()
+    local REP = "HTTP/1.1 404 Not Found\r\nx-ms-error-code: Error.Connection.NotExisted\r\n"
+        .. "Retry-After: 3\r\nContent-Length: 5\r\n\r\nnope!"
+
+    it("reads a whole reply in one call", function()
+        assert.same({ 404, true, "Error.Connection.NotExisted", 3, "nope!", false },
+            { core.parse_reply(REP, false) })
+        assert.same({ 202, true, nil, nil, "", false },
+            { core.parse_reply("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n", false) })
+        -- HEAD: the Content-Length names a body that does not follow
+        assert.same({ 404, true, nil, nil, "", false },
+            { core.parse_reply("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\n", true) })
+    end)
+
+    it("wants more for a part, and says why a close cuts it", function()
+        assert.is_nil(core.parse_reply(REP:sub(1, 30), false))
+        local ok, msg, d = core.parse_reply(REP:sub(1, -2), false, true)
+        assert.is_false(ok)
+        assert.equal("malformed reply: the connection closed in the middle of the reply", msg)
+        assert.equal("EHTTP", d.code)
+        assert.is_true(d.sent)
+        ok, msg = core.parse_reply("220 smtp.example ESMTP\r\n\r\n", false)
+        assert.is_false(ok)
+        assert.matches("^malformed reply: ", msg)
+    end)
+
+    it("a body to the close; bytes past a reply are extra and end keep-alive", function()
+        assert.same({ 200, false, nil, nil, "abc", false },
+            { core.parse_reply("HTTP/1.1 200 OK\r\n\r\nabc", false, true) })
+        assert.same({ 202, false, nil, nil, "", true },
+            { core.parse_reply("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\nHTTP/1.1", false) })
+    end)
+
+    it("a reader fed in parts gives the same reply, once", function()
+        for _, w in ipairs { 1, 7, 40 } do
+            local rd = core.reply_reader(false)
+            local out
+            for i = 1, #REP, w do
+                out = { rd:feed(REP:sub(i, i + w - 1)) }
+                if out[1] ~= nil then break end
+            end
+            assert.same({ core.parse_reply(REP, false) }, out)
+            local ok, msg = rd:feed("x")
+            assert.is_false(ok)
+            assert.matches("one per reply", msg)
+        end
+        local rd = core.reply_reader(false)
+        assert.is_nil(rd:feed(REP:sub(1, 50)))
+        local ok, msg = rd:feed("", true)
+        assert.is_false(ok)
+        assert.matches("closed in the middle", msg)
+        assert.has_error(function() rd:feed({}) end)
+        assert.has_error(function() core.parse_reply(nil) end)
+    end)
+end)

@@ -17,6 +17,11 @@ local tonumber, tostring, lower, concat, find, sub, byte, setmetatable =
     tonumber, tostring, string.lower, table.concat, string.find, string.sub, string.byte,
     setmetatable
 
+local parse_reply, reply_reader = core.parse_reply, core.reply_reader
+
+-- The most a read of a reply asks for at once.
+local READ_MAX = 65536
+
 local _M = {}
 
 -- Phases where cosockets work (lua-nginx-module docs, "Cosockets Not
@@ -158,11 +163,11 @@ local function headers_of(head)
     return headers
 end
 
--- One exchange of the request `bytes` (method: its method) with host and
--- port.  Returns status, headers, body | nil, err, sent (whether any
--- request byte may have reached the server), stale (a pooled connection
--- that turned out closed).
-local function exchange(self, host, port, tls, method, bytes)
+-- A connection to host and port (from nginx's pool, or new: then TLS is
+-- set up) with the request `bytes` written on it.  Returns sock, reused |
+-- nil, err, false (nothing was sent), stale (a pooled connection that
+-- turned out closed).
+local function open_send(self, host, port, tls, bytes)
     local sock = tcp()
     local t = self.timeouts
     sock:settimeouts(t.connect, t.send, t.read)
@@ -199,6 +204,65 @@ local function exchange(self, host, port, tls, method, bytes)
         -- nothing was sent; a pooled connection may just have gone stale
         return nil, "send failed: " .. err, false, reused
     end
+    return sock, reused
+end
+
+-- What a failed read says: the error text as the transports word it.
+local function read_error(err)
+    return err == "timeout" and "timeout" or ("connection " .. tostring(err))
+end
+
+-- One exchange of a hub operation's request `bytes` (method: its method)
+-- with host and port, the reply read by the core's reader
+-- (core.parse_reply): a small reply takes one read and one call.
+-- Returns status, error_code, retry_after, body | nil, err, sent (whether
+-- any request byte may have reached the server), stale (a pooled
+-- connection that turned out closed).
+local function exchange_op(self, host, port, tls, method, bytes)
+    local sock, reused, sent, stale = open_send(self, host, port, tls, bytes)
+    if not sock then return nil, reused, sent, stale end
+    local head = method == "HEAD"
+    local data, err = sock:receiveany(READ_MAX)
+    if not data then
+        sock:close()
+        return nil, read_error(err), true, reused and err == "closed"
+    end
+    local status, keep, code, retry_after, body = parse_reply(data, head)
+    if status == nil then
+        -- more parts to come: each is read once
+        local rd = reply_reader(head)
+        status, keep, code, retry_after, body = rd:feed(data)
+        while status == nil do
+            data, err = sock:receiveany(READ_MAX)
+            if not data and err ~= "closed" then
+                sock:close()
+                return nil, read_error(err), true
+            end
+            status, keep, code, retry_after, body = rd:feed(data or "", not data)
+            if status == false and not data then keep = read_error(err) end
+        end
+    end
+    if not status then
+        -- false: not a reply (keep holds why)
+        sock:close()
+        return nil, keep, true
+    end
+    if keep then
+        sock:setkeepalive(self.keepalive_timeout, self.pool_size)
+    else
+        sock:close()
+    end
+    return status, code, retry_after, body
+end
+
+-- One exchange of the request `bytes` (method: its method) with host and
+-- port.  Returns status, headers, body | nil, err, sent (whether any
+-- request byte may have reached the server), stale (a pooled connection
+-- that turned out closed).
+local function exchange(self, host, port, tls, method, bytes)
+    local sock, reused, sent, stale = open_send(self, host, port, tls, bytes)
+    if not sock then return nil, reused, sent, stale end
+    local err
     -- the whole head in one read: status line and headers
     local head
     head, err = sock:receiveuntil("\r\n\r\n")()
@@ -251,25 +315,26 @@ local function attempt_call(self, op, params, attempt, hub, target, text, id, ex
     end
     if not bytes then return nil, host, port end -- msg, details
     local msg, details
-    local status, headers, body, stale = exchange(self, host, port, tls, method, bytes)
+    -- status, error code, retry after, body | nil, error text, sent, stale
+    local status, a, b, c = exchange_op(self, host, port, tls, method, bytes)
+    local stale = not status and c
     -- A pooled connection the server had closed: one immediate fresh
     -- attempt, when that cannot duplicate anything: the request was
     -- not sent at all, or it is idempotent.  A send that went out on
     -- it may have been read, so it is never resent.
-    if not status and stale and attempt == 1 and (not body or idempotent) then
-        status, headers, body = exchange(self, host, port, tls, method, bytes)
+    if stale and attempt == 1 and (not b or idempotent) then
+        status, a, b, c = exchange_op(self, host, port, tls, method, bytes)
     end
     local code, fail_status, retry_after
     if status then
         local res
-        res, msg, details = core.read_reply(op, status, headers["x-ms-error-code"], body)
+        res, msg, details = core.read_reply(op, status, a, c)
         if res ~= nil then return res end
         details.sent = true
-        code, fail_status = "ESTATUS", status
-        retry_after = tonumber(headers["retry-after"] or "")
+        code, fail_status, retry_after = "ESTATUS", status, b
     else
-        msg = headers -- the error text
-        local sent = body
+        msg = a
+        local sent = b
         code = (not sent) and "ECONNECT" or (msg == "timeout" and "ETIMEDOUT" or "EHTTP")
         if msg == "timeout" then msg = "timed out" end
         if stale and sent and not idempotent then
