@@ -26,27 +26,27 @@ static int submit_with(lua_State *L, lclient *lc, signalr_op op,
     return 1;
 }
 
-/* client:submit(op, params) -> id | nil, msg, details */
-static int l_client_submit(lua_State *L)
+/* client:submit(op, params) -> id | nil, msg, details; send: the form
+ * client:submit_send(op, hub, target, arguments, id, excluded) of the
+ * four sends, their fields as arguments (no table per send) */
+static int submit(lua_State *L, int send)
 {
     lclient *lc = sr_lua_check_client(L);
-    signalr_op op = sr_lua_check_op(L, 2);
+    signalr_op op;
     signalr_params p;
-    const char *nul = sr_lua_read_params(L, 3, &p);
+    const char *nul = sr_lua_read_call(L, send, &op, &p);
 
     return submit_with(L, lc, op, &p, nul);
 }
 
-/* client:submit_send(op, hub, target, arguments, id, excluded): submit
- * for the four sends, their fields as arguments (no table per send) */
+static int l_client_submit(lua_State *L)
+{
+    return submit(L, 0);
+}
+
 static int l_client_submit_send(lua_State *L)
 {
-    lclient *lc = sr_lua_check_client(L);
-    signalr_op op = sr_lua_check_op(L, 2);
-    signalr_params p;
-    const char *nul = sr_lua_read_send(L, 3, op, &p);
-
-    return submit_with(L, lc, op, &p, nul);
+    return submit(L, 1);
 }
 
 /* Push outcome o's value: its table (fields "status" and "body" for a

@@ -90,6 +90,10 @@ const char *sr_lua_read_params(lua_State *L, int t, signalr_params *p);
  * result as sr_lua_read_params, without a table. */
 const char *sr_lua_read_send(lua_State *L, int i, signalr_op op,
                              signalr_params *p);
+/* A method's operation (argument 2) and its parameters from argument 3:
+ * a params table, or (send) a send's fields. */
+const char *sr_lua_read_call(lua_State *L, int send, signalr_op *op,
+                             signalr_params *p);
 /* Push built request b->req as a table, then release it.  Returns 1. */
 int sr_lua_push_request(lua_State *L, box *b);
 /* Build an identity request from the arguments at i.. into b->req.

@@ -250,3 +250,10 @@ int sr_lua_build_http(lua_State *L, int i, box *b)
         lua_pop(L, 1);
     return 0;
 }
+
+const char *sr_lua_read_call(lua_State *L, int send, signalr_op *op,
+                             signalr_params *p)
+{
+    *op = sr_lua_check_op(L, 2);
+    return send ? sr_lua_read_send(L, 3, *op, p) : sr_lua_read_params(L, 3, p);
+}
