@@ -54,15 +54,19 @@ static int l_client_submit_send(lua_State *L)
  * (flat != 0) a successful operation's result alone: a boolean, or the
  * body of an operation that answers with data (as client:call gives
  * it). */
-static void push_outcome(lua_State *L, signalr_outcome *o, int flat)
+static void push_outcome(lua_State *L, signalr_outcome *o, int flat, box *b)
 {
+    /* b owns the body while it is pushed: freed even if a push raises */
+    b->a = o->body;
+    o->body = NULL;
     if (flat && o->rc == SIGNALR_OK && o->op != SIGNALR_OP_MAX) {
-        if (o->body) {
-            lua_pushlstring(L, o->body, o->body_len);
-            signalr_free(o->body);
+        if (b->a) {
+            lua_pushlstring(L, b->a, o->body_len);
         } else {
             lua_pushboolean(L, o->value);
         }
+        signalr_free(b->a);
+        b->a = NULL;
         return;
     }
     lua_createtable(L, 0, 4);
@@ -74,12 +78,10 @@ static void push_outcome(lua_State *L, signalr_outcome *o, int flat)
         /* a fetch: its status and body */
         lua_pushinteger(L, o->status);
         lua_setfield(L, -2, "status");
-        lua_pushlstring(L, o->body ? o->body : "", o->body_len);
-        signalr_free(o->body);
+        lua_pushlstring(L, b->a ? b->a : "", o->body_len);
         lua_setfield(L, -2, "body");
-    } else if (o->rc == SIGNALR_OK && o->body) {
-        lua_pushlstring(L, o->body, o->body_len);
-        signalr_free(o->body);
+    } else if (o->rc == SIGNALR_OK && b->a) {
+        lua_pushlstring(L, b->a, o->body_len);
         lua_setfield(L, -2, "result");
     } else if (o->rc == SIGNALR_OK) {
         lua_pushboolean(L, o->value);
@@ -90,6 +92,8 @@ static void push_outcome(lua_State *L, signalr_outcome *o, int flat)
         sr_lua_push_details(L, &o->err);
         lua_setfield(L, -2, "details");
     }
+    signalr_free(b->a);
+    b->a = NULL;
 }
 
 /* client:poll(timeout_s) -> array of { id, result | nil, error, details };
@@ -106,10 +110,12 @@ static int l_client_poll(lua_State *L)
     signalr_outcome o;
     signalr_error e;
     int n = 0;
+    box *b;
 
     if (flat)
         luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
+    b = sr_lua_new_box(L); /* index 4: holds a body while it is pushed */
     if (!lc->m) {
         if (flat)
             lua_pushinteger(L, 0);
@@ -128,11 +134,11 @@ static int l_client_poll(lua_State *L)
         if (flat) {
             lua_pushinteger(L, (lua_Integer)o.id);
             lua_rawseti(L, 3, ++n);
-            push_outcome(L, &o, 1);
+            push_outcome(L, &o, 1, b);
             lua_rawseti(L, 3, ++n);
         } else {
-            push_outcome(L, &o, 0);
-            lua_rawseti(L, 4, ++n);
+            push_outcome(L, &o, 0, b);
+            lua_rawseti(L, 5, ++n);
         }
     }
     if (flat)

@@ -33,7 +33,8 @@ static const char *read_excluded(lua_State *L, int idx, signalr_params *p,
     size_t i, n;
     const char **ids;
 
-    luaL_checktype(L, idx, LUA_TTABLE);
+    if (!lua_istable(L, idx))
+        luaL_error(L, "params.excluded must be a list of connection ids");
     n = lua_rawlen(L, idx);
     /* the pointer array lives in a userdata: no leak if we raise */
     ids = lua_newuserdatauv(L, (n ? n : 1) * sizeof(*ids), 0);
@@ -53,15 +54,20 @@ static const char *read_excluded(lua_State *L, int idx, signalr_params *p,
     return nul;
 }
 
-/* A string argument at index i (raises on another type, numbers too, as
- * sr_lua_opt_field does); *nul names the first field holding a NUL byte;
- * *len (when given) is its length. */
+/* An optional string argument at index i (nil: NULL, which the core
+ * answers as the table form's missing field; another type raises, numbers
+ * too, as sr_lua_opt_field does); *nul names the first field holding a
+ * NUL byte; *len (when given) is its length. */
 static const char *string_at(lua_State *L, int i, const char *name,
                              const char **nul, size_t *len)
 {
     size_t n;
     const char *s;
 
+    if (len)
+        *len = 0;
+    if (lua_isnoneornil(L, i))
+        return NULL;
     if (lua_type(L, i) != LUA_TSTRING)
         luaL_error(L, "params.%s must be a string", name);
     s = lua_tolstring(L, i, &n);
@@ -145,6 +151,8 @@ const char *sr_lua_read_send(lua_State *L, int i, signalr_op op,
         p->connection = string_at(L, i + 3, "connection", &nul, NULL);
     else if (op != SIGNALR_OP_BROADCAST)
         luaL_argerror(L, i - 1, "not a send");
+    else if (!lua_isnoneornil(L, i + 3))
+        luaL_argerror(L, i + 3, "a broadcast takes no id");
     p->target = string_at(L, i + 1, "target", &nul, NULL);
     /* JSON text is length-delimited: a NUL byte in it is the core's to
      * refuse */

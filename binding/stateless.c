@@ -64,6 +64,18 @@ static int push_parsed(lua_State *L, signalr_err rc, int done,
         return 1;
     }
     b->a = r->body;
+    if (r->truncated) {
+        /* not a body to act on: an answer cut short would read wrong */
+        lua_pushboolean(L, 0);
+        lua_pushfstring(L, "malformed reply: its body is longer than %d "
+                        "MiB", (int)(PARSE_KEEP >> 20));
+        lua_createtable(L, 0, 2);
+        lua_pushliteral(L, "EHTTP");
+        lua_setfield(L, -2, "code");
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "sent");
+        return 3;
+    }
     lua_pushinteger(L, r->status);
     lua_pushboolean(L, r->keep_alive);
     if (r->error_code[0])

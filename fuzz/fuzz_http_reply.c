@@ -87,7 +87,8 @@ static void check_public(const sr__hreply *r, int st, const char *p,
         o.retry_after_s != r->retry_after_s ||
         strcmp(o.error_code, r->error_code) ||
         (o.body_len && memcmp(o.body, r->body, o.body_len)) ||
-        (o.keep_alive && !r->keep_alive))
+        (o.keep_alive && !r->keep_alive) ||
+        o.truncated != (r->body_total > r->body_len))
         abort();
     signalr_free(o.body);
 }

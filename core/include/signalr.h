@@ -497,6 +497,7 @@ typedef struct {
     char *body;               /* owned by the caller (signalr_free); NULL
                                  when the reply had none */
     size_t body_len;          /* at most `keep` bytes are kept */
+    int truncated;            /* 1: the body was longer than `keep` */
 } signalr_parsed_reply;
 
 /* Read one HTTP/1.x reply from the first n bytes a connection gave so far,

@@ -482,6 +482,17 @@ signalr_err sr__conn_begin(sr__conn *c, const signalr_request *req,
  * TLS connections go through libcurl, which owns the TLS session.  Both
  * answer as curl_easy_send/recv do: CURLE_AGAIN, a failure (c->errbuf
  * says why, as libcurl words it), or bytes moved (0 read: closed). */
+/* c->errbuf: what failed and the system's words for errno e, as
+ * libcurl words it ("Send failure: Connection reset by peer"). */
+static void sys_error(sr__conn *c, const char *what, int e)
+{
+    char text[128];
+
+    if (strerror_r(e, text, sizeof(text)))
+        snprintf(text, sizeof(text), "error %d", e);
+    snprintf(c->errbuf, sizeof(c->errbuf), "%s: %s", what, text);
+}
+
 static CURLcode conn_send(sr__conn *c, const char *p, size_t len, size_t *n)
 {
     ssize_t r;
@@ -497,8 +508,7 @@ static CURLcode conn_send(sr__conn *c, const char *p, size_t len, size_t *n)
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK)
         return CURLE_AGAIN;
-    snprintf(c->errbuf, sizeof(c->errbuf), "Send failure: %s",
-             strerror(errno));
+    sys_error(c, "Send failure", errno);
     return CURLE_SEND_ERROR;
 }
 
@@ -517,8 +527,7 @@ static CURLcode conn_recv(sr__conn *c, char *p, size_t len, size_t *n)
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK)
         return CURLE_AGAIN;
-    snprintf(c->errbuf, sizeof(c->errbuf), "Recv failure: %s",
-             strerror(errno));
+    sys_error(c, "Recv failure", errno);
     return CURLE_RECV_ERROR;
 }
 

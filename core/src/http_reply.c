@@ -567,6 +567,7 @@ static signalr_err reader_feed(sr__hreply *r, const char *p, size_t n,
     out->retry_after_s = r->retry_after_s;
     out->body = r->body_len ? r->body : NULL;
     out->body_len = r->body_len;
+    out->truncated = r->body_total > r->body_len;
     if (out->body) {
         /* the caller's now */
         r->body = NULL;

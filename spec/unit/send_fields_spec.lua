@@ -75,14 +75,36 @@ describe("a send's fields as arguments", function()
         assert.same(a, b)
     end)
 
+    it("a nil field is a missing one, as in the table form", function()
+        for _, k in ipairs {
+            { "broadcast", { "chat", nil, "[]" }, { hub = "chat", arguments = "[]" } },
+            { "to_user", { "chat", "t", "[]", nil }, { hub = "chat", target = "t", arguments = "[]" } },
+            { "broadcast", { nil, "t", "[]" }, { target = "t", arguments = "[]" } },
+            { "broadcast", { "chat", "t", nil }, { hub = "chat", target = "t" } },
+        } do
+            local f = k[2]
+            local a = { c:wire(k[1], k[3], NOW) }
+            local b = { c:wire_send(k[1], f[1], f[2], f[3], f[4], nil, NOW) }
+            assert.same(a, b)
+        end
+    end)
+
+    it("names a list of excluded connections that is not one, in both forms", function()
+        assert.has_error(function() c:wire("broadcast", { hub = "chat", target = "t", excluded = "x" }) end,
+            "params.excluded must be a list of connection ids")
+        assert.has_error(function() c:wire_send("broadcast", "chat", "t", "[]", nil, "x") end,
+            "params.excluded must be a list of connection ids")
+    end)
+
     it("raises for an operation that is not a send, or a wrong type", function()
         assert.has_error(function() c:wire_send("user_exists", "chat", "t", "[]", "u") end)
         assert.has_error(function() c:submit_send("close_connection", "chat", "t", "[]", "u") end)
         assert.has_error(function() c:call_send("nonsense", "chat", "t", "[]") end)
         assert.has_error(function() c:wire_send("broadcast", "chat", 5, "[]") end)
         assert.has_error(function() c:wire_send("to_user", "chat", "t", "[]", {}) end)
-        assert.has_error(function() c:wire_send("broadcast", "chat", "t", "[]", nil, "x") end)
         assert.has_error(function() c:wire_send("broadcast", "chat", "t", "[]", nil, { 1 }) end)
+        assert.has_error(function() c:wire_send("broadcast", "chat", "t", "[]", "an id") end)
+        assert.has_error(function() c:wire_send("broadcast", "chat", "t", 5) end)
     end)
 end)
 

@@ -198,9 +198,15 @@ end
 -- then finish what completed, calling `on_done` for each.
 -- @treturn number how many requests finished in this call
 function Async:poll(timeout)
-    local buf = self.buf
+    -- the reused list is this call's while it reads it (a poll from a
+    -- callback below gets one of its own)
+    local buf = self.buf or {}
+    self.buf = nil
     local n, msg = self.handle:poll(self.queue:waiting() and 0 or timeout or 0, buf)
-    if not n then return nil, "signalr.poll: " .. msg end
+    if not n then
+        self.buf = buf
+        return nil, "signalr.poll: " .. msg
+    end
     local a, q = self.auth, self.queue
     local inflight, ops, handlers = self.inflight, self.ops, self.handlers
     for k = 1, 2 * n, 2 do
@@ -236,6 +242,7 @@ function Async:poll(timeout)
             end
         end
     end
+    self.buf = buf
     return q:report()
 end
 
