@@ -26,27 +26,17 @@ static int submit_with(lua_State *L, lclient *lc, signalr_op op,
     return 1;
 }
 
-/* client:submit(op, params) -> id | nil, msg, details; send: the form
- * client:submit_send(op, hub, target, arguments, id, excluded) of the
- * four sends, their fields as arguments (no table per send) */
-static int submit(lua_State *L, int send)
-{
-    lclient *lc = sr_lua_check_client(L);
-    signalr_op op;
-    signalr_params p;
-    const char *nul = sr_lua_read_call(L, send, &op, &p);
-
-    return submit_with(L, lc, op, &p, nul);
-}
-
+/* client:submit(op, params) -> id | nil, msg, details;
+ * client:submit_send(op, hub, target, arguments, id, excluded): the same
+ * for the four sends, their fields as arguments (no table per send) */
 static int l_client_submit(lua_State *L)
 {
-    return submit(L, 0);
+    return sr_lua_client_op(L, 0, submit_with);
 }
 
 static int l_client_submit_send(lua_State *L)
 {
-    return submit(L, 1);
+    return sr_lua_client_op(L, 1, submit_with);
 }
 
 /* Push outcome o's value: its table (fields "status" and "body" for a

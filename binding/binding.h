@@ -90,10 +90,7 @@ const char *sr_lua_read_params(lua_State *L, int t, signalr_params *p);
  * result as sr_lua_read_params, without a table. */
 const char *sr_lua_read_send(lua_State *L, int i, signalr_op op,
                              signalr_params *p);
-/* A method's operation (argument 2) and its parameters from argument 3:
- * a params table, or (send) a send's fields. */
-const char *sr_lua_read_call(lua_State *L, int send, signalr_op *op,
-                             signalr_params *p);
+
 /* Push built request b->req as a table, then release it.  Returns 1. */
 int sr_lua_push_request(lua_State *L, box *b);
 /* Build an identity request from the arguments at i.. into b->req.
@@ -104,6 +101,14 @@ int sr_lua_build_http(lua_State *L, int i, box *b);
 
 /* The open client at argument 1; raises when it is not one or closed. */
 lclient *sr_lua_check_client(lua_State *L);
+/* What a client method does with its operation and parameters (nul: a
+ * field holding a NUL byte): pushes its results, returns their count. */
+typedef int (*sr_lua_op_fn)(lua_State *L, lclient *lc, signalr_op op,
+                            const signalr_params *p, const char *nul);
+/* A client method of the form method(op, params) or, with send, of the
+ * form method(op, hub, target, arguments, id, excluded) for the four
+ * sends: reads them and calls fn. */
+int sr_lua_client_op(lua_State *L, int send, sr_lua_op_fn fn);
 
 /* ===== ws.c ===== */
 

@@ -258,27 +258,16 @@ static int call_with(lua_State *L, lclient *lc, signalr_op op,
     return 1;
 }
 
-/* client:call and (send) client:call_send(op, hub, target, arguments, id,
- * excluded): call for the four sends, their fields as arguments (no
- * table per send) */
-static int call(lua_State *L, int send)
-{
-    lclient *lc = sr_lua_check_client(L);
-    signalr_op op;
-    signalr_params p;
-    const char *nul = sr_lua_read_call(L, send, &op, &p);
-
-    return call_with(L, lc, op, &p, nul);
-}
-
+/* client:call_send(op, hub, target, arguments, id, excluded): call for
+ * the four sends, their fields as arguments (no table per send) */
 static int l_client_call(lua_State *L)
 {
-    return call(L, 0);
+    return sr_lua_client_op(L, 0, call_with);
 }
 
 static int l_client_call_send(lua_State *L)
 {
-    return call(L, 1);
+    return sr_lua_client_op(L, 1, call_with);
 }
 
 /* client:fetch(method, url, headers, body, content_type)

@@ -259,9 +259,13 @@ int sr_lua_build_http(lua_State *L, int i, box *b)
     return 0;
 }
 
-const char *sr_lua_read_call(lua_State *L, int send, signalr_op *op,
-                             signalr_params *p)
+int sr_lua_client_op(lua_State *L, int send, sr_lua_op_fn fn)
 {
-    *op = sr_lua_check_op(L, 2);
-    return send ? sr_lua_read_send(L, 3, *op, p) : sr_lua_read_params(L, 3, p);
+    lclient *lc = sr_lua_check_client(L);
+    signalr_op op = sr_lua_check_op(L, 2);
+    signalr_params p;
+    const char *nul = send ? sr_lua_read_send(L, 3, op, &p)
+                           : sr_lua_read_params(L, 3, &p);
+
+    return fn(L, lc, op, &p, nul);
 }
