@@ -6,6 +6,8 @@
 # The same handler in persistent mode (a server connection to
 # bench/ws_sink.c) is measured in the same rounds.  Targets (issue 29):
 # persistent >= 0.8 of the bare handler's req/s, REST >= 0.4.
+# PIN=1: wrk and the sinks on CPU 0, the measured nginx on CPU 1
+# (taskset), to see how much of a ratio is the two processes' scheduling.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
@@ -25,12 +27,14 @@ events { worker_connections 1024; }
 http { access_log off; client_body_temp_path $tmp/sink;
   server { listen 127.0.0.1:$sink_port; keepalive_requests 100000; location / { return 202; } } }
 CONF
-nginx -p "$tmp/sink" -c "$tmp/sink/nginx.conf"
+pin0=(); pin1=()
+[ "${PIN:-0}" = 1 ] && pin0=(taskset -c 0) && pin1=(taskset -c 1)
+"${pin0[@]}" nginx -p "$tmp/sink" -c "$tmp/sink/nginx.conf"
 cc -O2 -std=c99 "$root/bench/ws_sink.c" -lcrypto -o "$tmp/ws_sink"
-"$tmp/ws_sink" "$ws_port" & echo $! > "$tmp/ws_sink.pid"
+"${pin0[@]}" "$tmp/ws_sink" "$ws_port" & echo $! > "$tmp/ws_sink.pid"
 sed "s|@WS_PORT@|$ws_port|" "$root/bench/nginx_locations.conf" > "$tmp/locations.conf"
 export AzureSignalRConnectionString="Endpoint=http://127.0.0.1;Port=$sink_port;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"
-"$root/examples/openresty/run.sh" "$tmp/app" "$app_port" /etc/ssl/certs/ca-certificates.crt \
+"${pin1[@]}" "$root/examples/openresty/run.sh" "$tmp/app" "$app_port" /etc/ssl/certs/ca-certificates.crt \
   "$tmp/locations.conf"
 sleep 0.5
 body='{"target":"newMessage","arguments":["hello",{"x":1}]}'
@@ -47,7 +51,7 @@ cpu() { awk '{ print $14 + $15 }' "/proc/$worker/stat"; } # clock ticks
 run() {
   local c0 c1 out n r
   c0=$(cpu)
-  out=$(wrk -t1 -c"$conns" -d"${secs}s" -s "$tmp/post.lua" "http://127.0.0.1:$app_port$1")
+  out=$("${pin0[@]}" wrk -t1 -c"$conns" -d"${secs}s" -s "$tmp/post.lua" "http://127.0.0.1:$app_port$1")
   c1=$(cpu)
   n=$(awk '/requests in/ {print $1}' <<< "$out"); r=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
   awk -v r="$r" -v c=$((c1 - c0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
