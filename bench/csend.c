@@ -1,6 +1,7 @@
 /* bench/csend.c - REST sends through the C API alone (no Lua), for
- * bench/cpu.sh and bench/rest_ir.sh.  argv: blocking|async SECONDS, or
- * blocking|async N count (N sends).  AzureSignalRConnectionString names
+ * bench/cpu.sh and bench/rest_ir.sh.  argv: blocking|async SECONDS;
+ * SENDS=N in the environment: exactly N sends instead.
+ * AzureSignalRConnectionString names
  * the sink.  Prints sends/s and the CPU (user+sys) per send in us. */
 #define _POSIX_C_SOURCE 200809L
 #include "signalr.h"
@@ -18,10 +19,11 @@ static double now(clockid_t k)
 int main(int argc, char **argv)
 {
     const char *cs = getenv("AzureSignalRConnectionString");
-    double secs = atof(argv[2]), t0, c0;
+    double secs = argc > 2 ? atof(argv[2]) : 0, t0, c0;
     int async = !strcmp(argv[1], "async"), v;
-    int count = argc > 3 && !strcmp(argv[2], "count");
-    long n = 0, total = count ? atol(argv[3]) : -1;
+    const char *sends = getenv("SENDS");
+    int count = sends && *sends;
+    long n = 0, total = count ? atol(sends) : -1;
     signalr_client *c;
     signalr_error e;
     signalr_params p;

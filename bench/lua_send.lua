@@ -2,16 +2,18 @@
 -- persistent) seconds [in_flight [op]].  AzureSignalRConnectionString names
 -- the sink.  op (persistent mode): broadcast (default), to_group or to_user.
 -- Prints sends/s and the CPU (user+sys of this process, os.clock) per
--- send in microseconds.
+-- send in microseconds.  SENDS=N in the environment (blocking and async):
+-- exactly N sends instead of `seconds` (bench/rest_ir.sh).
 local signalr = require "signalr"
 local core = require "signalr.core"
 local mode, secs, inflight, op = arg[1], tonumber(arg[2]), tonumber(arg[3] or "16"), arg[4] or "broadcast"
 local ARGS = { "player42", { x = 12.5, y = 7.25, hp = 87, state = "running", team = "red" }, "0123456789abcde" }
 local cs = os.getenv("AzureSignalRConnectionString")
+local limit = tonumber(os.getenv("SENDS") or "")
 local n, failed, t0, c0 = 0, 0, core.monotonic(), os.clock()
 if mode == "blocking" then
     local hub = assert(signalr.new { connection_string = cs, retries = 0 }):hub("chat")
-    while core.monotonic() - t0 < secs do
+    while (limit and n < limit) or (not limit and core.monotonic() - t0 < secs) do
         assert(hub:broadcast("newMessage", ARGS))
         n = n + 1
     end
@@ -57,8 +59,8 @@ else
         max_connections = inflight, queue_size = inflight * 2,
         on_done = function(r) if r.error then failed = failed + 1 end end })
     local hub = client:hub("chat")
-    while core.monotonic() - t0 < secs do
-        while client:pending() < inflight * 2 do
+    while (limit and n < limit) or (not limit and core.monotonic() - t0 < secs) do
+        while client:pending() < inflight * 2 and not (limit and n >= limit) do
             assert(hub:broadcast("newMessage", ARGS))
             n = n + 1
         end

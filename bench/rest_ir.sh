@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/rest_ir.sh: REST sends in instructions (callgrind), which other
 # load on the machine does not disturb: instructions per send of the
-# library (bench/rest_ir.lua, as bench/lua_send.lua sends) against the C
+# library (bench/lua_send.lua, as bench/cpu.sh runs it) against the C
 # API alone (bench/csend.c, as bench/cpu.sh's "C API" lines), blocking
 # and async with 16 in flight, to an nginx sink that answers 202.  Each
 # figure is the difference of a run of 4000 sends and one of 1000 (the
@@ -24,12 +24,14 @@ build=${SIGNALR_BUILD:-$root/build}
 export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" LUA_CPATH="$build/lua5.4/?.so;;"
 export AzureSignalRConnectionString="Endpoint=http://127.0.0.1;Port=$port;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"
 cc -O2 -I"$root/core/include" bench/csend.c "$build/libsignalr.a" -lcurl -lcrypto -lwslay -o "$tmp/csend"
-ir() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 | awk '/Collected/ { print $4 }'; }
-per() { echo $(( ($(ir "$@" 4000) - $(ir "$@" 1000)) / 3000 )); }
+# ir N CMD...: instructions of CMD making N sends (SENDS=N)
+ir() { local n=$1; shift; SENDS=$n valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 \
+  | awk '/Collected/ { print $4 }'; }
+per() { echo $(( ($(ir 4000 "$@") - $(ir 1000 "$@")) / 3000 )); }
 echo "| mode | library instructions per send | C API alone | library / C API |"
 echo "|---|---|---|---|"
 for mode in blocking async; do
-  l=$(per lua5.4 bench/rest_ir.lua "$mode")
-  c=$(per "$tmp/csend" "$mode" count)
+  l=$(per lua5.4 bench/lua_send.lua "$mode" 0 16)
+  c=$(per "$tmp/csend" "$mode")
   awk -v m="$mode" -v l="$l" -v c="$c" 'BEGIN { printf "| %s | %d | %d | %.2f |\n", m, l, c, l / c }'
 done
