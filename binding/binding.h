@@ -50,6 +50,7 @@ typedef struct {
 typedef struct {
     signalr_request req;
     char *a, *b;            /* released with signalr_free */
+    int busy;               /* a reused box (sr_lua_take_box) in use */
 } box;
 
 /* ===== helpers.c ===== */
@@ -67,6 +68,14 @@ int sr_lua_nul_fail(lua_State *L, const char *field);
 void sr_lua_push_fds(lua_State *L, const int *fds, const int *ev, int n);
 /* A zeroed box on top of the stack. */
 box *sr_lua_new_box(lua_State *L);
+/* The box at idx (an upvalue: one box reused by the calls of a Lua
+ * state, no userdata per call) for a call that runs no Lua code between
+ * take and give; when it is busy (a finalizer that runs during another
+ * call's push, or a call that raised and never gave it back) a new box
+ * pushed on the stack instead.  Give it back (its C allocations are
+ * released) before pushing an error. */
+box *sr_lua_take_box(lua_State *L, int idx);
+void sr_lua_give_box(box *b);
 /* The operation named by the string at idx; raises when unknown. */
 signalr_op sr_lua_check_op(lua_State *L, int idx);
 /* Optional string field k of the table at t; raises on a wrong type;

@@ -68,6 +68,25 @@ box *sr_lua_new_box(lua_State *L)
     return b;
 }
 
+box *sr_lua_take_box(lua_State *L, int idx)
+{
+    box *b = lua_touserdata(L, idx);
+
+    if (b->busy)
+        return sr_lua_new_box(L);
+    b->busy = 1;
+    return b;
+}
+
+void sr_lua_give_box(box *b)
+{
+    signalr_request_clear(&b->req);
+    signalr_free(b->a);
+    signalr_free(b->b);
+    b->a = b->b = NULL;
+    b->busy = 0;
+}
+
 signalr_op sr_lua_check_op(lua_State *L, int idx)
 {
     const char *name = luaL_checkstring(L, idx);

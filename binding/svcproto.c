@@ -9,13 +9,22 @@
 
 /* Frames are built into C memory held by a box (a raising push cannot
  * leak them) and copied into a Lua string. */
+/* The frame in b->a, n bytes; b given back.  The box is the functions'
+ * upvalue, reused (sr_lua_take_box). */
 static int push_frame(lua_State *L, box *b, size_t n)
 {
     lua_pushlstring(L, b->a, n);
-    signalr_free(b->a);
-    b->a = NULL;
+    sr_lua_give_box(b);
     return 1;
 }
+
+static int frame_fail(lua_State *L, box *b, const signalr_error *e)
+{
+    sr_lua_give_box(b);
+    return sr_lua_push_fail(L, e);
+}
+
+#define TAKE_BOX(L) sr_lua_take_box((L), lua_upvalueindex(1))
 
 /* A Lua list of strings at idx (nil: none) as a C array kept alive by a
  * userdata on the stack. */
@@ -117,9 +126,9 @@ static int l_sp_data(lua_State *L)
             }
         }
     }
-    b = sr_lua_new_box(L);
+    b = TAKE_BOX(L);
     if (signalr_sp_encode_data(&d, &b->a, &n, &e))
-        return sr_lua_push_fail(L, &e);
+        return frame_fail(L, b, &e);
     return push_frame(L, b, n);
 }
 
@@ -142,9 +151,9 @@ static int l_sp_op(lua_State *L)
     o.ack_id = (long)luaL_optinteger(L, 6, 0);
     o.ttl = lua_isnoneornil(L, 7) ? SIGNALR_TTL_NONE
                                    : (long)luaL_checkinteger(L, 7);
-    b = sr_lua_new_box(L);
+    b = TAKE_BOX(L);
     if (signalr_sp_encode_op(&o, &b->a, &n, &e))
-        return sr_lua_push_fail(L, &e);
+        return frame_fail(L, b, &e);
     return push_frame(L, b, n);
 }
 
@@ -156,9 +165,9 @@ static int l_sp_handshake(lua_State *L)
     box *b;
     int type = (int)luaL_checkinteger(L, 1);
 
-    b = sr_lua_new_box(L);
+    b = TAKE_BOX(L);
     if (signalr_sp_encode_handshake(type, &b->a, &n, &e))
-        return sr_lua_push_fail(L, &e);
+        return frame_fail(L, b, &e);
     return push_frame(L, b, n);
 }
 
@@ -175,9 +184,9 @@ static int l_sp_ping(lua_State *L)
         return luaL_error(L, "signalr.core: a ping takes key/value pairs");
     for (i = 0; i < top; i++)
         kv[i] = luaL_checkstring(L, i + 1);
-    b = sr_lua_new_box(L);
+    b = TAKE_BOX(L);
     if (signalr_sp_encode_ping(kv, (size_t)top, &b->a, &n, &e))
-        return sr_lua_push_fail(L, &e);
+        return frame_fail(L, b, &e);
     return push_frame(L, b, n);
 }
 
@@ -389,10 +398,10 @@ static int l_sp_connection_data(lua_State *L)
     if (type < 0 || type > 0x7fffffff)
         return sr_lua_fail_msg(L, SIGNALR_EINVAL, "data_type must be "
                                "0..2147483647");
-    b = sr_lua_new_box(L);
+    b = TAKE_BOX(L);
     if (signalr_sp_encode_connection_data(id, payload, plen, (int)type,
                                           &b->a, &n, &e))
-        return sr_lua_push_fail(L, &e);
+        return frame_fail(L, b, &e);
     return push_frame(L, b, n);
 }
 
@@ -438,7 +447,8 @@ void sr_lua_open_svcproto(lua_State *L)
 {
     size_t i, n = sizeof(SP_CONSTANTS) / sizeof(*SP_CONSTANTS);
 
-    luaL_setfuncs(L, funcs, 0);
+    sr_lua_new_box(L); /* the functions' reused box */
+    luaL_setfuncs(L, funcs, 1);
     lua_createtable(L, 0, (int)n);
     for (i = 0; i < n; i++) {
         lua_pushinteger(L, SP_CONSTANTS[i].value);
