@@ -35,6 +35,7 @@ one() {
   fi
   mkdir -p "$out/corpus-$short"
   local dict=(); [ -f "fuzz/$short.dict" ] && dict=(-dict="fuzz/$short.dict")
+  [ "$short" = json_mp ] && dict=(-dict=fuzz/json.dict)
   if ASAN_OPTIONS=detect_leaks=1 "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
        -print_final_stats=1 -artifact_prefix="$out/$name-" "${dict[@]}" "$out/corpus-$short" "fuzz/corpus/$short" > "$log" 2>&1; then
     local runs cov

@@ -110,28 +110,6 @@ size_t sr__json_unescape(const char *s, size_t n, unsigned char *out)
     return len;
 }
 
-static int json_container(sr__mpw *w, const char *s, size_t n, int depth)
-{
-    size_t pos = 0, count = 0, kl, vl;
-    const char *k, *v;
-    int obj = s[0] == '{';
-
-    while (sr__json_next(s, n, &pos, &k, &kl, &v, &vl))
-        count++;
-    if (obj)
-        sr__mpw_map(w, count);
-    else
-        sr__mpw_array(w, count);
-    pos = 0;
-    while (sr__json_next(s, n, &pos, &k, &kl, &v, &vl)) {
-        if (obj && sr__json_to_mp(w, k - 1, kl + 2, depth + 1))
-            return -1;
-        if (sr__json_to_mp(w, v, vl, depth + 1))
-            return -1;
-    }
-    return 0;
-}
-
 /* The C library's number conversions follow LC_NUMERIC, which a host
  * may set; JSON's decimal point is always '.'.  The locale's point, as
  * printf writes it (re-entrant, unlike localeconv()). */
@@ -213,38 +191,210 @@ static int json_number(sr__mpw *w, const char *s, size_t n)
     return 0;
 }
 
-int sr__json_to_mp(sr__mpw *w, const char *s, size_t n, int depth)
-{
-    size_t len;
+/* The transcoder: one pass over the (validated) text, writing as it
+ * reads.  A container's count is known at its end: its header is written
+ * as one byte (the fix form) and, for more than 15 members, widened in
+ * place (what follows moves up 2 or 4 bytes). */
+typedef struct {
+    const char *s;
+    size_t n, i;
+} jcur;
 
-    if (depth > SR__MP_MAX_DEPTH)
-        return -1;
-    switch (s[0]) {
-    case '{':
-    case '[':
-        return json_container(w, s, n, depth);
-    case '"':
-        len = sr__json_unescape(s, n, NULL);
+static void j_ws(jcur *c)
+{
+    while (c->i < c->n && (c->s[c->i] == ' ' || c->s[c->i] == '\t' ||
+                           c->s[c->i] == '\n' || c->s[c->i] == '\r'))
+        c->i++;
+}
+
+static int j_value(sr__mpw *w, jcur *c, int depth);
+
+/* The header of a container of count members whose first byte was
+ * written at w->p[at] (a counting writer only counts). */
+static int j_head(sr__mpw *w, size_t at, size_t count, int obj)
+{
+    unsigned char h[5];
+    size_t hl;
+
+    if (count <= 15) {
+        h[0] = (unsigned char)((obj ? 0x80 : 0x90) | count);
+        hl = 1;
+    } else if (count <= 0xffff) {
+        h[0] = obj ? 0xde : 0xdc;
+        h[1] = (unsigned char)(count >> 8);
+        h[2] = (unsigned char)count;
+        hl = 3;
+    } else {
+        h[0] = obj ? 0xdf : 0xdd;
+        h[1] = (unsigned char)(count >> 24);
+        h[2] = (unsigned char)(count >> 16);
+        h[3] = (unsigned char)(count >> 8);
+        h[4] = (unsigned char)count;
+        hl = 5;
+    }
+    if (w->p || w->grow) {
+        if (w->oom || !sr__mpw_room(w, hl - 1))
+            return -1;
+        if (hl > 1)
+            memmove(w->p + at + hl, w->p + at + 1, w->len - at - 1);
+        memcpy(w->p + at, h, hl);
+    }
+    w->len += hl - 1;
+    return 0;
+}
+
+static int j_container(sr__mpw *w, jcur *c, int depth)
+{
+    int obj = c->s[c->i] == '{';
+    char close = obj ? '}' : ']';
+    size_t at = w->len, count = 0;
+
+    c->i++;
+    sr__mpw_byte(w, 0); /* the header, set at the end */
+    j_ws(c);
+    if (c->i < c->n && c->s[c->i] == close) {
+        c->i++;
+        return j_head(w, at, 0, obj);
+    }
+    for (;;) {
+        if (obj) {
+            /* a key: a string, one level down as a value would be */
+            if (c->i >= c->n || c->s[c->i] != '"' ||
+                j_value(w, c, depth + 1))
+                return -1;
+            j_ws(c);
+            if (c->i >= c->n || c->s[c->i] != ':')
+                return -1;
+            c->i++;
+            j_ws(c);
+        }
+        if (j_value(w, c, depth + 1))
+            return -1;
+        count++;
+        j_ws(c);
+        if (c->i >= c->n)
+            return -1;
+        if (c->s[c->i] == ',') {
+            c->i++;
+            j_ws(c);
+            continue;
+        }
+        if (c->s[c->i] != close)
+            return -1;
+        c->i++;
+        return j_head(w, at, count, obj);
+    }
+}
+
+static int j_string(sr__mpw *w, jcur *c)
+{
+    const char *s = c->s + c->i, *q;
+    size_t rest = c->n - c->i, len;
+
+    q = memchr(s + 1, '"', rest - 1);
+    if (q && !memchr(s + 1, '\\', (size_t)(q - s - 1))) {
+        /* no escape: the bytes as they are */
+        len = (size_t)(q - s - 1);
+        c->i += len + 2;
+        sr__mpw_str(w, s + 1, len);
+        return 0;
+    }
+    {
+        size_t j = 1;
+
+        while (j < rest && s[j] != '"')
+            j += s[j] == '\\' ? 2 : 1;
+        if (j >= rest)
+            return -1;
+        c->i += j + 1;
+        len = sr__json_unescape(s, j + 1, NULL);
         if (len == (size_t)-1)
             return -1;
         sr__mpw_head(w, len, 0xa0, 31, 0xd9, 0xda, 0xdb);
         if (w->p || w->grow) {
-            if (!sr__mpw_room(w, len))
+            if (w->oom || !sr__mpw_room(w, len))
                 return -1;
-            sr__json_unescape(s, n, w->p + w->len);
+            sr__json_unescape(s, j + 1, w->p + w->len);
         }
         w->len += len;
-        return 0;
-    case 't':
-    case 'f':
-        sr__mpw_bool(w, s[0] == 't');
-        return 0;
-    case 'n':
-        sr__mpw_nil(w);
-        return 0;
-    default:
-        return json_number(w, s, n);
     }
+    return 0;
+}
+
+static int j_number(sr__mpw *w, jcur *c)
+{
+    const char *s = c->s + c->i;
+    size_t k = 0, rest = c->n - c->i, digits;
+    int neg = s[0] == '-', integral = 1;
+    uint64_t v = 0;
+
+    while (k < rest) {
+        char ch = s[k];
+
+        if (ch >= '0' && ch <= '9') {
+            v = v * 10 + (uint64_t)(ch - '0');
+        } else if (ch == '.' || ch == 'e' || ch == 'E' || ch == '+') {
+            integral = 0;
+        } else if (ch != '-') {
+            break;
+        }
+        k++;
+    }
+    c->i += k;
+    digits = k - (size_t)neg;
+    if (!integral || digits == 0 || digits > 18)
+        return json_number(w, s, k); /* doubles, and integers near 2^64 */
+    if (neg)
+        sr__mpw_int(w, -(int64_t)v);
+    else
+        sr__mpw_uint(w, v);
+    return 0;
+}
+
+static int j_value(sr__mpw *w, jcur *c, int depth)
+{
+    size_t k;
+
+    if (depth > SR__MP_MAX_DEPTH || c->i >= c->n)
+        return -1;
+    switch (c->s[c->i]) {
+    case '{':
+    case '[':
+        return j_container(w, c, depth);
+    case '"':
+        return j_string(w, c);
+    case 't':
+        k = 4;
+        sr__mpw_bool(w, 1);
+        break;
+    case 'f':
+        k = 5;
+        sr__mpw_bool(w, 0);
+        break;
+    case 'n':
+        k = 4;
+        sr__mpw_nil(w);
+        break;
+    default:
+        return j_number(w, c);
+    }
+    if (c->n - c->i < k)
+        return -1;
+    c->i += k;
+    return 0;
+}
+
+int sr__json_to_mp(sr__mpw *w, const char *s, size_t n, int depth)
+{
+    jcur c;
+
+    c.s = s;
+    c.n = n;
+    c.i = 0;
+    j_ws(&c);
+    if (j_value(w, &c, depth))
+        return -1;
+    return w->oom ? -1 : 0;
 }
 
 /* ===== MessagePack to JSON ===== */

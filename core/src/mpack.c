@@ -30,22 +30,6 @@ int sr__mpw_room(sr__mpw *w, size_t n)
     return 1;
 }
 
-void sr__mpw_raw(sr__mpw *w, const void *s, size_t n)
-{
-    if (w->p || w->grow) {
-        if (!sr__mpw_room(w, n))
-            return;
-        if (n)
-            memcpy(w->p + w->len, s, n);
-    }
-    w->len += n;
-}
-
-void sr__mpw_byte(sr__mpw *w, unsigned char c)
-{
-    sr__mpw_raw(w, &c, 1);
-}
-
 void sr__mpw_be(sr__mpw *w, uint64_t v, int bytes)
 {
     unsigned char b[8];
@@ -205,24 +189,38 @@ int sr__varint_read(const unsigned char *buf, size_t len, uint64_t *n,
 signalr_err sr__mp_frame(sr__mp_body_fn fn, const void *ctx, size_t max,
                          char **out, size_t *out_len, signalr_error *err)
 {
-    sr__mpw w = { NULL, 0, 0, 0, 0 };
-    size_t body, total;
+    /* the body is written after room for the longest prefix (5 bytes);
+     * the prefix then goes just before it and the frame moves down */
+    sr__mpw w = { NULL, 0, 0, 1, 0 };
+    size_t body, k;
 
+    if (!sr__mpw_room(&w, 5))
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    w.len = 5;
     fn(&w, ctx);
-    body = w.len;
-    if (body > max)
+    if (!w.oom)
+        sr__mpw_room(&w, 1); /* the NUL */
+    if (w.oom) {
+        free(w.p);
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    }
+    body = w.len - 5;
+    if (body > max) {
+        free(w.p);
         return sr__fail(err, SIGNALR_ETOOBIG, "the message is %zu bytes; "
                         "the limit is %zu", body, max);
-    total = sr__varint_len(body) + body;
-    w.p = malloc(total + 1);
-    if (!w.p)
-        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
-    w.len = 0;
-    sr__mpw_varint(&w, body);
-    fn(&w, ctx);
-    w.p[total] = '\0';
+    }
+    k = sr__varint_len(body);
+    {
+        sr__mpw pre = { NULL, 0, 0, 0, 0 };
+
+        pre.p = w.p + 5 - k;
+        sr__mpw_varint(&pre, body);
+    }
+    memmove(w.p, w.p + 5 - k, k + body);
+    w.p[k + body] = '\0';
     *out = (char *)w.p;
-    *out_len = total;
+    *out_len = k + body;
     return SIGNALR_OK;
 }
 

@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility push(hidden)
@@ -26,8 +27,24 @@ typedef struct {
 
 /* Room for n more bytes (growing writers); 0 when there is none. */
 int sr__mpw_room(sr__mpw *w, size_t n);
-void sr__mpw_raw(sr__mpw *w, const void *s, size_t n);
-void sr__mpw_byte(sr__mpw *w, unsigned char c);
+
+/* n bytes of s (inline: the encoders write a few bytes at a time). */
+static inline void sr__mpw_raw(sr__mpw *w, const void *s, size_t n)
+{
+    if (w->p || w->grow) {
+        if (w->oom || (w->grow && w->len + n > w->cap &&
+                       !sr__mpw_room(w, n)))
+            return;
+        if (n)
+            memcpy(w->p + w->len, s, n);
+    }
+    w->len += n;
+}
+
+static inline void sr__mpw_byte(sr__mpw *w, unsigned char c)
+{
+    sr__mpw_raw(w, &c, 1);
+}
 /* v's low `bytes` bytes, big-endian. */
 void sr__mpw_be(sr__mpw *w, uint64_t v, int bytes);
 /* Integers in their smallest encoding; nil, booleans, float64. */
@@ -57,9 +74,9 @@ void sr__mpw_varint(sr__mpw *w, size_t n);
 int sr__varint_read(const unsigned char *buf, size_t len, uint64_t *n,
                     size_t *k);
 
-/* A whole frame, [varint length][body], for a body fn writes (called
- * twice: to count, then to fill): *out is NUL-terminated, owned by the
- * caller (signalr_free).  ETOOBIG when the body is over max bytes. */
+/* A whole frame, [varint length][body], for a body fn writes (into a
+ * growing writer, once): *out is NUL-terminated, owned by the caller
+ * (signalr_free).  ETOOBIG when the body is over max bytes. */
 typedef void (*sr__mp_body_fn)(sr__mpw *w, const void *ctx);
 signalr_err sr__mp_frame(sr__mp_body_fn fn, const void *ctx, size_t max,
                          char **out, size_t *out_len, signalr_error *err);

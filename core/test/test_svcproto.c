@@ -207,6 +207,47 @@ static void test_data(void)
                            "cb 43 f0 00 00 00 00 00 00 90 80"),
           "2^63 as a uint64, 2^64 as a float64");
     signalr_free(out);
+    /* containers of 16 and of 65,536 members: 16- and 32-bit headers
+     * (the transcoder widens a one-byte header in place) */
+    {
+        char *t = malloc(5 * 65536 + 512);
+        size_t k = 0, i;
+        static const unsigned char a16[] = { 0xdc, 0x00, 0x10, 0x00, 0x00 };
+        static const unsigned char m16[] = { 0xde, 0x00, 0x10, 0xa2, 'k',
+                                             'a', 0x00, 0xa2, 'k', 'b' };
+        static const unsigned char a65k[] = { 0xdd, 0x00, 0x01, 0x00, 0x00,
+                                              0x91, 0x90, 0x91 };
+        int found[3] = { 0, 0, 0 };
+
+        t[k++] = '[';
+        t[k++] = '[';
+        for (i = 0; i < 16; i++)
+            k += (size_t)sprintf(t + k, "%s0", i ? "," : "");
+        k += (size_t)sprintf(t + k, "],{");
+        for (i = 0; i < 16; i++)
+            k += (size_t)sprintf(t + k, "%s\"k%c\":0", i ? "," : "",
+                                 (char)('a' + i));
+        k += (size_t)sprintf(t + k, "},[");
+        for (i = 0; i < 65536; i++)
+            k += (size_t)sprintf(t + k, "%s[[]]", i ? "," : "");
+        k += (size_t)sprintf(t + k, "],1]");
+        d.arguments = t;
+        d.arguments_len = k;
+        CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_OK,
+              "wide containers");
+        for (i = 0; out && i + sizeof a65k <= n; i++) {
+            found[0] |= !memcmp(out + i, a16, sizeof a16);
+            found[1] |= !memcmp(out + i, m16, sizeof m16);
+            found[2] |= !memcmp(out + i, a65k, sizeof a65k);
+        }
+        CHECK(found[0] && found[1] && found[2],
+              "array16, map16 and array32 headers before their members");
+        CHECK(out && !memcmp(out + n - 5, "\x91\x90\x01\x90\x80", 5) &&
+              (unsigned char)out[n - 8 - 65536 * 2] == 0xdd,
+              "the members after a widened header are whole");
+        signalr_free(out);
+        free(t);
+    }
     d.arguments = "[\"\\ud800\"]";
     d.arguments_len = strlen(d.arguments);
     CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_EINVAL &&
