@@ -156,6 +156,42 @@ static void test_frames(void)
           pl[0] == 'p', "the ping answered with a pong");
     signalr_ws_written(ws, n);
 
+    /* messages written straight into the output, masked 8 bytes at a
+     * time: every length form and every tail length, in order; one
+     * sent while a pong waits in wslay goes after the pong */
+    {
+        static const size_t sizes[] = { 0, 1, 7, 8, 9, 125, 126, 127,
+                                        65535, 65536, 69999 };
+        size_t count = sizeof sizes / sizeof *sizes, i, at = 0;
+        char *msg = malloc(70000);
+        int ok = 1;
+
+        for (i = 0; i < 70000; i++)
+            msg[i] = (char)(i * 31 + 7);
+        for (i = 0; i < count; i++)
+            ok &= signalr_ws_send(ws, msg, sizes[i], &e) == SIGNALR_OK;
+        signalr_ws_output(ws, &out, &n);
+        for (i = 0; ok && i < count; i++) {
+            size_t used = client_frame(out + at, n - at, &op, pl, &pn);
+
+            ok = used && op == 2 && pn == sizes[i] && !memcmp(pl, msg, pn);
+            at += used;
+        }
+        CHECK(ok && at == n, "11 messages, each whole and unmasked right");
+        signalr_ws_written(ws, n);
+        CHECK(signalr_ws_input(ws, "\x89\x01q", 3, &e) == SIGNALR_OK &&
+              signalr_ws_send(ws, "after", 5, &e) == SIGNALR_OK,
+              "a ping, then a message");
+        signalr_ws_output(ws, &out, &n);
+        at = client_frame(out, n, &op, pl, &pn);
+        CHECK(at && op == 10 && pn == 1 && pl[0] == 'q', "the pong first");
+        CHECK(at && client_frame(out + at, n - at, &op, pl, &pn) == n - at &&
+              op == 2 && pn == 5 && !memcmp(pl, "after", 5),
+              "then the message");
+        signalr_ws_written(ws, n);
+        free(msg);
+    }
+
     /* a 1 MB message leaves in 256 KiB steps */
     big = malloc(1 << 20);
     memset(big, 'z', 1 << 20);
