@@ -111,6 +111,7 @@ bench: deps all
 # the call, in one run; results in bench/RESULTS.md
 bench-nginx: deps all
 	@bash bench/nginx_broadcast.sh
+	@bash bench/nginx_ir.sh
 
 # the API reference (LDoc) in $(BUILD)/docs; any warning fails
 docs:

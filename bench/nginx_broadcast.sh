@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# An nginx handler that calls hub:broadcast (examples/openresty, cosockets,
-# keep-alive) under wrk, against the same handler that answers 202 without
-# the call, measured in the same run.  The "service" is an nginx sink that
+# An nginx handler that calls hub:broadcast (cosockets, keep-alive) under
+# wrk, against the same handler that answers 202 without the call,
+# measured in the same run (the three handlers of bench/nginx_locations.conf
+# differ only in the call; examples/openresty's /chat/broadcast is checked
+# once, it also encodes its answer with cjson).  The "service" is an nginx sink that
 # answers 202, so the figure is the library's cost, not a service's.
 # The same handler in persistent mode (a server connection to
 # bench/ws_sink.c) is measured in the same rounds.  Targets (issue 29):
@@ -44,6 +46,7 @@ wrk.body = [[$body]]
 wrk.headers["Content-Type"] = "application/json"
 LUA
 curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/chat/broadcast" > /dev/null
+curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/bench/broadcast_rest" > /dev/null
 curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/chat/broadcast_persistent" > /dev/null
 master=$(cat "$tmp/app/logs/nginx.pid"); worker=$(pgrep -P "$master" | head -1)
 cpu() { awk '{ print $14 + $15 }' "/proc/$worker/stat"; } # clock ticks
@@ -64,7 +67,7 @@ for f in r_rate r_cpu p_rate p_cpu; do : > "$tmp/$f"; done
 echo "measuring: $rounds rounds, ${secs}s per line ..." >&2
 for i in $(seq 1 "$rounds"); do
   read -r noop noopc <<< "$(run /bench/noop)"
-  read -r bcast bcastc <<< "$(run /chat/broadcast)"
+  read -r bcast bcastc <<< "$(run /bench/broadcast_rest)"
   read -r pers persc <<< "$(run /chat/broadcast_persistent)"
   awk -v a="$bcast" -v b="$noop" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_rate"
   awk -v a="$noopc" -v b="$bcastc" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_cpu"
