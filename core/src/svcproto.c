@@ -26,12 +26,20 @@ static void w_strings(sr__mpw *w, const char *const *list, size_t n)
 static const char JSON_HEAD[] = "{\"type\":1,\"target\":";
 static const char JSON_ARGS[] = ",\"arguments\":";
 
-/* The JSON hub message: {"type":1,"target":...,"arguments":...} + 0x1E. */
-static void w_json_payload(sr__mpw *w, const char *target_json, size_t tlen,
-                           const char *args, size_t alen)
+/* The JSON hub message: {"type":1,"target":...,"arguments":...} + 0x1E.
+ * target_json NULL: the target (tlen bytes) needs no escape, only its
+ * quotes. */
+static void w_json_payload(sr__mpw *w, const char *target, const char *target_json,
+                           size_t tlen, const char *args, size_t alen)
 {
     sr__mpw_raw(w, JSON_HEAD, sizeof JSON_HEAD - 1);
-    sr__mpw_raw(w, target_json, tlen);
+    if (target_json) {
+        sr__mpw_raw(w, target_json, tlen);
+    } else {
+        sr__mpw_byte(w, '"');
+        sr__mpw_raw(w, target, tlen);
+        sr__mpw_byte(w, '"');
+    }
     sr__mpw_raw(w, JSON_ARGS, sizeof JSON_ARGS - 1);
     sr__mpw_raw(w, args, alen);
     sr__mpw_raw(w, "}\x1e", 2);
@@ -53,8 +61,9 @@ static int w_mp_invocation(sr__mpw *w, const char *target, const char *args,
 /* Everything a data message needs, checked once. */
 typedef struct {
     const signalr_sp_data *d;
-    char *target_json;   /* the target as a JSON string literal */
-    size_t target_json_len;
+    char *target_json;   /* the target as a JSON string literal (NULL:
+                          * the target itself needs no escape) */
+    size_t target_len;   /* target_json's length, else the target's */
     const char *args;
     size_t args_len;
     size_t json_len;         /* the JSON payload's size */
@@ -71,8 +80,8 @@ static void w_payloads(sr__mpw *w, const data_ctx *x)
     if (x->d->protocols & SIGNALR_SP_JSON) {
         sr__mpw_str(w, "json", 4);
         sr__mpw_bin_head(w, x->json_len);
-        w_json_payload(w, x->target_json, x->target_json_len, x->args,
-                       x->args_len);
+        w_json_payload(w, x->d->target, x->target_json, x->target_len,
+                       x->args, x->args_len);
     }
     if (x->d->protocols & SIGNALR_SP_MESSAGEPACK) {
         sr__mpw_str(w, "messagepack", 11);
@@ -178,12 +187,22 @@ signalr_err signalr_sp_encode_data(const signalr_sp_data *d, char **out,
         x.args++;
         x.args_len--;
     }
-    sr__buf_add_json_string(&tb, d->target, strlen(d->target));
-    x.target_json = sr__buf_take(&tb, &x.target_json_len);
-    if (!x.target_json)
-        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    x.target_len = strlen(d->target);
+    x.target_json = NULL;
+    for (i = 0; i < x.target_len; i++) {
+        unsigned char ch = (unsigned char)d->target[i];
+
+        if (ch < 0x20 || ch == '"' || ch == '\\')
+            break;
+    }
+    if (i < x.target_len) {
+        sr__buf_add_json_string(&tb, d->target, x.target_len);
+        x.target_json = sr__buf_take(&tb, &x.target_len);
+        if (!x.target_json)
+            return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    }
     cw.len = 0;
-    w_json_payload(&cw, x.target_json, x.target_json_len, x.args,
+    w_json_payload(&cw, d->target, x.target_json, x.target_len, x.args,
                    x.args_len);
     x.json_len = cw.len;
     x.mp = NULL;

@@ -22,6 +22,17 @@ static const char *hex(const char *p, size_t n)
     return hexbuf;
 }
 
+/* Does p[0..n) hold the string s? */
+static int has(const char *p, size_t n, const char *s)
+{
+    size_t k = strlen(s), i;
+
+    for (i = 0; p && i + k <= n; i++)
+        if (!memcmp(p + i, s, k))
+            return 1;
+    return 0;
+}
+
 static size_t unhex(const char *h, char *out)
 {
     size_t n = 0;
@@ -266,6 +277,19 @@ static void test_data(void)
     CHECK(!memcmp(out + n - 3, "\x80\x90\xc0", 3),
           "group: ext, no excluded users, no caller");
     signalr_free(out);
+
+    /* a target with characters JSON escapes; one without, as it is */
+    d.target = "q\"b\\s\n\x01";
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_OK &&
+          n > 40 && has(out, n, "\"target\":\"q\\\"b\\\\s\\n\\u0001\","),
+          "the target escaped in the JSON payload");
+    signalr_free(out);
+    d.target = "plain \xc3\xa9";
+    CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_OK &&
+          has(out, n, "\"target\":\"plain \xc3\xa9\","),
+          "a target without escapes, its UTF-8 as it is");
+    signalr_free(out);
+    d.target = "t";
 
     d.arguments = "{}";
     d.arguments_len = 2;
