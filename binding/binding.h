@@ -140,11 +140,23 @@ int sr_lua_push_sp_messages(lua_State *L, const char *p, size_t n,
 /* Decode the JSON text s[0..n) onto the stack (0), or push nothing and
  * put the reason in msg (-1). */
 int sr_lua_json_decode(lua_State *L, const char *s, size_t n, char msg[160]);
+/* The JSON text of the argument list at idx, json_encode_args's common
+ * case (a table whose [1] is set that encodes as an array), in the shared
+ * JSON buffer (sr_lua_push_json_buffer); NULL for anything else (the
+ * caller's general path encodes or explains).  The text stays valid, and
+ * the buffer taken, until sr_lua_json_args_done(*held); run no Lua code
+ * in between.  May push a value on the stack. */
+const char *sr_lua_json_args(lua_State *L, int idx, int buf_idx, size_t *len,
+                             void **held);
+void sr_lua_json_args_done(void *held);
+/* Push the shared JSON buffer (an upvalue for functions that encode). */
+void sr_lua_push_json_buffer(lua_State *L);
 
 /* ===== registration =====
  * Each registers its metatables and adds its functions to the module
  * table on top of the stack; sr_lua_open_async after
- * sr_lua_open_client, whose metatable it adds methods to. */
+ * sr_lua_open_client, whose metatable it adds methods to, and
+ * sr_lua_open_svcproto after sr_lua_open_json, whose buffer it uses. */
 void sr_lua_open_client(lua_State *L);
 void sr_lua_open_async(lua_State *L);
 void sr_lua_open_stateless(lua_State *L);

@@ -464,6 +464,49 @@ static int l_json_encode(lua_State *L)
     return 1;
 }
 
+const char *sr_lua_json_args(lua_State *L, int idx, int buf_idx, size_t *len,
+                             void **held)
+{
+    enc e;
+    jbuf *j;
+    int top = lua_gettop(L), r;
+
+    *held = NULL;
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return NULL;
+    lua_rawgeti(L, idx, 1);
+    r = lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (r)
+        return NULL;
+    memset(&e, 0, sizeof e);
+    e.L = L;
+    e.max_depth = DEFAULT_DEPTH;
+    j = jbuf_take(L, buf_idx); /* a new one (busy) stays pushed */
+    e.b = &j->b;
+    r = enc_value(&e, idx, 0, NULL);
+    if (lua_gettop(L) > top + 1)
+        lua_settop(L, top + 1);
+    if (r || !e.b->len || e.b->p[0] != '[') {
+        jbuf_give(j);
+        return NULL;
+    }
+    *held = j;
+    *len = e.b->len;
+    return e.b->p;
+}
+
+void sr_lua_json_args_done(void *held)
+{
+    if (held)
+        jbuf_give(held);
+}
+
+void sr_lua_push_json_buffer(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, JBUF_KEY);
+}
+
 /* core.json_encode_args(args) -> text | nil: the common case of an
  * invocation's argument list, a table whose [1] is set that encodes as a
  * JSON array, in one call; nil for anything else (the caller's general

@@ -21,10 +21,10 @@ __attribute__((visibility("default"))) int luaopen_signalr_core(lua_State *L)
     sr_lua_open_async(L);
     sr_lua_open_stateless(L);
     sr_lua_open_pollset(L);
+    sr_lua_open_json(L);
     sr_lua_open_svcproto(L);
     sr_lua_open_ws(L);
     sr_lua_open_sock(L);
-    sr_lua_open_json(L);
     sr_lua_open_hubproto(L);
     lua_createtable(L, SIGNALR_OP_MAX, 0);
     for (i = 0; i < SIGNALR_OP_MAX; i++) {

@@ -132,6 +132,53 @@ static int l_sp_data(lua_State *L)
     return push_frame(L, b, n);
 }
 
+/* core.sp_send(type, id, target, args, protocols, max) -> frame | false:
+ * core.sp_data's common case in one call, from the argument list itself
+ * (json_encode_args's common case, encoded into the shared JSON buffer)
+ * and an id checked as sp_data checks it; no list.  false for anything
+ * else, a failure included: the caller's general path (json_encode_args
+ * or json_encode, then sp_data) does it or explains it. */
+static int l_sp_send(lua_State *L)
+{
+    signalr_sp_data d;
+    signalr_error e;
+    size_t n = 0;
+    void *held;
+    box *b;
+    signalr_err rc;
+
+    lua_settop(L, 6);
+    memset(&d, 0, sizeof d);
+    d.type = (int)luaL_checkinteger(L, 1);
+    d.id = luaL_optstring(L, 2, NULL);
+    d.target = luaL_checkstring(L, 3);
+    d.protocols = (int)luaL_checkinteger(L, 5);
+    d.max_size = (size_t)luaL_optinteger(L, 6, 0);
+    if (d.id) {
+        const char *kind = id_kind(d.type);
+
+        if (kind && check_name(L, 2, kind, &e)) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+    }
+    d.arguments = sr_lua_json_args(L, 4, lua_upvalueindex(2),
+                                   &d.arguments_len, &held);
+    if (!d.arguments) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    b = TAKE_BOX(L);
+    rc = signalr_sp_encode_data(&d, &b->a, &n, &e);
+    sr_lua_json_args_done(held);
+    if (rc) {
+        sr_lua_give_box(b);
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    return push_frame(L, b, n);
+}
+
 /* core.sp_op(type, id, group, text, excluded, ack_id[, ttl])
  * -> frame | nil, msg, details */
 static int l_sp_op(lua_State *L)
@@ -435,6 +482,7 @@ static const struct {
 
 static const luaL_Reg funcs[] = {
     {"sp_data", l_sp_data},
+    {"sp_send", l_sp_send},
     {"sp_op", l_sp_op},
     {"sp_handshake", l_sp_handshake},
     {"sp_ping", l_sp_ping},
@@ -448,7 +496,8 @@ void sr_lua_open_svcproto(lua_State *L)
     size_t i, n = sizeof(SP_CONSTANTS) / sizeof(*SP_CONSTANTS);
 
     sr_lua_new_box(L); /* the functions' reused box */
-    luaL_setfuncs(L, funcs, 1);
+    sr_lua_push_json_buffer(L); /* and the JSON encoder's (sp_send) */
+    luaL_setfuncs(L, funcs, 2);
     lua_createtable(L, 0, (int)n);
     for (i = 0; i < n; i++) {
         lua_pushinteger(L, SP_CONSTANTS[i].value);

@@ -114,13 +114,19 @@ local function single_send(method, id_name, known)
             if known.exclude then excluded = check_exclude(opts.exclude, method) end
             names = names_of(opts.endpoints, method)
         end
+        local t = self._t
+        if names == nil and excluded == nil and t.send_args then
+            -- the common case in one call (persistent mode): false when
+            -- it is not, the general path below then does it or explains
+            local ok, msg, details = t:send_args(method, self.name, target, args, id)
+            if ok ~= false then return ok, msg, details end
+        end
         local text = args_text(args)
         if not text then
             local msg, details
             text, msg, details = encode(args, method)
             if not text then return nil, msg, details end
         end
-        local t = self._t
         if names == nil and t.send_data then
             -- a transport that takes sends without a parameter table
             return t:send_data(method, self.name, target, text, id, excluded)

@@ -132,6 +132,61 @@ describe("core.sp_data's name checks (its 8th argument)", function()
     end)
 end)
 
+describe("core.sp_send: a send's frame straight from its argument list", function()
+    local SP = core.sp
+    local cases = {
+        { SP.BROADCAST, nil }, { SP.USER_DATA, "u 1" }, { SP.GROUP_BROADCAST, "g/1" },
+    }
+    local lists = {
+        { "hello", { x = 1 } }, { 1, -2, 3.5, true, false, core.json_null }, { { {} }, { "a\"b\\\n" } },
+        { string.rep("y", 70000) }, { setmetatable({}, { __index = function() end }), 0 },
+        { { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 } }, { "\u{1F600}", "é" },
+    }
+    it("gives the bytes core.sp_data gives for json_encode_args's text", function()
+        for _, c in ipairs(cases) do
+            for _, args in ipairs(lists) do
+                for _, protocols in ipairs { SP.JSON, SP.MESSAGEPACK, SP.JSON + SP.MESSAGEPACK } do
+                    local want = assert(core.sp_data(c[1], c[2], nil, "newMessage",
+                        assert(core.json_encode_args(args)), protocols, nil, true))
+                    assert.equal(want, core.sp_send(c[1], c[2], "newMessage", args, protocols))
+                end
+            end
+        end
+    end)
+    it("answers false for what is not the common case, or fails", function()
+        local P = SP.JSON + SP.MESSAGEPACK
+        for _, k in ipairs {
+            { SP.BROADCAST, nil, "t", nil }, { SP.BROADCAST, nil, "t", {} }, { SP.BROADCAST, nil, "t", "x" },
+            { SP.BROADCAST, nil, "t", { 0 / 0 } }, { SP.BROADCAST, nil, "t", { print } },
+            { SP.BROADCAST, nil, "t", { "\255" } }, { SP.BROADCAST, nil, "t", { a = 1 } },
+            { SP.BROADCAST, nil, "", { 1 } }, { SP.USER_DATA, "", "t", { 1 } },
+            { SP.GROUP_BROADCAST, "a\nb", "t", { 1 } }, { SP.USER_DATA, "u\0x", "t", { 1 } },
+            { SP.BROADCAST, nil, "t", { string.rep("x", 4000) }, 1024 },
+        } do
+            assert.is_false(core.sp_send(k[1], k[2], k[3], k[4], P, k[5]))
+        end
+        -- the shared JSON buffer is free again: the next encodes give the same
+        assert.equal('["a",1]', core.json_encode_args { "a", 1 })
+    end)
+    it("the hub's sends keep the general path's answers where it is not the common case", function()
+        local cs = "Endpoint=http://127.0.0.1;Port=" .. closed_port()
+            .. ";AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"
+        local c = assert(signalr.new { connection_string = cs, mode = "persistent", max_message_size = 1024 })
+        local h = c:hub("chat")
+        local ok, msg, d = h:broadcast("t", { 0 / 0 })
+        assert.is_nil(ok)
+        assert.truthy(msg:find("^signalr.broadcast: .*NaN"), msg)
+        assert.equal("EINVAL", d.code)
+        ok, msg, d = h:to_user("u", "t", { string.rep("x", 4000) })
+        assert.is_nil(ok)
+        assert.truthy(msg:find("^signalr.to_user: .*%(option max_message_size%)$"), msg)
+        assert.equal("ETOOBIG", d.code)
+        assert.has_error(function() h:broadcast("t", "not a list") end)
+        assert.equal(0, c:status().stats.sent)
+        c:close()
+    end)
+end)
+
 describe("persistent mode's sends refuse bad names before any connection", function()
     local cs = "Endpoint=http://127.0.0.1;Port=" .. closed_port()
         .. ";AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"

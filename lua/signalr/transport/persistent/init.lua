@@ -209,6 +209,24 @@ function Persistent:send_data(op, hub, target, text, id, excluded)
     return self.pool:deliver(hub, frame, op)
 end
 
+local sp_send = core.sp_send
+
+--- A send's common case in one call: the frame straight from the
+-- argument list (`core.sp_send`), for `broadcast`, `to_user` and
+-- `to_group` without exclusions.  `false` for anything else, a failure
+-- included: the hub then takes the general path (`send_data`), which
+-- does it or explains it.
+-- @return true, a request object (no connection up yet), nil, message,
+--   details (from the pool), or false
+function Persistent:send_args(op, hub, target, args, id)
+    if self.closing then return false end
+    local spec = DATA[op]
+    if id ~= nil and not spec[2] then return false end -- to_connection: a list
+    local frame = sp_send(spec[1], id, target, args, self.protocols, self.o.max_message_size)
+    if not frame then return false end
+    return self.pool:deliver(hub, frame, op)
+end
+
 --- One hub operation: a send without `opts.endpoints` on an open client
 -- goes straight to its frame (what signalr.transport.base's `call` would
 -- check first does not apply to it); the rest as base's `call`.
