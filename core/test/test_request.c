@@ -335,6 +335,31 @@ static void shortcuts(void)
                                          "&api-version=2024-12-01"),
           "long path");
     signalr_request_clear(&r);
+    /* tokens cached per audience, two audiences in turn */
+    {
+        signalr_request a, b2;
+
+        p = base_params();
+        CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW, &a,
+                                     &e), "audience a");
+        p.hub = "other";
+        CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW + 1,
+                                     &b2, &e), "audience b");
+        CHECK(strcmp(a.authorization, b2.authorization) != 0,
+              "a token per audience");
+        signalr_request_clear(&b2);
+        p.hub = "chat";
+        CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW + 2,
+                                     &b2, &e), "audience a again");
+        CHECK_STR(b2.authorization, a.authorization, "a's token reused");
+        signalr_request_clear(&b2);
+        CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW + 3400,
+                                     &b2, &e), "audience a near expiry");
+        CHECK(strcmp(b2.authorization, a.authorization) != 0,
+              "a's token renewed");
+        signalr_request_clear(&b2);
+        signalr_request_clear(&a);
+    }
     signalr_client_free(c);
     /* v1: the application in the hub segment */
     o.api_version = "v1";
