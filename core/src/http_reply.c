@@ -213,8 +213,9 @@ static int last_is_chunked(const char *v, size_t n)
     return is(t, k, "chunked");
 }
 
-/* Whether a Connection value names `token`. */
-static int names(const char *v, size_t n, const char *token)
+/* The tokens of a Connection value: *close set when one is "close",
+ * *ka when one is "keep-alive" (each left as it was otherwise). */
+static void connection_tokens(const char *v, size_t n, int *close, int *ka)
 {
     size_t i = 0;
 
@@ -226,11 +227,12 @@ static int names(const char *v, size_t n, const char *token)
             i++;
         k = i - a;
         t = trim(v + a, &k);
-        if (is(t, k, token))
-            return 1;
+        if (k == 5 && is(t, k, "close"))
+            *close = 1;
+        else if (k == 10 && is(t, k, "keep-alive"))
+            *ka = 1;
         i++;
     }
-    return 0;
 }
 
 /* A Retry-After value in seconds (an HTTP-date is not read: -1). */
@@ -290,32 +292,52 @@ static int parse_head(sr__hreply *r, const char *s, size_t n)
         if (!colon || colon == line || ows((unsigned char)line[0]))
             continue; /* not a field (or obsolete folding): passed over */
         nlen = (size_t)(colon - line);
-        /* the five names read differ in length: most lines are passed
-         * over on that alone */
-        if (nlen != 14 && nlen != 17 && nlen != 10 && nlen != 15 &&
-            nlen != 11)
-            continue;
         vlen = len - nlen - 1;
-        v = trim(colon + 1, &vlen);
-        if (is(line, nlen, "content-length")) {
-            long long x = content_length(v, vlen);
+        /* the five names read differ in length: one comparison a line,
+         * and most lines are passed over on their length alone */
+        switch (nlen) {
+        case 14:
+            if (!is(line, nlen, "content-length"))
+                break;
+            v = trim(colon + 1, &vlen);
+            {
+                long long x = content_length(v, vlen);
 
-            if (x < 0 || (cl >= 0 && x != cl))
-                return bad(r, "malformed Content-Length"), -1;
-            cl = x;
-        } else if (is(line, nlen, "transfer-encoding")) {
+                if (x < 0 || (cl >= 0 && x != cl))
+                    return bad(r, "malformed Content-Length"), -1;
+                cl = x;
+            }
+            break;
+        case 17:
+            if (!is(line, nlen, "transfer-encoding"))
+                break;
+            v = trim(colon + 1, &vlen);
             te = 1;
             chunked = last_is_chunked(v, vlen);
-        } else if (is(line, nlen, "connection")) {
-            close |= names(v, vlen, "close");
-            ka |= names(v, vlen, "keep-alive");
-        } else if (is(line, nlen, "x-ms-error-code")) {
+            break;
+        case 10:
+            if (!is(line, nlen, "connection"))
+                break;
+            v = trim(colon + 1, &vlen);
+            connection_tokens(v, vlen, &close, &ka);
+            break;
+        case 15:
+            if (!is(line, nlen, "x-ms-error-code"))
+                break;
+            v = trim(colon + 1, &vlen);
             if (vlen >= sizeof(r->error_code))
                 vlen = sizeof(r->error_code) - 1;
             memcpy(r->error_code, v, vlen);
             r->error_code[vlen] = '\0';
-        } else if (is(line, nlen, "retry-after")) {
+            break;
+        case 11:
+            if (!is(line, nlen, "retry-after"))
+                break;
+            v = trim(colon + 1, &vlen);
             r->retry_after_s = retry_after(v, vlen);
+            break;
+        default:
+            break;
         }
     }
     if (r->status >= 100 && r->status < 200) {

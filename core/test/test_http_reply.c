@@ -111,6 +111,25 @@ static const tcase CASES[] = {
      "\r\n", 0, SR__HR_DONE, 400, 1, "",
      "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
      "AAAAAAAAAAAAAAAAAAAAAAAAA", -1, 0},
+    /* names as long as a read one, or one letter off, are passed over */
+    {"names of the read lengths that are other names",
+     "HTTP/1.1 200 OK\r\nContent-Lengtx: 9\r\nConnectiom: close\r\n"
+     "X-Ms-Error-Codf: E\r\nRetry-Aftex: 3\r\nTransfer-Encodinx: chunked"
+     "\r\nContent-Length: 1\r\n\r\nz", 0, SR__HR_DONE, 200, 1, "z", "", -1,
+     0},
+    {"Connection tokens in any case, spaces and empty items",
+     "HTTP/1.0 200 OK\r\nconnection: , Foo ,KEEP-ALIVE,\r\nContent-Length: 0"
+     "\r\n\r\n", 0, SR__HR_DONE, 200, 1, "", "", -1, 0},
+    {"close wins over keep-alive, in either order",
+     "HTTP/1.0 200 OK\r\nCONNECTION: close\r\nConnection: Keep-Alive\r\n"
+     "Content-Length: 0\r\n\r\n", 0, SR__HR_DONE, 200, 0, "", "", -1, 0},
+    {"a token that only starts as close",
+     "HTTP/1.1 200 OK\r\nConnection: closed, keep-alivex\r\n"
+     "Content-Length: 0\r\n\r\n", 0, SR__HR_DONE, 200, 1, "", "", -1, 0},
+    {"names and values around tabs and odd case",
+     "HTTP/1.1 429 x\r\nRETRY-after:\t12\t\r\nx-Ms-ErRoR-cOdE:\t A.B \t\r\n"
+     "TRANSFER-ENCODING: Chunked\r\n\r\n0\r\n\r\n", 0, SR__HR_DONE, 429, 1,
+     "", "A.B", 12, 0},
     /* refused */
     {"HTTP/2 status line", "HTTP/2 200\r\n\r\n", 0, SR__HR_BAD, 0, 0, "", "",
      -1, 0},
