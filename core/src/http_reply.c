@@ -77,10 +77,15 @@ static int is(const char *s, size_t n, const char *lit)
 {
     size_t i;
 
-    for (i = 0; i < n && lit[i]; i++)
-        if (lower((unsigned char)s[i]) != lit[i])
+    for (i = 0; i < n; i++) {
+        unsigned c = (unsigned char)s[i];
+
+        /* lower(c), without a branch; a NUL in s ends lit too early */
+        c += (c - 'A' < 26u) << 5;
+        if (!c || c != (unsigned char)lit[i])
             return 0;
-    return i == n && !lit[i];
+    }
+    return !lit[n];
 }
 
 static int ows(int c)
