@@ -365,6 +365,24 @@ static void test_public(void)
               SIGNALR_EHTTP &&
               strstr(e.msg, "malformed reply"),
           "not HTTP: EHTTP");
+    /* a head with faults: the first one is told, once the head is whole */
+    CHECK(parse("HTTP/1.1 2x2 Accepted\r\nContent-Length: x\r\n", 0, 0,
+                1024, &done, &o, &e) == SIGNALR_OK && !done,
+          "a faulty head not yet whole: more wanted");
+    CHECK(parse("HTTP/1.1 2x2 Accepted\r\nContent-Length: x\r\n", 0, 1,
+                1024, &done, &o, &e) == SIGNALR_EHTTP &&
+              !strcmp(e.msg, "malformed reply: the connection closed in the "
+                             "middle of the reply"),
+          "a faulty head cut by a close: the close is told");
+    CHECK(parse("HTTP/1.1 2x2 Accepted\r\nContent-Length: x\r\n\r\n", 0, 0,
+                1024, &done, &o, &e) == SIGNALR_EHTTP &&
+              !strcmp(e.msg, "malformed reply: malformed status code"),
+          "the status line's fault before the length's");
+    CHECK(parse("HTTP/1.1 202 Accepted\r\nContent-Length: 1\r\n"
+                "Content-Length: 2\r\nx-ms-error-code: E\r\n\r\n", 0, 0,
+                1024, &done, &o, &e) == SIGNALR_EHTTP &&
+              !strcmp(e.msg, "malformed reply: malformed Content-Length"),
+          "lengths that disagree");
     CHECK(parse("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\n", 1,
                 0, 1024, &done, &o, &e) == SIGNALR_OK && done && o.status == 404 &&
               !o.body,
