@@ -358,7 +358,10 @@ static int l_client_build(lua_State *L)
  * method | nil, msg, details
  * The whole request (head and body) as one string, for transports
  * written in Lua that move the bytes (nginx cosockets). */
-/* Build op with p into one string and push what client:wire answers. */
+/* Build op with p into one string and push what client:wire answers.
+ * The request and its bytes are held by the methods' reused box (their
+ * upvalue: no userdata per call), given back once the results are
+ * pushed. */
 static int wire_with(lua_State *L, lclient *lc, signalr_op op,
                      const signalr_params *p, const char *nul, time_t now)
 {
@@ -368,20 +371,19 @@ static int wire_with(lua_State *L, lclient *lc, signalr_op op,
 
     if (nul)
         return sr_lua_nul_fail(L, nul);
-    b = sr_lua_new_box(L);
-    if (signalr_request_build(lc->c, op, p, now, &b->req, &e))
+    b = sr_lua_take_box(L, lua_upvalueindex(1));
+    if (signalr_request_build(lc->c, op, p, now, &b->req, &e) ||
+        signalr_request_wire(&b->req, &b->a, &n, &e)) {
+        sr_lua_give_box(b);
         return sr_lua_push_fail(L, &e);
-    if (signalr_request_wire(&b->req, &b->a, &n, &e))
-        return sr_lua_push_fail(L, &e);
+    }
     lua_pushlstring(L, b->a, n);
-    signalr_free(b->a);
-    b->a = NULL;
     lua_pushstring(L, b->req.host);
     lua_pushinteger(L, b->req.port);
     lua_pushboolean(L, b->req.tls);
     lua_pushboolean(L, b->req.idempotent);
     lua_pushstring(L, b->req.method);
-    signalr_request_clear(&b->req);
+    sr_lua_give_box(b);
     return 6;
 }
 
@@ -482,7 +484,9 @@ static const luaL_Reg client_methods[] = {
 void sr_lua_open_client(lua_State *L)
 {
     if (luaL_newmetatable(L, CLIENT_MT)) {
-        luaL_newlib(L, client_methods);
+        lua_newtable(L);
+        sr_lua_new_box(L); /* the methods' reused box (wire_with) */
+        luaL_setfuncs(L, client_methods, 1);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_client_close);
         lua_setfield(L, -2, "__gc");

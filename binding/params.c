@@ -63,12 +63,13 @@ static const char *string_at(lua_State *L, int i, const char *name,
 {
     size_t n;
     const char *s;
+    int t = lua_type(L, i);
 
     if (len)
         *len = 0;
-    if (lua_isnoneornil(L, i))
+    if (t == LUA_TNONE || t == LUA_TNIL)
         return NULL;
-    if (lua_type(L, i) != LUA_TSTRING)
+    if (t != LUA_TSTRING)
         luaL_error(L, "params.%s must be a string", name);
     s = lua_tolstring(L, i, &n);
     if (len)

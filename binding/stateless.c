@@ -48,24 +48,28 @@ static int l_read_reply(lua_State *L)
 #define PARSE_KEEP (64u * 1024 * 1024)
 
 /* Push a reply reader's outcome (rc, done, r; b owns r.body until it is
- * pushed): see core.parse_reply.  Returns the count pushed. */
+ * pushed, and is given back here, sr_lua_give_box): see
+ * core.parse_reply.  Returns the count pushed. */
 static int push_parsed(lua_State *L, signalr_err rc, int done,
                        signalr_parsed_reply *r, const signalr_error *e,
                        box *b)
 {
     if (rc) {
+        sr_lua_give_box(b);
         sr_lua_push_fail(L, e);
         lua_pushboolean(L, 0);
         lua_replace(L, -4);
         return 3;
     }
     if (!done) {
+        sr_lua_give_box(b);
         lua_pushnil(L);
         return 1;
     }
     b->a = r->body;
     if (r->truncated) {
         /* not a body to act on: an answer cut short would read wrong */
+        sr_lua_give_box(b);
         lua_pushboolean(L, 0);
         lua_pushfstring(L, "malformed reply: its body is longer than %d "
                         "MiB", (int)(PARSE_KEEP >> 20));
@@ -87,8 +91,7 @@ static int push_parsed(lua_State *L, signalr_err rc, int done,
     else
         lua_pushnil(L);
     lua_pushlstring(L, r->body ? r->body : "", r->body_len);
-    signalr_free(b->a);
-    b->a = NULL;
+    sr_lua_give_box(b);
     lua_pushboolean(L, r->extra);
     return 6;
 }
@@ -106,7 +109,8 @@ static int l_parse_reply(lua_State *L)
 {
     size_t n;
     const char *p = luaL_checklstring(L, 1, &n);
-    box *b = (lua_settop(L, 3), sr_lua_new_box(L)); /* owns the body */
+    /* the functions' reused box (an upvalue) owns the body */
+    box *b = (lua_settop(L, 3), sr_lua_take_box(L, lua_upvalueindex(1)));
     signalr_parsed_reply r;
     signalr_error e;
     int done;
@@ -532,5 +536,6 @@ void sr_lua_open_stateless(lua_State *L)
 {
     sr_lua_metatable(L, KEYSET_MT, keyset_methods, l_keyset_free);
     sr_lua_metatable(L, READER_MT, reader_methods, l_reader_free);
-    luaL_setfuncs(L, funcs, 0);
+    sr_lua_new_box(L); /* the functions' reused box (l_parse_reply) */
+    luaL_setfuncs(L, funcs, 1);
 }

@@ -244,11 +244,12 @@ signalr_err sr__bearer_for(signalr_client *c, const char *aud, time_t now,
                            const char **out, char **owned,
                            signalr_error *err)
 {
-    sr__token_slot *t = &c->tokens[hash(aud) % SR__TOKEN_SLOTS];
+    sr__token_slot *t;
     long margin = c->lifetime / 5 < 300 ? c->lifetime / 5 : 300;
     char *tok, *bearer;
     size_t n;
     signalr_err rc;
+    int same;
 
     *owned = NULL;
     if (!signalr_connstr_has_key(c->cs)) {
@@ -272,8 +273,16 @@ signalr_err sr__bearer_for(signalr_client *c, const char *aud, time_t now,
         *out = bearer;
         return SIGNALR_OK;
     }
-    if (t->aud && !strcmp(t->aud, aud) && now >= t->iat &&
-        now < t->exp - margin) {
+    /* an audience's slot is the one its hash picks: the last slot used,
+     * when it holds this audience, is that one */
+    t = c->last_slot;
+    same = t && t->aud && !strcmp(t->aud, aud);
+    if (!same) {
+        t = &c->tokens[hash(aud) % SR__TOKEN_SLOTS];
+        same = t->aud && !strcmp(t->aud, aud);
+    }
+    if (same && now >= t->iat && now < t->exp - margin) {
+        c->last_slot = t;
         *out = t->bearer;
         return SIGNALR_OK;
     }
@@ -302,6 +311,7 @@ signalr_err sr__bearer_for(signalr_client *c, const char *aud, time_t now,
     t->bearer = bearer;
     t->iat = now;
     t->exp = now + c->lifetime;
+    c->last_slot = t;
     *out = bearer;
     return SIGNALR_OK;
 }

@@ -77,10 +77,15 @@ static int is(const char *s, size_t n, const char *lit)
 {
     size_t i;
 
-    for (i = 0; i < n && lit[i]; i++)
-        if (lower((unsigned char)s[i]) != lit[i])
+    for (i = 0; i < n; i++) {
+        unsigned c = (unsigned char)s[i];
+
+        /* lower(c), without a branch; a NUL in s ends lit too early */
+        c += (c - 'A' < 26u) << 5;
+        if (!c || c != (unsigned char)lit[i])
             return 0;
-    return i == n && !lit[i];
+    }
+    return !lit[n];
 }
 
 static int ows(int c)
@@ -213,8 +218,9 @@ static int last_is_chunked(const char *v, size_t n)
     return is(t, k, "chunked");
 }
 
-/* Whether a Connection value names `token`. */
-static int names(const char *v, size_t n, const char *token)
+/* The tokens of a Connection value: *close set when one is "close",
+ * *ka when one is "keep-alive" (each left as it was otherwise). */
+static void connection_tokens(const char *v, size_t n, int *close, int *ka)
 {
     size_t i = 0;
 
@@ -226,11 +232,12 @@ static int names(const char *v, size_t n, const char *token)
             i++;
         k = i - a;
         t = trim(v + a, &k);
-        if (is(t, k, token))
-            return 1;
+        if (k == 5 && is(t, k, "close"))
+            *close = 1;
+        else if (k == 10 && is(t, k, "keep-alive"))
+            *ka = 1;
         i++;
     }
-    return 0;
 }
 
 /* A Retry-After value in seconds (an HTTP-date is not read: -1). */
@@ -250,22 +257,27 @@ static long retry_after(const char *v, size_t n)
     return s;
 }
 
-/* Read one whole head s[0..n) (its empty line included): 0, or -1 (bad). */
-static int parse_head(sr__hreply *r, const char *s, size_t n)
+/* Read the head at the start of s[0..n) when it ends there (with its
+ * empty line): 0 with *e its length, or -1 (bad); 1 when it has not ended
+ * in s[0..n), and then r is left as it was.  What it reads goes into r
+ * only once the end is found: the first fault found is the one told, as
+ * a read that stops there would tell it. */
+static int parse_head(sr__hreply *r, const char *s, size_t n, size_t *e)
 {
-    const char *end = s + n, *line = s, *nl;
+    const char *end = s + n, *line = s, *nl, *code = NULL, *why = NULL;
+    size_t code_len = 0;
     long long cl = -1;
-    int te = 0, chunked = 0, close = 0, ka = 0, first = 1;
+    long retry = -1;
+    int te = 0, chunked = 0, close = 0, ka = 0, first = 1, status = -1;
+    int minor = 1;
 
-    r->error_code[0] = '\0';
-    r->retry_after_s = -1;
-    for (; line < end; line = nl + 1) {
+    for (;; line = nl + 1) {
         size_t len, nlen, vlen;
         const char *colon, *v;
 
-        nl = memchr(line, '\n', (size_t)(end - line));
+        nl = line < end ? memchr(line, '\n', (size_t)(end - line)) : NULL;
         if (!nl)
-            nl = end; /* cannot happen: the head ends with an empty line */
+            return 1; /* the head goes on past s[0..n) */
         len = (size_t)(nl - line);
         if (len && line[len - 1] == '\r')
             len--;
@@ -274,50 +286,87 @@ static int parse_head(sr__hreply *r, const char *s, size_t n)
             first = 0;
             if (len < 12 || memcmp(line, "HTTP/1.", 7) || line[7] < '0' ||
                 line[7] > '9' || line[8] != ' ')
-                return bad(r, "not an HTTP/1.x status line"), -1;
-            if (line[9] < '1' || line[9] > '9' || line[10] < '0' ||
-                line[10] > '9' || line[11] < '0' || line[11] > '9' ||
-                (len > 12 && line[12] != ' '))
-                return bad(r, "malformed status code"), -1;
-            r->minor = line[7] - '0';
-            r->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 +
-                        (line[11] - '0');
+                why = "not an HTTP/1.x status line";
+            else if (line[9] < '1' || line[9] > '9' || line[10] < '0' ||
+                     line[10] > '9' || line[11] < '0' || line[11] > '9' ||
+                     (len > 12 && line[12] != ' '))
+                why = "malformed status code";
+            else {
+                minor = line[7] - '0';
+                status = (line[9] - '0') * 100 + (line[10] - '0') * 10 +
+                         (line[11] - '0');
+            }
             continue;
         }
         if (!len)
             break; /* the empty line: the head is over */
+        if (why)
+            continue; /* at fault already: only its end is looked for */
         colon = memchr(line, ':', len);
         if (!colon || colon == line || ows((unsigned char)line[0]))
             continue; /* not a field (or obsolete folding): passed over */
         nlen = (size_t)(colon - line);
-        /* the five names read differ in length: most lines are passed
-         * over on that alone */
-        if (nlen != 14 && nlen != 17 && nlen != 10 && nlen != 15 &&
-            nlen != 11)
-            continue;
         vlen = len - nlen - 1;
-        v = trim(colon + 1, &vlen);
-        if (is(line, nlen, "content-length")) {
-            long long x = content_length(v, vlen);
+        /* the five names read differ in length: one comparison a line,
+         * and most lines are passed over on their length alone */
+        switch (nlen) {
+        case 14:
+            if (!is(line, nlen, "content-length"))
+                break;
+            v = trim(colon + 1, &vlen);
+            {
+                long long x = content_length(v, vlen);
 
-            if (x < 0 || (cl >= 0 && x != cl))
-                return bad(r, "malformed Content-Length"), -1;
-            cl = x;
-        } else if (is(line, nlen, "transfer-encoding")) {
+                if (x < 0 || (cl >= 0 && x != cl))
+                    why = "malformed Content-Length";
+                else
+                    cl = x;
+            }
+            break;
+        case 17:
+            if (!is(line, nlen, "transfer-encoding"))
+                break;
+            v = trim(colon + 1, &vlen);
             te = 1;
             chunked = last_is_chunked(v, vlen);
-        } else if (is(line, nlen, "connection")) {
-            close |= names(v, vlen, "close");
-            ka |= names(v, vlen, "keep-alive");
-        } else if (is(line, nlen, "x-ms-error-code")) {
-            if (vlen >= sizeof(r->error_code))
-                vlen = sizeof(r->error_code) - 1;
-            memcpy(r->error_code, v, vlen);
-            r->error_code[vlen] = '\0';
-        } else if (is(line, nlen, "retry-after")) {
-            r->retry_after_s = retry_after(v, vlen);
+            break;
+        case 10:
+            if (!is(line, nlen, "connection"))
+                break;
+            v = trim(colon + 1, &vlen);
+            connection_tokens(v, vlen, &close, &ka);
+            break;
+        case 15:
+            if (!is(line, nlen, "x-ms-error-code"))
+                break;
+            code = trim(colon + 1, &vlen);
+            code_len = vlen;
+            break;
+        case 11:
+            if (!is(line, nlen, "retry-after"))
+                break;
+            v = trim(colon + 1, &vlen);
+            retry = retry_after(v, vlen);
+            break;
+        default:
+            break;
         }
     }
+    *e = (size_t)(nl + 1 - s);
+    if (*e > SR__HR_MAX_HEAD)
+        return bad(r, "reply head too large");
+    if (code_len >= sizeof(r->error_code))
+        code_len = sizeof(r->error_code) - 1;
+    if (code)
+        memcpy(r->error_code, code, code_len);
+    r->error_code[code_len] = '\0';
+    r->retry_after_s = retry;
+    if (status >= 0) {
+        r->minor = minor;
+        r->status = status;
+    }
+    if (why)
+        return bad(r, why);
     if (r->status >= 100 && r->status < 200) {
         if (r->status == 101)
             return bad(r, "101 Switching Protocols, which was not asked "
@@ -419,17 +468,13 @@ int sr__hr_feed(sr__hreply *r, const char *p, size_t n, size_t *used)
     while (i < n && r->state != ST_DONE && r->state != ST_BAD) {
         switch (r->state) {
         case ST_HEAD: {
-            size_t e;
+            size_t e = 0;
+            int got;
 
-            if (!r->line_len && (e = head_end(p + i, n - i, 0))) {
-                /* the whole head in this piece: read it in place */
-                if (e > SR__HR_MAX_HEAD) {
-                    bad(r, "reply head too large");
-                    break;
-                }
-                if (parse_head(r, p + i, e))
-                    break;
-                i += e;
+            /* the whole head in this piece: read it in place */
+            if (!r->line_len && (got = parse_head(r, p + i, n - i, &e)) <= 0) {
+                if (!got)
+                    i += e;
                 break;
             }
             {
@@ -455,7 +500,7 @@ int sr__hr_feed(sr__hreply *r, const char *p, size_t n, size_t *used)
                 }
                 r->line_len = 0;
                 i += e - had;
-                parse_head(r, r->line, e);
+                parse_head(r, r->line, e, &e); /* it ends at e */
             }
             break;
         }

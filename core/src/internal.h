@@ -133,6 +133,9 @@ struct signalr_client {
     int port, tls;
     char *base;         /* scheme://host[:port] used for requests */
     sr__token_slot tokens[SR__TOKEN_SLOTS];
+    /* the slot the last token came from (NULL: none yet): a client that
+     * sends to one audience over and over finds it without hashing */
+    sr__token_slot *last_slot;
     /* Entra ID: the temporary access key negotiate signs with */
     char *temp_kid, *temp_key;
     size_t temp_keylen;

@@ -2,6 +2,7 @@
  * method, URL, headers (with the signed JWT) and body. */
 #include "ops.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,6 +134,60 @@ static int app_in_path(const signalr_client *c, const sr__op_row *row)
            (!c->api_version || (row->flags & (F_TOKEN | F_EXEC)));
 }
 
+/* Append the literal lit (its length known: no strlen). */
+#define ADDL(b, lit) sr__buf_add((b), (lit), sizeof(lit) - 1)
+
+/* 1 when s[0..n) holds only characters signalr_url_encode leaves as they
+ * are (letters, digits, "-._~": its unreserved set), so that its
+ * escaped form is itself. */
+static int url_plain(const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+              ch == '_' || ch == '~'))
+            return 0;
+    }
+    return 1;
+}
+
+/* sr__buf_add_escaped, copying text that has nothing to escape. */
+static void add_escaped(sr__buf *b, const char *s, size_t n)
+{
+    if (url_plain(s, n))
+        sr__buf_add(b, s, n);
+    else
+        sr__buf_add_escaped(b, s, n);
+}
+
+/* The hub name lower-cased (as sr__lower does) and escaped. */
+static void add_hub(sr__buf *b, const char *hub)
+{
+    char low[SIGNALR_MAX_HUB];
+    size_t n = strlen(hub), i;
+    char *copy;
+
+    if (n <= sizeof(low)) {
+        /* the common case: validated names are at most this long */
+        for (i = 0; i < n; i++)
+            low[i] = (char)tolower((unsigned char)hub[i]);
+        add_escaped(b, low, n);
+        return;
+    }
+    copy = sr__strdup(hub);
+    if (!copy) {
+        b->oom = 1;
+        return;
+    }
+    sr__lower(copy);
+    add_escaped(b, copy, n);
+    free(copy);
+}
+
 /* Expand the row's path template after the hub prefix into b. */
 static void add_path(sr__buf *b, const signalr_client *c,
                      const sr__op_row *row, const char *tmpl,
@@ -141,36 +196,35 @@ static void add_path(sr__buf *b, const signalr_client *c,
     const char *s;
 
     if (!(row->flags & F_NOHUB)) {
-        char *hub = sr__strdup(p->hub);
-
-        if (!hub) {
-            b->oom = 1;
-            return;
-        }
-        sr__lower(hub);
-        sr__buf_adds(b, c->api_version ? "/api/hubs/" : "/api/v1/hubs/");
+        if (c->api_version)
+            ADDL(b, "/api/hubs/");
+        else
+            ADDL(b, "/api/v1/hubs/");
         if (app_in_path(c, row)) {
-            sr__buf_add_escaped(b, c->application, strlen(c->application));
+            add_escaped(b, c->application, strlen(c->application));
             sr__buf_add(b, "_", 1);
         }
-        sr__buf_add_escaped(b, hub, strlen(hub));
-        free(hub);
+        add_hub(b, p->hub);
     }
-    for (s = tmpl; *s; s++) {
-        const char *v = NULL;
+    for (s = tmpl; *s;) {
+        const char *v = NULL, *run;
 
         if (*s == '%' && s[1]) {
-            switch (*++s) {
+            switch (s[1]) {
             case 'u': v = p->user; break;
             case 'g': v = p->group; break;
             case 'c': v = p->connection; break;
             default: break;
             }
             if (v)
-                sr__buf_add_escaped(b, v, strlen(v));
-        } else {
-            sr__buf_add(b, s, 1);
+                add_escaped(b, v, strlen(v));
+            s += 2;
+            continue;
         }
+        /* a run of literal characters up to the next directive */
+        for (run = s; *s && !(*s == '%' && s[1]); s++)
+            ;
+        sr__buf_add(b, run, (size_t)(s - run));
     }
 }
 
@@ -183,25 +237,25 @@ static void add_query(sr__buf *b, const signalr_client *c,
 #define SEP() (sr__buf_add(b, &sep, 1), sep = '&')
     if (c->application && !(row->flags & F_NOHUB) && !app_in_path(c, row)) {
         SEP();
-        sr__buf_adds(b, "application=");
-        sr__buf_add_escaped(b, c->application, strlen(c->application));
+        ADDL(b, "application=");
+        add_escaped(b, c->application, strlen(c->application));
     }
     if (c->api_version && !(row->flags & F_NOVERSION)) {
         SEP();
-        sr__buf_adds(b, "api-version=");
-        sr__buf_add_escaped(b, c->api_version, strlen(c->api_version));
+        ADDL(b, "api-version=");
+        add_escaped(b, c->api_version, strlen(c->api_version));
     }
     if (row->flags & F_EXCLUDED) {
         for (i = 0; i < p->excluded_count; i++) {
             SEP();
-            sr__buf_adds(b, "excluded=");
-            sr__buf_add_escaped(b, p->excluded[i], strlen(p->excluded[i]));
+            ADDL(b, "excluded=");
+            add_escaped(b, p->excluded[i], strlen(p->excluded[i]));
         }
     }
     if ((row->flags & F_REASON) && p->reason) {
         SEP();
-        sr__buf_adds(b, "reason=");
-        sr__buf_add_escaped(b, p->reason, strlen(p->reason));
+        ADDL(b, "reason=");
+        add_escaped(b, p->reason, strlen(p->reason));
     }
     if ((row->flags & F_TTL) && p->ttl != SIGNALR_TTL_NONE) {
         SEP();
@@ -209,8 +263,8 @@ static void add_query(sr__buf *b, const signalr_client *c,
     }
     if ((row->flags & F_TOKEN) && p->user) {
         SEP();
-        sr__buf_adds(b, "userId=");
-        sr__buf_add_escaped(b, p->user, strlen(p->user));
+        ADDL(b, "userId=");
+        add_escaped(b, p->user, strlen(p->user));
     }
     if ((row->flags & F_TOKEN) && p->minutes_to_expire > 0) {
         SEP();
@@ -226,14 +280,13 @@ static void add_query(sr__buf *b, const signalr_client *c,
     }
     if ((row->flags & F_EXEC) && p->filter) {
         SEP();
-        sr__buf_adds(b, "filter=");
-        sr__buf_add_escaped(b, p->filter, strlen(p->filter));
+        ADDL(b, "filter=");
+        add_escaped(b, p->filter, strlen(p->filter));
     }
     if ((row->flags & F_PAGE) && p->continuation_token) {
         SEP();
-        sr__buf_adds(b, "continuationToken=");
-        sr__buf_add_escaped(b, p->continuation_token,
-                            strlen(p->continuation_token));
+        ADDL(b, "continuationToken=");
+        add_escaped(b, p->continuation_token, strlen(p->continuation_token));
     }
 #undef SEP
 }
@@ -241,17 +294,43 @@ static void add_query(sr__buf *b, const signalr_client *c,
 static signalr_err add_body(signalr_request *r, const signalr_params *p,
                             signalr_error *err)
 {
-    sr__buf b = {0};
+    static const char head[] = "{\"target\":\"", mid[] = "\",\"arguments\":";
+    const char *args = p->arguments ? p->arguments : "[]";
+    size_t tl = strlen(p->target), al = p->arguments ? p->arguments_len : 2;
+    size_t i;
 
-    sr__buf_adds(&b, "{\"target\":");
-    sr__buf_add_json_string(&b, p->target, strlen(p->target));
-    sr__buf_adds(&b, ",\"arguments\":");
-    if (p->arguments)
-        sr__buf_add(&b, p->arguments, p->arguments_len);
-    else
-        sr__buf_add(&b, "[]", 2);
-    sr__buf_add(&b, "}", 1);
-    r->body = sr__buf_take(&b, &r->body_len);
+    for (i = 0; i < tl; i++) {
+        unsigned char ch = (unsigned char)p->target[i];
+
+        if (ch < 0x20 || ch == '"' || ch == '\\')
+            break;
+    }
+    if (i == tl) {
+        /* nothing in the target to escape (the common case): the body
+         * in one allocation, as sr__buf_add_json_string would write it */
+        size_t len = sizeof(head) - 1 + tl + sizeof(mid) - 1 + al + 1;
+        char *d = malloc(len + 1);
+
+        if (d) {
+            memcpy(d, head, sizeof(head) - 1);
+            memcpy(d + sizeof(head) - 1, p->target, tl);
+            memcpy(d + sizeof(head) - 1 + tl, mid, sizeof(mid) - 1);
+            memcpy(d + len - 1 - al, args, al);
+            d[len - 1] = '}';
+            d[len] = '\0';
+            r->body_len = len;
+        }
+        r->body = d;
+    } else {
+        sr__buf b = {0};
+
+        ADDL(&b, "{\"target\":");
+        sr__buf_add_json_string(&b, p->target, tl);
+        ADDL(&b, ",\"arguments\":");
+        sr__buf_add(&b, args, al);
+        sr__buf_add(&b, "}", 1);
+        r->body = sr__buf_take(&b, &r->body_len);
+    }
     if (!r->body)
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
     if (r->body_len > SIGNALR_MAX_BODY)
@@ -301,10 +380,11 @@ signalr_err signalr_request_build(signalr_client *c, signalr_op op,
 {
     const sr__op_row *row = sr__op(op);
     const char *method, *tmpl, *bearer = NULL;
-    sr__buf path = {0}, url = {0};
-    char *aud, *owned = NULL;
+    sr__buf path = {0};
+    char aud_buf[512], *aud, *aud_owned = NULL, *owned = NULL;
+    const char *ab;
     signalr_err rc;
-    size_t n;
+    size_t n, pl, bl, abl;
 
     memset(r, 0, sizeof(*r));
     sr__ok(err);
@@ -335,30 +415,34 @@ signalr_err signalr_request_build(signalr_client *c, signalr_op op,
     r->port = c->port;
     r->tls = c->tls;
     r->host = sr__strdup(c->host);
+    /* one buffer: the path (n bytes, the audience's tail), then the query */
     add_path(&path, c, row, tmpl, p);
-    aud = sr__buf_take(&path, &n);
-    if (!aud || !r->host) {
-        free(aud);
-        signalr_request_clear(r);
-        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
-    }
-    /* path buffer now holds path + query for the request line */
-    sr__buf_add(&path, aud, n);
+    n = path.len;
     add_query(&path, c, row, p);
+    pl = path.len;
     r->path = sr__buf_take(&path, NULL);
-    sr__buf_adds(&url, c->base);
-    sr__buf_adds(&url, r->path ? r->path : "");
-    r->url = sr__buf_take(&url, NULL);
-    /* aud: the request URL of the service Endpoint, no port, no query */
-    sr__buf_adds(&path, signalr_connstr_audience_base(c->cs));
-    sr__buf_add(&path, aud, n);
-    free(aud);
-    aud = sr__buf_take(&path, NULL);
-    if (!r->path || !r->url || !aud) {
-        free(aud);
+    if (!r->path || !r->host) {
         signalr_request_clear(r);
         return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
     }
+    bl = strlen(c->base);
+    r->url = malloc(bl + pl + 1);
+    /* aud: the request URL of the service Endpoint, no port, no query */
+    ab = signalr_connstr_audience_base(c->cs);
+    abl = strlen(ab);
+    aud = aud_buf;
+    if (abl + n >= sizeof(aud_buf))
+        aud = aud_owned = malloc(abl + n + 1);
+    if (!r->url || !aud) {
+        free(aud_owned);
+        signalr_request_clear(r);
+        return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
+    }
+    memcpy(r->url, c->base, bl);
+    memcpy(r->url + bl, r->path, pl + 1);
+    memcpy(aud, ab, abl);
+    memcpy(aud + abl, r->path, n);
+    aud[abl + n] = '\0';
     rc = SIGNALR_OK;
     if (row->flags & F_BODY)
         rc = add_body(r, p, err);
@@ -383,7 +467,7 @@ signalr_err signalr_request_build(signalr_client *c, signalr_op op,
             }
         }
     }
-    free(aud);
+    free(aud_owned);
     if (!rc) {
         size_t head = head_size(r);
 

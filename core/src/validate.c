@@ -122,8 +122,20 @@ static signalr_err check_text(const char *what, const char *s, size_t len,
         return sr__fail(err, SIGNALR_EINVAL, "%s contains a NUL byte", what);
     while (i < len) {
         size_t at = i;
-        long cp = utf8_next(u, len, &i);
+        long cp;
 
+        if (u[i] < 0x80) {
+            /* ASCII (most text): the checks below for one byte */
+            unsigned char ch = u[i++];
+
+            chars++;
+            if (ch != ' ' && (ch < 0x09 || ch > 0x0D))
+                *only_space = 0;
+            if (!*line_at && (ch == '\n' || ch == '\r'))
+                *line_at = chars;
+            continue;
+        }
+        cp = utf8_next(u, len, &i);
         if (cp < 0)
             return sr__fail(err, SIGNALR_EINVAL,
                             "%s is not valid UTF-8 (byte %lu)", what,

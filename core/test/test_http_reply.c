@@ -111,6 +111,25 @@ static const tcase CASES[] = {
      "\r\n", 0, SR__HR_DONE, 400, 1, "",
      "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
      "AAAAAAAAAAAAAAAAAAAAAAAAA", -1, 0},
+    /* names as long as a read one, or one letter off, are passed over */
+    {"names of the read lengths that are other names",
+     "HTTP/1.1 200 OK\r\nContent-Lengtx: 9\r\nConnectiom: close\r\n"
+     "X-Ms-Error-Codf: E\r\nRetry-Aftex: 3\r\nTransfer-Encodinx: chunked"
+     "\r\nContent-Length: 1\r\n\r\nz", 0, SR__HR_DONE, 200, 1, "z", "", -1,
+     0},
+    {"Connection tokens in any case, spaces and empty items",
+     "HTTP/1.0 200 OK\r\nconnection: , Foo ,KEEP-ALIVE,\r\nContent-Length: 0"
+     "\r\n\r\n", 0, SR__HR_DONE, 200, 1, "", "", -1, 0},
+    {"close wins over keep-alive, in either order",
+     "HTTP/1.0 200 OK\r\nCONNECTION: close\r\nConnection: Keep-Alive\r\n"
+     "Content-Length: 0\r\n\r\n", 0, SR__HR_DONE, 200, 0, "", "", -1, 0},
+    {"a token that only starts as close",
+     "HTTP/1.1 200 OK\r\nConnection: closed, keep-alivex\r\n"
+     "Content-Length: 0\r\n\r\n", 0, SR__HR_DONE, 200, 1, "", "", -1, 0},
+    {"names and values around tabs and odd case",
+     "HTTP/1.1 429 x\r\nRETRY-after:\t12\t\r\nx-Ms-ErRoR-cOdE:\t A.B \t\r\n"
+     "TRANSFER-ENCODING: Chunked\r\n\r\n0\r\n\r\n", 0, SR__HR_DONE, 429, 1,
+     "", "A.B", 12, 0},
     /* refused */
     {"HTTP/2 status line", "HTTP/2 200\r\n\r\n", 0, SR__HR_BAD, 0, 0, "", "",
      -1, 0},
@@ -346,6 +365,24 @@ static void test_public(void)
               SIGNALR_EHTTP &&
               strstr(e.msg, "malformed reply"),
           "not HTTP: EHTTP");
+    /* a head with faults: the first one is told, once the head is whole */
+    CHECK(parse("HTTP/1.1 2x2 Accepted\r\nContent-Length: x\r\n", 0, 0,
+                1024, &done, &o, &e) == SIGNALR_OK && !done,
+          "a faulty head not yet whole: more wanted");
+    CHECK(parse("HTTP/1.1 2x2 Accepted\r\nContent-Length: x\r\n", 0, 1,
+                1024, &done, &o, &e) == SIGNALR_EHTTP &&
+              !strcmp(e.msg, "malformed reply: the connection closed in the "
+                             "middle of the reply"),
+          "a faulty head cut by a close: the close is told");
+    CHECK(parse("HTTP/1.1 2x2 Accepted\r\nContent-Length: x\r\n\r\n", 0, 0,
+                1024, &done, &o, &e) == SIGNALR_EHTTP &&
+              !strcmp(e.msg, "malformed reply: malformed status code"),
+          "the status line's fault before the length's");
+    CHECK(parse("HTTP/1.1 202 Accepted\r\nContent-Length: 1\r\n"
+                "Content-Length: 2\r\nx-ms-error-code: E\r\n\r\n", 0, 0,
+                1024, &done, &o, &e) == SIGNALR_EHTTP &&
+              !strcmp(e.msg, "malformed reply: malformed Content-Length"),
+          "lengths that disagree");
     CHECK(parse("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\n", 1,
                 0, 1024, &done, &o, &e) == SIGNALR_OK && done && o.status == 404 &&
               !o.body,

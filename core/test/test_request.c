@@ -268,6 +268,113 @@ static signalr_err build1(signalr_client *c, signalr_op op,
     return rc;
 }
 
+/* The builder's shortcuts (copies of text with nothing to escape, the
+ * body in one piece, the audience on the stack) against their slow paths:
+ * the same bytes either way. */
+static void shortcuts(void)
+{
+    signalr_client_options o;
+    signalr_client *c;
+    signalr_request r;
+    signalr_params p;
+    signalr_error e;
+    char id[701], path[1024], *w = NULL;
+    size_t n = 0;
+
+    memset(&o, 0, sizeof(o));
+    o.application = "Ap[p]";
+    o.api_version = "2024-12-01";
+    CHECK(!signalr_client_new(CS, strlen(CS), &o, &c, &e), "client");
+    /* a hub to lower-case and escape; the application in the query */
+    p = base_params();
+    p.hub = "H`U,b[1]";
+    CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW, &r, &e),
+          "escaped hub");
+    CHECK_STR(r.path, "/api/hubs/h%60u%2Cb%5B1%5D/:send?application=ap%5Bp%5D"
+                      "&api-version=2024-12-01", "hub and application");
+    CHECK_STR(r.url, "http://localhost:8888/api/hubs/h%60u%2Cb%5B1%5D/:send?"
+                     "application=ap%5Bp%5D&api-version=2024-12-01", "url");
+    check_aud(&r, "/api/hubs/h%60u%2Cb%5B1%5D/:send");
+    CHECK(!signalr_request_wire(&r, &w, &n, &e), "wire");
+    CHECK(w && n > 230 && !memcmp(w, "POST /api/hubs/h%60u%2Cb%5B1%5D/:send?"
+                                     "application=ap%5Bp%5D&api-version="
+                                     "2024-12-01 HTTP/1.1\r\nHost: localhost"
+                                     ":8888\r\n", 95), "request line");
+    {
+        static const char tail[] = "\r\n\r\n{\"target\":\"newMessage\","
+                                   "\"arguments\":[\"hi\",{\"x\":1}]}";
+
+        CHECK(w && n > sizeof(tail) &&
+              !memcmp(w + n - (sizeof(tail) - 1), tail, sizeof(tail) - 1),
+              "body last");
+    }
+    signalr_free(w);
+    signalr_request_clear(&r);
+    /* a target with a control character: escaped as \u0001 */
+    p = base_params();
+    p.target = "a\001b~";
+    CHECK(!signalr_request_build(c, SIGNALR_OP_SEND_TO_GROUP, &p, NOW, &r,
+                                 &e), "control in target");
+    CHECK_STR(r.body, "{\"target\":\"a\\u0001b~\",\"arguments\":"
+                      "[\"hi\",{\"x\":1}]}", "control escaped");
+    CHECK(r.body_len == strlen(r.body), "body length");
+    signalr_request_clear(&r);
+    /* an audience longer than the builder's stack room */
+    memset(id, 'x', sizeof(id) - 1);
+    id[sizeof(id) - 1] = '\0';
+    id[0] = '~';
+    id[1] = '/';
+    p = base_params();
+    p.user = id;
+    CHECK(!signalr_request_build(c, SIGNALR_OP_SEND_TO_USER, &p, NOW, &r, &e),
+          "long user id");
+    snprintf(path, sizeof(path), "/api/hubs/chat/users/~%%2F%s/:send", id + 2);
+    check_aud(&r, path);
+    CHECK(r.path && !strncmp(r.path, path, strlen(path)) &&
+          !strcmp(r.path + strlen(path), "?application=ap%5Bp%5D"
+                                         "&api-version=2024-12-01"),
+          "long path");
+    signalr_request_clear(&r);
+    /* tokens cached per audience, two audiences in turn */
+    {
+        signalr_request a, b2;
+
+        p = base_params();
+        CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW, &a,
+                                     &e), "audience a");
+        p.hub = "other";
+        CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW + 1,
+                                     &b2, &e), "audience b");
+        CHECK(strcmp(a.authorization, b2.authorization) != 0,
+              "a token per audience");
+        signalr_request_clear(&b2);
+        p.hub = "chat";
+        CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW + 2,
+                                     &b2, &e), "audience a again");
+        CHECK_STR(b2.authorization, a.authorization, "a's token reused");
+        signalr_request_clear(&b2);
+        CHECK(!signalr_request_build(c, SIGNALR_OP_BROADCAST, &p, NOW + 3400,
+                                     &b2, &e), "audience a near expiry");
+        CHECK(strcmp(b2.authorization, a.authorization) != 0,
+              "a's token renewed");
+        signalr_request_clear(&b2);
+        signalr_request_clear(&a);
+    }
+    signalr_client_free(c);
+    /* v1: the application in the hub segment */
+    o.api_version = "v1";
+    o.application = "MyApp";
+    CHECK(!signalr_client_new(CS, strlen(CS), &o, &c, &e), "v1 client");
+    p = base_params();
+    CHECK(!signalr_request_build(c, SIGNALR_OP_SEND_TO_CONNECTION, &p, NOW,
+                                 &r, &e), "v1 app");
+    CHECK_STR(r.path, "/api/v1/hubs/myapp_chat/connections/c%3F1",
+              "v1 application prefix");
+    check_aud(&r, "/api/v1/hubs/myapp_chat/connections/c%3F1");
+    signalr_request_clear(&r);
+    signalr_client_free(c);
+}
+
 int main(void)
 {
     signalr_client_options o;
@@ -279,6 +386,7 @@ int main(void)
 
     routes(0);
     routes(1);
+    shortcuts();
     dot_segments(NULL);
     dot_segments("v1");
     dot_segments("2024-12-01");

@@ -34,6 +34,15 @@ static const struct {
                               "none)"},
     {1, "\xe3\x80\x80\xc2\xa0", "group name is only white space"},
     {1, "\t", "group name is only white space"},
+    /* ASCII and other characters mixed: white space, line breaks counted
+     * in characters, not bytes */
+    {1, " \v\f\r\n\t", "group name is only white space"},
+    {1, "\xc2\xa0 \x0b\xe2\x80\x80", "group name is only white space"},
+    {1, "\xc3\xa9\xc3\xa9\rx", "group name has a line break at character 3 "
+                          "(the service's pattern ^(?!\\s+$).+$ allows "
+                          "none)"},
+    {1, "\xc2\xa0\x1f", NULL},
+    {1, "\x7f", NULL},
     {1, "a\tb", NULL},
     {1, "\xf0\x9f\x8e\xae", NULL},
     {1, "bad\xff", "group name is not valid UTF-8 (byte 4)"},
