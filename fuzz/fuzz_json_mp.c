@@ -182,7 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (a.len != b.len || memcmp(a.p, b.p, a.len) || c.len != a.len)
             abort();
         /* a storing writer into a buffer of the counted size */
-        f.p = malloc(c.len + 1);
+        f.p = malloc(c.len ? c.len : 1); /* exactly: an overrun is caught */
         if (!f.p)
             abort();
         if (sr__json_to_mp(&f, s, size, 0) || f.len != c.len ||

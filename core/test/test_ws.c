@@ -168,6 +168,11 @@ static void test_frames(void)
 
         for (i = 0; i < 70000; i++)
             msg[i] = (char)(i * 31 + 7);
+        CHECK(signalr_ws_send(ws, msg, 5, &e) == SIGNALR_OK &&
+              signalr_ws_unsent(ws) == 5 + 6,
+              "a message framed at once (wslay would count its 5 bytes)");
+        signalr_ws_output(ws, &out, &n);
+        signalr_ws_written(ws, n);
         for (i = 0; i < count; i++)
             ok &= signalr_ws_send(ws, msg, sizes[i], &e) == SIGNALR_OK;
         signalr_ws_output(ws, &out, &n);

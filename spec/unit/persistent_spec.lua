@@ -183,7 +183,11 @@ describe("core.sp_send: a send's frame straight from its argument list", functio
         assert.equal("ETOOBIG", d.code)
         assert.has_error(function() h:broadcast("t", "not a list") end)
         assert.equal(0, c:status().stats.sent)
+        -- what the one-call path leaves to the general one
+        local t = h._t
+        assert.is_false(t:send_args("to_connection", "chat", "t", { 1 }, "c1"))
         c:close()
+        assert.is_false(t:send_args("broadcast", "chat", "t", { 1 }))
     end)
 end)
 
