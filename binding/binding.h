@@ -73,7 +73,9 @@ box *sr_lua_new_box(lua_State *L);
  * take and give; when it is busy (a finalizer that runs during another
  * call's push, or a call that raised and never gave it back) a new box
  * pushed on the stack instead.  Give it back (its C allocations are
- * released) before pushing an error. */
+ * released) before pushing an error.  A push that raises (out of memory)
+ * leaves the box busy with what it held until the Lua state closes, as
+ * json.c's shared buffer does: the calls after it each get a new box. */
 box *sr_lua_take_box(lua_State *L, int idx);
 void sr_lua_give_box(box *b);
 /* The operation named by the string at idx; raises when unknown. */
