@@ -161,8 +161,9 @@ end
 
 function Pool:events()
     local out = {}
-    for line in (read(self.events_file) or ""):gmatch("[^\n]+") do
-        out[#out + 1] = cjson.decode(line)
+    -- whole lines only: the clients may be writing the last one
+    for line in (read(self.events_file) or ""):gmatch("([^\n]*)\n") do
+        if line ~= "" then out[#out + 1] = cjson.decode(line) end
     end
     return out
 end
