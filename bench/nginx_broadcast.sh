@@ -15,27 +15,16 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 conns=${CONNS:-16}; secs=${SECS:-5}
 sink_port=$((21000 + RANDOM % 5000)); app_port=$((26000 + RANDOM % 5000)); ws_port=$((sink_port + 1))
+pin0=(); pin1=()
+[ "${PIN:-0}" = 1 ] && pin0=(taskset -c 0) && pin1=(taskset -c 1)
+. "$root/bench/nginx_sinks.sh"
 cleanup() {
-  [ -f "$tmp/ws_sink.pid" ] && kill "$(cat "$tmp/ws_sink.pid")" 2>/dev/null || true
-  nginx -p "$tmp/sink" -c "$tmp/sink/nginx.conf" -s stop 2>/dev/null || true
+  stop_sinks
   nginx -p "$tmp/app" -c "$tmp/app/nginx.conf" -s stop 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-mkdir -p "$tmp/sink/logs"
-cat > "$tmp/sink/nginx.conf" <<CONF
-worker_processes 1; error_log logs/error.log; pid logs/nginx.pid;
-events { worker_connections 1024; }
-http { access_log off; client_body_temp_path $tmp/sink;
-  server { listen 127.0.0.1:$sink_port; keepalive_requests 100000; location / { return 202; } } }
-CONF
-pin0=(); pin1=()
-[ "${PIN:-0}" = 1 ] && pin0=(taskset -c 0) && pin1=(taskset -c 1)
-"${pin0[@]}" nginx -p "$tmp/sink" -c "$tmp/sink/nginx.conf"
-cc -O2 -std=c99 "$root/bench/ws_sink.c" -lcrypto -o "$tmp/ws_sink"
-"${pin0[@]}" "$tmp/ws_sink" "$ws_port" & echo $! > "$tmp/ws_sink.pid"
-sed "s|@WS_PORT@|$ws_port|" "$root/bench/nginx_locations.conf" > "$tmp/locations.conf"
-export AzureSignalRConnectionString="Endpoint=http://127.0.0.1;Port=$sink_port;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"
+start_sinks
 "${pin1[@]}" "$root/examples/openresty/run.sh" "$tmp/app" "$app_port" /etc/ssl/certs/ca-certificates.crt \
   "$tmp/locations.conf"
 sleep 0.5

@@ -13,26 +13,16 @@ tmp=$(mktemp -d)
 secs=${SECS:-8}
 sink_port=$((21000 + RANDOM % 5000)); app_port=$((26000 + RANDOM % 5000)); ws_port=$((sink_port + 1))
 vg=
+pin0=()
+. "$root/bench/nginx_sinks.sh"
 cleanup() {
   [ -n "$vg" ] && kill "$vg" 2>/dev/null || true
-  [ -f "$tmp/ws_sink.pid" ] && kill "$(cat "$tmp/ws_sink.pid")" 2>/dev/null || true
-  nginx -p "$tmp/sink" -c "$tmp/sink/nginx.conf" -s stop 2>/dev/null || true
+  stop_sinks
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 command -v valgrind > /dev/null || { echo "nginx_ir: needs valgrind" >&2; exit 1; }
-mkdir -p "$tmp/sink/logs"
-cat > "$tmp/sink/nginx.conf" <<CONF
-worker_processes 1; error_log logs/error.log; pid logs/nginx.pid;
-events { worker_connections 1024; }
-http { access_log off; client_body_temp_path $tmp/sink;
-  server { listen 127.0.0.1:$sink_port; keepalive_requests 100000; location / { return 202; } } }
-CONF
-nginx -p "$tmp/sink" -c "$tmp/sink/nginx.conf"
-cc -O2 -std=c99 "$root/bench/ws_sink.c" -lcrypto -o "$tmp/ws_sink"
-"$tmp/ws_sink" "$ws_port" & echo $! > "$tmp/ws_sink.pid"
-sed "s|@WS_PORT@|$ws_port|" "$root/bench/nginx_locations.conf" > "$tmp/locations.conf"
-export AzureSignalRConnectionString="Endpoint=http://127.0.0.1;Port=$sink_port;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"
+start_sinks
 # render the configuration (run.sh starts nginx; stop it, run it under
 # callgrind in the foreground, one process)
 "$root/examples/openresty/run.sh" "$tmp/app" "$app_port" /etc/ssl/certs/ca-certificates.crt "$tmp/locations.conf"

@@ -1,13 +1,13 @@
 /* fuzz_json_mp.c - the one-pass JSON -> MessagePack transcoder
  * (sr__json_to_mp) against the two-pass one it replaced, kept below as
- * the oracle: for every valid JSON text both give the same bytes (or
- * both fail), a counting writer counts what a storing writer stores, and
- * the MessagePack reads back as one value. */
+ * the oracle (its numbers all go to sr__json_number_to_mp, the C
+ * library's conversions; the new one reads short integers itself): for
+ * every valid JSON text both give the same bytes (or both fail), a
+ * counting writer counts what a storing writer stores, and the
+ * MessagePack reads back as one value. */
 #include "mpack.h"
 
-#include <errno.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,87 +35,6 @@ static int ref_container(sr__mpw *w, const char *s, size_t n, int depth)
             return -1;
         if (ref_to_mp(w, v, vl, depth + 1))
             return -1;
-    }
-    return 0;
-}
-
-/* The C library's number conversions follow LC_NUMERIC, which a host
- * may set; JSON's decimal point is always '.'.  The locale's point, as
- * printf writes it (re-entrant, unlike localeconv()). */
-static void ref_point(char point[8])
-{
-    char t[16];
-    size_t k = 0;
-    const char *p;
-
-    snprintf(t, sizeof t, "%.1f", 0.5);
-    for (p = t + 1; *p && *p != '5' && k < 7; p++)
-        point[k++] = *p;
-    point[k] = '\0';
-}
-
-/* strtod of the JSON number s[0..n) in any locale; -1 when out of
- * memory. */
-static int ref_strtod(const char *s, size_t n, double *d)
-{
-    char point[8], small[80], *t = small;
-    size_t i, o = 0, pl;
-
-    ref_point(point);
-    pl = strlen(point);
-    if (n + pl >= sizeof small) {
-        t = malloc(n + pl + 1);
-        if (!t)
-            return -1;
-    }
-    for (i = 0; i < n; i++) {
-        if (s[i] == '.') {
-            memcpy(t + o, point, pl);
-            o += pl;
-        } else {
-            t[o++] = s[i];
-        }
-    }
-    t[o] = '\0';
-    *d = strtod(t, NULL);
-    if (t != small)
-        free(t);
-    return 0;
-}
-
-static int ref_number(sr__mpw *w, const char *s, size_t n)
-{
-    char tmp[32];
-    size_t i;
-    int integral = n < sizeof tmp; /* more digits than 64 bits hold */
-
-    for (i = 0; i < n && integral; i++)
-        if (s[i] == '.' || s[i] == 'e' || s[i] == 'E')
-            integral = 0;
-    if (integral) {
-        char *end;
-        memcpy(tmp, s, n);
-        tmp[n] = '\0';
-        errno = 0;
-        if (tmp[0] == '-') {
-            long long v = strtoll(tmp, &end, 10);
-            if (!errno && *end == '\0') {
-                sr__mpw_int(w, v);
-                return 0;
-            }
-        } else {
-            unsigned long long v = strtoull(tmp, &end, 10);
-            if (!errno && *end == '\0') {
-                sr__mpw_uint(w, v);
-                return 0;
-            }
-        }
-    }
-    {
-        double d;
-        if (ref_strtod(s, n, &d))
-            return -1;
-        sr__mpw_double(w, d);
     }
     return 0;
 }
@@ -150,7 +69,7 @@ static int ref_to_mp(sr__mpw *w, const char *s, size_t n, int depth)
         sr__mpw_nil(w);
         return 0;
     default:
-        return ref_number(w, s, n);
+        return sr__json_number_to_mp(w, s, n);
     }
 }
 

@@ -154,7 +154,7 @@ static int json_strtod(const char *s, size_t n, double *d)
     return 0;
 }
 
-static int json_number(sr__mpw *w, const char *s, size_t n)
+int sr__json_number_to_mp(sr__mpw *w, const char *s, size_t n)
 {
     char tmp[32];
     size_t i;
@@ -343,7 +343,7 @@ static int j_number(sr__mpw *w, jcur *c)
     c->i += k;
     digits = k - (size_t)neg;
     if (!integral || digits == 0 || digits > 18)
-        return json_number(w, s, k); /* doubles, and integers near 2^64 */
+        return sr__json_number_to_mp(w, s, k); /* doubles; near 2^64 */
     if (neg)
         sr__mpw_int(w, -(int64_t)v);
     else

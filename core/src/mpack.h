@@ -115,6 +115,12 @@ int sr__mpr_pass(sr__mpr *r, int depth);
  * float64, strings unescaped.  -1 on a bad escape (a lone surrogate
  * included), too deep, or out of memory for a very long number. */
 int sr__json_to_mp(sr__mpw *w, const char *s, size_t n, int depth);
+/* One JSON number, s[0..n), by the C library: an integer that fits an
+ * int64 or a uint64 (strtoll, strtoull) as an integer, else a float64
+ * (strtod, whatever the locale's decimal point); -1 when out of memory
+ * for a very long number.  sr__json_to_mp reads short integers itself
+ * and calls this for the rest. */
+int sr__json_number_to_mp(sr__mpw *w, const char *s, size_t n);
 /* Decode the JSON string literal s[0..n) (quotes included) into out, or
  * only count when out is NULL; the decoded length, (size_t)-1 on a bad
  * escape (or a \u escape of a lone surrogate).  Never longer than n. */
