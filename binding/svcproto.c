@@ -8,9 +8,9 @@
 #include <string.h>
 
 /* Frames are built into C memory held by a box (a raising push cannot
- * leak them) and copied into a Lua string. */
-/* The frame in b->a, n bytes; b given back.  The box is the functions'
- * upvalue, reused (sr_lua_take_box). */
+ * leak them) and copied into a Lua string.  The box is the functions'
+ * upvalue, reused (sr_lua_take_box).  push_frame: the frame in b->a, n
+ * bytes, pushed; b given back. */
 static int push_frame(lua_State *L, box *b, size_t n)
 {
     lua_pushlstring(L, b->a, n);
