@@ -451,6 +451,7 @@ signalr_err signalr_ws_send(signalr_ws *ws, const char *data, size_t len,
     if (ws->state != SIGNALR_WS_UPGRADING && ws->state != SIGNALR_WS_OPEN)
         return sr__fail(err, SIGNALR_ECONNECT, "the WebSocket is closed");
     if (ws->state == SIGNALR_WS_OPEN && !wslay_event_want_write(ws->ctx) &&
+        ws->out.len - ws->out_pos < OUT_HIGH &&
         len + 14 <= OUT_HIGH - (ws->out.len - ws->out_pos)) {
         int r = send_direct(ws, data, len, err);
 
