@@ -97,15 +97,16 @@ local ONLY_ENDPOINTS = { endpoints = true }
 -- args, opts).  `id_name` names the id in messages; `known` the options
 -- it takes (`exclude` among them or not).
 local function single_send(method, id_name, known)
-    -- (the checks' calls only for what fails them: this runs per send)
-    return function(self, ...)
+    -- (the checks' calls only for what fails them: this runs per send;
+    -- fixed parameters, no `...`: LuaJIT compiles this path)
+    return function(self, a, b, c, d)
         if getmetatable(self) ~= Hub then check_self(self, method) end
         local id, target, args, opts
         if id_name then
-            id, target, args, opts = ...
+            id, target, args, opts = a, b, c, d
             if type(id) ~= "string" then need_string(id, id_name, method) end
         else
-            target, args, opts = ...
+            target, args, opts = a, b, c
         end
         if type(target) ~= "string" then need_string(target, "target", method) end
         local excluded, names

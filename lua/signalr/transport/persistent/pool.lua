@@ -247,6 +247,34 @@ function Pool:write(c, frame, what, bound)
     return true
 end
 
+-- A message for a hub with no connection up yet: queued, as a request.
+-- (Its own function: a closure in deliver would make every return there
+-- close an upvalue, which LuaJIT does not compile, and the send path
+-- would run interpreted.)
+local function enqueue(self, hc, frame, what)
+    local waiting = self:queued()
+    if waiting >= self.o.queue_size then
+        return nil, "signalr." .. what .. ": queue full: " .. waiting .. " messages wait for a"
+            .. " server connection; poll or flush before sending more", { code = "EQUEUEFULL" }
+    end
+    local req = self.requests:request(what)
+    local item = { frame = frame, req = req, what = what, deadline = now() + self.o.timeout }
+    hc.queue[#hc.queue + 1] = item
+    -- req:cancel(): out of the queue (nothing was sent)
+    req._cancel = function()
+        for i = 1, #hc.queue do
+            if hc.queue[i] == item then
+                table.remove(hc.queue, i)
+                self.requests:canceled(req)
+                return true
+            end
+        end
+        return false
+    end
+    self.stats.queued = self.stats.queued + 1
+    return req
+end
+
 --- A frame for clients of a hub: to an open connection now (true), else
 -- queued while a connection comes up (a request object, reported by the
 -- pool's request queue), else nil, msg, details.
@@ -280,27 +308,7 @@ function Pool:deliver(hub, frame, what)
         return nil, "signalr." .. what .. ": " .. msg, d
     end
     if not coming(hc) then return nil, none_up(hc, what) end
-    local waiting = self:queued()
-    if waiting >= self.o.queue_size then
-        return nil, "signalr." .. what .. ": queue full: " .. waiting .. " messages wait for a"
-            .. " server connection; poll or flush before sending more", { code = "EQUEUEFULL" }
-    end
-    local req = self.requests:request(what)
-    local item = { frame = frame, req = req, what = what, deadline = now() + self.o.timeout }
-    hc.queue[#hc.queue + 1] = item
-    -- req:cancel(): out of the queue (nothing was sent)
-    req._cancel = function()
-        for i = 1, #hc.queue do
-            if hc.queue[i] == item then
-                table.remove(hc.queue, i)
-                self.requests:canceled(req)
-                return true
-            end
-        end
-        return false
-    end
-    self.stats.queued = self.stats.queued + 1
-    return req
+    return enqueue(self, hc, frame, what)
 end
 
 --- Messages waiting in the hubs' queues for a connection.
