@@ -147,9 +147,13 @@ int sr_lua_json_decode(lua_State *L, const char *s, size_t n, char msg[160]);
  * JSON buffer (sr_lua_push_json_buffer); NULL for anything else (the
  * caller's general path encodes or explains).  The text stays valid, and
  * the buffer taken, until sr_lua_json_args_done(*held); run no Lua code
- * in between.  May push a value on the stack. */
+ * in between.  May push a value on the stack.  mp not NULL: *mp and
+ * *mp_len also get the same arguments as MessagePack, byte for byte what
+ * the core's transcoding of the text gives (signalr_sp_data's
+ * arguments_mp), written in the same walk; NULL then also for tables
+ * nested deeper than 64. */
 const char *sr_lua_json_args(lua_State *L, int idx, int buf_idx, size_t *len,
-                             void **held);
+                             const char **mp, size_t *mp_len, void **held);
 void sr_lua_json_args_done(void *held);
 /* Push the shared JSON buffer (an upvalue for functions that encode). */
 void sr_lua_push_json_buffer(lua_State *L);

@@ -49,6 +49,7 @@ static const char empty_array = 0;
  * so the calls after it all do. */
 typedef struct {
     sr_json_buf b;
+    sr_json_buf m; /* the MessagePack beside the text (sr_lua_json_args) */
     int busy;
 } jbuf;
 
@@ -57,6 +58,7 @@ static int jbuf_gc(lua_State *L)
     jbuf *j = luaL_checkudata(L, 1, JBUF_MT);
 
     sr_json_buf_free(&j->b);
+    sr_json_buf_free(&j->m);
     return 0;
 }
 
@@ -78,6 +80,7 @@ static jbuf *jbuf_take(lua_State *L, int idx)
         return jbuf_new(L);
     j->busy = 1;
     j->b.len = 0;
+    j->m.len = 0;
     return j;
 }
 
@@ -85,8 +88,11 @@ static void jbuf_give(jbuf *j)
 {
     j->busy = 0;
     j->b.len = 0;
+    j->m.len = 0;
     if (j->b.cap > KEEP_MAX)
         sr_json_buf_free(&j->b);
+    if (j->m.cap > KEEP_MAX)
+        sr_json_buf_free(&j->m);
 }
 
 /* opts.max_depth of the options table at idx (nil: the default). */
@@ -126,6 +132,7 @@ typedef struct level {
 typedef struct {
     lua_State *L;
     sr_json_buf *b;
+    sr_json_buf *mp;     /* NULL, or the MessagePack of the same values */
     int max_depth;
     signalr_err code;
     char msg[400];
@@ -224,13 +231,154 @@ static int enc_oom(enc *e)
     return -1;
 }
 
+/* (the room checked here first: these run a few times per value) */
 static int enc_put(enc *e, const char *s, size_t n)
 {
-    if (sr_json_buf_reserve(e->b, n))
+    if (n > e->b->cap - e->b->len && sr_json_buf_reserve(e->b, n))
         return enc_oom(e);
     memcpy(e->b->p + e->b->len, s, n);
     e->b->len += n;
     return 0;
+}
+
+/* ----- the MessagePack beside the text -----
+ * sp_send's frames carry the arguments both as JSON and as MessagePack;
+ * written from the same Lua values in the same walk, the MessagePack is
+ * byte for byte what the core's transcoding of the text gives
+ * (json_mpack.c: the smallest integer forms, float64 for the others, a
+ * container's header in its smallest form), so the core need not parse
+ * the text again.  spec/unit/persistent_spec.lua compares the two. */
+
+/* Tables nested deeper are left to the general path (the transcoder has
+ * its own depth limit; this stays well inside it). */
+#define MP_DEPTH 64
+
+static int mp_put(enc *e, const void *s, size_t n)
+{
+    if (n > e->mp->cap - e->mp->len && sr_json_buf_reserve(e->mp, n))
+        return enc_oom(e);
+    memcpy(e->mp->p + e->mp->len, s, n);
+    e->mp->len += n;
+    return 0;
+}
+
+/* tag, then v in bytes big-endian bytes (0: the tag alone) */
+static int mp_tagged(enc *e, unsigned tag, unsigned long long v, int bytes)
+{
+    unsigned char h[9];
+    int i;
+
+    h[0] = (unsigned char)tag;
+    for (i = 0; i < bytes; i++)
+        h[1 + i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+    return mp_put(e, h, (size_t)bytes + 1);
+}
+
+static int mp_int(enc *e, long long v)
+{
+    unsigned long long u = (unsigned long long)v;
+
+    if (v >= 0) {
+        if (v < 128)
+            return mp_tagged(e, (unsigned)v, 0, 0);
+        if (v <= 0xff)
+            return mp_tagged(e, 0xcc, u, 1);
+        if (v <= 0xffff)
+            return mp_tagged(e, 0xcd, u, 2);
+        if (v <= 0xffffffffLL)
+            return mp_tagged(e, 0xce, u, 4);
+        return mp_tagged(e, 0xcf, u, 8);
+    }
+    if (v >= -32)
+        return mp_tagged(e, 0xe0u | (unsigned)(v + 32), 0, 0);
+    if (v >= -128)
+        return mp_tagged(e, 0xd0, u & 0xff, 1);
+    if (v >= -32768)
+        return mp_tagged(e, 0xd1, u & 0xffff, 2);
+    if (v >= -2147483647LL - 1)
+        return mp_tagged(e, 0xd2, u & 0xffffffffULL, 4);
+    return mp_tagged(e, 0xd3, u, 8);
+}
+
+/* A double whose JSON text is b[at..len): an integer literal there (an
+ * integral value of at most 17 digits) is the integer; anything else
+ * float64 (the text reads back to d exactly). */
+static int mp_double(enc *e, double d, size_t at)
+{
+    unsigned long long bits;
+    size_t i;
+
+    for (i = at; i < e->b->len; i++) {
+        char c = e->b->p[i];
+        if (c == '.' || c == 'e' || c == 'E')
+            break;
+    }
+    if (i == e->b->len)
+        return mp_int(e, (long long)d);
+    memcpy(&bits, &d, sizeof bits);
+    return mp_tagged(e, 0xcb, bits, 8);
+}
+
+static int mp_str(enc *e, const char *s, size_t n)
+{
+    int r;
+
+    if (n <= 31)
+        r = mp_tagged(e, 0xa0u | (unsigned)n, 0, 0);
+    else if (n <= 0xff)
+        r = mp_tagged(e, 0xd9, n, 1);
+    else if (n <= 0xffff)
+        r = mp_tagged(e, 0xda, n, 2);
+    else
+        r = mp_tagged(e, 0xdb, n, 4);
+    return r ? r : mp_put(e, s, n);
+}
+
+/* The header of a container of count members, whose one byte was put at
+ * mp[at]: the fix form there, else widened in place (what follows moves
+ * up 2 or 4 bytes). */
+static int mp_close(enc *e, size_t at, size_t count, int map)
+{
+    unsigned char h[5];
+    size_t hl, tail;
+
+    if (count <= 15) {
+        e->mp->p[at] = (char)((map ? 0x80 : 0x90) | count);
+        return 0;
+    }
+    if (count <= 0xffff) {
+        h[0] = map ? 0xde : 0xdc;
+        h[1] = (unsigned char)(count >> 8);
+        h[2] = (unsigned char)count;
+        hl = 3;
+    } else {
+        h[0] = map ? 0xdf : 0xdd;
+        h[1] = (unsigned char)(count >> 24);
+        h[2] = (unsigned char)(count >> 16);
+        h[3] = (unsigned char)(count >> 8);
+        h[4] = (unsigned char)count;
+        hl = 5;
+    }
+    if (sr_json_buf_reserve(e->mp, hl - 1))
+        return enc_oom(e);
+    tail = e->mp->len - at - 1;
+    memmove(e->mp->p + at + hl, e->mp->p + at + 1, tail);
+    memcpy(e->mp->p + at, h, hl);
+    e->mp->len += hl - 1;
+    return 0;
+}
+
+/* A container's placeholder byte (its position in *at); -1 when the
+ * tables nest deeper than MP_DEPTH (the caller's general path does it). */
+static int mp_open(enc *e, int depth, size_t *at)
+{
+    if (depth > MP_DEPTH) {
+        snprintf(e->msg, sizeof e->msg, "nested too deeply for one pass");
+        e->code = SIGNALR_EINVAL;
+        return -1;
+    }
+    *at = e->mp->len;
+    return mp_put(e, "", 1);
 }
 
 static int enc_table(enc *e, int t, int depth, const level *up);
@@ -247,19 +395,29 @@ static int enc_value(enc *e, int idx, int depth, const level *up)
 
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
+        if (e->mp && mp_put(e, "\xc0", 1))
+            return -1;
         return enc_put(e, "null", 4);
     case LUA_TBOOLEAN:
-        return lua_toboolean(L, idx) ? enc_put(e, "true", 4)
-                                     : enc_put(e, "false", 5);
+        r = lua_toboolean(L, idx);
+        if (e->mp && mp_put(e, r ? "\xc3" : "\xc2", 1))
+            return -1;
+        return r ? enc_put(e, "true", 4) : enc_put(e, "false", 5);
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
-            r = sr_json_put_integer(e->b, (long long)lua_tointeger(L, idx));
+            long long v = (long long)lua_tointeger(L, idx);
+            r = sr_json_put_integer(e->b, v);
+            if (!r && e->mp)
+                return mp_int(e, v);
         } else {
             double d = (double)lua_tonumber(L, idx);
+            size_t at = e->b->len;
             r = sr_json_put_double(e->b, d);
             if (r == -2)
                 return enc_fail(e, up, "%s", d != d ? "NaN"
                                 : d > 0 ? "inf" : "-inf");
+            if (!r && e->mp)
+                return mp_double(e, d, at);
         }
         return r ? enc_oom(e) : 0;
     case LUA_TSTRING:
@@ -268,15 +426,23 @@ static int enc_value(enc *e, int idx, int depth, const level *up)
         if (r == -2)
             return enc_fail(e, up, "a string that is not valid UTF-8 "
                             "(byte %lu)", (unsigned long)bad);
+        if (!r && e->mp)
+            return mp_str(e, s, n);
         return r ? enc_oom(e) : 0;
     case LUA_TTABLE:
         return enc_table(e, idx, depth + 1, up);
     case LUA_TLIGHTUSERDATA:
         p = lua_touserdata(L, idx);
-        if (!p)
+        if (!p) {
+            if (e->mp && mp_put(e, "\xc0", 1))
+                return -1;
             return enc_put(e, "null", 4);
-        if (p == &empty_array)
+        }
+        if (p == &empty_array) {
+            if (e->mp && mp_put(e, "\x90", 1))
+                return -1;
             return enc_put(e, "[]", 2);
+        }
         return enc_fail(e, up, "a light userdata");
     default:
         return enc_fail(e, up, "a %s", luaL_typename(L, idx));
@@ -303,7 +469,7 @@ static int bad_key(enc *e, const level *at, int string_seen)
 static int enc_array_slow(enc *e, int t, int depth, level *me)
 {
     lua_State *L = e->L;
-    size_t n = (size_t)lua_rawlen(L, t), count = 0, i;
+    size_t n = (size_t)lua_rawlen(L, t), count = 0, i, mat = 0;
     int r;
 
     lua_pushnil(L);
@@ -322,6 +488,8 @@ static int enc_array_slow(enc *e, int t, int depth, level *me)
     if (count != n)
         return enc_fail(e, me->up, "a table whose number keys are not 1..n "
                         "(a sparse array; core.json_null is a JSON null)");
+    if (e->mp && mp_open(e, depth, &mat))
+        return -1;
     if (enc_put(e, "[", 1))
         return -1;
     for (i = 1; i <= n; i++) {
@@ -335,7 +503,7 @@ static int enc_array_slow(enc *e, int t, int depth, level *me)
             return -1;
     }
     e->b->p[e->b->len - 1] = ']';
-    return 0;
+    return e->mp ? mp_close(e, mat, n, 0) : 0;
 }
 
 /* The first pair of table t is on the stack (key 1): write it and the
@@ -344,10 +512,12 @@ static int enc_array_slow(enc *e, int t, int depth, level *me)
 static int enc_array(enc *e, int t, int depth, level *me)
 {
     lua_State *L = e->L;
-    size_t start = e->b->len;
+    size_t start = e->b->len, mat = 0;
     lua_Integer i = 1;
     int r;
 
+    if (e->mp && mp_open(e, depth, &mat))
+        return -1;
     if (enc_put(e, "[", 1))
         return -1;
     for (;;) {
@@ -355,6 +525,8 @@ static int enc_array(enc *e, int t, int depth, level *me)
             lua_tonumber(L, -2) != (lua_Number)i) {
             lua_pop(L, 2);
             e->b->len = start;
+            if (e->mp)
+                e->mp->len = mat;
             return enc_array_slow(e, t, depth, me);
         }
         me->index = i++;
@@ -368,16 +540,18 @@ static int enc_array(enc *e, int t, int depth, level *me)
             break;
     }
     e->b->p[e->b->len - 1] = ']';
-    return 0;
+    return e->mp ? mp_close(e, mat, (size_t)(i - 1), 0) : 0;
 }
 
 /* The first pair of table t is on the stack (a string key). */
 static int enc_object(enc *e, int t, int depth, level *me)
 {
     lua_State *L = e->L;
-    size_t kl, bad = 0;
+    size_t kl, bad = 0, mat = 0, count = 0;
     int r;
 
+    if (e->mp && mp_open(e, depth, &mat))
+        return -1;
     if (enc_put(e, "{", 1))
         return -1;
     for (;;) {
@@ -391,6 +565,9 @@ static int enc_object(enc *e, int t, int depth, level *me)
                             "%lu)", (unsigned long)bad);
         if (r || enc_put(e, ":", 1))
             return enc_oom(e);
+        if (e->mp && mp_str(e, me->key, kl))
+            return -1;
+        count++;
         r = enc_value(e, lua_gettop(L), depth, me);
         if (r)
             return r;
@@ -401,7 +578,7 @@ static int enc_object(enc *e, int t, int depth, level *me)
             break;
     }
     e->b->p[e->b->len - 1] = '}';
-    return 0;
+    return e->mp ? mp_close(e, mat, count, 1) : 0;
 }
 
 static int enc_table(enc *e, int t, int depth, const level *up)
@@ -427,8 +604,11 @@ static int enc_table(enc *e, int t, int depth, const level *up)
     me.klen = 0;
     me.index = 0;
     lua_pushnil(L);
-    if (!lua_next(L, t))
+    if (!lua_next(L, t)) {
+        if (e->mp && mp_put(e, "\x80", 1))
+            return -1;
         return enc_put(e, "{}", 2);
+    }
     if (lua_type(L, -2) == LUA_TSTRING)
         return enc_object(e, t, depth, &me);
     if (lua_type(L, -2) == LUA_TNUMBER && lua_tonumber(L, -2) == 1)
@@ -465,7 +645,7 @@ static int l_json_encode(lua_State *L)
 }
 
 const char *sr_lua_json_args(lua_State *L, int idx, int buf_idx, size_t *len,
-                             void **held)
+                             const char **mp, size_t *mp_len, void **held)
 {
     enc e;
     jbuf *j;
@@ -484,6 +664,7 @@ const char *sr_lua_json_args(lua_State *L, int idx, int buf_idx, size_t *len,
     e.max_depth = DEFAULT_DEPTH;
     j = jbuf_take(L, buf_idx); /* a new one (busy) stays pushed */
     e.b = &j->b;
+    e.mp = mp ? &j->m : NULL;
     r = enc_value(&e, idx, 0, NULL);
     if (lua_gettop(L) > top + 1)
         lua_settop(L, top + 1);
@@ -493,6 +674,10 @@ const char *sr_lua_json_args(lua_State *L, int idx, int buf_idx, size_t *len,
     }
     *held = j;
     *len = e.b->len;
+    if (mp) {
+        *mp = j->m.p;
+        *mp_len = j->m.len;
+    }
     return e.b->p;
 }
 

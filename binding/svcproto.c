@@ -162,8 +162,13 @@ static int l_sp_send(lua_State *L)
             return 1;
         }
     }
+    /* made here: checked UTF-8 JSON, and its MessagePack beside it */
     d.arguments = sr_lua_json_args(L, 4, lua_upvalueindex(2),
-                                   &d.arguments_len, &held);
+                                   &d.arguments_len,
+                                   (d.protocols & SIGNALR_SP_MESSAGEPACK)
+                                       ? &d.arguments_mp : NULL,
+                                   &d.arguments_mp_len, &held);
+    d.arguments_checked = 1;
     if (!d.arguments) {
         lua_pushboolean(L, 0);
         return 1;

@@ -908,6 +908,17 @@ typedef struct {
     size_t arguments_len;
     int protocols;               /* SIGNALR_SP_JSON | SIGNALR_SP_MESSAGEPACK */
     size_t max_size;             /* 0: SIGNALR_SP_DEFAULT_MAX */
+    /* For a caller that made the arguments itself (zeroed: unused).
+     * arguments_checked: arguments is known to be valid UTF-8 JSON, an
+     * array with no white space around it: not checked again.
+     * arguments_mp: the same arguments as a MessagePack array, byte for
+     * byte what the transcoding of arguments would give (the smallest
+     * integer forms, float64 for other numbers, smallest headers): used
+     * as it is instead.  Neither is checked: a wrong one makes a wrong
+     * frame. */
+    int arguments_checked;
+    const char *arguments_mp;
+    size_t arguments_mp_len;
 } signalr_sp_data;
 
 /* An operation: group membership (18, 19, 26, 27), checks (21, 23, 24,

@@ -101,12 +101,10 @@ void sr__mpw_double(sr__mpw *w, double d)
     sr__mpw_be(w, bits, 8);
 }
 
-void sr__mpw_head(sr__mpw *w, size_t n, unsigned char fix, size_t fixmax,
-                   unsigned char c8, unsigned char c16, unsigned char c32)
+void sr__mpw_head_wide(sr__mpw *w, size_t n, unsigned char c8,
+                       unsigned char c16, unsigned char c32)
 {
-    if (fix && n <= fixmax) {
-        sr__mpw_byte(w, (unsigned char)(fix | n));
-    } else if (c8 && n <= 0xff) {
+    if (c8 && n <= 0xff) {
         sr__mpw_byte(w, c8);
         sr__mpw_be(w, n, 1);
     } else if (n <= 0xffff) {
@@ -118,33 +116,9 @@ void sr__mpw_head(sr__mpw *w, size_t n, unsigned char fix, size_t fixmax,
     }
 }
 
-void sr__mpw_array(sr__mpw *w, size_t n)
-{
-    sr__mpw_head(w, n, 0x90, 15, 0, 0xdc, 0xdd);
-}
-void sr__mpw_map(sr__mpw *w, size_t n)
-{
-    sr__mpw_head(w, n, 0x80, 15, 0, 0xde, 0xdf);
-}
-
-void sr__mpw_str(sr__mpw *w, const char *s, size_t n)
-{
-    if (!s) {
-        sr__mpw_byte(w, 0xc0);
-        return;
-    }
-    sr__mpw_head(w, n, 0xa0, 31, 0xd9, 0xda, 0xdb);
-    sr__mpw_raw(w, s, n);
-}
-
 void sr__mpw_strz(sr__mpw *w, const char *s)
 {
     sr__mpw_str(w, s, s ? strlen(s) : 0);
-}
-
-void sr__mpw_bin_head(sr__mpw *w, size_t n)
-{
-    sr__mpw_head(w, n, 0, 0, 0xc4, 0xc5, 0xc6);
 }
 
 size_t sr__varint_len(size_t n)

@@ -54,15 +54,42 @@ void sr__mpw_nil(sr__mpw *w);
 void sr__mpw_bool(sr__mpw *w, int v);
 void sr__mpw_double(sr__mpw *w, double d);
 /* A header of n for the fix form (fix | n when n <= fixmax; fix 0: no
- * fix form) or the 8/16/32-bit forms (c8 0: no 8-bit form). */
-void sr__mpw_head(sr__mpw *w, size_t n, unsigned char fix, size_t fixmax,
-                  unsigned char c8, unsigned char c16, unsigned char c32);
-void sr__mpw_array(sr__mpw *w, size_t n);
-void sr__mpw_map(sr__mpw *w, size_t n);
+ * fix form) or the 8/16/32-bit forms (c8 0: no 8-bit form).  Inline for
+ * the fix form, the one a frame's own fields take. */
+void sr__mpw_head_wide(sr__mpw *w, size_t n, unsigned char c8,
+                       unsigned char c16, unsigned char c32);
+static inline void sr__mpw_head(sr__mpw *w, size_t n, unsigned char fix,
+                                size_t fixmax, unsigned char c8,
+                                unsigned char c16, unsigned char c32)
+{
+    if (fix && n <= fixmax)
+        sr__mpw_byte(w, (unsigned char)(fix | n));
+    else
+        sr__mpw_head_wide(w, n, c8, c16, c32);
+}
+static inline void sr__mpw_array(sr__mpw *w, size_t n)
+{
+    sr__mpw_head(w, n, 0x90, 15, 0, 0xdc, 0xdd);
+}
+static inline void sr__mpw_map(sr__mpw *w, size_t n)
+{
+    sr__mpw_head(w, n, 0x80, 15, 0, 0xde, 0xdf);
+}
 /* A string; s == NULL writes nil. */
-void sr__mpw_str(sr__mpw *w, const char *s, size_t n);
+static inline void sr__mpw_str(sr__mpw *w, const char *s, size_t n)
+{
+    if (!s) {
+        sr__mpw_byte(w, 0xc0);
+        return;
+    }
+    sr__mpw_head(w, n, 0xa0, 31, 0xd9, 0xda, 0xdb);
+    sr__mpw_raw(w, s, n);
+}
 void sr__mpw_strz(sr__mpw *w, const char *s);
-void sr__mpw_bin_head(sr__mpw *w, size_t n);
+static inline void sr__mpw_bin_head(sr__mpw *w, size_t n)
+{
+    sr__mpw_head(w, n, 0, 0, 0xc4, 0xc5, 0xc6);
+}
 
 /* The frame prefix (hub protocol "binary encoding", service protocol):
  * 7 bits a byte, least significant group first, high bit = more. */

@@ -58,6 +58,25 @@ static int w_mp_invocation(sr__mpw *w, const char *target, const char *args,
     return 0;
 }
 
+/* The same around arguments already in MessagePack (args[0..alen)), and
+ * its length. */
+static void w_mp_around(sr__mpw *w, const char *target, const char *args,
+                        size_t alen)
+{
+    sr__mpw_raw(w, "\x96\x01\x80\xc0", 4);
+    sr__mpw_strz(w, target);
+    sr__mpw_raw(w, args, alen);
+    sr__mpw_byte(w, 0x90);
+}
+
+static size_t w_mp_invocation_len(const char *target, size_t alen)
+{
+    size_t t = strlen(target);
+
+    return 4 + (t <= 31 ? 1 : t <= 0xff ? 2 : t <= 0xffff ? 3 : 5) + t +
+           alen + 1;
+}
+
 /* Everything a data message needs, checked once. */
 typedef struct {
     const signalr_sp_data *d;
@@ -69,6 +88,8 @@ typedef struct {
     size_t json_len;         /* the JSON payload's size */
     unsigned char *mp;       /* the MessagePack payload, without prefix */
     size_t mp_len;
+    const char *args_mp;     /* or: the arguments as MessagePack (the
+                              * payload is written around them) */
 } data_ctx;
 
 static void w_payloads(sr__mpw *w, const data_ctx *x)
@@ -87,7 +108,10 @@ static void w_payloads(sr__mpw *w, const data_ctx *x)
         sr__mpw_str(w, "messagepack", 11);
         sr__mpw_bin_head(w, sr__varint_len(x->mp_len) + x->mp_len);
         sr__mpw_varint(w, x->mp_len);
-        sr__mpw_raw(w, x->mp, x->mp_len);
+        if (x->args_mp)
+            w_mp_around(w, x->d->target, x->args_mp, x->d->arguments_mp_len);
+        else
+            sr__mpw_raw(w, x->mp, x->mp_len);
     }
 }
 
@@ -140,7 +164,7 @@ signalr_err signalr_sp_encode_data(const signalr_sp_data *d, char **out,
 {
     data_ctx x;
     sr__buf tb = { 0 };
-    sr__mpw cw = { NULL, 0, 0, 0, 0 }, mw = { NULL, 0, 0, 1, 0 };
+    sr__mpw mw = { NULL, 0, 0, 1, 0 };
     size_t i, max;
     signalr_err rc;
 
@@ -176,16 +200,18 @@ signalr_err signalr_sp_encode_data(const signalr_sp_data *d, char **out,
     x.d = d;
     x.args = d->arguments ? d->arguments : "[]";
     x.args_len = d->arguments ? d->arguments_len : 2;
-    if (sr__check_utf8("the arguments", x.args, x.args_len, err))
-        return SIGNALR_EINVAL;
-    if (!sr__json_is(x.args, x.args_len, '['))
-        return sr__fail(err, SIGNALR_EINVAL, "the arguments are not a "
-                        "JSON array");
-    while (x.args_len && strchr(" \t\r\n", x.args[x.args_len - 1]))
-        x.args_len--;
-    while (x.args_len && strchr(" \t\r\n", x.args[0])) {
-        x.args++;
-        x.args_len--;
+    if (!d->arguments || !d->arguments_checked) {
+        if (sr__check_utf8("the arguments", x.args, x.args_len, err))
+            return SIGNALR_EINVAL;
+        if (!sr__json_is(x.args, x.args_len, '['))
+            return sr__fail(err, SIGNALR_EINVAL, "the arguments are not a "
+                            "JSON array");
+        while (x.args_len && strchr(" \t\r\n", x.args[x.args_len - 1]))
+            x.args_len--;
+        while (x.args_len && strchr(" \t\r\n", x.args[0])) {
+            x.args++;
+            x.args_len--;
+        }
     }
     x.target_len = strlen(d->target);
     x.target_json = NULL;
@@ -201,13 +227,18 @@ signalr_err signalr_sp_encode_data(const signalr_sp_data *d, char **out,
         if (!x.target_json)
             return sr__fail(err, SIGNALR_ENOMEM, "out of memory");
     }
-    cw.len = 0;
-    w_json_payload(&cw, d->target, x.target_json, x.target_len, x.args,
-                   x.args_len);
-    x.json_len = cw.len;
+    /* the JSON payload's size, as w_json_payload writes it */
+    x.json_len = sizeof JSON_HEAD - 1 + x.target_len + (x.target_json ? 0 : 2) +
+                 sizeof JSON_ARGS - 1 + x.args_len + 2;
     x.mp = NULL;
     x.mp_len = 0;
-    if (d->protocols & SIGNALR_SP_MESSAGEPACK) {
+    x.args_mp = NULL;
+    if ((d->protocols & SIGNALR_SP_MESSAGEPACK) && d->arguments &&
+        d->arguments_mp) {
+        /* the caller's MessagePack, written straight into the frame */
+        x.args_mp = d->arguments_mp;
+        x.mp_len = w_mp_invocation_len(d->target, d->arguments_mp_len);
+    } else if (d->protocols & SIGNALR_SP_MESSAGEPACK) {
         /* transcoded once, copied into the frame */
         if (w_mp_invocation(&mw, d->target, x.args, x.args_len) || mw.oom) {
             free(x.target_json);

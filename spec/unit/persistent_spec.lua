@@ -153,6 +153,88 @@ describe("core.sp_send: a send's frame straight from its argument list", functio
             end
         end
     end)
+    it("writes the MessagePack the transcoding of the text gives, for random argument lists", function()
+        -- the one-pass path writes the MessagePack from the Lua values;
+        -- the general path transcodes the JSON text: every number form,
+        -- header size and string length near its bounds, at random
+        local int = math.tointeger or function(x) return x end
+        local numbers = {
+            0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295, 4294967296, 2 ^ 53, 2 ^ 53 + 2, 2 ^ 60,
+            -1, -32, -33, -128, -129, -32768, -32769, -2147483648, -2147483649, -(2 ^ 53), -0.0,
+            0.1, -2.5, 1e300, -1e-300, 5e-324, 1e17, 123456789012345680, 1 / 3, 1e21, 4503599627370496.5,
+        }
+        if math.type then -- 5.3+: integers of every width, and floats of the same values
+            for _, v in ipairs { 127, 128, -33, 65536, -2147483649, math.maxinteger, math.mininteger } do
+                numbers[#numbers + 1] = int(v)
+                numbers[#numbers + 1] = v + 0.0
+            end
+        end
+        local seed = 7
+        local function rnd(n) -- deterministic, the same on every Lua
+            seed = (seed * 1103515245 + 12345) % 2147483648
+            return seed % n + 1
+        end
+        local chars = { "a", "z", "\"", "\\", "\n", "\0", "/", "é", "\u{1F600}", "\u{7F}", " " }
+        local function str()
+            local lens = { 0, 1, 31, 32, 255, 256, 300 }
+            local n = lens[rnd(#lens)]
+            local t = {}
+            for i = 1, n do t[i] = chars[rnd(#chars)] end
+            return table.concat(t)
+        end
+        local value
+        local function container(depth)
+            local sizes = { 0, 1, 2, 15, 16, 17 }
+            local n = sizes[rnd(#sizes)]
+            local t = {}
+            if rnd(2) == 1 then
+                for i = 1, n do t[i] = value(depth + 1) end
+                if n == 0 and rnd(2) == 1 then return core.json_empty_array end
+            else
+                for i = 1, n do t["k" .. i .. ("ab\"\\\n"):sub(1, rnd(5))] = value(depth + 1) end
+            end
+            return t
+        end
+        value = function(depth)
+            local k = rnd(depth < 4 and 7 or 5)
+            if k == 1 then return numbers[rnd(#numbers)] end
+            if k == 2 then return str() end
+            if k == 3 then return rnd(2) == 1 end
+            if k == 4 then return core.json_null end
+            if k == 5 then return (rnd(1000) - 500) / 8 end
+            return container(depth)
+        end
+        local P = SP.JSON + SP.MESSAGEPACK
+        for _ = 1, 400 do
+            local args = { value(0) }
+            for i = 2, rnd(4) do args[i] = value(1) end
+            local text = assert(core.json_encode_args(args))
+            local want = assert(core.sp_data(SP.BROADCAST, nil, nil, "t", text, SP.MESSAGEPACK, nil, true))
+            assert.equal(want, core.sp_send(SP.BROADCAST, nil, "t", args, SP.MESSAGEPACK), text)
+            want = assert(core.sp_data(SP.BROADCAST, nil, nil, "t", text, P, nil, true))
+            assert.equal(want, core.sp_send(SP.BROADCAST, nil, "t", args, P), text)
+        end
+        -- a member table of more than 65535 (the 32-bit headers)
+        local big, map = {}, {}
+        for i = 1, 70000 do big[i] = i % 3 == 0 and "s" or i end
+        for i = 1, 70000 do map["k" .. i] = i end
+        for _, args in ipairs { { big }, { map }, { big, map } } do
+            local want = assert(core.sp_data(SP.BROADCAST, nil, nil, "t",
+                assert(core.json_encode_args(args)), P, nil, true))
+            assert.equal(want, core.sp_send(SP.BROADCAST, nil, "t", args, P))
+        end
+    end)
+    it("leaves tables nested deeper than 64 to the general path, which sends them", function()
+        local deep = {}
+        local t = deep
+        for _ = 1, 70 do t[1] = {} t = t[1] end
+        assert.is_false(core.sp_send(SP.BROADCAST, nil, "t", { deep }, SP.MESSAGEPACK))
+        local text = assert(core.json_encode_args { deep })
+        assert.truthy(core.sp_data(SP.BROADCAST, nil, nil, "t", text, SP.MESSAGEPACK, nil, true))
+        -- JSON clients only: no MessagePack, no limit here
+        assert.equal(core.sp_data(SP.BROADCAST, nil, nil, "t", text, SP.JSON, nil, true),
+            core.sp_send(SP.BROADCAST, nil, "t", { deep }, SP.JSON))
+    end)
     it("answers false for what is not the common case, or fails", function()
         local P = SP.JSON + SP.MESSAGEPACK
         for _, k in ipairs {
