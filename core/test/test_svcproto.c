@@ -218,6 +218,46 @@ static void test_data(void)
                            "cb 43 f0 00 00 00 00 00 00 90 80"),
           "2^63 as a uint64, 2^64 as a float64");
     signalr_free(out);
+    /* a caller's own checked text and MessagePack: the same frame as
+     * the checks and the transcoding give; the MessagePack used as given */
+    {
+        char *want = NULL, *got = NULL;
+        size_t wn = 0, gn = 0;
+        static const char mp[] = "\x92\xa2hi\x81\xa1x\x01";
+
+        d.type = SIGNALR_SP_BROADCAST;
+        d.list = NULL;
+        d.count = 0;
+        d.arguments = "[\"hi\",{\"x\":1}]";
+        d.arguments_len = strlen(d.arguments);
+        d.protocols = SIGNALR_SP_JSON | SIGNALR_SP_MESSAGEPACK;
+        CHECK(signalr_sp_encode_data(&d, &want, &wn, &e) == SIGNALR_OK,
+              "transcoded");
+        d.arguments_checked = 1;
+        d.arguments_mp = mp;
+        d.arguments_mp_len = sizeof mp - 1;
+        CHECK(signalr_sp_encode_data(&d, &got, &gn, &e) == SIGNALR_OK &&
+              gn == wn && !memcmp(want, got, wn),
+              "arguments_checked and arguments_mp: the same bytes");
+        signalr_free(got);
+        d.arguments_mp = "\x91\x07";
+        d.arguments_mp_len = 2;
+        CHECK(signalr_sp_encode_data(&d, &got, &gn, &e) == SIGNALR_OK &&
+              gn == wn - 6 && has(got, gn, "\xa1t\x91\x07\x90\x80"),
+              "arguments_mp is taken as it is");
+        signalr_free(got);
+        d.protocols = SIGNALR_SP_JSON;
+        CHECK(signalr_sp_encode_data(&d, &got, &gn, &e) == SIGNALR_OK &&
+              !has(got, gn, "messagepack"), "JSON clients only: unused");
+        signalr_free(got);
+        signalr_free(want);
+        memset(&d, 0, sizeof d);
+        d.type = SIGNALR_SP_MULTI_USER_DATA;
+        d.list = users;
+        d.count = 2;
+        d.target = "t";
+        d.protocols = SIGNALR_SP_MESSAGEPACK;
+    }
     /* containers of 16 and of 65,536 members: 16- and 32-bit headers
      * (the transcoder widens a one-byte header in place) */
     {
