@@ -35,8 +35,8 @@ wrk.body = [[$body]]
 wrk.headers["Content-Type"] = "application/json"
 LUA
 curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/chat/broadcast" > /dev/null
-curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/bench/broadcast_rest" > /dev/null
-curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/chat/broadcast_persistent" > /dev/null
+curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/bench/rest" > /dev/null
+curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/bench/pers" > /dev/null
 master=$(cat "$tmp/app/logs/nginx.pid"); worker=$(pgrep -P "$master" | head -1)
 cpu() { awk '{ print $14 + $15 }' "/proc/$worker/stat"; } # clock ticks
 # run PATH -> "req/s cpu_us_per_request" (the app worker's user+sys)
@@ -56,8 +56,8 @@ for f in r_rate r_cpu p_rate p_cpu; do : > "$tmp/$f"; done
 echo "measuring: $rounds rounds, ${secs}s per line ..." >&2
 for i in $(seq 1 "$rounds"); do
   read -r noop noopc <<< "$(run /bench/noop)"
-  read -r bcast bcastc <<< "$(run /bench/broadcast_rest)"
-  read -r pers persc <<< "$(run /chat/broadcast_persistent)"
+  read -r bcast bcastc <<< "$(run /bench/rest)"
+  read -r pers persc <<< "$(run /bench/pers)"
   awk -v a="$bcast" -v b="$noop" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_rate"
   awk -v a="$noopc" -v b="$bcastc" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_cpu"
   awk -v a="$pers" -v b="$noop" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/p_rate"

@@ -50,7 +50,7 @@ measure() {
   f=$(ls -t "$tmp"/cg.out.* | head -1)
   callgrind_annotate "$f" 2> /dev/null | awk -v n="$n" '/PROGRAM TOTALS/ { gsub(",", "", $1); printf "%d", $1 / n }'
 }
-bare=$(measure /bench/noop); rest=$(measure /bench/broadcast_rest); pers=$(measure /chat/broadcast_persistent)
+bare=$(measure /bench/noop); rest=$(measure /bench/rest); pers=$(measure /bench/pers)
 errors=$(grep -c '\[error\]' "$tmp/app/logs/error.log" || true)
 echo "nginx worker, user-space instructions per request (callgrind, wrk -c16 ${secs}s each):"
 echo "  without the call: $bare"
