@@ -258,15 +258,59 @@ static int call_with(lua_State *L, lclient *lc, signalr_op op,
     return 1;
 }
 
-/* client:call_send(op, hub, target, arguments, id, excluded): call for
- * the four sends, their fields as arguments (no table per send) */
 static int l_client_call(lua_State *L)
 {
     return sr_lua_client_op(L, 0, call_with);
 }
 
+/* call_send and wire_send given the argument list itself (a table) where
+ * the JSON text goes: read as sr_lua_read_send reads (its raises come
+ * before the shared JSON buffer, upvalue 2, is taken), then encoded here
+ * and not checked again.  NULL: not the common case (the caller answers
+ * false, and its general path encodes or explains). */
+static const char *table_send(lua_State *L, signalr_op op, signalr_params *p,
+                              const char **nul, void **held)
+{
+    const char *text;
+    size_t n = 0;
+
+    lua_settop(L, 8);
+    lua_pushvalue(L, 5); /* the list, at 9 */
+    lua_pushnil(L);
+    lua_replace(L, 5);
+    *nul = sr_lua_read_send(L, 3, op, p);
+    text = sr_lua_json_args(L, 9, lua_upvalueindex(2), &n, NULL, NULL, held);
+    if (text) {
+        p->arguments = text;
+        p->arguments_len = n;
+        p->arguments_checked = 1;
+    }
+    return text;
+}
+
+/* client:call_send(op, hub, target, arguments, id, excluded): call for
+ * the four sends, their fields as arguments (no table per send).
+ * arguments: the JSON text, or the argument list (a table) to encode
+ * here in the same call; false then when it is not the common case (a
+ * table whose [1] is set that encodes as an array). */
 static int l_client_call_send(lua_State *L)
 {
+    if (lua_type(L, 5) == LUA_TTABLE) {
+        lclient *lc = sr_lua_check_client(L);
+        signalr_op op = sr_lua_check_op(L, 2);
+        signalr_params p;
+        const char *nul;
+        void *held = NULL;
+        int r;
+
+        if (!table_send(L, op, &p, &nul, &held)) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+        r = call_with(L, lc, op, &p, nul);
+        sr_lua_json_args_done(held);
+        return r;
+    }
     return sr_lua_client_op(L, 1, call_with);
 }
 
@@ -399,16 +443,29 @@ static int l_client_wire(lua_State *L)
 }
 
 /* client:wire_send(op, hub, target, arguments, id, excluded[, now]):
- * client:wire for the four sends, their fields as arguments */
+ * client:wire for the four sends, their fields as arguments (arguments:
+ * JSON text, or a table as call_send takes it) */
 static int l_client_wire_send(lua_State *L)
 {
     lclient *lc = sr_lua_check_client(L);
     signalr_op op = sr_lua_check_op(L, 2);
     time_t now = (time_t)luaL_optnumber(L, 8, (lua_Number)time(NULL));
     signalr_params p;
-    const char *nul = sr_lua_read_send(L, 3, op, &p);
+    const char *nul;
+    void *held = NULL;
+    int r;
 
-    return wire_with(L, lc, op, &p, nul, now);
+    if (lua_type(L, 5) != LUA_TTABLE) {
+        nul = sr_lua_read_send(L, 3, op, &p);
+        return wire_with(L, lc, op, &p, nul, now);
+    }
+    if (!table_send(L, op, &p, &nul, &held)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    r = wire_with(L, lc, op, &p, nul, now);
+    sr_lua_json_args_done(held);
+    return r;
 }
 
 /* client:negotiate(hub, user_id|nil, claims_json|nil, lifetime|nil[, now
@@ -486,7 +543,8 @@ void sr_lua_open_client(lua_State *L)
     if (luaL_newmetatable(L, CLIENT_MT)) {
         lua_newtable(L);
         sr_lua_new_box(L); /* the methods' reused box (wire_with) */
-        luaL_setfuncs(L, client_methods, 1);
+        sr_lua_push_json_buffer(L); /* and the JSON encoder's (*_send) */
+        luaL_setfuncs(L, client_methods, 2);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_client_close);
         lua_setfield(L, -2, "__gc");

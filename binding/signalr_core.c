@@ -17,11 +17,11 @@ __attribute__((visibility("default"))) int luaopen_signalr_core(lua_State *L)
         return luaL_error(L, "signalr.core: curl_global_init failed");
     sr_lua_open_helpers(L);
     lua_newtable(L);
+    sr_lua_open_json(L); /* first: client and svcproto share its buffer */
     sr_lua_open_client(L);
     sr_lua_open_async(L);
     sr_lua_open_stateless(L);
     sr_lua_open_pollset(L);
-    sr_lua_open_json(L);
     sr_lua_open_svcproto(L);
     sr_lua_open_ws(L);
     sr_lua_open_sock(L);

@@ -413,6 +413,10 @@ typedef struct {
     const char *commands;
     size_t commands_len;
     const char *filter;
+    /* sends: nonzero when arguments is known to be valid UTF-8 JSON, an
+     * array (a caller that made the text itself): not checked again;
+     * a wrong one makes a wrong request.  Zeroed: checked. */
+    int arguments_checked;
 } signalr_params;
 
 /* A built request.  Every pointer is owned by the request; release with

@@ -36,10 +36,10 @@ static signalr_err check_params(const signalr_client *c,
                                  p->target ? strlen(p->target) : 0, err);
     if (rc)
         return rc;
-    if ((row->flags & F_BODY) && p->arguments &&
+    if ((row->flags & F_BODY) && p->arguments && !p->arguments_checked &&
         sr__check_utf8("arguments", p->arguments, p->arguments_len, err))
         return SIGNALR_EINVAL;
-    if ((row->flags & F_BODY) && p->arguments &&
+    if ((row->flags & F_BODY) && p->arguments && !p->arguments_checked &&
         !sr__json_is(p->arguments, p->arguments_len, '['))
         return sr__fail(err, SIGNALR_EINVAL,
                         "arguments must be a JSON array");

@@ -33,6 +33,39 @@ describe("a send's fields as arguments", function()
         end)
     end
 
+    it("the argument list itself: the bytes its JSON text gives, encoded in the same call", function()
+        local lists = { { "a", 1 }, { "hello", { x = 1 } }, { { 1, 2 }, core.json_null, true, 2.5, "é\n\"" } }
+        for _, s in ipairs(SENDS) do
+            for _, args in ipairs(lists) do
+                local text = assert(core.json_encode_args(args))
+                local a = { c:wire_send(s[1], "chat", "newMessage", text, s[3], nil, NOW) }
+                local b = { c:wire_send(s[1], "chat", "newMessage", args, s[3], nil, NOW) }
+                assert.is_string(a[1])
+                assert.same(a, b)
+            end
+        end
+        -- with excluded connections too
+        assert.same({ c:wire_send("broadcast", "chat", "t", '["a",1]', nil, { "x 1" }, NOW) },
+            { c:wire_send("broadcast", "chat", "t", { "a", 1 }, nil, { "x 1" }, NOW) })
+        -- the core's refusals of the other fields, as with the text
+        assert.same({ c:wire_send("to_user", "chat", "t", "[1]", "..", nil, NOW) },
+            { c:wire_send("to_user", "chat", "t", { 1 }, "..", nil, NOW) })
+        assert.same({ c:wire_send("to_user", "chat", "t\0", "[1]", "u\0", nil, NOW) },
+            { c:wire_send("to_user", "chat", "t\0", { 1 }, "u\0", nil, NOW) })
+    end)
+
+    it("the argument list: false where it is not the common case, and the buffer is free after", function()
+        for _, args in ipairs { {}, { a = 1 }, { 0 / 0 }, { print }, { "\255" }, { nil, 2 } } do
+            assert.is_false(c:wire_send("broadcast", "chat", "t", args, nil, nil, NOW))
+            assert.is_false(c:call_send("broadcast", "chat", "t", args))
+        end
+        -- a wrong type of another field raises before anything is encoded
+        assert.has_error(function() c:wire_send("broadcast", "chat", 5, { 1 }) end)
+        assert.has_error(function() c:call_send("to_user", "chat", "t", { 1 }, {}) end)
+        assert.equal('["a",1]', core.json_encode_args { "a", 1 })
+        assert.is_string(c:wire_send("broadcast", "chat", "t", { "a", 1 }, nil, nil, NOW))
+    end)
+
     it("broadcast and to_group with excluded connections", function()
         for _, op in ipairs { "broadcast", "to_group" } do
             local id = op == "to_group" and "g" or nil

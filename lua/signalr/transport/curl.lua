@@ -7,7 +7,7 @@
 local base = require "signalr.transport.base"
 local auth_mod = require "signalr.auth"
 
-local pairs, tostring, setmetatable = pairs, tostring, setmetatable
+local pairs, tostring, setmetatable, type = pairs, tostring, setmetatable, type
 
 local _M = {}
 
@@ -96,7 +96,27 @@ function Curl:send_data(op, hub, target, text, id, excluded)
     return res
 end
 
---- `perform` for a single send, its fields as arguments.
+--- A single send given its argument list itself (the hub tries this
+-- first when a call names no endpoints and excludes no one): encoded and
+-- sent in one call into the core.  `false` when it is not that common
+-- case (Entra ID, a closed client, arguments that are not a plain list):
+-- the hub's general path then sends or explains.
+-- @tparam string op "broadcast", "to_user", "to_group" or "to_connection"
+-- @tparam string hub
+-- @tparam string target
+-- @tparam table args the invocation's arguments
+-- @tparam[opt] string id the user, group or connection
+-- @return true | false | nil, message, details
+function Curl:send_args(op, hub, target, args, id)
+    if self.auth or self.closing or type(args) ~= "table" then return false end
+    local res, msg, details = self:perform_send(op, hub, target, args, id)
+    if res == nil then return nil, "signalr." .. op .. ": " .. msg, details end
+    return res
+end
+
+--- `perform` for a single send, its fields as arguments (the arguments'
+-- JSON text, or their list: then false when the core's one call cannot
+-- encode it).
 function Curl:perform_send(op, hub, target, text, id, excluded)
     return self.handle:call_send(op, hub, target, text, id, excluded)
 end

@@ -313,7 +313,16 @@ local function attempt_call(self, op, params, attempt, hub, target, text, id, ex
         bytes, host, port, tls, idempotent, method = self.handle:wire_send(op, hub, target, text,
             id, excluded, now())
     end
-    if not bytes then return nil, host, port end -- msg, details
+    if not bytes then
+        -- false: an argument list the one-call encoder leaves to the
+        -- general path (Curl:send_args); else msg, details
+        if bytes == false then
+            if attempt == 1 then return false end
+            return nil, "the arguments changed between attempts: they cannot be encoded now",
+                { code = "EINVAL", sent = true }
+        end
+        return nil, host, port
+    end
     local msg, details
     -- status, error code, retry after, body | nil, error text, sent, stale
     local status, a, b, c = exchange_op(self, host, port, tls, method, bytes)
