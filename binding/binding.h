@@ -151,7 +151,8 @@ int sr_lua_json_decode(lua_State *L, const char *s, size_t n, char msg[160]);
  * *mp_len also get the same arguments as MessagePack, byte for byte what
  * the core's transcoding of the text gives (signalr_sp_data's
  * arguments_mp), written in the same walk; NULL then also for tables
- * nested deeper than 64. */
+ * nested deeper than 64.  The text is for passing as checked
+ * (arguments_checked): NULL for tables nested deeper than 256. */
 const char *sr_lua_json_args(lua_State *L, int idx, int buf_idx, size_t *len,
                              const char **mp, size_t *mp_len, void **held);
 void sr_lua_json_args_done(void *held);

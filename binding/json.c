@@ -36,6 +36,7 @@
 #define JBUF_KEY "signalr.json_buffer.shared" /* the registry's instance */
 #define DEFAULT_DEPTH 1000
 #define MAX_DEPTH 10000      /* the C stack's share per level is small */
+#define CHECKED_DEPTH 256    /* sr_lua_json_args: well inside the core's */
 #define KEEP_MAX 65536       /* a larger shared buffer is freed after use */
 
 /* The sentinel core.json_empty_array points at. */
@@ -661,7 +662,10 @@ const char *sr_lua_json_args(lua_State *L, int idx, int buf_idx, size_t *len,
         return NULL;
     memset(&e, 0, sizeof e);
     e.L = L;
-    e.max_depth = DEFAULT_DEPTH;
+    /* its callers pass the text as checked: no deeper than the core's
+     * own check takes (JSON nested at most 512 deep), the rest is the
+     * general path's */
+    e.max_depth = CHECKED_DEPTH;
     j = jbuf_take(L, buf_idx); /* a new one (busy) stays pushed */
     e.b = &j->b;
     e.mp = mp ? &j->m : NULL;

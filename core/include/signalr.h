@@ -918,8 +918,8 @@ typedef struct {
      * arguments_mp: the same arguments as a MessagePack array, byte for
      * byte what the transcoding of arguments would give (the smallest
      * integer forms, float64 for other numbers, smallest headers): used
-     * as it is instead.  Neither is checked: a wrong one makes a wrong
-     * frame. */
+     * as it is instead (only with arguments set).  Neither is checked: a
+     * wrong one makes a wrong frame.  Zero the whole struct first. */
     int arguments_checked;
     const char *arguments_mp;
     size_t arguments_mp_len;

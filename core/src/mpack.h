@@ -85,6 +85,11 @@ static inline void sr__mpw_str(sr__mpw *w, const char *s, size_t n)
     sr__mpw_head(w, n, 0xa0, 31, 0xd9, 0xda, 0xdb);
     sr__mpw_raw(w, s, n);
 }
+/* The size of the header sr__mpw_str writes for n bytes. */
+static inline size_t sr__mp_str_head_len(size_t n)
+{
+    return n <= 31 ? 1 : n <= 0xff ? 2 : n <= 0xffff ? 3 : 5;
+}
 void sr__mpw_strz(sr__mpw *w, const char *s);
 static inline void sr__mpw_bin_head(sr__mpw *w, size_t n)
 {

@@ -73,8 +73,7 @@ static size_t w_mp_invocation_len(const char *target, size_t alen)
 {
     size_t t = strlen(target);
 
-    return 4 + (t <= 31 ? 1 : t <= 0xff ? 2 : t <= 0xffff ? 3 : 5) + t +
-           alen + 1;
+    return 4 + sr__mp_str_head_len(t) + t + alen + 1;
 }
 
 /* Everything a data message needs, checked once. */

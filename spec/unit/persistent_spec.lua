@@ -187,9 +187,14 @@ describe("core.sp_send: a send's frame straight from its argument list", functio
             local sizes = { 0, 1, 2, 15, 16, 17 }
             local n = sizes[rnd(#sizes)]
             local t = {}
-            if rnd(2) == 1 then
+            local k = rnd(3)
+            if k == 1 then
                 for i = 1, n do t[i] = value(depth + 1) end
                 if n == 0 and rnd(2) == 1 then return core.json_empty_array end
+            elseif k == 2 then
+                -- filled from the end: the array's keys may come out of
+                -- order (the encoder's slow path)
+                for i = n, 1, -1 do t[i] = value(depth + 1) end
             else
                 for i = 1, n do t["k" .. i .. ("ab\"\\\n"):sub(1, rnd(5))] = value(depth + 1) end
             end
@@ -231,9 +236,15 @@ describe("core.sp_send: a send's frame straight from its argument list", functio
         assert.is_false(core.sp_send(SP.BROADCAST, nil, "t", { deep }, SP.MESSAGEPACK))
         local text = assert(core.json_encode_args { deep })
         assert.truthy(core.sp_data(SP.BROADCAST, nil, nil, "t", text, SP.MESSAGEPACK, nil, true))
-        -- JSON clients only: no MessagePack, no limit here
+        -- JSON clients only: no MessagePack, no limit of 64
         assert.equal(core.sp_data(SP.BROADCAST, nil, nil, "t", text, SP.JSON, nil, true),
             core.sp_send(SP.BROADCAST, nil, "t", { deep }, SP.JSON))
+        -- past what the core's check of a text takes (512): refused by
+        -- both, as the general path refuses it
+        for _ = 1, 600 do t[1] = {} t = t[1] end
+        text = assert(core.json_encode_args { deep })
+        assert.is_nil(core.sp_data(SP.BROADCAST, nil, nil, "t", text, SP.JSON, nil, true))
+        assert.is_false(core.sp_send(SP.BROADCAST, nil, "t", { deep }, SP.JSON))
     end)
     it("answers false for what is not the common case, or fails", function()
         local P = SP.JSON + SP.MESSAGEPACK
