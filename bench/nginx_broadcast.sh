@@ -53,11 +53,21 @@ median() { sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : 
   printf "%.2f (%.2f-%.2f)", m, a[1], a[NR] }'; }
 rounds=${ROUNDS:-5}
 for f in r_rate r_cpu p_rate p_cpu; do : > "$tmp/$f"; done
-echo "measuring: $rounds rounds, ${secs}s per line ..." >&2
+echo "measuring: $rounds rounds, ${secs}s per handler ..." >&2
+# Each round runs the three in a rotated order, after a pause of
+# $settle s each: what a run leaves behind (the REST run keeps the sink
+# busy too; the machine takes a while to settle after it) falls on each
+# handler in turn, not always on the one after REST.
+settle=${SETTLE:-1}
+measure() { sleep "$settle"; run "$1"; }
 for i in $(seq 1 "$rounds"); do
-  read -r noop noopc <<< "$(run /bench/noop)"
-  read -r bcast bcastc <<< "$(run /bench/rest)"
-  read -r pers persc <<< "$(run /bench/pers)"
+  for k in 0 1 2; do
+    case $(( (i + k) % 3 )) in
+      0) read -r noop noopc <<< "$(measure /bench/noop)" ;;
+      1) read -r bcast bcastc <<< "$(measure /bench/rest)" ;;
+      2) read -r pers persc <<< "$(measure /bench/pers)" ;;
+    esac
+  done
   awk -v a="$bcast" -v b="$noop" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_rate"
   awk -v a="$noopc" -v b="$bcastc" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_cpu"
   awk -v a="$pers" -v b="$noop" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/p_rate"
