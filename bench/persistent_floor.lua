@@ -1,8 +1,9 @@
 -- The floor of a persistent-mode send for bench/persistent.sh: only the
 -- work no implementation can skip, straight on the binding (no client,
--- no hub, no pool): encode the same Lua arguments (core.json_encode),
--- the core's frame encoder (core.sp_data, JSON transcoded to MessagePack
--- as the library does when clients may speak either), masking
+-- no hub, no pool): the same Lua arguments into a frame in the
+-- binding's one call (core.sp_send: their JSON and MessagePack in one
+-- walk, the core's frame encoder, as the library does when clients may
+-- speak either), masking
 -- (ws:send), and one write per BATCH sends (sock:write), the batches the
 -- library makes when its caller polls every 64 sends.
 -- argv: floor OP SECONDS PORT -> prints "sends/s cpu_us_per_send"
@@ -21,10 +22,10 @@ local SPEC = {
 local spec = assert(SPEC[op], "OP: broadcast, to_group or to_user")
 local ty, id = spec[1], spec[2]
 local PROTOCOLS, MAX = SP.JSON + SP.MESSAGEPACK, 1024 * 1024
-local json_encode, sp_data, concat = core.json_encode, core.sp_data, table.concat
+local sp_send, concat = core.sp_send, table.concat
 
 if what == "frame" then
-    io.write(assert(sp_data(ty, id, nil, "newMessage", json_encode(ARGS), PROTOCOLS, MAX)))
+    io.write(assert(sp_send(ty, id, "newMessage", ARGS, PROTOCOLS, MAX)))
     return
 end
 
@@ -45,7 +46,7 @@ local batch, n = {}, 0
 local t0, c0 = core.monotonic(), os.clock()
 while core.monotonic() - t0 < secs do
     for i = 1, BATCH do
-        batch[i] = sp_data(ty, id, nil, "newMessage", json_encode(ARGS), PROTOCOLS, MAX, true)
+        batch[i] = sp_send(ty, id, "newMessage", ARGS, PROTOCOLS, MAX)
     end
     ws:send(concat(batch, "", 1, BATCH))
     local ok, want_write = sock:write(ws)

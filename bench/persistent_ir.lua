@@ -28,12 +28,12 @@ else
   local ws = assert(core.ws("127.0.0.1:" .. port, "/server/?hub=chat", "Authorization: Bearer x\r\n"))
   assert(ws:send(core.sp_handshake(SP.WEAK_CONNECTION)))
   repeat assert(sock:pump(ws)) until #ws:messages() > 0
-  local json_encode, sp_data, concat = core.json_encode, core.sp_data, table.concat
+  local sp_send, concat = core.sp_send, table.concat
   local ty = ({ broadcast = SP.BROADCAST, to_group = SP.GROUP_BROADCAST, to_user = SP.USER_DATA })[op]
   local id = ({ to_group = "group1", to_user = "user1" })[op]
   local batch = {}
   for _ = 1, N do
-    for i = 1, B do batch[i] = sp_data(ty, id, nil, "newMessage", json_encode(ARGS), 3, 16777216, true) end
+    for i = 1, B do batch[i] = sp_send(ty, id, "newMessage", ARGS, 3, 16777216) end
     ws:send(concat(batch, "", 1, B))
     local _, ww = sock:write(ws)
     while ww do _, ww = sock:pump(ws) end
