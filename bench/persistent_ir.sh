@@ -15,12 +15,15 @@ trap cleanup EXIT
 cc -O2 -std=c99 bench/ws_sink.c -lcrypto -o "$tmp/ws_sink"
 "$tmp/ws_sink" "$port" & echo $! > "$tmp/sink.pid"
 sleep 0.2
+# LUA=luajit (or lua5.1, lua5.3): the same under another interpreter
+lua=${LUA:-lua5.4}
 export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;"
-export LUA_CPATH="${SIGNALR_BUILD:-$root/build}/lua5.4/?.so;;"
+export LUA_CPATH="${SIGNALR_BUILD:-$root/build}/$lua/?.so;;"
 ir() {
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null lua5.4 bench/persistent_ir.lua "$@" "$port" 2>&1 \
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$lua" bench/persistent_ir.lua "$@" "$port" 2>&1 \
     | awk '/Collected/ { print $4 }'
 }
+echo "$lua:"
 echo "| send | library instructions per send | floor | library / floor |"
 echo "|---|---|---|---|"
 for op in broadcast to_group to_user; do
