@@ -54,15 +54,17 @@ median() { sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : 
 rounds=${ROUNDS:-5}
 for f in r_rate r_cpu p_rate p_cpu; do : > "$tmp/$f"; done
 echo "measuring: $rounds rounds, ${secs}s per handler ..." >&2
-# Each round runs the three in a rotated order, after a pause of
-# $settle s each: what a run leaves behind (the REST run keeps the sink
-# busy too; the machine takes a while to settle after it) falls on each
-# handler in turn, not always on the one after REST.
+# Each round runs the three in another of the six orders (0 without the
+# call, 1 REST, 2 persistent), each after a pause of $settle s: what a
+# run leaves behind (the REST run keeps the sink busy too, and the
+# machine takes a while to settle after it) falls on every handler
+# alike, not always on the one after REST.
 settle=${SETTLE:-1}
+orders=("0 1 2" "2 1 0" "1 2 0" "0 2 1" "2 0 1" "1 0 2")
 measure() { sleep "$settle"; run "$1"; }
 for i in $(seq 1 "$rounds"); do
-  for k in 0 1 2; do
-    case $(( (i + k) % 3 )) in
+  for k in ${orders[$(( (i - 1) % 6 ))]}; do
+    case $k in
       0) read -r noop noopc <<< "$(measure /bench/noop)" ;;
       1) read -r bcast bcastc <<< "$(measure /bench/rest)" ;;
       2) read -r pers persc <<< "$(measure /bench/pers)" ;;

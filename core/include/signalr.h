@@ -381,7 +381,9 @@ SIGNALR_API signalr_err signalr_client_set_access_key(signalr_client *c,
                                                       signalr_error *err);
 
 /* What an operation needs; unused fields are ignored.  Strings are
- * len-delimited by strlen (they must not contain NUL bytes). */
+ * len-delimited by strlen (they must not contain NUL bytes).  Zero the
+ * whole struct before filling it (memset, or = {0}): a field added in a
+ * later version then stays unused. */
 #define SIGNALR_TTL_NONE (-2147483647L - 1)
 
 typedef struct {

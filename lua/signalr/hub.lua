@@ -117,8 +117,9 @@ local function single_send(method, id_name, known)
         end
         local t = self._t
         if names == nil and excluded == nil and t.send_args then
-            -- the common case in one call (persistent mode): false when
-            -- it is not, the general path below then does it or explains
+            -- the common case in one call (persistent mode, blocking
+            -- REST): false when it is not, the general path below then
+            -- does it or explains
             local ok, msg, details = t:send_args(method, self.name, target, args, id)
             if ok ~= false then return ok, msg, details end
         end

@@ -58,6 +58,16 @@ describe("errors", function()
           end, "ETOOBIG", "at most 16384 (16 KB)" },
         { "arguments JSON cannot carry", function(h) return h:broadcast("t", { 0 / 0 }) end,
           "EINVAL", "arguments cannot be encoded as JSON" },
+        -- the same refusals where the argument list goes in the one call
+        -- (Curl:send_args) rather than as JSON text
+        { "NUL in a user id, with arguments", function(h) return h:to_user("a\0b", "t", { 1 }) end,
+          "EINVAL", "user contains a NUL byte" },
+        { "group of invalid UTF-8, with arguments", function(h) return h:to_group("g\255", "t", { 1 }) end,
+          "EINVAL", "group name is not valid UTF-8 (byte 2)" },
+        { "empty target, with arguments", function(h) return h:broadcast("", { "a" }) end, "EINVAL",
+          "target is empty" },
+        { "a string that is not UTF-8 in the arguments", function(h) return h:broadcast("t", { "\255" }) end,
+          "EINVAL", "not valid UTF-8" },
         { "two recipients in a binding message", function(h)
               return h:send { target = "t", userId = "u", groupName = "g" } end,
           "EINVAL", "at most one of userId, groupName and connectionId" },

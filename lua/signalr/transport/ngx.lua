@@ -313,16 +313,7 @@ local function attempt_call(self, op, params, attempt, hub, target, text, id, ex
         bytes, host, port, tls, idempotent, method = self.handle:wire_send(op, hub, target, text,
             id, excluded, now())
     end
-    if not bytes then
-        -- false: an argument list the one-call encoder leaves to the
-        -- general path (Curl:send_args); else msg, details
-        if bytes == false then
-            if attempt == 1 then return false end
-            return nil, "the arguments changed between attempts: they cannot be encoded now",
-                { code = "EINVAL", sent = true }
-        end
-        return nil, host, port
-    end
+    if not bytes then return nil, host, port end -- msg, details
     local msg, details
     -- status, error code, retry after, body | nil, error text, sent, stale
     local status, a, b, c = exchange_op(self, host, port, tls, method, bytes)
@@ -377,6 +368,11 @@ end
 
 local Ngx = setmetatable({}, { __index = curl.Curl })
 Ngx.__index = Ngx
+-- Not Curl's one-call send of an argument list: a send here yields (the
+-- cosockets, the sleep before a retry), so another thread could change
+-- the list between attempts; the hub's general path encodes it once,
+-- before any yield.  (false, not nil: it hides the inherited method.)
+Ngx.send_args = false
 Ngx.__tostring = curl.Curl.__tostring
 _M.Ngx = Ngx
 
