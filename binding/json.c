@@ -232,14 +232,20 @@ static int enc_oom(enc *e)
     return -1;
 }
 
-/* (the room checked here first: these run a few times per value) */
+/* n bytes of s onto b, the text or the MessagePack (the room checked
+ * here first: these run a few times per value) */
+static int put_on(enc *e, sr_json_buf *b, const void *s, size_t n)
+{
+    if (n > b->cap - b->len && sr_json_buf_reserve(b, n))
+        return enc_oom(e);
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
 static int enc_put(enc *e, const char *s, size_t n)
 {
-    if (n > e->b->cap - e->b->len && sr_json_buf_reserve(e->b, n))
-        return enc_oom(e);
-    memcpy(e->b->p + e->b->len, s, n);
-    e->b->len += n;
-    return 0;
+    return put_on(e, e->b, s, n);
 }
 
 /* ----- the MessagePack beside the text -----
@@ -256,11 +262,7 @@ static int enc_put(enc *e, const char *s, size_t n)
 
 static int mp_put(enc *e, const void *s, size_t n)
 {
-    if (n > e->mp->cap - e->mp->len && sr_json_buf_reserve(e->mp, n))
-        return enc_oom(e);
-    memcpy(e->mp->p + e->mp->len, s, n);
-    e->mp->len += n;
-    return 0;
+    return put_on(e, e->mp, s, n);
 }
 
 /* tag, then v in bytes big-endian bytes (0: the tag alone) */
