@@ -46,29 +46,23 @@ static void w_json_payload(sr__mpw *w, const char *target, const char *target_js
 }
 
 /* The MessagePack hub message without its varint prefix:
- * [1, {}, nil, target, arguments, []]. */
+ * [1, {}, nil, target, arguments, []]; the arguments args[0..alen) are
+ * JSON to transcode, or (mp) MessagePack already, copied as they are.
+ * -1 when the JSON cannot be transcoded. */
 static int w_mp_invocation(sr__mpw *w, const char *target, const char *args,
-                           size_t alen)
+                           size_t alen, int mp)
 {
     sr__mpw_raw(w, "\x96\x01\x80\xc0", 4);
     sr__mpw_strz(w, target);
-    if (sr__json_to_mp(w, args, alen, 0))
+    if (mp)
+        sr__mpw_raw(w, args, alen);
+    else if (sr__json_to_mp(w, args, alen, 0))
         return -1;
     sr__mpw_byte(w, 0x90);
     return 0;
 }
 
-/* The same around arguments already in MessagePack (args[0..alen)), and
- * its length. */
-static void w_mp_around(sr__mpw *w, const char *target, const char *args,
-                        size_t alen)
-{
-    sr__mpw_raw(w, "\x96\x01\x80\xc0", 4);
-    sr__mpw_strz(w, target);
-    sr__mpw_raw(w, args, alen);
-    sr__mpw_byte(w, 0x90);
-}
-
+/* Its length around arguments of alen bytes of MessagePack. */
 static size_t w_mp_invocation_len(const char *target, size_t alen)
 {
     size_t t = strlen(target);
@@ -108,7 +102,8 @@ static void w_payloads(sr__mpw *w, const data_ctx *x)
         sr__mpw_bin_head(w, sr__varint_len(x->mp_len) + x->mp_len);
         sr__mpw_varint(w, x->mp_len);
         if (x->args_mp)
-            w_mp_around(w, x->d->target, x->args_mp, x->d->arguments_mp_len);
+            w_mp_invocation(w, x->d->target, x->args_mp,
+                            x->d->arguments_mp_len, 1);
         else
             sr__mpw_raw(w, x->mp, x->mp_len);
     }
@@ -239,7 +234,7 @@ signalr_err signalr_sp_encode_data(const signalr_sp_data *d, char **out,
         x.mp_len = w_mp_invocation_len(d->target, d->arguments_mp_len);
     } else if (d->protocols & SIGNALR_SP_MESSAGEPACK) {
         /* transcoded once, copied into the frame */
-        if (w_mp_invocation(&mw, d->target, x.args, x.args_len) || mw.oom) {
+        if (w_mp_invocation(&mw, d->target, x.args, x.args_len, 0) || mw.oom) {
             free(x.target_json);
             free(mw.p);
             if (mw.oom)
