@@ -136,7 +136,7 @@ static int l_sp_data(lua_State *L)
  * core.sp_data's common case in one call, from the argument list itself
  * (json_encode_args's common case, encoded into the shared JSON buffer)
  * and an id checked as sp_data checks it; no list.  false for anything
- * else, a failure included: the caller's general path (json_encode_args
+ * else (a target or id that is not a string among it), a failure included: the caller's general path (json_encode_args
  * or json_encode, then sp_data) does it or explains it. */
 static int l_sp_send(lua_State *L)
 {
@@ -150,8 +150,15 @@ static int l_sp_send(lua_State *L)
     lua_settop(L, 6);
     memset(&d, 0, sizeof d);
     d.type = (int)luaL_checkinteger(L, 1);
-    d.id = luaL_optstring(L, 2, NULL);
-    d.target = luaL_checkstring(L, 3);
+    /* strings only, no number made one: the hub calls this before its
+     * argument checks, which then raise for what is not a string */
+    if (lua_type(L, 3) != LUA_TSTRING
+        || (lua_type(L, 2) != LUA_TSTRING && !lua_isnil(L, 2))) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    d.id = lua_tostring(L, 2);
+    d.target = lua_tostring(L, 3);
     d.protocols = (int)luaL_checkinteger(L, 5);
     d.max_size = (size_t)luaL_optinteger(L, 6, 0);
     if (d.id) {

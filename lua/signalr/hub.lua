@@ -21,12 +21,26 @@ Hub.__index = Hub
 
 local _M = { Hub = Hub }
 
+-- The transport's sender of a hub's broadcast, to_user and to_group,
+-- where it has one (persistent mode: `Persistent:sender`), by method and
+-- hub: a send's common case goes to it at once (see single_send).  Keyed
+-- by the hub itself, so a lookup with any `self` is safe and the hub is
+-- known without a call; weak, so a hub that is gone takes its entry.
+local SENDERS = {}
+for _, method in ipairs { "broadcast", "to_user", "to_group" } do
+    SENDERS[method] = setmetatable({}, { __mode = "k" })
+end
+
 --- A hub of a client: its calls go to the client's transport.
 -- @tparam table client the client (signalr.client)
 -- @tparam table t its transport (signalr.transport)
 -- @tparam string name the hub's name (validated)
 function _M.new(client, t, name)
-    return setmetatable({ _client = client, _t = t, name = name }, Hub)
+    local hub = setmetatable({ _client = client, _t = t, name = name }, Hub)
+    if t.sender then
+        for method, senders in pairs(SENDERS) do senders[hub] = t:sender(name, method) end
+    end
+    return hub
 end
 
 -- Programmer errors point at the caller of the hub method (level 3).
@@ -99,7 +113,24 @@ local ONLY_ENDPOINTS = { endpoints = true }
 local function single_send(method, id_name, known)
     -- (the checks' calls only for what fails them: this runs per send;
     -- fixed parameters, no `...`: LuaJIT compiles this path)
+    local senders = SENDERS[method]
     return function(self, a, b, c, d)
+        -- the common case (a hub with a sender, no options) in one call:
+        -- the sender answers false for anything else, a wrong argument
+        -- type among it, and the checks and the general path below then
+        -- raise, do it or explain
+        local sender = senders and senders[self]
+        if sender then
+            local ok, msg, details = false
+            if id_name == nil then
+                if c == nil then ok, msg, details = sender(a, b) else sender = nil end
+            elseif d == nil then
+                ok, msg, details = sender(b, c, a)
+            else
+                sender = nil
+            end
+            if ok ~= false then return ok, msg, details end
+        end
         if getmetatable(self) ~= Hub then check_self(self, method) end
         local id, target, args, opts
         if id_name then
@@ -116,10 +147,11 @@ local function single_send(method, id_name, known)
             names = names_of(opts.endpoints, method)
         end
         local t = self._t
-        if names == nil and excluded == nil and t.send_args then
+        if names == nil and excluded == nil and t.send_args and not sender then
             -- the common case in one call (persistent mode, blocking
-            -- REST): false when it is not, the general path below then
-            -- does it or explains
+            -- REST), unless the sender just answered false for it:
+            -- false when it is not, the general path below then does it
+            -- or explains
             local ok, msg, details = t:send_args(method, self.name, target, args, id)
             if ok ~= false then return ok, msg, details end
         end

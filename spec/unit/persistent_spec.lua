@@ -255,6 +255,8 @@ describe("core.sp_send: a send's frame straight from its argument list", functio
             { SP.BROADCAST, nil, "", { 1 } }, { SP.USER_DATA, "", "t", { 1 } },
             { SP.GROUP_BROADCAST, "a\nb", "t", { 1 } }, { SP.USER_DATA, "u\0x", "t", { 1 } },
             { SP.BROADCAST, nil, "t", { string.rep("x", 4000) }, 1024 },
+            -- a number is not made a string: the hub raises for it
+            { SP.BROADCAST, nil, 5, { 1 } }, { SP.USER_DATA, 7, "t", { 1 } }, { SP.GROUP_BROADCAST, {}, "t", { 1 } },
         } do
             assert.is_false(core.sp_send(k[1], k[2], k[3], k[4], P, k[5]))
         end
@@ -281,6 +283,105 @@ describe("core.sp_send: a send's frame straight from its argument list", functio
         assert.is_false(t:send_args("to_connection", "chat", "t", { 1 }, "c1"))
         c:close()
         assert.is_false(t:send_args("broadcast", "chat", "t", { 1 }))
+    end)
+end)
+
+describe("persistent mode's hub sends in one call (the transport's sender)", function()
+    local cs = "Endpoint=http://127.0.0.1;Port=" .. closed_port()
+        .. ";AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"
+    it("one sender per hub name and method: broadcast, to_user and to_group", function()
+        local c = assert(signalr.new { connection_string = cs, mode = "persistent" })
+        local t = c:hub("chat")._t
+        local b = t:sender("chat", "broadcast")
+        assert.is_function(b)
+        assert.equal(b, t:sender("chat", "broadcast"))
+        assert.not_equal(b, t:sender("Chat", "broadcast"))
+        assert.not_equal(b, t:sender("chat", "to_user"))
+        assert.is_function(t:sender("chat", "to_group"))
+        assert.is_nil(t:sender("chat", "to_connection"))
+        assert.is_nil(t:sender("chat", "to_users"))
+        assert.is_nil(t:sender("chat", "add_user_to_group"))
+        -- a sender answers false for what is not its common case
+        assert.is_false(b(5, { 1 }))
+        assert.is_false(b("t", "not a list"))
+        assert.is_false(t:sender("chat", "to_user")("t", { 1 }, 7))
+        assert.equal(0, c:status().stats.sent)
+        -- REST has none
+        assert.is_nil(assert(signalr.new(cs)):hub("chat")._t.sender)
+        c:close()
+        assert.is_false(b("t", { 1 }))
+    end)
+    it("a hub that is gone takes its senders with it", function()
+        local c = assert(signalr.new { connection_string = cs, mode = "persistent" })
+        local function round(r) -- 2,000 hubs of new names, then none
+            local hubs = {}
+            for i = 1, 2000 do hubs[i] = c:hub("hub" .. r .. "_" .. i) end
+            collectgarbage()
+            local held = collectgarbage("count")
+            assert.equal(2000, #hubs) -- (alive until here)
+            hubs = nil -- luacheck: ignore 311
+            collectgarbage()
+            collectgarbage()
+            return held, collectgarbage("count")
+        end
+        local _, base = round(1) -- the tables' room stays: measured after one round
+        local held = round(2) - base
+        assert.truthy(held > 300, held) -- 2,000 hubs and 6,000 senders: over 150 bytes each
+        round(3)
+        local _, after = round(4)
+        assert.truthy(after - base < held / 10, (after - base) .. " KiB more after two rounds of " .. held)
+        c:close()
+    end)
+    it("keeps the general path's raises, for a wrong self and wrong argument types", function()
+        local c = assert(signalr.new { connection_string = cs, mode = "persistent" })
+        local h = c:hub("chat")
+        for _, case in ipairs {
+            { function() h.broadcast("t", { 1 }) end, "signalr.broadcast: call it as hub:broadcast(...)" },
+            { function() h.to_user(7, "t", { 1 }) end, "signalr.to_user: call it as hub:to_user(...)" },
+            { function() h.to_group(nil, "g", "t") end, "signalr.to_group: call it as hub:to_group(...)" },
+            { function() h:broadcast(5, { 1 }) end, "signalr.broadcast: target must be a string, got number" },
+            { function() h:broadcast(nil, { 1 }) end, "signalr.broadcast: target must be a string, got nil" },
+            { function() h:to_user(7, "t", { 1 }) end, "signalr.to_user: user_id must be a string, got number" },
+            { function() h:to_group(nil, "t", { 1 }) end, "signalr.to_group: group must be a string, got nil" },
+            { function() h:to_group("g", 1, { 1 }) end, "signalr.to_group: target must be a string, got number" },
+            { function() h:broadcast("t", { 1 }, { bogus = true }) end,
+              "signalr.broadcast: unknown option 'bogus'" },
+            { function() h:to_user("u", "t", { 1 }, { exclude = {} }) end,
+              "signalr.to_user: unknown option 'exclude'" },
+        } do
+            assert.has_error(case[1], case[2])
+        end
+        assert.equal(0, c:status().stats.sent)
+        c:close()
+    end)
+    it("sends for the hub it is called on, and answers as the general path once closed", function()
+        local c = assert(signalr.new { connection_string = cs, mode = "persistent" })
+        local h, other = c:hub("chat"), c:hub("other")
+        -- the connection is refused at once: ECONNECT, each for its hub
+        for _, send in ipairs {
+            function() return h:broadcast("t", { 1 }) end,
+            function() return h.broadcast(other, "t", { 2 }) end,
+            function() return h:to_group("g", "t", { 3 }, { exclude = { "c1" } }) end,
+        } do
+            local ok, msg, d = send()
+            assert.is_nil(ok)
+            assert.truthy(msg:find("no server connection is up", 1, true), msg)
+            assert.equal("ECONNECT", d.code)
+        end
+        local hubs = c:status().hubs
+        assert.is_table(hubs.chat)
+        assert.is_table(hubs.other)
+        c:close()
+        for _, send in ipairs {
+            function() return h:broadcast("t", { 1 }) end,
+            function() return h:to_user("u", "t", { 1 }) end,
+            function() return h:to_group("g", "t") end,
+        } do
+            local ok, msg, d = send()
+            assert.is_nil(ok)
+            assert.truthy(msg:find("the client is closed", 1, true), msg)
+            assert.same({ code = "ECANCELED", sent = false }, d)
+        end
     end)
 end)
 

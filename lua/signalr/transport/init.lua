@@ -8,7 +8,12 @@
 --   * the event-loop contract (signalr.loop) where `t.loop` is true:
 --     `poll`, `pending`, `flush`, `fds`, `pollfd`, `timeout`;
 --   * `confirm`, `close`, `health`, `endpoints`, `describe`, `list`,
---     `status`.
+--     `status`;
+--   * optional shortcuts for a send's common case, each answering false
+--     where the hub must take `call`: `send_data(op, hub, target, text,
+--     id, excluded)`, `send_args(op, hub, target, args, id)`, and
+--     `sender(hub, op)`, a function `send(target, args[, id])` the hub
+--     keeps for its broadcast, to_user and to_group (persistent mode).
 --
 -- Which one: `signalr.transport.curl` (blocking libcurl, the default),
 -- `signalr.transport.ngx` (cosockets, the default inside nginx),

@@ -52,6 +52,9 @@ local ACKED = {
     user_exists = { SP.CHECK_USER_EXISTENCE, "user", false, true },
 }
 _M.DATA, _M.ACKED = DATA, ACKED
+-- The sends with a sender (`Persistent:sender`): one id or none, no list.
+local SENDERS = { broadcast = true, to_user = true, to_group = true }
+local WEAK = { __mode = "v" }
 -- What the name checks call each parameter.
 local WHAT = { user = "user id", connection = "connection id", group = "group",
                users = "user id", connections = "connection id", groups = "group",
@@ -72,7 +75,7 @@ function _M.new(rest, handle, o, io, seam)
     end
     local protocols = json + mp
     local self = setmetatable({ rest = rest, handle = handle, info = rest.info, o = o,
-        in_nginx = rest.in_nginx, protocols = protocols,
+        in_nginx = rest.in_nginx, protocols = protocols, senders = {},
         queue = request.queue(o.on_done) }, Persistent)
     seam = seam or {}
     self.pool = pool_mod.new(o, { handle = handle, requests = self.queue, io = io,
@@ -225,6 +228,31 @@ function Persistent:send_args(op, hub, target, args, id)
     local frame = sp_send(spec[1], id, target, args, self.protocols, self.o.max_message_size)
     if not frame then return false end
     return self.pool:deliver(hub, frame, op)
+end
+
+--- A hub's sender of `broadcast`, `to_user` or `to_group`, for the hub's
+-- common case (no options): `send(target, args[, id])`, the pool's
+-- (`Pool:sender`), made once per hub name and method (and kept while a
+-- hub object of the name is).  It answers false
+-- for anything else, a failure included, and once the client closes: the
+-- hub then takes its general path (`send_args`, `send_data`).
+-- @tparam string hub the hub's name
+-- @tparam string op the hub method
+-- @treturn[1] function send
+-- @treturn[2] nil (no sender for this method)
+function Persistent:sender(hub, op)
+    if not SENDERS[op] then return nil end
+    local made = self.senders[op]
+    if not made then
+        made = setmetatable({}, WEAK) -- no hub of the name left: gone
+        self.senders[op] = made
+    end
+    local send = made[hub]
+    if not send then
+        send = self.pool:sender(hub, DATA[op][1], op, self.protocols, self.o.max_message_size)
+        made[hub] = send
+    end
+    return send
 end
 
 --- One hub operation: a send without `opts.endpoints` on an open client

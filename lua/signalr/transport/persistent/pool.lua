@@ -24,6 +24,8 @@ local min, max = math.min, math.max
 local lower = string.lower
 local now = core.monotonic
 local SP = core.sp
+local sp_send = core.sp_send
+local conn_send = conn_mod.Conn.send -- (the senders' one call: no method lookup)
 
 local _M = {}
 
@@ -309,6 +311,40 @@ function Pool:deliver(hub, frame, what)
     end
     if not coming(hc) then return nil, none_up(hc, what) end
     return enqueue(self, hc, frame, what)
+end
+
+--- A hub's sender of one kind of data message, for the hub's common
+-- case: `send(target, args[, id])` makes the frame from the argument
+-- list (`core.sp_send`) and, when the hub's one connection is open and
+-- has room, hands it over in the same Lua call; otherwise as `deliver`.
+-- It answers false where `core.sp_send` does (anything but the common
+-- case, a failure included) and once the pool closes: the caller's
+-- general path then does the send or explains why not.
+-- (A send is one call to the hub and this one: each Lua call more costs
+-- Lua 5.4 about as much as the frame's encoding takes.)
+-- @tparam string name the hub
+-- @tparam integer ty the message type (`core.sp`)
+-- @tparam string what the hub method, for messages and the connection
+-- @tparam integer protocols the protocols the frame carries
+-- @tparam integer max_size the frame's bound
+-- @treturn function send
+function Pool:sender(name, ty, what, protocols, max_size)
+    local stats, hc = self.stats, self.named[name]
+    return function(to, args, id)
+        if self.refusing then return false end
+        local frame = sp_send(ty, id, to, args, protocols, max_size)
+        if not frame then return false end
+        local c = hc and hc.one
+        if c and c.state == "open" and c.unsent + c.ob_bytes < ROOM then
+            local ok, msg, d = conn_send(c, frame, nil, what)
+            if not ok then return nil, "signalr." .. what .. ": " .. msg, d end
+            stats.sent = stats.sent + 1
+            return true
+        end
+        local ok, msg, d = self:deliver(name, frame, what)
+        hc = self.named[name]
+        return ok, msg, d
+    end
 end
 
 --- Messages waiting in the hubs' queues for a connection.
@@ -689,6 +725,7 @@ end
 -- ECANCELED.
 function Pool:close(grace)
     if self.closed then return end
+    self.refusing = true -- the senders' sends take the general path
     if grace ~= 0 then pcall(self.flush, self, grace or 1) end
     self.closing = true
     for _, hc in pairs(self.hubs) do
