@@ -1,6 +1,7 @@
 /* fuzz_json.c - the JSON scanner and strict validator on arbitrary bytes:
- * member look-up, iteration and counting agree, and every member the
- * iterator yields of a valid object is itself valid JSON. */
+ * member look-up, iteration and counting agree, every member the
+ * iterator yields of a valid object is itself valid JSON, and a valid text
+ * is never called too deep (sr__json_too_deep, the refusal's reason). */
 #include "internal.h"
 
 #include <stdint.h>
@@ -15,6 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t pos = 0, kl, vl, count = 0;
     int valid = sr__json_valid(s, size);
 
+    if (valid && sr__json_too_deep(s, size))
+        abort();
     (void)sr__json_is(s, size, '[');
     (void)sr__json_is(s, size, '{');
     (void)sr__json_member(s, size, "exp", &v, &vl);

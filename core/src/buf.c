@@ -278,7 +278,6 @@ static size_t skip_value(const char *s, size_t i, size_t n)
 
 /* ===== strict validation (RFC 8259) ===== */
 
-#define JSON_MAX_DEPTH 512
 
 static int is_digit(char c)
 {
@@ -357,7 +356,7 @@ static size_t strict_literal(const char *s, size_t i, size_t n,
 
 int sr__json_valid(const char *s, size_t len)
 {
-    char stack[JSON_MAX_DEPTH]; /* the open brackets, innermost last */
+    char stack[SR__JSON_MAX_DEPTH]; /* the open brackets, innermost last */
     size_t depth = 0, i = skip_ws(s, 0, len);
 
     for (;;) {
@@ -367,7 +366,7 @@ int sr__json_valid(const char *s, size_t len)
         if (i >= len)
             return 0;
         if (s[i] == '{' || s[i] == '[') {
-            if (depth == JSON_MAX_DEPTH)
+            if (depth == SR__JSON_MAX_DEPTH)
                 return 0;
             stack[depth++] = s[i];
             i = skip_ws(s, i + 1, len);
@@ -423,6 +422,31 @@ int sr__json_valid(const char *s, size_t len)
             return 0;
         i = skip_ws(s, i + 1, len);
     }
+}
+
+int sr__json_too_deep(const char *s, size_t len)
+{
+    size_t i, depth = 0;
+    int in_string = 0;
+
+    for (i = 0; i < len; i++) {
+        char c = s[i];
+
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > SR__JSON_MAX_DEPTH)
+                return 1;
+        } else if ((c == ']' || c == '}') && depth) {
+            depth--;
+        }
+    }
+    return 0;
 }
 
 int sr__json_is(const char *s, size_t len, char open)

@@ -86,8 +86,13 @@ int sr__json_member(const char *obj, size_t len, const char *key,
 int sr__json_next(const char *s, size_t len, size_t *pos, const char **key,
                   size_t *klen, const char **val, size_t *vlen);
 /* 1 when s is exactly one JSON value (RFC 8259, surrounding white space
- * allowed, at most 512 levels deep). */
+ * allowed, at most SR__JSON_MAX_DEPTH levels deep). */
+#define SR__JSON_MAX_DEPTH 512
 int sr__json_valid(const char *s, size_t len);
+/* 1 when s opens more than SR__JSON_MAX_DEPTH arrays and objects at once
+ * (strings skipped; the rest not checked): why sr__json_valid refused a
+ * text, for the message only. */
+int sr__json_too_deep(const char *s, size_t len);
 /* 1 when s is one valid JSON value of the given bracket kind, '[' or '{'. */
 int sr__json_is(const char *s, size_t len, char open);
 /* How many top-level members of the object obj are named key. */

@@ -41,8 +41,12 @@ static signalr_err check_params(const signalr_client *c,
         return SIGNALR_EINVAL;
     if ((row->flags & F_BODY) && p->arguments && !p->arguments_checked &&
         !sr__json_is(p->arguments, p->arguments_len, '['))
-        return sr__fail(err, SIGNALR_EINVAL,
-                        "arguments must be a JSON array");
+        return sr__json_too_deep(p->arguments, p->arguments_len)
+                   ? sr__fail(err, SIGNALR_EINVAL, "arguments nest more than "
+                              "%d arrays and objects deep (the list itself "
+                              "is one)", SR__JSON_MAX_DEPTH)
+                   : sr__fail(err, SIGNALR_EINVAL,
+                              "arguments must be a JSON array");
     if ((row->flags & F_EXCLUDED) && p->excluded_count) {
         for (i = 0; i < p->excluded_count; i++) {
             const char *x = p->excluded[i];
@@ -85,8 +89,12 @@ static signalr_err check_params(const signalr_client *c,
         return SIGNALR_EINVAL;
     if ((row->flags & F_EXEC) &&
         (!p->commands || !sr__json_is(p->commands, p->commands_len, '[')))
-        return sr__fail(err, SIGNALR_EINVAL,
-                        "commands must be a JSON array");
+        return p->commands && sr__json_too_deep(p->commands, p->commands_len)
+                   ? sr__fail(err, SIGNALR_EINVAL, "commands nest more than "
+                              "%d arrays and objects deep (the list itself "
+                              "is one)", SR__JSON_MAX_DEPTH)
+                   : sr__fail(err, SIGNALR_EINVAL,
+                              "commands must be a JSON array");
     if ((row->flags & F_EXEC) && p->filter) {
         rc = signalr_validate_id("filter", p->filter, strlen(p->filter),
                                  err);

@@ -198,8 +198,12 @@ signalr_err signalr_sp_encode_data(const signalr_sp_data *d, char **out,
         if (sr__check_utf8("the arguments", x.args, x.args_len, err))
             return SIGNALR_EINVAL;
         if (!sr__json_is(x.args, x.args_len, '['))
-            return sr__fail(err, SIGNALR_EINVAL, "the arguments are not a "
-                            "JSON array");
+            return sr__json_too_deep(x.args, x.args_len)
+                       ? sr__fail(err, SIGNALR_EINVAL, "the arguments nest "
+                                  "more than %d arrays and objects deep (the "
+                                  "list itself is one)", SR__JSON_MAX_DEPTH)
+                       : sr__fail(err, SIGNALR_EINVAL, "the arguments are "
+                                  "not a JSON array");
         while (x.args_len && strchr(" \t\r\n", x.args[x.args_len - 1]))
             x.args_len--;
         while (x.args_len && strchr(" \t\r\n", x.args[0])) {

@@ -52,6 +52,21 @@ int main(void)
         memset(deep + 600, ']', 600);
         CHECK(sr__json_valid(deep + 88, 1024) == 1, "512 levels");
         CHECK(sr__json_valid(deep + 87, 1026) == 0, "513 levels");
+        CHECK(sr__json_too_deep(deep + 87, 1026) == 1, "513 levels: why");
+        CHECK(sr__json_too_deep(deep + 88, 1024) == 0, "512 levels: not");
+        CHECK(sr__json_too_deep(deep + 87, 513) == 1, "513 open, unclosed");
+        CHECK(sr__json_too_deep("[\"[[[[\",{\"a\":[]}]", 17) == 0,
+              "brackets in strings do not count");
+    }
+    {
+        /* 600 brackets inside a string, two levels outside it */
+        static char s[600 + 8];
+
+        memcpy(s, "[[\"", 3);
+        memset(s + 3, '[', 600);
+        memcpy(s + 603, "\\\"\"]]", 5);
+        CHECK(sr__json_too_deep(s, 608) == 0, "a string of brackets");
+        CHECK(sr__json_valid(s, 608) == 1, "a string of brackets is valid");
     }
 
     for (i = 0; i < sizeof(MEMBERS) / sizeof(*MEMBERS); i++) {

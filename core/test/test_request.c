@@ -473,6 +473,32 @@ int main(void)
     p.arguments_len = 7;
     CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_EINVAL,
           "arguments not an array");
+    CHECK_STR(e.msg, "arguments must be a JSON array", "not an array message");
+    {
+        /* valid JSON nested past the check's depth: said so */
+        static char deep[2 * 513 + 1];
+
+        memset(deep, '[', 513);
+        memset(deep + 513, ']', 513);
+        p.arguments = deep;
+        p.arguments_len = 2 * 513;
+        CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_EINVAL,
+              "513 deep");
+        CHECK_STR(e.msg, "arguments nest more than 512 arrays and objects "
+                         "deep (the list itself is one)", "513 deep message");
+        p.arguments = deep + 1;
+        p.arguments_len = 2 * 512;
+        CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_OK,
+              "512 deep");
+        /* too deep but broken too: still "not an array" */
+        p.arguments = deep;
+        p.arguments_len = 513 + 10;
+        CHECK(build1(c, SIGNALR_OP_BROADCAST, &p, &e) == SIGNALR_EINVAL,
+              "513 deep, unterminated");
+        CHECK_STR(e.msg, "arguments nest more than 512 arrays and objects "
+                         "deep (the list itself is one)",
+                  "the depth is named first");
+    }
     p = base_params();
     p.ttl = -5;
     CHECK(build1(c, SIGNALR_OP_ADD_USER_TO_GROUP, &p, &e) == SIGNALR_EINVAL,

@@ -68,6 +68,11 @@ describe("errors", function()
           "target is empty" },
         { "a string that is not UTF-8 in the arguments", function(h) return h:broadcast("t", { "\255" }) end,
           "EINVAL", "not valid UTF-8" },
+        { "arguments nested past the core's check (600 deep)", function(h)
+              local t = {}
+              for _ = 1, 600 do t = { t } end
+              return h:broadcast("t", t) end,
+          "EINVAL", "arguments nest more than 512 arrays and objects deep (the list itself is one)" },
         { "two recipients in a binding message", function(h)
               return h:send { target = "t", userId = "u", groupName = "g" } end,
           "EINVAL", "at most one of userId, groupName and connectionId" },

@@ -276,6 +276,13 @@ describe("core.sp_send: a send's frame straight from its argument list", functio
         assert.is_nil(ok)
         assert.truthy(msg:find("^signalr.to_user: .*%(option max_message_size%)$"), msg)
         assert.equal("ETOOBIG", d.code)
+        local deep = {}
+        for _ = 1, 600 do deep = { deep } end
+        ok, msg, d = h:broadcast("t", deep)
+        assert.is_nil(ok)
+        assert.equal("signalr.broadcast: the arguments nest more than 512 arrays and objects deep"
+            .. " (the list itself is one)", msg)
+        assert.equal("EINVAL", d.code)
         assert.has_error(function() h:broadcast("t", "not a list") end)
         assert.equal(0, c:status().stats.sent)
         -- what the one-call path leaves to the general one
