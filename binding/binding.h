@@ -40,9 +40,11 @@ typedef struct {
     signalr_retry_policy retry;
     char *ca_file;
     char *proxy;                 /* opts.proxy, a copy (NULL: none) */
-    /* opts.log (a Lua function in the registry, LUA_NOREF: none) and the
-     * state of the call under way, which the core's log lines reach */
-    int log_ref;
+    /* opts.log (1: a Lua function, kept in the userdata's user value,
+     * not the registry, so a function that refers back to the client
+     * does not keep it alive) and the state of the call under way, which
+     * the core's log lines reach (the client is its first argument) */
+    int has_log;
     lua_State *L;
 } lclient;
 

@@ -50,10 +50,13 @@ static void core_log(void *ud, signalr_log_level level, const char *msg)
     lclient *lc = ud;
     lua_State *L = lc->L;
 
-    if (!L || lc->log_ref == LUA_NOREF || !lua_checkstack(L, 4))
+    if (!L || !lc->has_log || lua_touserdata(L, 1) != lc ||
+        !lua_checkstack(L, 5))
         return;
     lua_pushcfunction(L, log_call);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, lc->log_ref);
+    sr_lua_getuv(L, 1);
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
     lua_pushinteger(L, (lua_Integer)level);
     lua_pushlightuserdata(L, (void *)msg);
     if (lua_pcall(L, 3, 0, 0))
@@ -88,7 +91,7 @@ static int l_client(lua_State *L)
     }
     if (nul)
         return sr_lua_nul_fail(L, nul);
-    lc = lua_newuserdatauv(L, sizeof(*lc), 0);
+    lc = lua_newuserdatauv(L, sizeof(*lc), 1);
     memset(lc, 0, sizeof(*lc));
     luaL_setmetatable(L, CLIENT_MT);
     lc->http.verify_tls = 1;
@@ -96,7 +99,6 @@ static int l_client(lua_State *L)
     lc->retry.max_retries = 0;
     lc->retry.base_delay_ms = 500;
     lc->retry.max_delay_ms = 10000;
-    lc->log_ref = LUA_NOREF;
     if (lua_istable(L, 2)) {
         const char *ca, *mode;
 
@@ -114,7 +116,11 @@ static int l_client(lua_State *L)
             lc->retry.mode = SIGNALR_RETRY_FIXED;
         lua_getfield(L, 2, "log");
         if (lua_isfunction(L, -1)) {
-            lc->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+            lua_createtable(L, 1, 0);
+            lua_insert(L, -2);
+            lua_rawseti(L, -2, 1);
+            sr_lua_setuv(L, -2); /* the client, below { log } */
+            lc->has_log = 1;
             lc->http.log = core_log;
             lc->http.log_ud = lc;
         } else {
@@ -176,10 +182,7 @@ static int l_client_close(lua_State *L)
     lc->h = NULL;
     lc->ca_file = NULL;
     lc->L = NULL;
-    if (lc->log_ref != LUA_NOREF) {
-        luaL_unref(L, LUA_REGISTRYINDEX, lc->log_ref);
-        lc->log_ref = LUA_NOREF;
-    }
+    lc->has_log = 0; /* (its function goes with the userdata) */
     return 0;
 }
 

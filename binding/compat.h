@@ -40,6 +40,17 @@ static inline void luaL_setmetatable(lua_State *L, const char *tname)
 #define lua_newuserdatauv(L, size, nuv) lua_newuserdata(L, (size))
 #endif
 
+/* A full userdata's one user value, a table here (Lua 5.1 and LuaJIT
+ * keep it as the userdata's environment, which must be a table; 5.4
+ * needs the userdata made with at least one user value). */
+#if LUA_VERSION_NUM < 502
+#define sr_lua_setuv(L, i) lua_setfenv(L, (i))
+#define sr_lua_getuv(L, i) lua_getfenv(L, (i))
+#else
+#define sr_lua_setuv(L, i) ((void)lua_setuservalue(L, (i)))
+#define sr_lua_getuv(L, i) ((void)lua_getuservalue(L, (i)))
+#endif
+
 /* Before 5.3 every number is a double: none is an integer, and a 64-bit
  * integer is pushed as the nearest double (exact up to 2^53). */
 #if LUA_VERSION_NUM < 503

@@ -25,10 +25,14 @@ local _M = { Hub = Hub }
 -- where it has one (persistent mode: `Persistent:sender`), by method and
 -- hub: a send's common case goes to it at once (see single_send).  Keyed
 -- by the hub itself, so a lookup with any `self` is safe and the hub is
--- known without a call; weak, so a hub that is gone takes its entry.
+-- known without a call.  Weak keys and weak values: the hub holds its
+-- senders (`_senders`), so they live as long as it does, and this table
+-- holds nothing (a weak-keyed table alone would keep its values, and
+-- through them the client, on Lua 5.1 and LuaJIT, which have no
+-- ephemerons: a hub captured by a callback would never be collected).
 local SENDERS = {}
 for _, method in ipairs { "broadcast", "to_user", "to_group" } do
-    SENDERS[method] = setmetatable({}, { __mode = "k" })
+    SENDERS[method] = setmetatable({}, { __mode = "kv" })
 end
 
 --- A hub of a client: its calls go to the client's transport.
@@ -38,7 +42,12 @@ end
 function _M.new(client, t, name)
     local hub = setmetatable({ _client = client, _t = t, name = name }, Hub)
     if t.sender then
-        for method, senders in pairs(SENDERS) do senders[hub] = t:sender(name, method) end
+        local own = {}
+        for method, senders in pairs(SENDERS) do
+            local sender = t:sender(name, method)
+            own[method], senders[hub] = sender, sender
+        end
+        hub._senders = own
     end
     return hub
 end

@@ -339,6 +339,28 @@ describe("persistent mode's hub sends in one call (the transport's sender)", fun
         assert.truthy(after - base < held / 10, (after - base) .. " KiB more after two rounds of " .. held)
         c:close()
     end)
+    it("a client whose callbacks hold one of its hubs is still collected", function()
+        -- (a weak-keyed table alone keeps its values on Lua 5.1 and
+        -- LuaJIT, and a function in the registry is kept everywhere)
+        local probe = setmetatable({}, { __mode = "k" })
+        for _, o in ipairs {
+            { mode = "persistent", on_done = true },
+            { mode = "persistent", on_log = true },
+            { on_log = true },
+            { async = true, on_log = true },
+        } do
+            local hub
+            local f = function() return hub end
+            local c = assert(signalr.new { connection_string = cs, mode = o.mode, async = o.async,
+                on_done = o.on_done and f, on_log = o.on_log and f })
+            hub = c:hub("chat")
+            probe[c], probe[hub] = true, true
+        end
+        for _ = 1, 4 do collectgarbage() end
+        local left = 0
+        for _ in pairs(probe) do left = left + 1 end
+        assert.equal(0, left)
+    end)
     it("keeps the general path's raises, for a wrong self and wrong argument types", function()
         local c = assert(signalr.new { connection_string = cs, mode = "persistent" })
         local h = c:hub("chat")

@@ -263,6 +263,46 @@ describe("signalr.transport.persistent.pool", function()
         assert.equal(0, b:untaken())
     end)
 
+    it("a hub's sender: the frame sp_send makes, on the open connection, as deliver would", function()
+        local ARGS = { "a", { x = 1 } }
+        local want = assert(core.sp_send(SP.GROUP_BROADCAST, "g", "t", ARGS, 3, 1024))
+        for _, count in ipairs { 1, 2 } do
+            local pool, io = new_pool { o = { connection_count = count } }
+            local send = pool:sender("chat", SP.GROUP_BROADCAST, "to_group", 3, 1024)
+            -- no connection yet: queued (deliver opens the hub)
+            local req = send("t", ARGS, "g")
+            assert.equal("to_group", req.op)
+            assert.equal(count, #io.opened)
+            for i = 1, count do up(io.opened[i]) end
+            assert.equal(0, pool:queued())
+            local kicked = io.kicked
+            assert.is_true(send("t", ARGS, "g"))
+            assert.is_true(send("t", ARGS, "g"))
+            assert.equal(kicked + 2, io.kicked)
+            local frames, unconfirmed = {}, 0
+            for i = 1, count do
+                local c = io.opened[i]
+                for j = 1, c.ob_n do frames[#frames + 1] = c.ob[j] assert.equal("to_group", c.ob_what[j]) end
+                unconfirmed = unconfirmed + c.unconfirmed
+            end
+            assert.same({ want, want, want }, frames)
+            assert.equal(3, unconfirmed)
+            assert.equal(3, pool.stats.sent)
+            -- what the sender leaves to the general path: false
+            assert.is_false(send(5, ARGS, "g"))
+            assert.is_false(send("t", ARGS, "a\nb"))
+            assert.is_false(send("t", { string.rep("x", 2000) }, "g"))
+            -- a connection holding 64 MiB: deliver answers EQUEUEFULL
+            for i = 1, count do io.opened[i].ob_bytes = pool_mod.MAX_UNWRITTEN + 1 end
+            local ok, msg, d = send("t", ARGS, "g")
+            assert.is_nil(ok)
+            assert.equal("EQUEUEFULL", d.code, msg)
+            for i = 1, count do io.opened[i].ob_bytes = 0 end
+            pool:close(0)
+            assert.is_false(send("t", ARGS, "g"))
+        end
+    end)
+
     it("queues sends while a connection comes up, in its request queue, and sends them in order", function()
         local pool, io = new_pool()
         local req = pool:deliver("chat", "f1", "broadcast")
