@@ -15,6 +15,10 @@ lclient *sr_lua_check_client(lua_State *L)
 
     if (!lc->c)
         luaL_error(L, "signalr client is closed");
+    /* the state of this call, with the client at index 1: what the
+     * core's log lines reach (never a coroutine of an earlier call,
+     * which may be gone) */
+    lc->L = L;
     return lc;
 }
 
@@ -170,6 +174,7 @@ static int l_client_close(lua_State *L)
 {
     lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
 
+    lc->L = L; /* (nothing logs while closing; never an earlier state) */
     signalr_multi_free(lc->m); /* borrows the client: first */
     signalr_client_free(lc->c);
     signalr_http_free(lc->h);

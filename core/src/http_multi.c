@@ -327,6 +327,7 @@ static signalr_err enqueue(signalr_multi *m, xfer *x, signalr_err rc,
                            signalr_op op, unsigned long *id,
                            signalr_error *err)
 {
+    x->out.op = op; /* first: a first attempt refused in start() logs it */
     if (!rc)
         rc = start(m, x, err);
     if (rc) {
@@ -337,7 +338,6 @@ static signalr_err enqueue(signalr_multi *m, xfer *x, signalr_err rc,
         return rc;
     }
     x->out.id = ++m->next_id;
-    x->out.op = op;
     *id = x->out.id;
     m->count++;
     return SIGNALR_OK;

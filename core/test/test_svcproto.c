@@ -209,6 +209,35 @@ static void test_data(void)
               "every JSON kind transcoded, smallest widths");
     signalr_free(out);
 
+    /* 512 levels go, 513 are refused as too deep, not as "no array" */
+    {
+        static char deep[2 * 513 + 1];
+
+        memset(deep, '[', 512);
+        memset(deep + 512, ']', 512);
+        deep[2 * 512] = ' ';
+        d.arguments = deep;
+        d.arguments_len = 2 * 512 + 1;
+        CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_OK,
+              "512 levels (and a space)");
+        signalr_free(out);
+        out = NULL;
+        memset(deep, '[', 513);
+        memset(deep + 513, ']', 513);
+        d.arguments = deep;
+        d.arguments_len = 2 * 513;
+        CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_EINVAL &&
+              out == NULL, "513 levels: EINVAL");
+        CHECK_STR(e.msg, "the arguments nest more than 512 arrays and "
+                         "objects deep (the list itself is one)",
+                  "513 levels: said so");
+        d.arguments = "{\"a\":1}";
+        d.arguments_len = 7;
+        CHECK(signalr_sp_encode_data(&d, &out, &n, &e) == SIGNALR_EINVAL,
+              "an object");
+        CHECK_STR(e.msg, "the arguments are not a JSON array",
+                  "an object: not an array");
+    }
     /* past int64: uint64, then float64; a lone surrogate has no UTF-8 */
     d.arguments = "[9223372036854775808,18446744073709551616]";
     d.arguments_len = strlen(d.arguments);

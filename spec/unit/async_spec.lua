@@ -226,3 +226,41 @@ describe("async mode", function()
             "signalr.new: option 'queue_size' must be a positive integer")
     end)
 end)
+
+describe("the core's log lines in async mode", function()
+    -- A connect refused at once (a broadcast address): the first attempt
+    -- can fail, and log its retry, inside submit itself.
+    local CS = "Endpoint=http://255.255.255.255;Port=1;AccessKey=" .. string.rep("k", 44)
+    local function drain(c)
+        local deadline = core.monotonic() + 5
+        while c:pending() > 0 and core.monotonic() < deadline do c:poll(0.02) end
+    end
+    for _, how in ipairs { "first call", "after a call in a coroutine that is gone", "after one that yielded" } do
+        it("reach on_log " .. how .. ", each naming its operation", function()
+            local lines = {}
+            local c = assert(core.client(CS, { retries = 2, retry_delay = 0.01,
+                log = function(_, msg) lines[#lines + 1] = msg end }))
+            if how ~= "first call" then
+                local co = coroutine.create(function(cl)
+                    cl:submit_send("broadcast", "chat", "t", "[1]")
+                    drain(cl)
+                    coroutine.yield()
+                end)
+                assert(coroutine.resume(co, c))
+                if how:find("gone") then
+                    co = nil -- luacheck: ignore 311
+                    collectgarbage()
+                    collectgarbage()
+                end
+                lines = {}
+            end
+            c:submit_send("to_user", "chat", "t", "[1]", "u")
+            drain(c)
+            assert.equal(2, #lines, table.concat(lines, "\n"))
+            for i, line in ipairs(lines) do
+                assert.truthy(line:find("^to_user: attempt " .. i .. " failed %(ECONNECT"), line)
+            end
+            c:close()
+        end)
+    end
+end)
