@@ -511,7 +511,11 @@ function Endpoints:call(op, params, what, names)
         local m, msg, d = pick(self, names, what,
             { hub = params.hub, user_id = params.user, claims = params.claims, context = params.context })
         if not m then return nil, msg, d end
-        return m.t:call(op, params, what)
+        local r, rmsg, rd = m.t:call(op, params, what)
+        -- async mode under Entra ID: the endpoint's request object,
+        -- reported through this client's queue (on_done, poll)
+        if self.async and getmetatable(r) == request.Request then return self:adopt(r, what) end
+        return r, rmsg, rd
     end
     if op == "generate_client_token" then
         local m, msg, d = pick(self, names, what, { hub = params.hub, user_id = params.user })
@@ -617,12 +621,29 @@ function Endpoints:call_async(op, params, what, targets, skipped)
     return agg
 end
 
+--- One endpoint's request object as this client's (negotiate under
+-- Entra ID in async mode): its outcome as it is, reported by this
+-- client's queue.
+function Endpoints:adopt(r, what)
+    self.next_id = self.next_id + 1
+    local agg = request.new(self.next_id, what)
+    agg._cancel = function() return r:cancel() end
+    self.parts[r] = { { req = agg, adopted = true }, 1 }
+    self.queue:track(agg)
+    if self.wake then self.wake() end
+    return agg
+end
+
 --- An endpoint's request finished (its transport's on_done).
 function Endpoints:part_done(req)
     local part = self.parts[req]
     if not part then return end
     self.parts[req] = nil
     local fan = part[1]
+    if fan.adopted then
+        if req.error then return self.queue:settle(fan.req, nil, req.error, req.details) end
+        return self.queue:settle(fan.req, req.result)
+    end
     fan.parts[part[2]] = nil
     if req.error then
         fan.results[part[2]] = { nil, req.error, req.details }

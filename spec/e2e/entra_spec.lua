@@ -386,6 +386,36 @@ describe("Microsoft Entra ID", function()
         c:close()
     end)
 
+    it("async mode with several endpoints: negotiate's request is the client's (on_done, poll)", function()
+        local done = {}
+        local c = assert(signalr.new { authority_host = emu.base .. "/", async = true, retry_delay = 0.05,
+            endpoints = { { connection_string = app_cs("app3"), name = "one" },
+                          { connection_string = app_cs("app3"), name = "two" } },
+            on_done = function(r) done[#done + 1] = r end })
+        local hub = assert(c:hub("Chat"))
+        local nego = assert(hub:negotiate { user_id = "ann" })
+        assert.is_false(nego.done)
+        assert.equal(1, c:pending())
+        assert(c:flush(10))
+        assert.is_true(nego.done)
+        assert.truthy(assert(nego.result, nego.error).accessToken)
+        assert.equal(1, #done)
+        assert.equal(nego, done[1])
+        -- canceled before the token came: ECANCELED, reported once
+        local c2 = assert(signalr.new { authority_host = emu.base .. "/", async = true,
+            endpoints = { { connection_string = app_cs("app4"), name = "one" },
+                          { connection_string = app_cs("app4"), name = "two" } },
+            on_done = function(r) done[#done + 1] = r end })
+        local n2 = assert(assert(c2:hub("Chat")):negotiate())
+        assert.is_true(n2:cancel())
+        assert(c2:flush(5))
+        assert.equal("ECANCELED", n2.details.code)
+        assert.equal(2, #done)
+        assert.equal(n2, done[2])
+        c:close()
+        c2:close()
+    end)
+
     it("a token about to expire is refreshed before it is used", function()
         local short = env.emulator("--disable-local-auth --entra-token-lifetime 4 --entra-app r1:" .. SECRET)
         local c = assert(signalr.new { connection_string = "Endpoint=http://localhost;Port=" .. short.port
