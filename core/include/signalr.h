@@ -1111,7 +1111,12 @@ SIGNALR_API int signalr_hub_reader_protocol(const signalr_hub_reader *r);
  *   1 Invocation, 4 StreamInvocation: invocation_id (1: NULL or empty in
  *                  the message is NULL here, no answer wanted), target,
  *                  arguments (a JSON array), stream_ids (a JSON array of
- *                  strings; NULL when none), headers
+ *                  strings; NULL when none), headers; MessagePack only:
+ *                  arguments NULL and error set when they are valid
+ *                  MessagePack JSON cannot carry (NaN or an infinity, an
+ *                  extension type, a map key that is not a string, text
+ *                  that is not UTF-8): error says why, and the hub
+ *                  answers it as arguments it could not bind
  *   2 StreamItem:  invocation_id, item (JSON), headers
  *   3 Completion:  invocation_id, then error (an error completion), or
  *                  result (JSON), or neither (void), headers

@@ -745,8 +745,31 @@ static int mp_invocation(signalr_hub_reader *r, sr__mpr *rd, size_t items,
         return -1;
     if (!is_array(rd))
         return bad(err, "Reading array length for 'arguments' failed.");
-    if (mp_json(r, rd, &x->args, err))
-        return -1;
+    {
+        size_t at = rd->i, off = r->out.len;
+        signalr_error why;
+
+        sr__ok(&why);
+        if (mp_json(r, rd, &x->args, &why)) {
+            /* well-formed MessagePack that JSON cannot carry (NaN or an
+             * infinity, an extension type, a map key that is not a
+             * string, text that is not UTF-8): the invocation still, its
+             * arguments absent and why in error, for the hub to answer
+             * as a failure to bind them (the connection lives on, as in
+             * ASP.NET Core); bytes that are not MessagePack stop the
+             * reader as before */
+            rd->i = at;
+            r->out.len = off;
+            x->args.set = 0;
+            if (sr__mpr_pass(rd, 2)) {
+                if (err)
+                    *err = why;
+                return -1;
+            }
+            sr__buf_adds(&r->out, why.msg);
+            set_out(r, &x->error, off);
+        }
+    }
     if (items > 5 && mp_stream_ids(r, rd, x, err))
         return -1;
     return 0;
@@ -865,6 +888,7 @@ static void fill(const signalr_hub_reader *r, const parsed *x,
             put(r, &x->id, &m->invocation_id, &m->invocation_id_len);
         put(r, &x->target, &m->target, &m->target_len);
         put(r, &x->args, &m->arguments, &m->arguments_len);
+        put(r, &x->error, &m->error, &m->error_len);
         put(r, &x->ids, &m->stream_ids, &m->stream_ids_len);
         break;
     case SIGNALR_HUB_STREAM_ITEM:

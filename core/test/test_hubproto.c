@@ -266,19 +266,8 @@ static const struct bad {
     { 2, "02 91 07", "A close without its error." },
     { 2, "04 93 07 c0 01", "Reading 'allowReconnect' as Boolean failed." },
     { 2, "03 92 08 c0", "Reading 'sequenceId' as Int64 failed." },
-    /* values JSON cannot carry */
-    { 2, "10 95 01 80 c0 a1 74 91 cb 7f f8 00 00 00 00 00 00",
-      "NaN and infinities have no JSON form (at byte 8 of the message)" },
-    { 2, "10 95 01 80 c0 a1 74 91 cb 7f f0 00 00 00 00 00 00",
-      "NaN and infinities have no JSON form (at byte 8 of the message)" },
-    { 2, "0a 95 01 80 c0 a1 74 91 d4 01 00",
-      "a MessagePack extension type has no JSON form (at byte 8 of the "
-      "message)" },
-    { 2, "0a 95 01 80 c0 a1 74 91 81 01 02",
-      "a map key is not a string: JSON has no other (at byte 9 of the "
-      "message)" },
-    { 2, "0a 95 01 80 c0 a1 74 91 a2 c3 28",
-      "a string is not valid UTF-8 (at byte 8 of the message)" },
+    /* bytes that are not MessagePack inside the arguments (values JSON
+     * cannot carry are the invocation's error: test_unbound) */
     { 2, "08 95 01 80 c0 a1 74 91 c1",
       "a byte that starts no MessagePack value (at byte 8 of the "
       "message)" },
@@ -351,6 +340,53 @@ static void test_bad(void)
         CHECK_STR(read_all(c->proto, 0, buf, n, 0), want, c->in);
         CHECK_STR(read_all(c->proto, 0, buf, n, 1), want, c->in);
     }
+}
+
+/* Arguments of valid MessagePack that JSON cannot carry: the invocation
+ * still, its arguments absent and why in error (the hub answers it as a
+ * binding failure); the messages after it are read as ever. */
+static const struct {
+    const char *in, *want;
+} UNBOUND[] = {
+    { "10 95 01 80 c0 a1 74 91 cb 7f f8 00 00 00 00 00 00",
+      "NaN and infinities have no JSON form (at byte 8 of the message)" },
+    { "10 95 01 80 c0 a1 74 91 cb 7f f0 00 00 00 00 00 00",
+      "NaN and infinities have no JSON form (at byte 8 of the message)" },
+    { "0a 95 01 80 c0 a1 74 91 d4 01 00",
+      "a MessagePack extension type has no JSON form (at byte 8 of the "
+      "message)" },
+    { "0a 95 01 80 c0 a1 74 91 81 01 02",
+      "a map key is not a string: JSON has no other (at byte 9 of the "
+      "message)" },
+    { "0a 95 01 80 c0 a1 74 91 a2 c3 28",
+      "a string is not valid UTF-8 (at byte 8 of the message)" },
+};
+
+static void test_unbound(void)
+{
+    size_t i, n;
+    char buf[512], want[700];
+
+    for (i = 0; i < sizeof UNBOUND / sizeof UNBOUND[0]; i++) {
+        n = unhex(UNBOUND[i].in, buf);
+        /* then a ping: the reader goes on */
+        buf[n++] = 0x02;
+        buf[n++] = (char)0x91;
+        buf[n++] = 0x06;
+        snprintf(want, sizeof want, "t=1 target=t error=%s | t=6",
+                 UNBOUND[i].want);
+        CHECK_STR(read_all(SIGNALR_HUB_MESSAGEPACK, 0, buf, n, 0), want,
+                  UNBOUND[i].in);
+        CHECK_STR(read_all(SIGNALR_HUB_MESSAGEPACK, 0, buf, n, 1), want,
+                  UNBOUND[i].in);
+    }
+    /* with an id and stream ids after the arguments: both kept */
+    n = unhex("15 96 01 80 a1 31 a1 74 92 01 cb 7f f8 00 00 00 00 00 00 "
+              "91 a1 73", buf);
+    CHECK_STR(read_all(SIGNALR_HUB_MESSAGEPACK, 0, buf, n, 0),
+              "t=1 id=1 target=t ids=[\"s\"] error=NaN and infinities have "
+              "no JSON form (at byte 10 of the message)",
+              "an id and stream ids kept");
 }
 
 static void test_handshake(void)
@@ -834,6 +870,7 @@ int main(void)
 {
     test_both();
     test_bad();
+    test_unbound();
     test_handshake();
     test_sizes();
     test_depth();

@@ -155,8 +155,9 @@ rl.on("line", async (line) => {
   const c = JSON.parse(line);
   const conn = pool.get(c.name);
   if (c.cmd === "connect") { await connect(c); return; }
-  // (an empty Lua table arrives as {}: no arguments)
-  const args = Array.isArray(c.args) ? c.args : [];
+  // (an empty Lua table arrives as {}: no arguments; "__NaN__" is NaN,
+  // which JSON cannot write: the MessagePack protocol sends it)
+  const args = (Array.isArray(c.args) ? c.args : []).map((v) => (v === "__NaN__" ? NaN : v));
   if (c.cmd === "invoke" && conn) conn.send(c.target, ...args).catch(() => {});
   else if (c.cmd === "call" && conn) {
     conn.invoke(c.target, ...args)

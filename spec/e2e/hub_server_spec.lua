@@ -97,6 +97,15 @@ for _, loop in ipairs { "run", "luv" } do
                 assert.equal("Failed to invoke 'Add' due to an error on the server.", r.error)
                 r = call(name, "Nothing")
                 assert.equal("result", r.ev)
+                if variant[2].protocol == "messagepack" then
+                    -- NaN, which JSON cannot carry: that call fails as
+                    -- arguments not bound, the connection lives on
+                    -- (Nothing takes no arguments: not bound, not ignored)
+                    r = call(name, "Nothing", "__NaN__")
+                    assert.equal("call_failed", r.ev)
+                    assert.equal("Failed to invoke 'Nothing' due to an error on the server.", r.error)
+                    assert.equal(3, call(name, "Add", 1, 2).result)
+                end
                 -- per-connection state kept in ctx.items
                 assert.equal(1, call(name, "Whoami").result.moves)
                 pool:send { cmd = "stop", name = name }

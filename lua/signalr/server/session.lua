@@ -346,7 +346,10 @@ function Session:invoke(m)
     local server, id, target = self.server, m.invocation_id, m.target
     local detailed = server.o.detailed_errors
     local streaming = m.type == T.STREAM_INVOCATION
-    local args = self.codec.decode_args(m.arguments)
+    -- m.error: MessagePack arguments JSON cannot carry (NaN, say): a
+    -- failure to bind them, answered as such; the connection lives on
+    local args = not m.error and self.codec.decode_args(m.arguments)
+    if m.error then server:log("debug", "invocation of '" .. tostring(target) .. "': " .. m.error) end
     local method, why
     if args and m.stream_ids then
         -- the client streams items in: an iterator per stream, after the
