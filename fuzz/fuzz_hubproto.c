@@ -71,7 +71,11 @@ static void check_message(const signalr_hub_message *m, int mp)
     switch (m->type) {
     case SIGNALR_HUB_INVOCATION:
     case SIGNALR_HUB_STREAM_INVOCATION:
-        assert(m->target && m->target_len && m->arguments);
+        /* the arguments, or (MessagePack only) why JSON cannot carry
+         * them: one of the two */
+        assert(m->target && m->target_len);
+        assert(!m->arguments != !m->error);
+        assert(mp || m->arguments);
         if (m->type == SIGNALR_HUB_STREAM_INVOCATION)
             assert(m->invocation_id && m->invocation_id_len);
         break;

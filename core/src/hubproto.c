@@ -888,7 +888,8 @@ static void fill(const signalr_hub_reader *r, const parsed *x,
             put(r, &x->id, &m->invocation_id, &m->invocation_id_len);
         put(r, &x->target, &m->target, &m->target_len);
         put(r, &x->args, &m->arguments, &m->arguments_len);
-        put(r, &x->error, &m->error, &m->error_len);
+        if (!x->args.set) /* (a JSON invocation's own "error" is no such) */
+            put(r, &x->error, &m->error, &m->error_len);
         put(r, &x->ids, &m->stream_ids, &m->stream_ids_len);
         break;
     case SIGNALR_HUB_STREAM_ITEM:

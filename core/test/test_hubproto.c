@@ -387,6 +387,11 @@ static void test_unbound(void)
               "t=1 id=1 target=t ids=[\"s\"] error=NaN and infinities have "
               "no JSON form (at byte 10 of the message)",
               "an id and stream ids kept");
+    /* a JSON invocation's own "error" field is not that */
+    n = (size_t)snprintf(buf, sizeof buf, "%s\x1e", "{\"type\":1,\"target\":\"t\","
+                         "\"arguments\":[1],\"error\":\"x\"}");
+    CHECK_STR(read_all(SIGNALR_HUB_JSON, 0, buf, n, 0), "t=1 target=t args=[1]",
+              "a JSON invocation's error field");
 }
 
 static void test_handshake(void)
