@@ -5,12 +5,15 @@
  * sends.
  *
  * Caveats: values reach the caller as JSON text in both protocols; a
- * MessagePack value JSON cannot carry (NaN, an extension type, a map key
- * that is not a string) is an error and binary becomes a base64 string
- * (json_mpack.c).  A JSON record must be exactly one object, where
+ * MessagePack invocation whose arguments JSON cannot carry (NaN, an
+ * extension type, a map key that is not a string, text that is not
+ * UTF-8) is given with its arguments absent and why in error (elsewhere
+ * in a message such a value is an error), and binary becomes a base64
+ * string (json_mpack.c).  A JSON record must be exactly one object, where
  * ASP.NET Core ignores what follows the object.  A message nests at most
  * SIGNALR_HUB_MAX_DEPTH deep in either protocol.  Invalid UTF-8, and
- * \u escapes of lone surrogates, are errors in every string. */
+ * \u escapes of lone surrogates, are errors in every string (but for a
+ * MessagePack invocation's arguments, as above). */
 #include "mpack.h"
 
 #include <errno.h>
@@ -761,7 +764,10 @@ static int mp_invocation(signalr_hub_reader *r, sr__mpr *rd, size_t items,
             rd->i = at;
             r->out.len = off;
             x->args.set = 0;
-            if (sr__mpr_pass(rd, 2)) {
+            /* (the pass allows every depth the conversion does, and one
+             * empty container more: too deep is told by the message) */
+            if (!strncmp(why.msg, SR__MP_TOO_DEEP, sizeof SR__MP_TOO_DEEP - 1)
+                || sr__mpr_pass(rd, 1)) {
                 if (err)
                     *err = why;
                 return -1;

@@ -543,7 +543,7 @@ int sr__mp_to_json(sr__mpr *r, sr__buf *out, int depth_left,
     }
     if (!sr__mpr_len(r, 'a', &n)) {
         if (depth_left <= 0)
-            return mp_fail(err, at, "values nested too deep");
+            return mp_fail(err, at, SR__MP_TOO_DEEP);
         sr__buf_add(out, "[", 1);
         for (i = 0; i < n; i++) {
             if (i)
@@ -556,7 +556,7 @@ int sr__mp_to_json(sr__mpr *r, sr__buf *out, int depth_left,
     }
     if (!sr__mpr_len(r, 'm', &n)) {
         if (depth_left <= 0)
-            return mp_fail(err, at, "values nested too deep");
+            return mp_fail(err, at, SR__MP_TOO_DEEP);
         sr__buf_add(out, "{", 1);
         for (i = 0; i < n; i++) {
             size_t kat = r->i, kl;

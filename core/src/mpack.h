@@ -139,6 +139,10 @@ int sr__mpr_pass(sr__mpr *r, int depth);
 
 /* ===== JSON <-> MessagePack (json_mpack.c) ===== */
 
+/* sr__mp_to_json's message for values nested past its depth (a caller
+ * tells that failure from the others by it). */
+#define SR__MP_TOO_DEEP "values nested too deep"
+
 /* Nesting sr__json_to_mp allows (sr__json_valid allows less). */
 #define SR__MP_MAX_DEPTH 600
 

@@ -387,6 +387,28 @@ static void test_unbound(void)
               "t=1 id=1 target=t ids=[\"s\"] error=NaN and infinities have "
               "no JSON form (at byte 10 of the message)",
               "an id and stream ids kept");
+    /* at the deepest the arguments may nest: NaN in the innermost of 63
+     * containers is unbound arguments too (a 64th container is too deep
+     * and stops the reader: test_depth) */
+    {
+        size_t k;
+        char want2[200];
+
+        n = 0;
+        buf[n++] = 0; /* the length, below */
+        memcpy(buf + n, "\x95\x01\x80\xc0\xa1t", 6);
+        n += 6;
+        for (k = 0; k < SIGNALR_HUB_MAX_DEPTH - 1; k++)
+            buf[n++] = (char)0x91;
+        memcpy(buf + n, "\xcb\x7f\xf8\0\0\0\0\0\0", 9);
+        n += 9;
+        buf[0] = (char)(n - 1);
+        snprintf(want2, sizeof want2, "t=1 target=t error=NaN and "
+                 "infinities have no JSON form (at byte %d of the message)",
+                 SIGNALR_HUB_MAX_DEPTH - 1 + 7);
+        CHECK_STR(read_all(SIGNALR_HUB_MESSAGEPACK, 0, buf, n, 0), want2,
+                  "NaN at the deepest");
+    }
     /* a JSON invocation's own "error" field is not that */
     n = (size_t)snprintf(buf, sizeof buf, "%s\x1e", "{\"type\":1,\"target\":\"t\","
                          "\"arguments\":[1],\"error\":\"x\"}");
