@@ -186,6 +186,40 @@ describe("signalr.server", function()
             assert.equal(INT64 and "9007199254740993" or "9007199254740991", msgs[1].result)
         end)
 
+        it("MessagePack arguments JSON cannot carry fail that call only; the client stays", function()
+            local s = server()
+            local ran = 0
+            s:on("Up", function(_, items) for _ in items do end ran = ran + 1 return "up" end)
+            s:on("Add", function(_, a, b) ran = ran + 1 return a + b end)
+            open(s, "m-2", "messagepack")
+            handshake(s, "m-2", "messagepack")
+            s.out()
+            local NAN = "\203\127\248\0\0\0\0\0\0"
+            local function send(body) data(s, "m-2", string.char(#body) .. body) end
+            -- a StreamInvocation [4, {}, "7", "Up", [NaN], ["s1"]], then an item for s1
+            send("\150\4\128\161\55\162Up\145" .. NAN .. "\145\162s1")
+            send("\148\2\128\162s1\1")
+            -- an Invocation without an id [1, {}, nil, "Add", [NaN, 1]]: no answer
+            send("\149\1\128\192\163Add\146" .. NAN .. "\1")
+            -- then a good call on the same connection
+            send("\149\1\128\161\56\163Add\146\1\2")
+            local reader = core.hub_reader()
+            reader:set_protocol(HUB.MESSAGEPACK)
+            local got = {}
+            for _, o in ipairs(s.out()) do
+                assert.is_nil(o.close)
+                for _, m in ipairs(assert(reader:feed(o.payload))) do got[#got + 1] = m end
+            end
+            assert.equal(2, #got)
+            assert.equal("7", got[1].invocation_id)
+            assert.equal("Failed to invoke 'Up' due to an error on the server.", got[1].error)
+            assert.equal("8", got[2].invocation_id)
+            assert.equal("3", got[2].result)
+            assert.equal(1, ran)
+            local logged = table.concat(s.logged, "\n")
+            assert.truthy(logged:find("invocation of 'Add': NaN and infinities have no JSON form", 1, true), logged)
+        end)
+
         it("ASP.NET Core's texts: unknown method, argument count, hub errors, the generic error", function()
             local s = server()
             s:on("Move", function(_, dx, dy)
