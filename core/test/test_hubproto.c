@@ -342,6 +342,24 @@ static void test_bad(void)
     }
 }
 
+/* [1, {}, nil, "t", args] with its length into out: args are `nested`
+ * arrays of one member each around `tail` (tail_len bytes).  Its size. */
+static size_t mp_nested(char *out, size_t nested, const char *tail,
+                        size_t tail_len)
+{
+    size_t n = 0, k;
+
+    out[n++] = 0; /* the length, below */
+    memcpy(out + n, "\x95\x01\x80\xc0\xa1t", 6);
+    n += 6;
+    for (k = 0; k < nested; k++)
+        out[n++] = (char)0x91;
+    memcpy(out + n, tail, tail_len);
+    n += tail_len;
+    out[0] = (char)(n - 1);
+    return n;
+}
+
 /* Arguments of valid MessagePack that JSON cannot carry: the invocation
  * still, its arguments absent and why in error (the hub answers it as a
  * binding failure); the messages after it are read as ever. */
@@ -391,18 +409,10 @@ static void test_unbound(void)
      * containers is unbound arguments too (a 64th container is too deep
      * and stops the reader: test_depth) */
     {
-        size_t k;
         char want2[200];
 
-        n = 0;
-        buf[n++] = 0; /* the length, below */
-        memcpy(buf + n, "\x95\x01\x80\xc0\xa1t", 6);
-        n += 6;
-        for (k = 0; k < SIGNALR_HUB_MAX_DEPTH - 1; k++)
-            buf[n++] = (char)0x91;
-        memcpy(buf + n, "\xcb\x7f\xf8\0\0\0\0\0\0", 9);
-        n += 9;
-        buf[0] = (char)(n - 1);
+        n = mp_nested(buf, SIGNALR_HUB_MAX_DEPTH - 1,
+                      "\xcb\x7f\xf8\0\0\0\0\0\0", 9);
         snprintf(want2, sizeof want2, "t=1 target=t error=NaN and "
                  "infinities have no JSON form (at byte %d of the message)",
                  SIGNALR_HUB_MAX_DEPTH - 1 + 7);
@@ -590,14 +600,7 @@ static void test_depth(void)
                   "JSON depth");
 
         /* MessagePack: [1, {}, nil, "t", [[...]]], depth d */
-        n = 0;
-        in[n++] = 0; /* the length, below */
-        memcpy(in + n, "\x95\x01\x80\xc0\xa1t", 6);
-        n += 6;
-        for (k = 0; k < d - 2; k++)
-            in[n++] = (char)0x91;
-        in[n++] = (char)0x90;
-        in[0] = (char)(n - 1);
+        n = mp_nested(in, d - 2, "\x90", 1);
         if (d > SIGNALR_HUB_MAX_DEPTH)
             snprintf(want, sizeof want, "ERR EPROTOCOL: values nested too "
                      "deep (at byte %d of the message)",
