@@ -136,8 +136,9 @@ static int l_sp_data(lua_State *L)
  * core.sp_data's common case in one call, from the argument list itself
  * (json_encode_args's common case, encoded into the shared JSON buffer)
  * and an id checked as sp_data checks it; no list.  false for anything
- * else (a target or id that is not a string among it), a failure included: the caller's general path (json_encode_args
- * or json_encode, then sp_data) does it or explains it. */
+ * else (a target or id that is not a string among it), a failure
+ * included: the caller's general path (json_encode_args or json_encode,
+ * then sp_data) does it or explains it. */
 static int l_sp_send(lua_State *L)
 {
     signalr_sp_data d;
