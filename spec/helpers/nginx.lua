@@ -29,6 +29,12 @@ function M.start(launch, ready)
         if not out:find("Address already in use", 1, true) then
             assert(out == "" or not out:find("emerg"), out)
             local n = { port = port, prefix = prefix, base = "http://127.0.0.1:" .. port }
+            -- a watch that stops this nginx once the spec run is gone
+            -- (busted killed mid-run would leave it serving): $PPID is
+            -- this process, also in the subshell; M.stop ends the watch
+            n.watch = M.sh(string.format("(while kill -0 $PPID 2>/dev/null; do sleep 1; done;"
+                .. " nginx -p %s -c %s/nginx.conf -s stop) > /dev/null 2>&1 < /dev/null & echo $!",
+                prefix, prefix)):match("%d+")
             env.wait(function() return ready(n) end, 10, "nginx")
             return n
         end
@@ -69,6 +75,7 @@ function M.stop_clean(n)
 end
 
 function M.stop(n)
+    if n.watch then M.sh("kill " .. n.watch .. " 2>/dev/null") end
     M.sh("nginx -p " .. n.prefix .. " -c " .. n.prefix .. "/nginx.conf -s stop 2>&1")
     env.keep_log(n.prefix .. "/logs/error.log", "nginx")
 end
