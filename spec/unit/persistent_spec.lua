@@ -308,6 +308,13 @@ describe("persistent mode's hub sends in one call (the transport's sender)", fun
         assert.is_nil(t:sender("chat", "to_connection"))
         assert.is_nil(t:sender("chat", "to_users"))
         assert.is_nil(t:sender("chat", "add_user_to_group"))
+        -- kept while a hub of the name lives, through full collections
+        local h = c:hub("kept")
+        local kept = t:sender("kept", "to_group")
+        collectgarbage()
+        collectgarbage()
+        assert.equal(kept, t:sender("kept", "to_group"))
+        assert.equal(kept, h._senders.to_group)
         -- a sender answers false for what is not its common case
         assert.is_false(b(5, { 1 }))
         assert.is_false(b("t", "not a list"))
