@@ -8,6 +8,18 @@
 
 /* ===== building ===== */
 
+/* A text named what (s NULL: absent) that is not one JSON array:
+ * EINVAL, saying so, or that it nests deeper than the check goes. */
+static signalr_err not_a_list(const char *what, const char *s, size_t n,
+                              signalr_error *err)
+{
+    if (s && sr__json_too_deep(s, n))
+        return sr__fail(err, SIGNALR_EINVAL, "%s nest more than %d arrays "
+                        "and objects deep (the list itself is one)", what,
+                        SR__JSON_MAX_DEPTH);
+    return sr__fail(err, SIGNALR_EINVAL, "%s must be a JSON array", what);
+}
+
 static signalr_err check_params(const signalr_client *c,
                                 const sr__op_row *row,
                                 const signalr_params *p, signalr_error *err)
@@ -41,12 +53,7 @@ static signalr_err check_params(const signalr_client *c,
         return SIGNALR_EINVAL;
     if ((row->flags & F_BODY) && p->arguments && !p->arguments_checked &&
         !sr__json_is(p->arguments, p->arguments_len, '['))
-        return sr__json_too_deep(p->arguments, p->arguments_len)
-                   ? sr__fail(err, SIGNALR_EINVAL, "arguments nest more than "
-                              "%d arrays and objects deep (the list itself "
-                              "is one)", SR__JSON_MAX_DEPTH)
-                   : sr__fail(err, SIGNALR_EINVAL,
-                              "arguments must be a JSON array");
+        return not_a_list("arguments", p->arguments, p->arguments_len, err);
     if ((row->flags & F_EXCLUDED) && p->excluded_count) {
         for (i = 0; i < p->excluded_count; i++) {
             const char *x = p->excluded[i];
@@ -89,12 +96,7 @@ static signalr_err check_params(const signalr_client *c,
         return SIGNALR_EINVAL;
     if ((row->flags & F_EXEC) &&
         (!p->commands || !sr__json_is(p->commands, p->commands_len, '[')))
-        return p->commands && sr__json_too_deep(p->commands, p->commands_len)
-                   ? sr__fail(err, SIGNALR_EINVAL, "commands nest more than "
-                              "%d arrays and objects deep (the list itself "
-                              "is one)", SR__JSON_MAX_DEPTH)
-                   : sr__fail(err, SIGNALR_EINVAL,
-                              "commands must be a JSON array");
+        return not_a_list("commands", p->commands, p->commands_len, err);
     if ((row->flags & F_EXEC) && p->filter) {
         rc = signalr_validate_id("filter", p->filter, strlen(p->filter),
                                  err);
