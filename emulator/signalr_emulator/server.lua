@@ -553,6 +553,9 @@ function _M.serve(emu, ws, key, cid)
             emu:log("warn", "server %s sent a text message: closed", cid)
             break
         end
+        -- WebSocket messages, apart from the service-protocol messages they
+        -- carry (a server batches several into one)
+        stats.server_ws_messages = (stats.server_ws_messages or 0) + 1
         buf = sub(buf, at) .. data
         at = 1
         local broken

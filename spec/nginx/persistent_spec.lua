@@ -54,7 +54,27 @@ describe("persistent mode inside nginx", function()
         assert.equal(1, st.server_handshakes)
     end)
 
-    it("acknowledged calls wait for the service in a handler", function()
+    it("sends in quick succession share WebSocket messages (a write rests 1 ms after a small one)",
+            function()
+        env.wait(function() return get(n, "/status").state == "open" end, 10, "the connection")
+        local before = emu:stats().server_ws_messages
+        local ms = get(n, "/spaced?user=u-json&tag=spaced&n=40").ms
+        env.wait(function() return pool:count("json", "spaced") == 40 end, 10, "40 messages")
+        local used = emu:stats().server_ws_messages - before
+        -- a write per event cycle would take 40 messages; resting 1 ms
+        -- (of nginx's cached clock, which moves in whole milliseconds)
+        -- after each write, the writer makes at most one per tick of that
+        -- clock, one more for the first, and a keep-alive ping may add one
+        assert.is_true(used >= 1 and used <= math.ceil(ms) + 3,
+            ("40 sends over %.1f ms took %d WebSocket messages"):format(ms, used))
+        local args = {}
+        for _, m in ipairs(pool:messages("json")) do
+            if m.args[1] == "spaced" then args[#args + 1] = m.args[2] end
+        end
+        for i = 1, 40 do assert.equal(i, args[i]) end
+    end)
+
+        it("acknowledged calls wait for the service in a handler", function()
         local r = get(n, "/join?conn=" .. ids.mp .. "&group=g")
         assert.is_true(r.result)
         r = get(n, "/join?conn=nope&group=g")

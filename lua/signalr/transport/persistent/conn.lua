@@ -28,8 +28,9 @@ _M.Conn = Conn
 
 -- Sends close together share a write: the first after WRITE_DELAY
 -- seconds of quiet goes at once, later ones when WRITE_BATCH bytes wait
--- (or at the next poll).
+-- (or at the next poll).  The nginx driver follows the same rule.
 local WRITE_DELAY, WRITE_BATCH = 0.001, 16 * 1024
+_M.WRITE_DELAY, _M.WRITE_BATCH = WRITE_DELAY, WRITE_BATCH
 
 --- A connection (idle until `start`).
 -- @tparam table spec `o` (the options: timeouts, `timeout` for requeued

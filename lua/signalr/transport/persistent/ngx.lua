@@ -15,10 +15,12 @@ local ngx = ngx
 local semaphore = require "ngx.semaphore"
 local core = require "signalr.core"
 local cosockets = require "signalr.transport.ngx"
+local conn_mod = require "signalr.transport.persistent.conn"
 
 local tonumber, tostring, pcall, setmetatable, pairs = tonumber, tostring, pcall, setmetatable, pairs
 local max, min, floor = math.max, math.min, math.floor
 local now = core.monotonic
+local WRITE_DELAY, WRITE_BATCH = conn_mod.WRITE_DELAY, conn_mod.WRITE_BATCH
 
 local _M = {}
 local D = {}
@@ -61,7 +63,12 @@ local function start_timer(self)
 end
 
 -- The writer: what the WebSocket has ready goes out; then it sleeps until
--- a send wakes it (or a second passes).
+-- a send wakes it (or a second passes).  Sends close together share a
+-- write, as they do outside nginx: the first frame after a quiet spell
+-- leaves at once (at the end of the handler's event cycle), and a write
+-- smaller than WRITE_BATCH is followed by WRITE_DELAY of rest, so the
+-- frames handlers send meanwhile leave together in the next one (one
+-- system call, and one wake-up of the service's reader, for a burst).
 local function writer(c, st, sock, gen)
     while st.gen == gen do
         local out = c:output() -- what handlers sent since: one message
@@ -73,6 +80,7 @@ local function writer(c, st, sock, gen)
                 return
             end
             c:written(#out)
+            if #out < WRITE_BATCH then ngx.sleep(WRITE_DELAY) end
         else
             st.sema:wait(1)
         end
