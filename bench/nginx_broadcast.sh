@@ -38,21 +38,23 @@ curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/chat/broadcast" > /de
 curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/bench/rest" > /dev/null
 curl -sf --data-binary "$body" "http://127.0.0.1:$app_port/bench/pers" > /dev/null
 master=$(cat "$tmp/app/logs/nginx.pid"); worker=$(pgrep -P "$master" | head -1)
-cpu() { awk '{ print $14 + $15 }' "/proc/$worker/stat"; } # clock ticks
-# run PATH -> "req/s cpu_us_per_request" (the app worker's user+sys)
+sink=$(cat "$tmp/ws_sink.pid")
+cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # clock ticks
+# run PATH -> "req/s cpu_us_per_request sink_us_per_request" (the app
+# worker's user+sys; bench/ws_sink.c's, the persistent "service")
 run() {
-  local c0 c1 out n r
-  c0=$(cpu)
+  local c0 c1 s0 s1 out n r
+  c0=$(cpu "$worker"); s0=$(cpu "$sink")
   out=$("${pin0[@]}" wrk -t1 -c"$conns" -d"${secs}s" -s "$tmp/post.lua" "http://127.0.0.1:$app_port$1")
-  c1=$(cpu)
+  c1=$(cpu "$worker"); s1=$(cpu "$sink")
   n=$(awk '/requests in/ {print $1}' <<< "$out"); r=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
-  awk -v r="$r" -v c=$((c1 - c0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN { printf "%s %.1f", r, c / hz / n * 1e6 }'
+  awk -v r="$r" -v c=$((c1 - c0)) -v s=$((s1 - s0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%s %.1f %.2f", r, c / hz / n * 1e6, s / hz / n * 1e6 }'
 }
 median() { sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2;
   printf "%.2f (%.2f-%.2f)", m, a[1], a[NR] }'; }
 rounds=${ROUNDS:-5}
-for f in r_rate r_cpu p_rate p_cpu; do : > "$tmp/$f"; done
+for f in r_rate r_cpu p_rate p_cpu p_sink; do : > "$tmp/$f"; done
 echo "measuring: $rounds rounds, ${secs}s per handler ..." >&2
 # Each round runs the three in another of the six orders (0 without the
 # call, 1 REST, 2 persistent), each after a pause of $settle s: what a
@@ -65,15 +67,16 @@ measure() { sleep "$settle"; run "$1"; }
 for i in $(seq 1 "$rounds"); do
   for k in ${orders[$(( (i - 1) % 6 ))]}; do
     case $k in
-      0) read -r noop noopc <<< "$(measure /bench/noop)" ;;
-      1) read -r bcast bcastc <<< "$(measure /bench/rest)" ;;
-      2) read -r pers persc <<< "$(measure /bench/pers)" ;;
+      0) read -r noop noopc _ <<< "$(measure /bench/noop)" ;;
+      1) read -r bcast bcastc _ <<< "$(measure /bench/rest)" ;;
+      2) read -r pers persc perss <<< "$(measure /bench/pers)" ;;
     esac
   done
   awk -v a="$bcast" -v b="$noop" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_rate"
   awk -v a="$noopc" -v b="$bcastc" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/r_cpu"
   awk -v a="$pers" -v b="$noop" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/p_rate"
   awk -v a="$noopc" -v b="$persc" 'BEGIN { printf "%.3f\n", a / b }' >> "$tmp/p_cpu"
+  echo "$perss" >> "$tmp/p_sink"
   echo "  round $i: without the call $noop req/s, ${noopc} us CPU/req;" \
     "REST hub:broadcast $bcast req/s, ${bcastc} us CPU/req;" \
     "persistent hub:broadcast $pers req/s, ${persc} us CPU/req" >&2
@@ -82,6 +85,7 @@ errors=$(grep -c '\[error\]' "$tmp/app/logs/error.log" || true)
 echo "nginx handler, wrk -t1 -c$conns -d${secs}s, 1 worker, median of $rounds rounds (spread):"
 echo "  req/s persistent hub:broadcast / without the call: $(median < "$tmp/p_rate")   target >= 0.8"
 echo "  CPU per request of the worker, without / persistent: $(median < "$tmp/p_cpu")"
+echo "  CPU per request of the WebSocket sink (the persistent \"service\"), us: $(median < "$tmp/p_sink")"
 echo "  req/s REST hub:broadcast / without the call: $(median < "$tmp/r_rate")   target >= 0.4"
 echo "  CPU per request of the worker, without / REST: $(median < "$tmp/r_cpu")"
 echo "  errors logged: $errors"
