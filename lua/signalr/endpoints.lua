@@ -463,10 +463,13 @@ _M.combine = combine
 -- ===== calls =====
 
 -- Synchronous fan-out: in parallel light threads inside nginx, one after
--- another elsewhere.  Bad input stops at the first endpoint.
+-- another elsewhere, and in the nginx phases that refuse light threads
+-- (init_worker, log, the filters, set: the phases without cosockets, where
+-- a REST member answers EPHASE and a persistent one only touches memory).
+-- Bad input stops at the first endpoint.
 local function run(self, targets, op, params, what)
     local results = {}
-    if self.in_nginx and #targets > 1 and ngx.get_phase() ~= "init" then
+    if self.in_nginx and #targets > 1 and require("signalr.transport.ngx").usable() then
         local threads = {}
         for i, m in ipairs(targets) do
             local p = shallow(params)
