@@ -462,14 +462,22 @@ _M.combine = combine
 
 -- ===== calls =====
 
+-- Inside nginx: may this phase start light threads? (the phases with
+-- cosockets; loaded on first use, outside nginx it is never asked)
+local threads_usable
+
 -- Synchronous fan-out: in parallel light threads inside nginx, one after
--- another elsewhere, and in the nginx phases that refuse light threads
--- (init_worker, log, the filters, set: the phases without cosockets, where
--- a REST member answers EPHASE and a persistent one only touches memory).
--- Bad input stops at the first endpoint.
+-- another elsewhere, and in the nginx phases without light threads (those
+-- without cosockets too: there a REST member answers EPHASE, a persistent
+-- one only touches memory).  Bad input stops at the first endpoint.
 local function run(self, targets, op, params, what)
     local results = {}
-    if self.in_nginx and #targets > 1 and require("signalr.transport.ngx").usable() then
+    local parallel = self.in_nginx and #targets > 1
+    if parallel then
+        threads_usable = threads_usable or require("signalr.transport.ngx").usable
+        parallel = threads_usable()
+    end
+    if parallel then
         local threads = {}
         for i, m in ipairs(targets) do
             local p = shallow(params)

@@ -59,6 +59,17 @@ describe("several endpoints inside nginx", function()
         assert.equal(0, pools[1]:count("c", "rest-log") + pools[2]:count("c", "rest-log"))
     end)
 
+    it("REST from server_rewrite_by_lua: light threads and cosockets work there, both endpoints get it",
+            function()
+        sh("curl -s '" .. n.base .. "/send?mode=transient&tag=srw&sr=1' > /dev/null")
+        local out = sh("curl -s '" .. n.base .. "/result?tag=srw-sr'")
+        local r = cjson.decode(out)
+        assert.is_nil(r.raised)
+        assert.is_nil(r.code)
+        assert.is_true(r.answered)
+        reached("srw-server_rewrite", 1)
+    end)
+
     it("persistent mode: both phases' broadcasts reach both endpoints", function()
         local r, logged = send("persistent", "pers")
         assert.is_nil(r.raised)

@@ -25,9 +25,10 @@ local READ_MAX = 65536
 local _M = {}
 
 -- Phases where cosockets work (lua-nginx-module docs, "Cosockets Not
--- Available Everywhere").
+-- Available Everywhere"); light threads (ngx.thread.spawn) work in the
+-- same ones.
 local COSOCKET_PHASES = {
-    rewrite = true, access = true, content = true, timer = true,
+    rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
     ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
     preread = true,
 }
