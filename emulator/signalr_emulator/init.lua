@@ -199,6 +199,7 @@ local function admin(self, stream, method, path)
             server_handshakes = self.stats.server_handshakes or 0,
             server_messages = self.stats.server_messages or 0,
             server_ws_messages = self.stats.server_ws_messages or 0,
+            server_clean_closes = self.stats.server_clean_closes or 0,
             server_deliveries = self.stats.server_deliveries or 0,
             server_types = self.stats.server_types or nil,
             service_mode = self.service_mode,

@@ -678,6 +678,10 @@ function _M.serve(emu, ws, key, cid)
         n = n + 1
     end
     if n > 0 then emu:log("info", "server connection %s: closed its %d client(s)", cid, n) end
+    -- the server said goodbye: a close frame with 1000
+    if not ws.failed and ws.got_close_code == 1000 then
+        stats.server_clean_closes = (stats.server_clean_closes or 0) + 1
+    end
     pcall(ws.close, ws, close_code, "", 1)
     emu:log("info", "server connection %s closed", cid)
 end

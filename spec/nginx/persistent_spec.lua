@@ -76,6 +76,15 @@ describe("persistent mode inside nginx", function()
         for i = 1, 40 do assert.equal(i, args[i]) end
     end)
 
+    it("a client closed in a handler ends its server connection with a WebSocket close", function()
+        local before = emu:stats().server_clean_closes
+        local r = get(n, "/closeown?user=u-json&tag=closeown")
+        assert.is_true(r.flushed, r.msg)
+        env.wait(function() return pool:count("json", "closeown") == 1 end, 10, "the message")
+        env.wait(function() return emu:stats().server_clean_closes == before + 1 end, 10,
+            "the emulator to see a clean close")
+    end)
+
     it("acknowledged calls wait for the service in a handler", function()
         local r = get(n, "/join?conn=" .. ids.mp .. "&group=g")
         assert.is_true(r.result)

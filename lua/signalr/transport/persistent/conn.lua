@@ -190,7 +190,8 @@ local function drop(self)
     if self.sock then self.sock:close() end
     if self.ws then self.ws:free() end
     self.sock, self.ws, self.want_write = nil, nil, nil
-    if self.io then self.io:drop(self) end
+    if self.io then self.io:drop(self, self.farewell) end
+    self.farewell = nil
 end
 
 -- The data frames the network never took (none of their bytes reached
@@ -463,12 +464,21 @@ function Conn:fds(out)
 end
 
 --- Close for good: a WebSocket close when open (written at once over
--- libcurl), then the failure `msg`, `details` for what it still held.
+-- libcurl; inside nginx the driver writes it last on the connection's
+-- own socket, when nothing is left before it: frames the network had not
+-- taken are failed here, and must not reach the service after that),
+-- then the failure `msg`, `details` for what it still held.
 function Conn:close(msg, details)
     self.closing = true
-    if self.ws and self.state == "open" then
-        self.ws:close(1000, "")
-        if not self.io and self.sock then pcall(self.sock.pump, self.sock, self.ws) end
+    local ws = self.ws
+    if ws and self.state == "open" then
+        if not self.io then
+            ws:close(1000, "")
+            if self.sock then pcall(self.sock.pump, self.sock, ws) end
+        elseif ws:unsent() == 0 then
+            ws:close(1000, "")
+            self.farewell = ws:output()
+        end
     end
     self:fail(msg, details)
     self.state = "closed"

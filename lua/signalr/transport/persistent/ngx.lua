@@ -133,9 +133,16 @@ local function run(premature, c, st, gen, o)
     while st.gen == gen and not ngx.worker.exiting() do
         st.stop:wait(1)
     end
-    ngx.thread.kill(r)
     st.sema:post(1)
     ngx.thread.wait(w)
+    -- the connection closed for good: its WebSocket close goes last
+    -- (before the reader is killed: that closes the socket)
+    local bye = st.farewell
+    if bye and bye.gen == gen then
+        st.farewell = nil
+        sock:send(bye.bytes)
+    end
+    ngx.thread.kill(r)
     sock:close()
 end
 
@@ -148,16 +155,20 @@ function D:open(c)
         self.conns[c] = st
     end
     st.gen = st.gen + 1
+    st.farewell = nil
     local ok, err = ngx.timer.at(0, run, c, st, st.gen, self.o)
     if not ok then return nil, "cannot start a timer for the server connection: " .. tostring(err),
         { code = "ECONNECT", sent = false } end
     return true
 end
 
---- The connection is dropped: its loops end at their next look.
-function D:drop(c)
+--- The connection is dropped: its loops end at their next look;
+-- `farewell` (the bytes of a WebSocket close, when it closes for good)
+-- is written on its socket before that closes.
+function D:drop(c, farewell)
     local st = self.conns[c]
     if not st then return end
+    if farewell then st.farewell = { gen = st.gen, bytes = farewell } end
     st.gen = st.gen + 1
     st.sema:post(1)
     if st.stop then st.stop:post(1) end
