@@ -136,4 +136,17 @@ describe("persistent mode inside nginx", function()
         assert.equal(100, sent + failed)
         assert.is_true(emu:stats().server_handshakes >= 2)
     end)
+
+    it("a reload: the old worker's connection ends with a WebSocket close, the new one sends", function()
+        env.wait(function() return get(n, "/status").state == "open" end, 15, "the connection")
+        local closes = emu:stats().server_clean_closes
+        sh("nginx -p " .. n.prefix .. " -c " .. n.prefix .. "/nginx.conf -s reload 2>&1")
+        env.wait(function() return emu:stats().server_clean_closes > closes end, 15,
+            "the old worker's clean close")
+        env.wait(function()
+            local r = get(n, "/send?user=u-json&tag=reloaded&n=1")
+            return r.sent + r.queued == 1
+        end, 10, "a send from the new worker")
+        env.wait(function() return pool:count("json", "reloaded") >= 1 end, 15, "the new worker's message")
+    end)
 end)
