@@ -85,6 +85,37 @@ describe("persistent mode inside nginx", function()
             "the emulator to see a clean close")
     end)
 
+    it("a write under way when the client closes: no message is both delivered and failed", function()
+        local r = get(n, "/stuck_open?user=u-json&tag=stuck")
+        assert.is_true(r.flushed, r.msg)
+        env.wait(function() return pool:count("json", "stuck") == 1 end, 10, "the first message")
+        -- the service reads nothing for a while: 12 MB of messages fill
+        -- the socket buffers, the writer blocks in a write, the close
+        -- comes then (after its 1 s of grace)
+        sh("kill -STOP " .. emu.pid)
+        local ok, err = pcall(function()
+            get(n, "/stuck_fill?user=u-json&tag=stuck&n=3000")
+            get(n, "/stuck_close?tag=stuck")
+        end)
+        sh("kill -CONT " .. emu.pid)
+        assert(ok, err)
+        -- what was delivered and what failed, once both stop moving
+        local last, same = nil, 0
+        env.wait(function()
+            env.sleep(0.2)
+            local c = get(n, "/stuck_count?tag=stuck")
+            local now = pool:count("json", "stuck") .. "/" .. c.failed
+            same = (now == last) and same + 1 or 0
+            last = now
+            return same >= 4
+        end, 30, "deliveries and failures to settle")
+        local c = get(n, "/stuck_count?tag=stuck")
+        local delivered = pool:count("json", "stuck")
+        assert.is_true(c.failed > 0, "the close failed nothing: no write was under way")
+        assert.is_true(delivered + c.failed <= c.total, ("%d delivered + %d failed > %d sent")
+            :format(delivered, c.failed, c.total))
+    end)
+
     it("acknowledged calls wait for the service in a handler", function()
         local r = get(n, "/join?conn=" .. ids.mp .. "&group=g")
         assert.is_true(r.result)

@@ -133,14 +133,21 @@ local function run(premature, c, st, gen, o)
     while st.gen == gen and not ngx.worker.exiting() do
         st.stop:wait(1)
     end
-    st.sema:post(1)
-    ngx.thread.wait(w)
-    -- the connection closed for good: its WebSocket close goes last
-    -- (before the reader is killed: that closes the socket)
     local bye = st.farewell
     if bye and bye.gen == gen then
+        -- closed for good with nothing left unwritten: the writer is idle
+        -- and ends at once; the WebSocket close goes last, before the
+        -- reader is killed (that closes the socket), and waits 1 s at most
         st.farewell = nil
+        st.sema:post(1)
+        ngx.thread.wait(w)
+        sock:settimeout(1000)
         sock:send(bye.bytes)
+    else
+        -- a write still under way stops here: the connection's failure
+        -- already counted its frames as not taken (failed, or queued for
+        -- another connection), so none of them may reach the service now
+        ngx.thread.kill(w)
     end
     ngx.thread.kill(r)
     sock:close()
